@@ -1,0 +1,469 @@
+#!/usr/bin/env python3
+"""Kernel launcher for Gateway Provisioners: runs next to the kernel, wherever that is.
+
+1. Picks the kernel's five ZMQ ports (inside ``--port-range`` when given) and binds a comm port.
+2. Starts the kernel (ipykernel, or ``--kernel-class-name``) as a child process.
+3. Seals the connection info for the server (protocol v2: RSA-OAEP + AES-256-GCM, with the
+   one-time launch secret from ``GP_LAUNCH_SECRET``; or v1 with ``--protocol-version 1``) and
+   sends it to ``--response-address``, retrying with backoff until the server acknowledges.
+4. Serves signed interrupt/signal/shutdown requests on the comm port until the kernel exits.
+
+Runs with only the Python standard library, ``cryptography`` and, for CurveZMQ, ``pyzmq``; the
+kernel itself needs ipykernel.  The wire format is specified in ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+PROTOCOL_VERSION = 2
+LAUNCH_SECRET_ENV = "GP_LAUNCH_SECRET"  # noqa: S105 - a variable name
+COMM_REQUEST_MAX_SKEW_MS = 30_000
+MAX_REQUEST_BYTES = 64 * 1024
+SEND_ATTEMPTS = 8
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")
+SPARK_MODES = ("lazy", "eager", "none")
+
+log = logging.getLogger("gp-launcher")
+
+
+# ---------------------------------------------------------------------------------------------
+# Protocol: sealing (launcher -> server) and comm request verification (server -> launcher)
+# ---------------------------------------------------------------------------------------------
+
+
+def associated_data(kernel_id: str) -> bytes:
+    return f"gp-launch:v{PROTOCOL_VERSION}:{kernel_id}".encode()
+
+
+def _public_key(public_key_b64: str) -> Any:
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_der_public_key(base64.b64decode(public_key_b64))
+
+
+def seal_v2(
+    public_key_b64: str,
+    kernel_id: str,
+    launch_secret: str,
+    conn_info: dict[str, Any],
+    aes_key: bytes | None = None,
+    nonce: bytes | None = None,
+) -> bytes:
+    """The v2 launch message (base64 of the JSON envelope), without the newline."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    aes_key = aes_key if aes_key is not None else secrets.token_bytes(32)
+    nonce = nonce if nonce is not None else secrets.token_bytes(12)
+    body = json.dumps({"launch_secret": launch_secret, "conn_info": conn_info}).encode()
+    ciphertext = AESGCM(aes_key).encrypt(nonce, body, associated_data(kernel_id))
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    wrapped = _public_key(public_key_b64).encrypt(aes_key, oaep)
+    envelope = {
+        "version": PROTOCOL_VERSION,
+        "kernel_id": kernel_id,
+        "key": base64.b64encode(wrapped).decode(),
+        "nonce": base64.b64encode(nonce).decode(),
+        "conn_info": base64.b64encode(ciphertext).decode(),
+    }
+    return base64.b64encode(json.dumps(envelope).encode())
+
+
+def seal_v1(public_key_b64: str, conn_info: dict[str, Any]) -> bytes:
+    """The legacy v1 message, for servers that predate v2 (no integrity, no authentication)."""
+    from cryptography.hazmat.primitives import padding as sym_padding
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    aes_key = secrets.token_bytes(16)
+    padder = sym_padding.PKCS7(128).padder()
+    padded = padder.update(json.dumps(conn_info).encode()) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(aes_key), modes.ECB()).encryptor()  # noqa: S305 - v1 wire
+    ciphertext = encryptor.update(padded) + encryptor.finalize()
+    wrapped = _public_key(public_key_b64).encrypt(aes_key, padding.PKCS1v15())
+    envelope = {
+        "version": 1,
+        "key": base64.b64encode(wrapped).decode(),
+        "conn_info": base64.b64encode(ciphertext).decode(),
+    }
+    return base64.b64encode(json.dumps(envelope).encode())
+
+
+def comm_signing_input(kernel_id: str, request: dict[str, Any], ts_ms: int, nonce: str) -> bytes:
+    canonical = {"kernel_id": kernel_id, "nonce": nonce, "request": request, "ts": ts_ms}
+    return json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+
+
+class CommRequestVerifier:
+    """Checks the signature, freshness and uniqueness of comm-port requests."""
+
+    def __init__(self, connection_key: str, kernel_id: str) -> None:
+        self._key = connection_key.encode()
+        self._kernel_id = kernel_id
+        self._seen: dict[str, int] = {}
+
+    def verify(self, message: Any, now_ms: int | None = None) -> dict[str, Any]:
+        """Return the inner request, or raise ValueError saying why it is refused."""
+        now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        if not isinstance(message, dict):
+            raise ValueError("not a JSON object")
+        request, ts, nonce = message.get("request"), message.get("ts"), message.get("nonce")
+        signature = message.get("signature")
+        if not isinstance(request, dict) or not isinstance(ts, int) or not isinstance(nonce, str):
+            raise ValueError("unsigned or incomplete request")
+        if not isinstance(signature, str) or message.get("kernel_id") != self._kernel_id:
+            raise ValueError("unsigned request or another kernel's request")
+        expected = hmac.new(
+            self._key, comm_signing_input(self._kernel_id, request, ts, nonce), hashlib.sha256
+        ).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise ValueError("bad signature")
+        if abs(now_ms - ts) > COMM_REQUEST_MAX_SKEW_MS:
+            raise ValueError("stale request")
+        self._seen = {n: t for n, t in self._seen.items() if now_ms - t <= 2 * COMM_REQUEST_MAX_SKEW_MS}
+        if nonce in self._seen:
+            raise ValueError("replayed request")
+        self._seen[nonce] = ts
+        return request
+
+
+# ---------------------------------------------------------------------------------------------
+# Ports, addresses and the connection file
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    try:
+        lower_text, upper_text = text.split("..")
+        lower, upper = int(lower_text), int(upper_text)
+    except ValueError:
+        raise SystemExit(f"--port-range {text!r} is not of the form LOWER..UPPER") from None
+    if (lower, upper) != (0, 0) and not 0 < lower < upper <= 65535:
+        raise SystemExit(f"--port-range {text!r} is not a valid range of TCP ports")
+    return lower, upper
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise SystemExit(f"--response-address {text!r} is not of the form IP:PORT")
+    return host.strip("[]"), int(port)
+
+
+def local_address_towards(host: str, port: int) -> str:
+    """The address of this host that routes to the server (no packet is sent)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((host, port))
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+def bind_in_range(ip: str, port_range: tuple[int, int], attempts: int = 50) -> socket.socket:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    lower, upper = port_range
+    for _ in range(attempts):
+        candidate = 0 if upper == 0 else random.randint(lower, upper)  # noqa: S311
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.bind((ip, candidate))
+            return sock
+        except OSError:
+            sock.close()
+    raise SystemExit(f"No free port on {ip} in range {lower}..{upper} after {attempts} tries")
+
+
+# ---------------------------------------------------------------------------------------------
+# The launcher
+# ---------------------------------------------------------------------------------------------
+
+
+class Launcher:
+    """Starts one kernel, reports its connection info, and serves its comm port."""
+
+    def __init__(self, args: argparse.Namespace, launch_secret: str) -> None:
+        self.args = args
+        self.launch_secret = launch_secret
+        self.kernel_id: str = args.kernel_id
+        self.response_host, self.response_port = parse_address(args.response_address)
+        self.ip: str = args.ip or local_address_towards(self.response_host, self.response_port)
+        self.port_range = parse_port_range(args.port_range)
+        self.kernel: subprocess.Popen[bytes] | None = None
+        self.conn_info: dict[str, Any] = {}
+        self.comm_socket = bind_in_range(
+            "" if args.comm_bind_all else self.ip, self.port_range
+        )
+        self.workdir = tempfile.mkdtemp(prefix=f"gp-kernel-{self.kernel_id[:8]}-")
+
+    def build_connection_info(self) -> dict[str, Any]:
+        held = [bind_in_range(self.ip, self.port_range) for _ in PORT_NAMES]
+        ports = [sock.getsockname()[1] for sock in held]
+        for sock in held:
+            sock.close()
+        info: dict[str, Any] = dict(zip(PORT_NAMES, ports))
+        info.update(
+            ip=self.ip,
+            key=secrets.token_hex(32),
+            transport="tcp",
+            signature_scheme="hmac-sha256",
+            kernel_name="",
+        )
+        if self.args.transport_encryption != "none":
+            info.update(curve_keys(self.args.transport_encryption))
+        return info
+
+    def write_connection_file(self, info: dict[str, Any]) -> str:
+        path = os.path.join(self.workdir, f"kernel-{self.kernel_id}.json")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(info, f)
+        return path
+
+    def kernel_command(self, connection_file: str) -> list[str]:
+        cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file]
+        if self.args.kernel_class_name:
+            cmd.append(f"--IPKernelApp.kernel_class={self.args.kernel_class_name}")
+        cmd.extend(spark_exec_lines(self.args.spark_context_initialization_mode, self.kernel_id))
+        return cmd
+
+    def start_kernel(self) -> None:
+        info = self.build_connection_info()
+        connection_file = self.write_connection_file(info)
+        env = {k: v for k, v in os.environ.items() if k != LAUNCH_SECRET_ENV}
+        # ipykernel watches this pid and exits when the launcher dies, so no kernel is orphaned.
+        env["JPY_PARENT_PID"] = str(os.getpid())
+        self.kernel = subprocess.Popen(self.kernel_command(connection_file), env=env)  # noqa: S603
+        self.conn_info = dict(
+            info,
+            pid=os.getpid(),
+            pgid=os.getpgid(0),
+            kernel_pid=self.kernel.pid,
+            comm_port=self.comm_socket.getsockname()[1],
+            kernel_id=self.kernel_id,
+        )
+        log.info("Kernel %s started as pid %s on %s", self.kernel_id, self.kernel.pid, self.ip)
+
+    def send_connection_info(self) -> None:
+        if self.args.protocol_version == 1:
+            message = seal_v1(self.args.public_key, self.conn_info)
+        else:
+            message = seal_v2(
+                self.args.public_key, self.kernel_id, self.launch_secret, self.conn_info
+            )
+        delay = 0.1
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                status = self._send_once(message)
+            except OSError as err:
+                log.warning("Sending connection info failed (attempt %d): %s", attempt, err)
+            else:
+                if status.get("status") == "accepted" or self.args.protocol_version == 1:
+                    return
+                raise SystemExit(f"The server refused the connection info: {status}")
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        raise SystemExit(
+            f"Could not reach the server at {self.args.response_address} after "
+            f"{SEND_ATTEMPTS} attempts"
+        )
+
+    def _send_once(self, message: bytes) -> dict[str, Any]:
+        with socket.create_connection((self.response_host, self.response_port), timeout=10) as s:
+            if self.args.protocol_version == 1:
+                s.sendall(message)
+                return {}
+            s.sendall(message + b"\n")
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        try:
+            status = json.loads(reply or b"{}")
+        except ValueError:
+            raise OSError(f"unreadable acknowledgement {reply[:80]!r}") from None
+        return status if isinstance(status, dict) else {}
+
+    # -- comm port ------------------------------------------------------------------------------
+
+    async def serve(self) -> int:
+        assert self.kernel is not None
+        loop = asyncio.get_running_loop()
+        verifier = CommRequestVerifier(self.conn_info["key"], self.kernel_id)
+        self.comm_socket.listen(16)
+        self.comm_socket.setblocking(False)
+        server = await asyncio.start_server(
+            lambda r, w: self._handle_comm(r, w, verifier), sock=self.comm_socket
+        )
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        exit_code = await loop.run_in_executor(None, self.kernel.wait)
+        server.close()
+        log.info("Kernel %s exited with %s", self.kernel_id, exit_code)
+        return exit_code
+
+    def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGTERM:
+            asyncio.get_running_loop().create_task(self.stop_kernel())
+        elif self.kernel is not None and self.kernel.poll() is None:
+            self.kernel.send_signal(signum)
+
+    async def _handle_comm(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, verifier: Any
+    ) -> None:
+        try:
+            raw = await asyncio.wait_for(reader.read(MAX_REQUEST_BYTES), timeout=5)
+            if self.args.protocol_version == 1:
+                request = json.loads(raw)
+            else:
+                request = verifier.verify(json.loads(raw))
+            reply = await self.apply(request)
+        except (ValueError, asyncio.TimeoutError, OSError) as err:
+            log.warning("Refused a comm-port request: %s", err)
+            reply = {"ok": False, "error": str(err)}
+        try:
+            if self.args.protocol_version != 1:
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def apply(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.kernel is not None
+        if request.get("shutdown"):
+            asyncio.get_running_loop().create_task(self.stop_kernel())
+            return {"ok": True}
+        signum = request.get("signum")
+        if not isinstance(signum, int) or signum < 0:
+            raise ValueError(f"no valid signum in {request}")
+        alive = self.kernel.poll() is None
+        if alive and signum:
+            self.kernel.send_signal(signum)
+            log.info("Sent signal %s to kernel %s", signum, self.kernel_id)
+        return {"ok": True, "alive": alive}
+
+    async def stop_kernel(self, grace: float = 5.0) -> None:
+        if self.kernel is None or self.kernel.poll() is not None:
+            return
+        self.kernel.terminate()
+        deadline = time.monotonic() + grace
+        while self.kernel.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.kernel.poll() is None:
+            self.kernel.kill()
+
+
+def curve_keys(mode: str) -> dict[str, str]:
+    try:
+        import zmq
+
+        if not zmq.has("curve"):
+            raise RuntimeError("libzmq has no CurveZMQ support")
+        public, secret = zmq.curve_keypair()
+    except Exception as err:
+        if mode == "required":
+            raise SystemExit(f"Transport encryption is required but unavailable: {err}") from err
+        log.warning("CurveZMQ unavailable (%s); the kernel runs without it", err)
+        return {}
+    return {"curve_publickey": public.decode(), "curve_secretkey": secret.decode()}
+
+
+def spark_exec_lines(mode: str, kernel_id: str) -> list[str]:
+    """IPython start-up lines that create the Spark context as the mode asks."""
+    if mode == "none":
+        return []
+    import importlib.util
+
+    if importlib.util.find_spec("pyspark") is None:
+        raise SystemExit(
+            f"--spark-context-initialization-mode {mode} needs pyspark, which is not installed "
+            "where the kernel runs; install pyspark there or use mode 'none'"
+        )
+    build = (
+        "from pyspark.sql import SparkSession as _S; "
+        f"spark = _S.builder.appName({kernel_id!r}).getOrCreate(); sc = spark.sparkContext"
+    )
+    if mode == "eager":
+        return [f"--IPKernelApp.exec_lines={json.dumps([build])}"]
+    lazy = (
+        "import threading as _t; "
+        "_ns = get_ipython().user_ns; "
+        f"_t.Thread(target=lambda: exec({build!r}, _ns), daemon=True).start()"
+    )
+    return [f"--IPKernelApp.exec_lines={json.dumps([lazy])}"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kernel-id", required=True)
+    parser.add_argument("--response-address", required=True, help="IP:PORT of the server")
+    parser.add_argument("--public-key", required=True, help="the server's base64 DER key")
+    parser.add_argument("--port-range", default="0..0", help="LOWER..UPPER, 0..0 for any")
+    parser.add_argument("--kernel-class-name", default="", help="ipykernel Kernel subclass")
+    parser.add_argument(
+        "--spark-context-initialization-mode", choices=SPARK_MODES, default="none"
+    )
+    parser.add_argument("--ip", default=os.getenv("GP_KERNEL_IP", ""), help="kernel address")
+    parser.add_argument("--comm-bind-all", action="store_true", help="comm port on all addresses")
+    parser.add_argument("--protocol-version", type=int, choices=(1, 2), default=PROTOCOL_VERSION)
+    parser.add_argument(
+        "--transport-encryption", choices=("none", "auto", "required"), default="none"
+    )
+    parser.add_argument("--log-level", default=os.getenv("GP_LAUNCHER_LOG_LEVEL", "INFO"))
+    # Accepted and ignored so that older kernelspecs keep working.
+    parser.add_argument("--kernel-username", "--RemoteProcessProxy.kernel-id", default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s",
+    )
+    launch_secret = os.environ.get(LAUNCH_SECRET_ENV, "")
+    if args.protocol_version == 2 and not launch_secret:
+        raise SystemExit(f"{LAUNCH_SECRET_ENV} is not set: the server must pass the launch secret")
+    if args.spark_context_initialization_mode != "none":
+        spark_exec_lines(args.spark_context_initialization_mode, args.kernel_id)
+    launcher = Launcher(args, launch_secret)
+    launcher.start_kernel()
+    try:
+        launcher.send_connection_info()
+    except SystemExit:
+        assert launcher.kernel is not None
+        launcher.kernel.kill()
+        shutil.rmtree(launcher.workdir, ignore_errors=True)
+        raise
+    try:
+        return asyncio.run(launcher.serve())
+    finally:
+        shutil.rmtree(launcher.workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Pure helpers that build a launch's argv and environment as data (never as shell text)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_KERNEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def substitute_argv(argv: Iterable[str], values: Mapping[str, str]) -> tuple[list[str], set[str]]:
+    """Replace ``{name}`` in each argument with ``values[name]``.
+
+    Each value lands inside the one argument that named it and stays a literal string whatever
+    it contains.  Returns the new argv and the placeholder names that had no value (left as
+    they were), so the caller can warn about them.
+    """
+    unknown: set[str] = set()
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in values:
+            return values[name]
+        unknown.add(name)
+        return match.group(0)
+
+    return [_PLACEHOLDER.sub(replace, arg) for arg in argv], unknown
+
+
+def is_valid_kernel_id(kernel_id: str) -> bool:
+    """Kernel ids name files, labels and job names: letters, digits, ``.``, ``_`` and ``-``."""
+    return bool(_KERNEL_ID.match(kernel_id))
+
+
+def kernel_env(env: Mapping[str, str], allowed: Iterable[str] = ()) -> dict[str, str]:
+    """The variables that travel to a remote kernel: ``KERNEL_*`` plus the allow-list."""
+    allowed_names = set(allowed)
+    return {k: v for k, v in env.items() if k.startswith("KERNEL_") or k in allowed_names}

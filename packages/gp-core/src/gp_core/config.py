@@ -1,0 +1,175 @@
+"""Settings shared by every remote provisioner, and the per-kernel overrides of kernel.json.
+
+Every setting is a traitlet (configurable in ``jupyter_server_config.py`` as
+``RemoteProvisionerConfigMixin.launch_timeout = 60`` or on a concrete class), with a ``GP_*``
+environment variable as its default.  A kernelspec may override settings for its kernels in
+``metadata.kernel_provisioner.config``; :func:`apply_kernelspec_overrides` checks those.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from traitlets import Bool, Float, HasTraits, Int, Set, TraitError, Unicode, default, validate
+from traitlets.config import Configurable
+
+from .errors import KernelSpecConfigError
+
+
+def env_set(name: str, fallback: str) -> set[str]:
+    """A comma-separated set from the environment (empty items dropped)."""
+    return {item.strip() for item in os.getenv(name, fallback).split(",") if item.strip()}
+
+
+def env_bool(name: str, fallback: bool) -> bool:
+    """A boolean from the environment: true/1/yes/on and false/0/no/off, case-insensitive.
+
+    Raises ``ValueError`` naming the variable for anything else, instead of guessing.
+    """
+    raw = os.getenv(name)
+    if raw is None or raw.strip() == "":
+        return fallback
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """``"LOWER..UPPER"`` as two ints; ``"0..0"`` means any port.
+
+    Raises ``ValueError`` naming the value when it is malformed or out of order.
+    """
+    parts = str(text).split("..")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"port range {text!r} is not of the form LOWER..UPPER (e.g. 40000..41000)")
+    lower, upper = int(parts[0]), int(parts[1])
+    if (lower, upper) == (0, 0):
+        return lower, upper
+    if not 1024 <= lower < upper <= 65535:
+        raise ValueError(
+            f"port range {text!r} must satisfy 1024 <= LOWER < UPPER <= 65535, or be 0..0"
+        )
+    return lower, upper
+
+
+class RemoteProvisionerConfigMixin(Configurable):
+    """The settings every remote provisioner shares."""
+
+    authorized_users = Set(
+        config=True,
+        help="""Users allowed to start kernels (GP_AUTHORIZED_USERS, comma-separated).  Empty
+        means everyone not in unauthorized_users.  The user is KERNEL_USERNAME from the start
+        request, or the server's own user when the request names none.""",
+    )
+
+    @default("authorized_users")
+    def _authorized_users_default(self) -> set[str]:
+        return env_set("GP_AUTHORIZED_USERS", "")
+
+    unauthorized_users = Set(
+        config=True,
+        help="""Users refused kernels (GP_UNAUTHORIZED_USERS, comma-separated, default root).
+        A user in both lists is refused.""",
+    )
+
+    @default("unauthorized_users")
+    def _unauthorized_users_default(self) -> set[str]:
+        return env_set("GP_UNAUTHORIZED_USERS", "root")
+
+    port_range = Unicode(
+        config=True,
+        help="""Ports the kernel may use on its host, as LOWER..UPPER (GP_PORT_RANGE); 0..0
+        lets the launcher take any free port.""",
+    )
+
+    @default("port_range")
+    def _port_range_default(self) -> str:
+        return os.getenv("GP_PORT_RANGE", "0..0")
+
+    min_port_range_size = Int(
+        config=True,
+        help="""The smallest port range accepted (GP_MIN_PORT_RANGE_SIZE, default 1000), so
+        that concurrent kernels on one host do not run out of ports.""",
+    )
+
+    @default("min_port_range_size")
+    def _min_port_range_size_default(self) -> int:
+        return int(os.getenv("GP_MIN_PORT_RANGE_SIZE", "1000"))
+
+    @validate("port_range")
+    def _validate_port_range(self, proposal: dict[str, Any]) -> str:
+        lower, upper = parse_port_range(proposal["value"])
+        if upper and upper - lower < self.min_port_range_size:
+            raise TraitError(
+                f"port range {proposal['value']!r} spans {upper - lower} ports; at least "
+                f"{self.min_port_range_size} are required (min_port_range_size)"
+            )
+        return str(proposal["value"])
+
+    launch_timeout = Float(
+        config=True,
+        help="""Seconds a kernel has to start and answer (GP_LAUNCH_TIMEOUT, default 30).  A
+        request may lower or raise it with KERNEL_LAUNCH_TIMEOUT up to max_launch_timeout.""",
+    )
+
+    @default("launch_timeout")
+    def _launch_timeout_default(self) -> float:
+        return float(os.getenv("GP_LAUNCH_TIMEOUT", "30"))
+
+    max_launch_timeout = Float(
+        config=True,
+        help="The largest launch timeout a request may ask for (GP_MAX_LAUNCH_TIMEOUT, 600).",
+    )
+
+    @default("max_launch_timeout")
+    def _max_launch_timeout_default(self) -> float:
+        return float(os.getenv("GP_MAX_LAUNCH_TIMEOUT", "600"))
+
+    @validate("launch_timeout")
+    def _validate_launch_timeout(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if not 0 < value <= self.max_launch_timeout:
+            raise TraitError(
+                f"launch_timeout {proposal['value']!r} must be > 0 and <= {self.max_launch_timeout}"
+            )
+        return value
+
+    allow_legacy_launchers = Bool(
+        config=True,
+        help="""Accept connection info from v1 (gateway_provisioners / Enterprise Gateway)
+        launchers, which has no integrity or sender authentication
+        (GP_ALLOW_LEGACY_LAUNCHERS, default false).  A warning is logged for each such kernel.""",
+    )
+
+    @default("allow_legacy_launchers")
+    def _allow_legacy_launchers_default(self) -> bool:
+        return env_bool("GP_ALLOW_LEGACY_LAUNCHERS", False)
+
+
+def apply_kernelspec_overrides(target: HasTraits, overrides: dict[str, Any], spec_label: str) -> None:
+    """Set each ``metadata.kernel_provisioner.config`` entry on ``target``.
+
+    Called by ``RemoteProvisionerBase.__init__``.  A key that names no configurable trait, or a
+    value the trait refuses, raises :class:`KernelSpecConfigError` naming the key, the value
+    and the kernelspec, before anything is launched.
+    """
+    for name, value in overrides.items():
+        trait = target.traits(config=True).get(name)
+        if trait is None:
+            known = ", ".join(sorted(target.traits(config=True)))
+            raise KernelSpecConfigError(
+                f"Kernelspec {spec_label}: provisioner config key {name!r} (value {value!r}) is "
+                f"not a setting of {type(target).__name__}. Fix metadata.kernel_provisioner.config "
+                f"in its kernel.json; known settings: {known}"
+            )
+        try:
+            setattr(target, name, value)
+        except (TraitError, ValueError, TypeError) as err:
+            raise KernelSpecConfigError(
+                f"Kernelspec {spec_label}: provisioner config {name}={value!r} is invalid: {err}. "
+                "Fix metadata.kernel_provisioner.config in its kernel.json"
+            ) from err

@@ -1,0 +1,484 @@
+"""RemoteProvisionerBase: the launch sequence every remote provisioner shares.
+
+jupyter_client's KernelManager calls, in order: ``pre_launch`` (authorize, validate, build argv
+and env), ``launch_kernel`` (``submit_kernel`` then ``confirm_remote_startup``), then ``poll``,
+``send_signal``, ``terminate``/``kill``, ``wait`` and ``cleanup`` over the kernel's life.  A
+backend implements ``submit_kernel``, ``confirm_remote_startup`` (usually by calling
+``receive_connection_info`` and ``confirm_backend``), ``poll``, ``send_signal``,
+``terminate``, ``kill``, ``has_process`` and ``log_kernel_launch``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import secrets
+import sys
+import time
+from abc import abstractmethod
+from typing import Any, ClassVar, NoReturn
+
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.localinterfaces import is_local_ip, local_ips
+from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
+from traitlets import TraitError
+
+from . import phases as phase
+from .argv import is_valid_kernel_id, substitute_argv
+from .channel import KernelChannel, KernelChannelError
+from .config import RemoteProvisionerConfigMixin, apply_kernelspec_overrides
+from .errors import (
+    InvalidLaunchParameterError,
+    LaunchFailedError,
+    LaunchTimeoutError,
+    ProvisionerError,
+    UnauthorizedUserError,
+)
+from .phases import LaunchPhases
+from .protocol import LAUNCH_SECRET_ENV
+from .response_manager import ResponseManager
+
+# Connection-info keys handed to jupyter_client; the launcher's extras stay with the provisioner.
+CONNECTION_KEYS = (
+    "shell_port",
+    "iopub_port",
+    "stdin_port",
+    "hb_port",
+    "control_port",
+    "ip",
+    "key",
+    "transport",
+    "signature_scheme",
+    "kernel_name",
+    "curve_publickey",
+    "curve_secretkey",
+)
+_CONSTRUCTOR_KEYS = {"kernel_id", "kernel_spec", "parent", "config", "log"}
+
+
+class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase):
+    """Base of every provisioner whose kernel is started by a launcher that answers back.
+
+    The fields in ``persisted_fields`` are what ``get_provisioner_info`` saves and
+    ``load_provisioner_info`` restores; a subclass appends the ids of its backend objects.
+    """
+
+    persisted_fields: ClassVar[tuple[str, ...]] = (
+        "assigned_host",
+        "assigned_ip",
+        "comm_port",
+        "pid",
+        "pgid",
+        "kernel_pid",
+        "legacy_launcher",
+        "kernel_username",
+    )
+    launch_check_interval: ClassVar[float] = 0.1
+    """Seconds between ``detect_launch_failure`` calls while a launch waits."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in _CONSTRUCTOR_KEYS}
+        super().__init__(**kwargs)
+        apply_kernelspec_overrides(self, overrides, self._spec_label())
+        self.assigned_host: str = ""
+        self.assigned_ip: str = ""
+        self.comm_port: int = 0
+        self.pid: int = 0
+        self.pgid: int = 0
+        self.kernel_pid: int = 0
+        self.legacy_launcher: bool = False
+        self.kernel_username: str = ""
+        self.kernel_channel: KernelChannel | None = None
+        self.launch_phases = LaunchPhases(self.kernel_id or "", self.log)
+        self.transport_encryption: str = "none"
+        self._effective_launch_timeout: float = self.launch_timeout
+
+    # -- what KernelManager calls ------------------------------------------------------------
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        """Authorize the user, validate the request, and build argv and env as data.
+
+        Subclasses that override it must call ``super().pre_launch(**kwargs)`` and return its
+        result (with their additions); anything that can refuse a launch should run before
+        they submit anything.
+        """
+        kernel_id = str(self.kernel_id)
+        if not is_valid_kernel_id(kernel_id):
+            raise InvalidLaunchParameterError(
+                f"Kernel id {kernel_id!r} may hold only letters, digits, '.', '_' and '-' "
+                "(at most 128); start the kernel with another id",
+                kernel_id=kernel_id,
+            )
+        self.launch_phases = LaunchPhases(kernel_id, self.log)
+        env: dict[str, str] = dict(kwargs.pop("env", None) or os.environ)
+        self.kernel_username = env.get("KERNEL_USERNAME") or getpass.getuser()
+        self.authorize_user(self.kernel_username)
+        self._effective_launch_timeout = self._requested_launch_timeout(env)
+        self.transport_encryption = self._transport_encryption_policy()
+
+        manager = self.response_manager
+        launch_secret = secrets.token_urlsafe(32)
+        manager.register_event(
+            kernel_id, launch_secret, allow_legacy=self.allow_legacy_launchers
+        )
+        env.update(
+            KERNEL_ID=kernel_id,
+            KERNEL_USERNAME=self.kernel_username,
+            GP_TRANSPORT_ENCRYPTION=self.transport_encryption,
+        )
+        env[LAUNCH_SECRET_ENV] = launch_secret
+        extra = kwargs.pop("extra_arguments", None) or []
+        cmd, unknown = substitute_argv(
+            list(self.kernel_spec.argv) + list(extra), self.argv_substitutions()
+        )
+        if unknown:
+            self.log.warning(
+                "Kernel %s: kernelspec %s has argv placeholders no one fills: %s",
+                kernel_id,
+                self._spec_label(),
+                ", ".join(sorted(unknown)),
+            )
+        kwargs.pop("cmd", None)
+        return await super().pre_launch(cmd=cmd, env=env, **kwargs)
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        """Submit the work, then wait until the kernel is confirmed; return its connection info.
+
+        Subclasses implement ``submit_kernel`` and ``confirm_remote_startup`` rather than
+        overriding this.  A failure cleans up what was submitted before it is raised.
+        """
+        try:
+            await self.submit_kernel(cmd, kwargs.pop("env"), **kwargs)
+            self.launch_phases.complete(phase.SUBMITTED)
+            self.log_kernel_launch(cmd)
+            await self.confirm_remote_startup()
+            await self.wait_for_kernel_ports()
+            self.launch_phases.complete(phase.READY, f"total {self.launch_phases.elapsed:.3f}s")
+        except BaseException as err:
+            await self._abandon_launch(err)
+            raise
+        return self.connection_info
+
+    async def _abandon_launch(self, err: BaseException) -> None:
+        self.response_manager.unregister_event(str(self.kernel_id))
+        if isinstance(err, ProvisionerError):
+            self.log.error("%s", err)
+        try:
+            await self.kill()
+        except Exception as kill_error:  # noqa: BLE001 - the launch error matters more
+            self.log.warning("Kernel %s: cleanup after a failed launch: %s", self.kernel_id, kill_error)
+        await self.cleanup(restart=False)
+
+    @abstractmethod
+    async def submit_kernel(self, cmd: list[str], env: dict[str, str], **kwargs: Any) -> None:
+        """Hand the launch to the backend (a process, an ssh command, a pod, a job, ...).
+
+        Called by ``launch_kernel`` once per launch.  Must return as soon as the backend took
+        the work, record the backend's ids on ``self`` (and in ``persisted_fields``), and raise
+        ``LaunchFailedError`` (via ``fail_launch``) when the backend refuses it.
+        """
+
+    @abstractmethod
+    async def confirm_remote_startup(self) -> None:
+        """Wait until the launcher answered and the backend says where the kernel runs.
+
+        Called by ``launch_kernel`` after ``submit_kernel``.  Implementations normally call
+        ``await self.receive_connection_info()`` and then ``self.confirm_backend(host)``.
+        """
+
+    @abstractmethod
+    def log_kernel_launch(self, cmd: list[str]) -> None:
+        """Log, once, what was submitted and where (never secrets or the env)."""
+
+    @abstractmethod
+    async def poll(self) -> int | None:
+        """None while the kernel lives, else an exit code.  Called often: no per-call backend
+        round trips when a shared watcher can answer."""
+
+    @abstractmethod
+    async def send_signal(self, signum: int) -> None:
+        """Deliver ``signum`` to the kernel: the comm port first, the backend as the last resort."""
+
+    @abstractmethod
+    async def kill(self, restart: bool = False) -> None:
+        """Stop the kernel at once and release its backend resources."""
+
+    @abstractmethod
+    async def terminate(self, restart: bool = False) -> None:
+        """Ask the kernel to stop (gracefully where the backend allows)."""
+
+    async def wait(self) -> int | None:
+        """Wait until ``poll`` reports the kernel gone; return its exit code."""
+        while True:
+            status = await self.poll()
+            if status is not None:
+                return status
+            await asyncio.sleep(0.05)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        """Forget the launch; subclasses release their files and watches, then call super."""
+        self.response_manager.unregister_event(str(self.kernel_id))
+        self.kernel_channel = None
+
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        """Everything another process needs to re-attach to this kernel (JSON-serializable)."""
+        info = await super().get_provisioner_info()
+        info.update({name: getattr(self, name) for name in self.persisted_fields})
+        info["launch_phases"] = self.launch_phases.as_dict()
+        return info
+
+    async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
+        """Restore the state saved by ``get_provisioner_info`` and reopen the comm channel."""
+        await super().load_provisioner_info(provisioner_info)
+        for name in self.persisted_fields:
+            if name in provisioner_info:
+                setattr(self, name, provisioner_info[name])
+        self._open_kernel_channel()
+
+    def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
+        return recommended
+
+    def get_stable_start_time(self, recommended: float = 10.0) -> float:
+        return recommended
+
+    # -- helpers for subclasses ----------------------------------------------------------------
+
+    @property
+    def response_manager(self) -> ResponseManager:
+        manager = ResponseManager.instance()
+        manager.start()
+        return manager
+
+    def argv_substitutions(self) -> dict[str, str]:
+        """Values for the kernelspec's argv placeholders; subclasses may add their own."""
+        parent = self.parent
+        values = {
+            "kernel_id": str(self.kernel_id),
+            "response_address": self.response_manager.response_address,
+            "public_key": self.response_manager.public_key,
+            "port_range": self.port_range,
+            "prefix": sys.prefix,
+            "python": sys.executable,
+            "resource_dir": str(getattr(self.kernel_spec, "resource_dir", "")),
+        }
+        connection_file = getattr(parent, "connection_file", "")
+        if connection_file:
+            values["connection_file"] = connection_file
+        return values
+
+    def authorize_user(self, username: str) -> None:
+        """Refuse ``username`` when listed as unauthorized or missing from a non-empty
+        authorized list (denial wins).  Raises HTTP 403 before anything is started."""
+        refused = username in self.unauthorized_users or (
+            bool(self.authorized_users) and username not in self.authorized_users
+        )
+        if refused:
+            raise UnauthorizedUserError(
+                f"User {username!r} is not authorized to start kernel {self.kernel_id} "
+                f"({self._spec_label()}). Ask the operator to adjust authorized_users / "
+                "unauthorized_users (GP_AUTHORIZED_USERS, GP_UNAUTHORIZED_USERS), or start "
+                "it as another KERNEL_USERNAME.",
+                kernel_id=str(self.kernel_id),
+            )
+
+    async def receive_connection_info(self) -> None:
+        """Wait for the launcher's sealed connection info while watching the backend.
+
+        Calls ``detect_launch_failure`` every ``launch_check_interval`` seconds so a failed
+        launch ends at once with the backend's reason; ends with ``handle_launch_timeout`` at
+        ``launch_timeout``.
+        """
+        kernel_id = str(self.kernel_id)
+        receiving = asyncio.ensure_future(
+            self.response_manager.get_launch_message(kernel_id)
+        )
+        try:
+            while not receiving.done():
+                remaining = self._remaining_launch_time()
+                if remaining <= 0:
+                    await self.handle_launch_timeout()
+                await asyncio.wait({receiving}, timeout=min(self.launch_check_interval, remaining))
+                if not receiving.done():
+                    await self.detect_launch_failure()
+            message = receiving.result()
+        finally:
+            if not receiving.done():
+                receiving.cancel()
+        info = message.conn_info
+        self.legacy_launcher = message.version == 1
+        self.pid = int(info.get("pid") or 0)
+        self.pgid = int(info.get("pgid") or 0)
+        self.kernel_pid = int(info.get("kernel_pid") or 0)
+        self.comm_port = int(info.get("comm_port") or 0)
+        self.assigned_ip = str(info["ip"])
+        kernel_name = getattr(self.parent, "kernel_name", "") or ""
+        self.connection_info = {k: info[k] for k in CONNECTION_KEYS if k in info}
+        self.connection_info["kernel_name"] = kernel_name
+        # jupyter_client keeps the session key as bytes.
+        self.connection_info["key"] = str(info["key"]).encode()
+        self._check_transport_encryption()
+        self._open_kernel_channel()
+        self.launch_phases.complete(
+            phase.CONNECTION_INFO, f"v{message.version} launcher on {self.assigned_ip}"
+        )
+
+    def confirm_backend(self, host: str, detail: str = "") -> None:
+        """Record where the kernel runs and close the 'backend-confirmed' phase."""
+        self.assigned_host = host
+        self.launch_phases.complete(phase.CONFIRMED, detail or f"running on {host}")
+
+    async def wait_for_kernel_ports(self) -> None:
+        """Wait until the kernel accepts connections on its shell port (it is up and bound)."""
+        ip, port = self.connection_info["ip"], int(self.connection_info["shell_port"])
+        while True:
+            try:
+                _, writer = await asyncio.open_connection(ip, port)
+            except OSError:
+                await self.detect_launch_failure()
+                if self._remaining_launch_time() <= 0:
+                    await self.handle_launch_timeout()
+                await asyncio.sleep(0.01)
+                continue
+            writer.close()
+            return
+
+    async def detect_launch_failure(self) -> None:
+        """Raise (through ``fail_launch``) when the backend reports the launch failed.
+
+        Called repeatedly while a launch waits; it must be cheap (read a watcher's cache, not
+        call the backend).  The default detects nothing.
+        """
+
+    async def handle_launch_timeout(self) -> NoReturn:
+        """Raise ``LaunchTimeoutError`` naming the phase that did not finish.  Subclasses may
+        override to add the backend's last known status, then call super."""
+        raise LaunchTimeoutError(
+            f"Kernel {self.kernel_id} did not start within {self._effective_launch_timeout:g}s: "
+            f"phase '{self.launch_phases.current}' did not finish "
+            f"(done: {self.launch_phases.summary()}). Check the backend, or raise "
+            "launch_timeout (GP_LAUNCH_TIMEOUT / KERNEL_LAUNCH_TIMEOUT).",
+            kernel_id=str(self.kernel_id),
+            phase=self.launch_phases.current,
+        )
+
+    def fail_launch(self, reason: str) -> NoReturn:
+        """Raise ``LaunchFailedError`` for the current phase with the backend's ``reason``."""
+        self.log_and_raise(
+            LaunchFailedError(
+                f"Kernel {self.kernel_id} failed in launch phase '{self.launch_phases.current}' "
+                f"after {self.launch_phases.elapsed:.1f}s: {reason}",
+                kernel_id=str(self.kernel_id),
+                phase=self.launch_phases.current,
+            )
+        )
+
+    def log_and_raise(self, error: Exception) -> NoReturn:
+        """Log ``error`` once at error level, then raise it."""
+        self.log.error("%s", error)
+        raise error
+
+    async def signal_through_channel(self, signum: int) -> bool:
+        """Send ``signum`` through the launcher; False when it cannot be reached."""
+        if self.kernel_channel is None:
+            return False
+        try:
+            if signum == 0:
+                return await self.kernel_channel.is_alive()
+            await self.kernel_channel.send_signal(signum)
+        except KernelChannelError as err:
+            self.log.debug("%s", err)
+            return False
+        return True
+
+    async def shutdown_through_channel(self) -> bool:
+        """Ask the launcher to stop the kernel; False when it cannot be reached."""
+        if self.kernel_channel is None:
+            return False
+        try:
+            await self.kernel_channel.shutdown()
+        except KernelChannelError as err:
+            self.log.debug("%s", err)
+            return False
+        return True
+
+    @staticmethod
+    def get_current_time() -> float:
+        return time.monotonic()
+
+    @staticmethod
+    def get_time_diff(start: float, end: float | None = None) -> float:
+        return (end if end is not None else time.monotonic()) - start
+
+    @staticmethod
+    def ip_is_local(ip: str) -> bool:
+        return is_local_ip(ip) or ip in ("localhost", "0.0.0.0") or ip in local_ips()  # noqa: S104
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _spec_label(self) -> str:
+        spec = self.kernel_spec
+        if spec is None:
+            return "(no kernelspec)"
+        where = getattr(spec, "resource_dir", "") or ""
+        return f"'{spec.display_name}' ({where})" if where else f"'{spec.display_name}'"
+
+    def _remaining_launch_time(self) -> float:
+        return self._effective_launch_timeout - self.launch_phases.elapsed
+
+    def _requested_launch_timeout(self, env: dict[str, str]) -> float:
+        raw = env.get("KERNEL_LAUNCH_TIMEOUT")
+        if raw is None or raw == "":
+            return self.launch_timeout
+        try:
+            value = float(raw)
+            if not 0 < value <= self.max_launch_timeout:
+                raise TraitError("out of range")
+        except (ValueError, TraitError):
+            raise InvalidLaunchParameterError(
+                f"KERNEL_LAUNCH_TIMEOUT={raw!r} for kernel {self.kernel_id} must be a number of "
+                f"seconds > 0 and <= {self.max_launch_timeout:g}",
+                kernel_id=str(self.kernel_id),
+            ) from None
+        return value
+
+    def _transport_encryption_policy(self) -> str:
+        manager = self.parent
+        policy_of = getattr(manager, "_transport_encryption_policy", None)
+        supports = getattr(manager, "_kernel_supports_curve_encryption", None)
+        if policy_of is None or supports is None:
+            return "none"
+        policy = str(policy_of())
+        if policy == "required" or (policy == "auto" and supports()):
+            return policy
+        return "none"
+
+    def _check_transport_encryption(self) -> None:
+        if self.transport_encryption == "none":
+            return
+        has_keys = "curve_publickey" in self.connection_info
+        if not has_keys and self.transport_encryption == "required":
+            self.fail_launch(
+                "transport encryption is required but the launcher sent no CurveZMQ keys "
+                "(its pyzmq lacks Curve support, or it is a legacy launcher)"
+            )
+        manager = self.parent
+        if has_keys and manager is not None:
+            manager.curve_publickey = self.connection_info["curve_publickey"].encode()
+            manager.curve_secretkey = self.connection_info["curve_secretkey"].encode()
+
+    def _open_kernel_channel(self) -> None:
+        raw_key = self.connection_info.get("key", b"")
+        key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+        if self.comm_port and self.assigned_ip and key:
+            self.kernel_channel = KernelChannel(
+                str(self.kernel_id),
+                self.assigned_ip,
+                self.comm_port,
+                key,
+                legacy=self.legacy_launcher,
+                log=self.log,
+            )
+
+
+__all__ = ["CONNECTION_KEYS", "RemoteProvisionerBase"]

@@ -1,0 +1,413 @@
+"""The response manager: receives each launcher's sealed connection info.
+
+One per server process.  It runs an asyncio TCP server on a dedicated thread with its own event
+loop, so neither RSA work nor a slow or hostile client can delay the caller's loop.  Each
+connection is handled concurrently with a read deadline and a size cap.  Provisioners register
+a pending launch with :meth:`ResponseManager.register_event` and await
+:meth:`ResponseManager.get_connection_info`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hmac
+import ipaddress
+import json
+import os
+import socket
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_client.localinterfaces import public_ips
+from traitlets import Bool, Float, Int, Unicode, default, validate
+from traitlets.config import SingletonConfigurable
+
+from .protocol import (
+    DEFAULT_KEY_SIZE,
+    MINIMUM_KEY_SIZE,
+    OpenedMessage,
+    ProtocolError,
+    ServerKeyPair,
+    open_message,
+)
+
+DEFAULT_RESPONSE_PORT = 8877
+
+
+@dataclass
+class _PendingLaunch:
+    launch_secret: str
+    allow_legacy: bool
+    future: concurrent.futures.Future[OpenedMessage] = field(
+        default_factory=concurrent.futures.Future
+    )
+
+
+class ResponseManager(SingletonConfigurable):
+    """Receives connection info from launchers; one instance per process (``instance()``)."""
+
+    response_ip = Unicode(
+        config=True,
+        help="""The IP address (IPv4 or IPv6) the response server binds and that launchers are
+        told to answer to (GP_RESPONSE_IP).  Default: this host's first non-loopback address, or
+        127.0.0.1 when it has none.  Kernels on other hosts must be able to reach it.""",
+    )
+
+    @default("response_ip")
+    def _response_ip_default(self) -> str:
+        configured = os.getenv("GP_RESPONSE_IP", "").strip()
+        if configured:
+            return configured
+        addresses = public_ips()
+        return addresses[0] if addresses else "127.0.0.1"
+
+    @validate("response_ip")
+    def _validate_response_ip(self, proposal: dict[str, Any]) -> str:
+        value = str(proposal["value"]).strip("[]")
+        try:
+            ipaddress.ip_address(value)
+        except ValueError as err:
+            raise ValueError(
+                f"response_ip {proposal['value']!r} is not an IP address; set GP_RESPONSE_IP "
+                "to an address of this host that kernels can reach"
+            ) from err
+        return value
+
+    response_port = Int(
+        config=True,
+        help="""The port of the response server (GP_RESPONSE_PORT, default 8877).  0 asks the
+        system for a free port.  When the port is taken, the next ones are tried
+        (response_port_retries) and the port finally used is logged as a warning.""",
+    )
+
+    @default("response_port")
+    def _response_port_default(self) -> int:
+        return int(os.getenv("GP_RESPONSE_PORT", str(DEFAULT_RESPONSE_PORT)))
+
+    response_port_retries = Int(
+        10,
+        config=True,
+        help="How many following ports to try when response_port is taken "
+        "(GP_RESPONSE_PORT_RETRIES).",
+    )
+
+    @default("response_port_retries")
+    def _response_port_retries_default(self) -> int:
+        return int(os.getenv("GP_RESPONSE_PORT_RETRIES", "10"))
+
+    key_size = Int(
+        DEFAULT_KEY_SIZE,
+        config=True,
+        help=f"RSA key size of this process's ephemeral key pair (>= {MINIMUM_KEY_SIZE}).",
+    )
+
+    read_timeout = Float(
+        5.0, config=True, help="Seconds a launcher has to send its whole message."
+    )
+
+    max_message_bytes = Int(
+        64 * 1024, config=True, help="Messages larger than this are refused unread."
+    )
+
+    max_connections = Int(
+        512, config=True, help="Connections handled at once; more are closed at once."
+    )
+
+    log_rejections = Bool(True, config=True, help="Log every refused message as a warning.")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._lock = threading.Lock()
+        self._pending: dict[str, _PendingLaunch] = {}
+        self._answered: OrderedDict[str, None] = OrderedDict()
+        self._key_pair: ServerKeyPair | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._bound: tuple[str, int] | None = None
+        self._open_connections = 0
+        self.rejected_count = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the key pair and start the server thread; idempotent and thread-safe.
+
+        Called by ``RemoteProvisionerBase.pre_launch``; an application may call it at start-up
+        to move the key generation out of the first launch.
+        """
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._key_pair = ServerKeyPair.generate(self.key_size)
+            started = threading.Event()
+            errors: list[BaseException] = []
+            self._thread = threading.Thread(
+                target=self._run, args=(started, errors), name="gp-response-manager", daemon=True
+            )
+            self._thread.start()
+        started.wait()
+        if errors:
+            with self._lock:
+                self._thread = None
+            raise errors[0]
+
+    def _run(self, started: threading.Event, errors: list[BaseException]) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            self._server = loop.run_until_complete(self._bind())
+        except BaseException as err:  # noqa: BLE001 - handed to the starting thread
+            errors.append(err)
+            started.set()
+            loop.close()
+            return
+        started.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    async def _bind(self) -> asyncio.base_events.Server:
+        ip = self.response_ip
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        first = self.response_port
+        attempts = 1 if first == 0 else max(1, self.response_port_retries + 1)
+        last_error: OSError | None = None
+        for offset in range(attempts):
+            port = first + offset if first else 0
+            try:
+                server = await asyncio.start_server(
+                    self._handle_connection, host=ip, port=port, family=family, reuse_address=True
+                )
+            except OSError as err:
+                last_error = err
+                continue
+            bound_port = server.sockets[0].getsockname()[1]
+            self._bound = (ip, bound_port)
+            if first and bound_port != first:
+                self.log.warning(
+                    "Response port %s on %s was taken; the response server uses port %s instead",
+                    first,
+                    ip,
+                    bound_port,
+                )
+            else:
+                self.log.info("Response server listening on %s", self.response_address)
+            return server
+        raise OSError(
+            f"The response server could not bind {ip} ports {first}..{first + attempts - 1}: "
+            f"{last_error}. Set GP_RESPONSE_PORT to a free port or GP_RESPONSE_IP to an address "
+            "of this host."
+        )
+
+    def stop_response_manager(self) -> None:
+        """Close the server and fail every pending launch.  Called at process shutdown."""
+        with self._lock:
+            loop, thread, server = self._loop, self._thread, self._server
+            self._thread = None
+            pending = list(self._pending.items())
+            self._pending.clear()
+        for kernel_id, launch in pending:
+            if not launch.future.done():
+                launch.future.set_exception(
+                    RuntimeError(f"The response manager stopped before kernel {kernel_id} answered")
+                )
+        if loop is None or thread is None:
+            return
+
+        async def _close() -> None:
+            if server is not None:
+                server.close()
+            loop.stop()
+
+        asyncio.run_coroutine_threadsafe(_close(), loop)
+        thread.join(timeout=5)
+
+    # -- what provisioners use ---------------------------------------------------------------
+
+    @property
+    def public_key(self) -> str:
+        """Base64 DER (SubjectPublicKeyInfo) of this process's public key: ``{public_key}``."""
+        self.start()
+        assert self._key_pair is not None
+        return self._key_pair.public_key_b64
+
+    @property
+    def response_address(self) -> str:
+        """``ip:port`` (``[ip]:port`` for IPv6) that launchers send to: ``{response_address}``."""
+        self.start()
+        assert self._bound is not None
+        ip, port = self._bound
+        return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+    def register_event(
+        self, kernel_id: str, launch_secret: str = "", *, allow_legacy: bool = False
+    ) -> None:
+        """Expect one answer for ``kernel_id``, authenticated by ``launch_secret``.
+
+        Called by ``RemoteProvisionerBase.pre_launch`` before the launch is submitted.  A new
+        registration (restart) replaces the previous one for the same kernel.
+        """
+        self.start()
+        with self._lock:
+            old = self._pending.pop(kernel_id, None)
+            self._pending[kernel_id] = _PendingLaunch(launch_secret, allow_legacy)
+            self._answered.pop(kernel_id, None)
+        if old is not None and not old.future.done():
+            old.future.cancel()
+
+    def unregister_event(self, kernel_id: str) -> None:
+        """Forget a pending launch (failed or abandoned).  Called by provisioner cleanup."""
+        with self._lock:
+            launch = self._pending.pop(kernel_id, None)
+        if launch is not None and not launch.future.done():
+            launch.future.cancel()
+
+    async def get_connection_info(self, kernel_id: str) -> dict[str, Any]:
+        """Wait for ``kernel_id``'s connection info; the caller bounds the wait.
+
+        Raises ``KeyError`` when the kernel was never registered.
+        """
+        return (await self.get_launch_message(kernel_id)).conn_info
+
+    async def get_launch_message(self, kernel_id: str) -> OpenedMessage:
+        """Like ``get_connection_info``, with the protocol version the launcher spoke."""
+        with self._lock:
+            launch = self._pending.get(kernel_id)
+        if launch is None:
+            raise KeyError(f"Kernel {kernel_id} has no pending launch")
+        return await asyncio.wrap_future(launch.future)
+
+    # -- the server side (runs on the response thread) ---------------------------------------
+
+    async def _handle_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peer = _peer_name(writer)
+        if self._open_connections >= self.max_connections:
+            self._reject(peer, "too-many-connections", "connection limit reached", None)
+            writer.close()
+            return
+        self._open_connections += 1
+        try:
+            status = await self._receive(reader, peer)
+            if status is not None:
+                writer.write(json.dumps(status).encode() + b"\n")
+                await asyncio.wait_for(writer.drain(), timeout=self.read_timeout)
+        except (OSError, asyncio.TimeoutError):
+            pass
+        finally:
+            self._open_connections -= 1
+            writer.close()
+
+    async def _receive(self, reader: asyncio.StreamReader, peer: str) -> dict[str, str] | None:
+        try:
+            data = await asyncio.wait_for(self._read_message(reader), timeout=self.read_timeout)
+        except asyncio.TimeoutError:
+            self._reject(peer, "timeout", f"no complete message within {self.read_timeout}s", None)
+            return None
+        except _TooLarge:
+            self._reject(peer, "too-large", f"message over {self.max_message_bytes} bytes", None)
+            return {"status": "rejected", "reason": "too-large"}
+        if not data.strip():
+            self._reject(peer, "empty", "the connection closed without a message", None)
+            return None
+        try:
+            message = open_message(data, self._key_pair_or_fail(), allow_legacy=True)
+        except ProtocolError as err:
+            self._reject(peer, err.reason, err.detail, err.kernel_id)
+            return {"status": "rejected", "reason": err.reason}
+        return self._accept(message, peer)
+
+    async def _read_message(self, reader: asyncio.StreamReader) -> bytes:
+        limit = self.max_message_bytes
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await reader.read(min(65536, limit + 1))
+            if not chunk:
+                break
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                chunks.append(chunk[:newline])
+                size += newline
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+        if size > limit:
+            raise _TooLarge
+        return b"".join(chunks)
+
+    def _accept(self, message: OpenedMessage, peer: str) -> dict[str, str]:
+        kernel_id = message.kernel_id
+        with self._lock:
+            launch = self._pending.get(kernel_id)
+            replayed = kernel_id in self._answered
+            verdict = _judge(message, launch, replayed)
+            if verdict is None:
+                self._answered[kernel_id] = None
+                while len(self._answered) > 10_000:
+                    self._answered.popitem(last=False)
+        if verdict is not None:
+            reason, detail = verdict
+            self._reject(peer, reason, detail, kernel_id)
+            return {"status": "rejected", "reason": reason}
+        assert launch is not None
+        if message.version == 1:
+            self.log.warning(
+                "Kernel %s answered with the legacy v1 protocol (no integrity or sender "
+                "authentication); accepted because allow_legacy_launchers is on",
+                kernel_id,
+            )
+        if not launch.future.done():
+            launch.future.set_result(message)
+        self.log.debug("Connection info for kernel %s received from %s", kernel_id, peer)
+        return {"status": "accepted"}
+
+    def _reject(self, peer: str, reason: str, detail: str, kernel_id: str | None) -> None:
+        self.rejected_count += 1
+        if self.log_rejections:
+            about = f" for kernel {kernel_id}" if kernel_id else ""
+            self.log.warning(
+                "Response server refused a message%s from %s (%s): %s", about, peer, reason, detail
+            )
+
+    def _key_pair_or_fail(self) -> ServerKeyPair:
+        if self._key_pair is None:
+            raise ProtocolError("not-ready", "the response manager has no key pair")
+        return self._key_pair
+
+
+def _judge(
+    message: OpenedMessage, launch: _PendingLaunch | None, replayed: bool
+) -> tuple[str, str] | None:
+    """Decide whether a decrypted message answers a pending launch; ``None`` accepts it."""
+    if replayed:
+        return "replayed", "this kernel already answered; the message is a replay"
+    if launch is None:
+        return "unknown-kernel", "no launch is pending for this kernel id"
+    if message.version == 1:
+        if not launch.allow_legacy:
+            return "legacy-refused", "a v1 launcher answered but allow_legacy_launchers is off"
+        return None
+    assert message.launch_secret is not None
+    if not hmac.compare_digest(message.launch_secret.encode(), launch.launch_secret.encode()):
+        return "bad-secret", "the launch secret does not match this launch"
+    return None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _peer_name(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)
