@@ -280,6 +280,9 @@ class Launcher:
             else:
                 if status.get("status") == "accepted" or self.args.protocol_version == 1:
                     return
+                if status.get("reason") == "replayed" and attempt > 1:
+                    # An earlier attempt got through but its acknowledgement was lost.
+                    return
                 raise SystemExit(f"The server refused the connection info: {status}")
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -300,8 +303,11 @@ class Launcher:
                 if not chunk:
                     break
                 reply += chunk
+        if not reply.strip():
+            # Closed without a status (busy, read deadline): retry rather than give up.
+            raise OSError("the server closed the connection without an acknowledgement")
         try:
-            status = json.loads(reply or b"{}")
+            status = json.loads(reply)
         except ValueError:
             raise OSError(f"unreadable acknowledgement {reply[:80]!r}") from None
         return status if isinstance(status, dict) else {}
@@ -334,7 +340,7 @@ class Launcher:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, verifier: Any
     ) -> None:
         try:
-            raw = await asyncio.wait_for(reader.read(MAX_REQUEST_BYTES), timeout=5)
+            raw = await asyncio.wait_for(self._read_request(reader), timeout=5)
             if self.args.protocol_version == 1:
                 request = json.loads(raw)
             else:
@@ -351,6 +357,18 @@ class Launcher:
             pass
         finally:
             writer.close()
+
+    async def _read_request(self, reader: asyncio.StreamReader) -> bytes:
+        """One request: a line (v2), or everything up to EOF (v1), at most MAX_REQUEST_BYTES."""
+        data = b""
+        while len(data) <= MAX_REQUEST_BYTES:
+            chunk = await reader.read(MAX_REQUEST_BYTES + 1 - len(data))
+            if not chunk:
+                return data
+            data += chunk
+            if self.args.protocol_version != 1 and b"\n" in data:
+                return data[: data.index(b"\n")]
+        raise ValueError("request too large")
 
     async def apply(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.kernel is not None

@@ -182,6 +182,8 @@ def open_message(data: bytes, key_pair: ServerKeyPair, *, allow_legacy: bool) ->
     """
     envelope = _decode_envelope(data)
     version = envelope.get("version")
+    if type(version) is not int:  # not true/false (== 1/0) nor 2.0
+        raise ProtocolError("unsupported-version", f"protocol version {version!r} is not supported")
     if version == PROTOCOL_VERSION:
         return _open_v2(envelope, key_pair)
     if version == LEGACY_PROTOCOL_VERSION:

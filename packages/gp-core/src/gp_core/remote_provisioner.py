@@ -224,6 +224,10 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
     async def get_provisioner_info(self) -> dict[str, Any]:
         """Everything another process needs to re-attach to this kernel (JSON-serializable)."""
         info = await super().get_provisioner_info()
+        connection = dict(info.get("connection_info") or {})
+        if isinstance(connection.get("key"), bytes):
+            connection["key"] = connection["key"].decode()
+        info["connection_info"] = connection
         info.update({name: getattr(self, name) for name in self.persisted_fields})
         info["launch_phases"] = self.launch_phases.as_dict()
         return info
@@ -231,6 +235,10 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
     async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
         """Restore the state saved by ``get_provisioner_info`` and reopen the comm channel."""
         await super().load_provisioner_info(provisioner_info)
+        connection = dict(self.connection_info)
+        if isinstance(connection.get("key"), str):
+            connection["key"] = connection["key"].encode()
+        self.connection_info = connection
         for name in self.persisted_fields:
             if name in provisioner_info:
                 setattr(self, name, provisioner_info[name])

@@ -222,6 +222,10 @@ class ResponseManager(SingletonConfigurable):
         async def _close() -> None:
             if server is not None:
                 server.close()
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
             loop.stop()
 
         asyncio.run_coroutine_threadsafe(_close(), loop)

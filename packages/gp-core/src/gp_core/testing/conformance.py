@@ -1,0 +1,231 @@
+"""The conformance suite: what every provisioner must do with a real kernel on a real backend.
+
+Use it from a backend's tests::
+
+    class TestDockerConformance(ProvisionerConformance):
+        @pytest.fixture
+        def conformance_backend(self, docker_daemon) -> ConformanceBackend:
+            return MyDockerBackend(kernel_name="docker_python", env={...})
+
+Every test starts a kernel through ``jupyter_client.AsyncKernelManager`` with the named
+kernelspec, so the provisioner runs exactly as under Jupyter Server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
+
+from ..errors import UnauthorizedUserError
+from ..reattach import serializable_provisioner_info
+from .kernels import execute
+
+
+@dataclass(frozen=True)
+class LanguageSnippets:
+    """The code the suite runs, in the kernel's language."""
+
+    print_answer: str
+    sleep_long: str
+    set_variable: str
+    read_variable: str
+    answer: str = "42"
+    interrupt_error: str = ""
+    missing_variable_error: str = ""
+
+
+PYTHON = LanguageSnippets(
+    print_answer="print(6 * 7)",
+    sleep_long="import time; time.sleep(60)",
+    set_variable="conformance_value = 1",
+    read_variable="print(conformance_value)",
+    interrupt_error="KeyboardInterrupt",
+    missing_variable_error="NameError",
+)
+
+R = LanguageSnippets(
+    print_answer="cat(6 * 7, '\\n')",
+    sleep_long="Sys.sleep(60)",
+    set_variable="conformance_value <- 1",
+    read_variable="cat(conformance_value, '\\n')",
+)
+
+
+@dataclass
+class ConformanceBackend(ABC):
+    """How the suite reaches one backend.  Subclass per backend; keep it small."""
+
+    kernel_name: str
+    env: dict[str, str] = field(default_factory=dict)
+    language: LanguageSnippets = PYTHON
+    launch_timeout: float = 60.0
+
+    def start_env(self, **extra: str) -> dict[str, str]:
+        """The env a client sends with its start request."""
+        env = dict(os.environ)
+        env.update(self.env)
+        env.setdefault("KERNEL_USERNAME", "conformance")
+        env.update(extra)
+        return env
+
+    @abstractmethod
+    async def kill_kernel_hard(self, provisioner_info: dict[str, Any]) -> None:
+        """Kill the kernel the way a crash would (``kill -9`` its processes, ``docker kill``,
+        delete the pod), without telling the provisioner."""
+
+    @abstractmethod
+    async def leftovers(self, provisioner_info: dict[str, Any]) -> list[str]:
+        """Describe everything of this kernel still present on the backend (processes,
+        containers, pods, jobs); empty when nothing is left."""
+
+
+@dataclass
+class RunningKernel:
+    manager: AsyncKernelManager
+    client: AsyncKernelClient
+    backend: ConformanceBackend
+
+    async def provisioner_info(self) -> dict[str, Any]:
+        assert self.manager.provisioner is not None
+        return serializable_provisioner_info(await self.manager.provisioner.get_provisioner_info())
+
+
+async def wait_for(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
+    """Poll an async ``predicate`` until it is true or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return True
+        await asyncio.sleep(interval)
+    return bool(await predicate())
+
+
+class ProvisionerConformance:
+    """The shared tests.  Subclasses provide the ``conformance_backend`` fixture."""
+
+    @pytest.fixture
+    async def kernel(self, conformance_backend: ConformanceBackend) -> AsyncIterator[RunningKernel]:
+        manager = AsyncKernelManager(kernel_name=conformance_backend.kernel_name)
+        await manager.start_kernel(env=conformance_backend.start_env())
+        client = manager.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=conformance_backend.launch_timeout)
+            running = RunningKernel(manager, client, conformance_backend)
+            yield running
+        finally:
+            running_client = getattr(running, "client", client) if "running" in locals() else client
+            running_client.stop_channels()
+            if manager.has_kernel:
+                await manager.shutdown_kernel(now=True)
+
+    @pytest.mark.asyncio
+    async def test_start_and_execute(self, kernel: RunningKernel) -> None:
+        result = await execute(kernel.client, kernel.backend.language.print_answer)
+        assert result.stdout.strip() == kernel.backend.language.answer
+        assert result.error_name == ""
+
+    @pytest.mark.asyncio
+    async def test_interrupt_busy_cell_within_two_seconds(self, kernel: RunningKernel) -> None:
+        language = kernel.backend.language
+        busy = asyncio.Event()
+        running = asyncio.ensure_future(execute(kernel.client, language.sleep_long, on_busy=busy))
+        await asyncio.wait_for(busy.wait(), timeout=30)
+        await asyncio.sleep(0.3)  # let the cell really enter its sleep
+        interrupted_at = time.monotonic()
+        await kernel.manager.interrupt_kernel()
+        result = await asyncio.wait_for(running, timeout=10)
+        assert time.monotonic() - interrupted_at < 2.0
+        if language.interrupt_error:
+            assert result.error_name == language.interrupt_error
+        after = await execute(kernel.client, language.print_answer)
+        assert after.stdout.strip() == language.answer
+
+    @pytest.mark.asyncio
+    async def test_restart_gives_a_fresh_kernel(self, kernel: RunningKernel) -> None:
+        language = kernel.backend.language
+        await execute(kernel.client, language.set_variable)
+        before = await kernel.provisioner_info()
+        await kernel.manager.restart_kernel()
+        # A remote kernel gets new ports on restart: reconnect, as Jupyter Server does.
+        kernel.client.stop_channels()
+        kernel.client = kernel.manager.client()
+        kernel.client.start_channels()
+        await kernel.client.wait_for_ready(timeout=kernel.backend.launch_timeout)
+        result = await execute(kernel.client, language.read_variable)
+        if language.missing_variable_error:
+            assert result.error_name == language.missing_variable_error
+        assert language.answer not in result.stdout
+        assert (await execute(kernel.client, language.print_answer)).stdout.strip() == "42"
+        after = await kernel.provisioner_info()
+        assert after["connection_info"] != before["connection_info"]
+        assert await kernel.backend.leftovers(before) == []
+
+    @pytest.mark.asyncio
+    async def test_shutdown_leaves_nothing(self, kernel: RunningKernel) -> None:
+        info = await kernel.provisioner_info()
+        kernel.client.stop_channels()
+        await kernel.manager.shutdown_kernel()
+        assert not await kernel.manager.is_alive()
+        assert await kernel.backend.leftovers(info) == []
+
+    @pytest.mark.asyncio
+    async def test_killed_kernel_is_detected(self, kernel: RunningKernel) -> None:
+        info = await kernel.provisioner_info()
+        await kernel.backend.kill_kernel_hard(info)
+        assert await wait_for(lambda: _not_alive(kernel.manager), timeout=15)
+        await kernel.manager.shutdown_kernel(now=True)
+        assert await kernel.backend.leftovers(info) == []
+
+    @pytest.mark.asyncio
+    async def test_reattach_from_a_second_process(self, kernel: RunningKernel) -> None:
+        info = await kernel.provisioner_info()
+        request = {
+            "kernel_name": kernel.backend.kernel_name,
+            "provisioner_info": info,
+            "code": kernel.backend.language.print_answer,
+            "shutdown": True,
+        }
+        kernel.client.stop_channels()
+        completed = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "gp_core.testing.reattach_worker"],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=kernel.backend.start_env(),
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        reply = json.loads(completed.stdout.strip().splitlines()[-1])
+        assert reply["stdout"].strip() == kernel.backend.language.answer
+        assert reply["alive_after"] is False
+        assert await wait_for(lambda: _not_alive(kernel.manager), timeout=15)
+        assert await kernel.backend.leftovers(info) == []
+
+    @pytest.mark.asyncio
+    async def test_unauthorized_user_is_refused_before_anything_starts(
+        self, conformance_backend: ConformanceBackend
+    ) -> None:
+        manager = AsyncKernelManager(kernel_name=conformance_backend.kernel_name)
+        with pytest.raises(UnauthorizedUserError) as refused:
+            await manager.start_kernel(env=conformance_backend.start_env(KERNEL_USERNAME="root"))
+        assert refused.value.status_code == 403
+        assert "root" in str(refused.value)
+        assert not manager.has_kernel
+
+
+async def _not_alive(manager: AsyncKernelManager) -> bool:
+    return not await manager.is_alive()

@@ -1,0 +1,82 @@
+"""Small helpers for talking to a real kernel in tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.asynchronous.client import AsyncKernelClient
+
+
+@dataclass
+class ExecutionResult:
+    """What one ``execute_request`` produced."""
+
+    stdout: str = ""
+    error_name: str = ""
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+async def execute(
+    client: AsyncKernelClient,
+    code: str,
+    *,
+    timeout: float = 60.0,
+    on_busy: asyncio.Event | None = None,
+) -> ExecutionResult:
+    """Run ``code`` and collect its stream output and error name until the kernel is idle.
+
+    ``on_busy`` is set when the kernel reports it started the cell, so a test can interrupt a
+    running cell instead of a queued one.
+    """
+    started = time.monotonic()
+    msg_id = client.execute(code)
+    result = ExecutionResult()
+    deadline = started + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"no idle status within {timeout}s for {code!r}")
+        message = await client.get_iopub_msg(timeout=remaining)
+        if message["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = message["msg_type"], message["content"]
+        if kind == "status" and content["execution_state"] == "busy" and on_busy is not None:
+            on_busy.set()
+        elif kind == "stream":
+            result.stdout += content["text"]
+        elif kind == "error":
+            result.error_name = content["ename"]
+        elif kind in ("execute_result", "display_data"):
+            result.outputs.append(content)
+        elif kind == "status" and content["execution_state"] == "idle":
+            result.seconds = time.monotonic() - started
+            return result
+
+
+@contextmanager
+def isolated_jupyter_paths(root: Path) -> Iterator[Path]:
+    """Point JUPYTER_DATA_DIR / JUPYTER_PATH / JUPYTER_CONFIG_DIR at ``root`` for the block,
+    so installed test kernelspecs never mix with the user's.  Yields the kernelspec prefix
+    to pass as ``--prefix`` to installers (specs land in ``root/share/jupyter/kernels``)."""
+    names = ("JUPYTER_DATA_DIR", "JUPYTER_PATH", "JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ["JUPYTER_DATA_DIR"] = str(root / "data")
+    os.environ["JUPYTER_PATH"] = str(root / "share" / "jupyter")
+    os.environ["JUPYTER_CONFIG_DIR"] = str(root / "config")
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(root / "runtime")
+    try:
+        yield root
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
