@@ -139,7 +139,9 @@ class CommRequestVerifier:
             raise ValueError("bad signature")
         if abs(now_ms - ts) > COMM_REQUEST_MAX_SKEW_MS:
             raise ValueError("stale request")
-        self._seen = {n: t for n, t in self._seen.items() if now_ms - t <= 2 * COMM_REQUEST_MAX_SKEW_MS}
+        self._seen = {
+            n: t for n, t in self._seen.items() if now_ms - t <= 2 * COMM_REQUEST_MAX_SKEW_MS
+        }
         if nonce in self._seen:
             raise ValueError("replayed request")
         self._seen[nonce] = ts
@@ -184,7 +186,7 @@ def bind_in_range(ip: str, port_range: tuple[int, int], attempts: int = 50) -> s
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     lower, upper = port_range
     for _ in range(attempts):
-        candidate = 0 if upper == 0 else random.randint(lower, upper)  # noqa: S311
+        candidate = 0 if upper == 0 else random.randint(lower, upper)
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.bind((ip, candidate))
@@ -211,9 +213,7 @@ class Launcher:
         self.port_range = parse_port_range(args.port_range)
         self.kernel: subprocess.Popen[bytes] | None = None
         self.conn_info: dict[str, Any] = {}
-        self.comm_socket = bind_in_range(
-            "" if args.comm_bind_all else self.ip, self.port_range
-        )
+        self.comm_socket = bind_in_range("" if args.comm_bind_all else self.ip, self.port_range)
         self.workdir = tempfile.mkdtemp(prefix=f"gp-kernel-{self.kernel_id[:8]}-")
 
     def build_connection_info(self) -> dict[str, Any]:
@@ -221,7 +221,7 @@ class Launcher:
         ports = [sock.getsockname()[1] for sock in held]
         for sock in held:
             sock.close()
-        info: dict[str, Any] = dict(zip(PORT_NAMES, ports))
+        info: dict[str, Any] = dict(zip(PORT_NAMES, ports, strict=True))
         info.update(
             ip=self.ip,
             key=secrets.token_hex(32),
@@ -253,7 +253,7 @@ class Launcher:
         env = {k: v for k, v in os.environ.items() if k != LAUNCH_SECRET_ENV}
         # ipykernel watches this pid and exits when the launcher dies, so no kernel is orphaned.
         env["JPY_PARENT_PID"] = str(os.getpid())
-        self.kernel = subprocess.Popen(self.kernel_command(connection_file), env=env)  # noqa: S603
+        self.kernel = subprocess.Popen(self.kernel_command(connection_file), env=env)
         self.conn_info = dict(
             info,
             pid=os.getpid(),
@@ -323,7 +323,13 @@ class Launcher:
         server = await asyncio.start_server(
             lambda r, w: self._handle_comm(r, w, verifier), sock=self.comm_socket
         )
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        for signum in (
+            signal.SIGTERM,
+            signal.SIGINT,
+            signal.SIGHUP,
+            signal.SIGUSR1,
+            signal.SIGUSR2,
+        ):
             loop.add_signal_handler(signum, self._on_signal, signum)
         exit_code = await loop.run_in_executor(None, self.kernel.wait)
         server.close()
@@ -442,14 +448,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--public-key", required=True, help="the server's base64 DER key")
     parser.add_argument("--port-range", default="0..0", help="LOWER..UPPER, 0..0 for any")
     parser.add_argument("--kernel-class-name", default="", help="ipykernel Kernel subclass")
-    parser.add_argument(
-        "--spark-context-initialization-mode", choices=SPARK_MODES, default="none"
-    )
+    parser.add_argument("--spark-context-initialization-mode", choices=SPARK_MODES, default="none")
     parser.add_argument("--ip", default=os.getenv("GP_KERNEL_IP", ""), help="kernel address")
     parser.add_argument("--comm-bind-all", action="store_true", help="comm port on all addresses")
     parser.add_argument("--protocol-version", type=int, choices=(1, 2), default=PROTOCOL_VERSION)
     parser.add_argument(
-        "--transport-encryption", choices=("none", "auto", "required"), default="none"
+        "--transport-encryption",
+        choices=("none", "auto", "required"),
+        default=os.getenv("GP_TRANSPORT_ENCRYPTION", "none"),
+        help="CurveZMQ for the kernel's channels (the server sets GP_TRANSPORT_ENCRYPTION)",
     )
     parser.add_argument("--log-level", default=os.getenv("GP_LAUNCHER_LOG_LEVEL", "INFO"))
     # Accepted and ignored so that older kernelspecs keep working.

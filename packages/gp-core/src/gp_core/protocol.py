@@ -260,7 +260,9 @@ def _open_v1(envelope: dict[str, Any], key_pair: ServerKeyPair) -> OpenedMessage
     if not isinstance(body, dict) or not isinstance(body.get("kernel_id"), str):
         raise ProtocolError("malformed", "the v1 connection info names no kernel id")
     kernel_id = body["kernel_id"]
-    return OpenedMessage(LEGACY_PROTOCOL_VERSION, kernel_id, None, _validated_conn_info(body, kernel_id))
+    return OpenedMessage(
+        LEGACY_PROTOCOL_VERSION, kernel_id, None, _validated_conn_info(body, kernel_id)
+    )
 
 
 def _validated_conn_info(conn_info: Any, kernel_id: str) -> dict[str, Any]:
@@ -311,7 +313,9 @@ def sign_comm_request(
     ts_ms = ts_ms if ts_ms is not None else int(time.time() * 1000)
     nonce = nonce if nonce is not None else secrets.token_hex(16)
     mac = hmac.new(
-        connection_key.encode(), comm_signing_input(kernel_id, request, ts_ms, nonce), hashlib.sha256
+        connection_key.encode(),
+        comm_signing_input(kernel_id, request, ts_ms, nonce),
+        hashlib.sha256,
     )
     return {
         "version": PROTOCOL_VERSION,
