@@ -16,11 +16,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from jupyter_client.manager import AsyncKernelManager
+
 from gp_core import ResponseManager
 from gp_core.protocol import seal_v1, seal_v2
 from gp_core.testing import execute, isolated_jupyter_paths
 from gp_distributed.cli import main as install_spec
-from jupyter_client.manager import AsyncKernelManager
 
 KERNEL_NAME = "gp_hostile"
 IDLE_CONNECTIONS = 100
@@ -90,7 +91,9 @@ async def test_launch_succeeds_under_a_flood_and_nothing_hostile_is_accepted(
     km = AsyncKernelManager(kernel_name=kernelspec)
     env = dict(os.environ, KERNEL_USERNAME="alice")
     launch = asyncio.ensure_future(km.start_kernel(kernel_id=kernel_id, env=env))
-    attacks = [exchange(address, os.urandom(512).replace(b"\n", b"-")) for _ in range(GARBAGE_MESSAGES)]
+    attacks = [
+        exchange(address, os.urandom(512).replace(b"\n", b"-")) for _ in range(GARBAGE_MESSAGES)
+    ]
     attacks.append(exchange(address, b"B" * (10 * 1024 * 1024), newline=False))
     attacks.append(
         exchange(address, seal_v2(manager.public_key, kernel_id, "forged", conn_info(kernel_id)))

@@ -11,6 +11,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+
 from gp_core.protocol import seal_v1, seal_v2
 from gp_core.response_manager import ResponseManager
 
@@ -78,7 +79,8 @@ async def test_v2_message_with_the_launch_secret_is_accepted(manager):
     reply = await send(rm, seal_v2(rm.public_key, KERNEL_ID, "the-secret", conn_info()))
     assert reply == {"status": "accepted"}
     received = await asyncio.wait_for(rm.get_connection_info(KERNEL_ID), timeout=5)
-    assert received["shell_port"] == 50001 and received["pid"] == 1234
+    assert received["shell_port"] == 50001
+    assert received["pid"] == 1234
 
 
 @pytest.mark.asyncio

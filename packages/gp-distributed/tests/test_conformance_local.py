@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from gp_core.testing import ConformanceBackend, ProvisionerConformance, isolated_jupyter_paths
 from gp_distributed.cli import main as install_spec
 from gp_distributed.local_process import pid_is_running
@@ -55,6 +56,8 @@ def local_kernelspec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 class TestLocalConformance(ProvisionerConformance):
     @pytest.fixture
-    def conformance_backend(self, local_kernelspec: str, monkeypatch: pytest.MonkeyPatch) -> LocalBackend:
+    def conformance_backend(
+        self, local_kernelspec: str, monkeypatch: pytest.MonkeyPatch
+    ) -> LocalBackend:
         monkeypatch.setenv("GP_RESPONSE_IP", "127.0.0.1")
         return LocalBackend(kernel_name=local_kernelspec)

@@ -150,7 +150,9 @@ class RemoteProvisionerConfigMixin(Configurable):
         return env_bool("GP_ALLOW_LEGACY_LAUNCHERS", False)
 
 
-def apply_kernelspec_overrides(target: HasTraits, overrides: dict[str, Any], spec_label: str) -> None:
+def apply_kernelspec_overrides(
+    target: HasTraits, overrides: dict[str, Any], spec_label: str
+) -> None:
     """Set each ``metadata.kernel_provisioner.config`` entry on ``target``.
 
     Called by ``RemoteProvisionerBase.__init__``.  A key that names no configurable trait, or a

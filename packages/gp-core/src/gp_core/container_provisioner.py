@@ -78,12 +78,16 @@ class ContainerProvisionerBase(RemoteProvisionerBase):
     async def confirm_remote_startup(self) -> None:
         await self.receive_connection_info()
         status = self.get_container_status()
-        self.confirm_backend(self.assigned_ip, f"container {self.container_name} is {status or 'known'}")
+        self.confirm_backend(
+            self.assigned_ip, f"container {self.container_name} is {status or 'known'}"
+        )
 
     async def detect_launch_failure(self) -> None:
         status = self.get_container_status()
         if status in self.get_error_states():
-            self.fail_launch(f"container {self.container_name} is {status}: {self.describe_failure()}")
+            self.fail_launch(
+                f"container {self.container_name} is {status}: {self.describe_failure()}"
+            )
 
     async def poll(self) -> int | None:
         status = self.get_container_status()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
+from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.manager import AsyncKernelManager
-from jupyter_client.provisioning import KernelProvisionerFactory
+from jupyter_client.provisioning.factory import KernelProvisionerFactory
 
 
 def serializable_provisioner_info(info: dict[str, Any]) -> dict[str, Any]:
     """``info`` with bytes (the session key) turned into text, ready for ``json.dumps``."""
-    return json.loads(json.dumps(info, default=lambda v: v.decode() if isinstance(v, bytes) else str(v)))
+    text = json.dumps(info, default=lambda v: v.decode() if isinstance(v, bytes) else str(v))
+    return cast(dict[str, Any], json.loads(text))
 
 
 async def attach_kernel_manager(
@@ -34,5 +36,5 @@ async def attach_kernel_manager(
     connection = dict(provisioner_info["connection_info"])
     if isinstance(connection.get("key"), str):
         connection["key"] = connection["key"].encode()
-    manager.load_connection_info(connection)
+    manager.load_connection_info(cast(KernelConnectionInfo, connection))
     return manager

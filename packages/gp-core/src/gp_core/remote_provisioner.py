@@ -17,7 +17,7 @@ import secrets
 import sys
 import time
 from abc import abstractmethod
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, cast
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.localinterfaces import is_local_ip, local_ips
@@ -57,7 +57,7 @@ CONNECTION_KEYS = (
 _CONSTRUCTOR_KEYS = {"kernel_id", "kernel_spec", "parent", "config", "log"}
 
 
-class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase):
+class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase):  # type: ignore[metaclass]
     """Base of every provisioner whose kernel is started by a launcher that answers back.
 
     The fields in ``persisted_fields`` are what ``get_provisioner_info`` saves and
@@ -119,9 +119,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
 
         manager = self.response_manager
         launch_secret = secrets.token_urlsafe(32)
-        manager.register_event(
-            kernel_id, launch_secret, allow_legacy=self.allow_legacy_launchers
-        )
+        manager.register_event(kernel_id, launch_secret, allow_legacy=self.allow_legacy_launchers)
         env.update(
             KERNEL_ID=kernel_id,
             KERNEL_USERNAME=self.kernel_username,
@@ -167,7 +165,9 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         try:
             await self.kill()
         except Exception as kill_error:  # noqa: BLE001 - the launch error matters more
-            self.log.warning("Kernel %s: cleanup after a failed launch: %s", self.kernel_id, kill_error)
+            self.log.warning(
+                "Kernel %s: cleanup after a failed launch: %s", self.kernel_id, kill_error
+            )
         await self.cleanup(restart=False)
 
     @abstractmethod
@@ -235,10 +235,10 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
     async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
         """Restore the state saved by ``get_provisioner_info`` and reopen the comm channel."""
         await super().load_provisioner_info(provisioner_info)
-        connection = dict(self.connection_info)
+        connection: dict[str, Any] = dict(self.connection_info)
         if isinstance(connection.get("key"), str):
             connection["key"] = connection["key"].encode()
-        self.connection_info = connection
+        self.connection_info = cast(KernelConnectionInfo, connection)
         for name in self.persisted_fields:
             if name in provisioner_info:
                 setattr(self, name, provisioner_info[name])
@@ -298,9 +298,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         ``launch_timeout``.
         """
         kernel_id = str(self.kernel_id)
-        receiving = asyncio.ensure_future(
-            self.response_manager.get_launch_message(kernel_id)
-        )
+        receiving = asyncio.ensure_future(self.response_manager.get_launch_message(kernel_id))
         try:
             while not receiving.done():
                 remaining = self._remaining_launch_time()
@@ -321,10 +319,10 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         self.comm_port = int(info.get("comm_port") or 0)
         self.assigned_ip = str(info["ip"])
         kernel_name = getattr(self.parent, "kernel_name", "") or ""
-        self.connection_info = {k: info[k] for k in CONNECTION_KEYS if k in info}
-        self.connection_info["kernel_name"] = kernel_name
-        # jupyter_client keeps the session key as bytes.
-        self.connection_info["key"] = str(info["key"]).encode()
+        connection: dict[str, Any] = {k: info[k] for k in CONNECTION_KEYS if k in info}
+        connection["kernel_name"] = kernel_name
+        connection["key"] = str(info["key"]).encode()  # jupyter_client keeps the key as bytes
+        self.connection_info = cast(KernelConnectionInfo, connection)
         self._check_transport_encryption()
         self._open_kernel_channel()
         self.launch_phases.complete(
@@ -361,10 +359,23 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
     async def handle_launch_timeout(self) -> NoReturn:
         """Raise ``LaunchTimeoutError`` naming the phase that did not finish.  Subclasses may
         override to add the backend's last known status, then call super."""
+        refused = self.response_manager.rejections_for(str(self.kernel_id))
+        hint = ""
+        if refused:
+            hint = (
+                f" The response server refused {len(refused)} message(s) for this kernel "
+                f"(reasons: {', '.join(sorted(set(refused)))})"
+                + (
+                    "; its launcher speaks the legacy v1 protocol: enable "
+                    "allow_legacy_launchers or update the kernel image."
+                    if "legacy-refused" in refused
+                    else "."
+                )
+            )
         raise LaunchTimeoutError(
             f"Kernel {self.kernel_id} did not start within {self._effective_launch_timeout:g}s: "
             f"phase '{self.launch_phases.current}' did not finish "
-            f"(done: {self.launch_phases.summary()}). Check the backend, or raise "
+            f"(done: {self.launch_phases.summary()}).{hint} Check the backend, or raise "
             "launch_timeout (GP_LAUNCH_TIMEOUT / KERNEL_LAUNCH_TIMEOUT).",
             kernel_id=str(self.kernel_id),
             phase=self.launch_phases.current,

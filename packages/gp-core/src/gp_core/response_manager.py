@@ -104,9 +104,7 @@ class ResponseManager(SingletonConfigurable):
         help=f"RSA key size of this process's ephemeral key pair (>= {MINIMUM_KEY_SIZE}).",
     )
 
-    read_timeout = Float(
-        5.0, config=True, help="Seconds a launcher has to send its whole message."
-    )
+    read_timeout = Float(5.0, config=True, help="Seconds a launcher has to send its whole message.")
 
     max_message_bytes = Int(
         64 * 1024, config=True, help="Messages larger than this are refused unread."
@@ -129,6 +127,7 @@ class ResponseManager(SingletonConfigurable):
         self._thread: threading.Thread | None = None
         self._bound: tuple[str, int] | None = None
         self._open_connections = 0
+        self._rejections: OrderedDict[str, list[str]] = OrderedDict()
         self.rejected_count = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -320,8 +319,15 @@ class ResponseManager(SingletonConfigurable):
         if not data.strip():
             self._reject(peer, "empty", "the connection closed without a message", None)
             return None
+        with self._lock:
+            # The v1 (PKCS#1 v1.5) path is only reachable while some launch allows legacy.
+            legacy_wanted = any(p.allow_legacy for p in self._pending.values())
         try:
-            message = open_message(data, self._key_pair_or_fail(), allow_legacy=True)
+            # RSA work runs on a worker thread so a burst of sealed envelopes cannot stall
+            # the accept loop and the read deadlines of other connections.
+            message = await asyncio.to_thread(
+                open_message, data, self._key_pair_or_fail(), allow_legacy=legacy_wanted
+            )
         except ProtocolError as err:
             self._reject(peer, err.reason, err.detail, err.kernel_id)
             return {"status": "rejected", "reason": err.reason}
@@ -374,8 +380,20 @@ class ResponseManager(SingletonConfigurable):
         self.log.debug("Connection info for kernel %s received from %s", kernel_id, peer)
         return {"status": "accepted"}
 
+    def rejections_for(self, kernel_id: str) -> list[str]:
+        """Reason codes of the messages refused for ``kernel_id`` (for launch-timeout errors)."""
+        with self._lock:
+            return list(self._rejections.get(kernel_id, []))
+
     def _reject(self, peer: str, reason: str, detail: str, kernel_id: str | None) -> None:
         self.rejected_count += 1
+        if kernel_id:
+            with self._lock:
+                reasons = self._rejections.setdefault(kernel_id, [])
+                if len(reasons) < 20:
+                    reasons.append(reason)
+                while len(self._rejections) > 10_000:
+                    self._rejections.popitem(last=False)
         if self.log_rejections:
             about = f" for kernel {kernel_id}" if kernel_id else ""
             self.log.warning(

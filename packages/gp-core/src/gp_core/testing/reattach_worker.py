@@ -28,7 +28,9 @@ async def main() -> None:
     if request.get("shutdown"):
         await manager.shutdown_kernel()
     alive = await manager.is_alive()
-    print(json.dumps({"stdout": result.stdout, "error_name": result.error_name, "alive_after": alive}))
+    print(
+        json.dumps({"stdout": result.stdout, "error_name": result.error_name, "alive_after": alive})
+    )
 
 
 if __name__ == "__main__":
