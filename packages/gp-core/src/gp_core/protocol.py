@@ -187,14 +187,12 @@ def open_message(data: bytes, key_pair: ServerKeyPair, *, allow_legacy: bool) ->
     if version == PROTOCOL_VERSION:
         return _open_v2(envelope, key_pair)
     if version == LEGACY_PROTOCOL_VERSION:
-        opened = _open_v1(envelope, key_pair)
-        if not allow_legacy:
+        if not allow_legacy:  # refused unread: no PKCS#1 v1.5 decryption for anyone else
             raise ProtocolError(
                 "legacy-refused",
                 "a v1 (legacy) launcher answered but allow_legacy_launchers is off",
-                opened.kernel_id,
             )
-        return opened
+        return _open_v1(envelope, key_pair)
     raise ProtocolError("unsupported-version", f"protocol version {version!r} is not supported")
 
 

@@ -359,18 +359,19 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
     async def handle_launch_timeout(self) -> NoReturn:
         """Raise ``LaunchTimeoutError`` naming the phase that did not finish.  Subclasses may
         override to add the backend's last known status, then call super."""
-        refused = self.response_manager.rejections_for(str(self.kernel_id))
+        manager = self.response_manager
+        refused = manager.rejections_for(str(self.kernel_id))
         hint = ""
         if refused:
             hint = (
                 f" The response server refused {len(refused)} message(s) for this kernel "
-                f"(reasons: {', '.join(sorted(set(refused)))})"
-                + (
-                    "; its launcher speaks the legacy v1 protocol: enable "
-                    "allow_legacy_launchers or update the kernel image."
-                    if "legacy-refused" in refused
-                    else "."
-                )
+                f"(reasons: {', '.join(sorted(set(refused)))})."
+            )
+        if manager.legacy_refusals_since(self.launch_phases.started):
+            hint += (
+                " During this launch the response server refused a payload of the legacy v1 "
+                "protocol: if this kernel's launcher is an old one, enable "
+                "allow_legacy_launchers or update the kernel image."
             )
         raise LaunchTimeoutError(
             f"Kernel {self.kernel_id} did not start within {self._effective_launch_timeout:g}s: "

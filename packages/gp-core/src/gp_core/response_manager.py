@@ -10,6 +10,7 @@ a pending launch with :meth:`ResponseManager.register_event` and await
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import hmac
 import ipaddress
@@ -17,6 +18,7 @@ import json
 import os
 import socket
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,6 +130,7 @@ class ResponseManager(SingletonConfigurable):
         self._bound: tuple[str, int] | None = None
         self._open_connections = 0
         self._rejections: OrderedDict[str, list[str]] = OrderedDict()
+        self._legacy_refused_at: collections.deque[float] = collections.deque(maxlen=1000)
         self.rejected_count = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -385,8 +388,16 @@ class ResponseManager(SingletonConfigurable):
         with self._lock:
             return list(self._rejections.get(kernel_id, []))
 
+    def legacy_refusals_since(self, monotonic_time: float) -> int:
+        """How many v1 payloads were refused unread since ``monotonic_time``."""
+        with self._lock:
+            return sum(1 for at in self._legacy_refused_at if at >= monotonic_time)
+
     def _reject(self, peer: str, reason: str, detail: str, kernel_id: str | None) -> None:
         self.rejected_count += 1
+        if reason == "legacy-refused":
+            with self._lock:
+                self._legacy_refused_at.append(time.monotonic())
         if kernel_id:
             with self._lock:
                 reasons = self._rejections.setdefault(kernel_id, [])
