@@ -1,18 +1,29 @@
 """Reusable test kit: the conformance suite every backend runs, and kernel client helpers.
 
 A backend's tests subclass :class:`~gp_core.testing.conformance.ProvisionerConformance` and
-provide the ``conformance_backend`` fixture (a :class:`ConformanceBackend`).  Needs the
-``test`` extra of gp-core (pytest, pytest-asyncio, ipykernel).
+provide the ``conformance_backend`` fixture (a :class:`ConformanceBackend`).  The suite needs
+the ``test`` extra of gp-core (pytest, pytest-asyncio, ipykernel); the kernel helpers in
+:mod:`gp_core.testing.kernels` need only jupyter_client, so they are imported lazily.
 """
 
-from .conformance import ConformanceBackend, LanguageSnippets, ProvisionerConformance
-from .kernels import ExecutionResult, execute, isolated_jupyter_paths
+from __future__ import annotations
 
-__all__ = [
-    "ConformanceBackend",
-    "ExecutionResult",
-    "LanguageSnippets",
-    "ProvisionerConformance",
-    "execute",
-    "isolated_jupyter_paths",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "ConformanceBackend": "conformance",
+    "LanguageSnippets": "conformance",
+    "ProvisionerConformance": "conformance",
+    "ExecutionResult": "kernels",
+    "execute": "kernels",
+    "isolated_jupyter_paths": "kernels",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'gp_core.testing' has no attribute {name!r}")
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)

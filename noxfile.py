@@ -1,0 +1,99 @@
+"""Workspace sessions.
+
+    nox -s lint typecheck test integration build   # what CI runs (scripts/test.sh)
+    nox -s demo                                     # the main job
+    nox -s bench                                    # figures, never a pass/fail
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PACKAGES = ("gp-core", "gp-distributed")
+BACKENDS = tuple(p for p in PACKAGES if p != "gp-core")
+TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.23")
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "typecheck", "test", "integration", "build"]
+
+
+def package_path(name: str, extras: str = "") -> str:
+    return f"{ROOT / 'packages' / name}{f'[{extras}]' if extras else ''}"
+
+
+def install_packages(session: nox.Session, *names: str, extras: str = "test") -> None:
+    """Install gp-core and the named packages from this checkout (not editable), so the
+    tests see what a user's pip install gives."""
+    wanted = ["gp-core", *[n for n in names if n != "gp-core"]]
+    session.install(*[package_path(n, extras) for n in wanted])
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    install_packages(session, *BACKENDS)
+    session.install("mypy>=1.10", "types-paramiko")
+    session.run("mypy")
+
+
+@nox.session
+@nox.parametrize("package", PACKAGES)
+def test(session: nox.Session, package: str) -> None:
+    """One package's tests in an environment holding only that package and gp-core."""
+    install_packages(session, package)
+    session.install(*TEST_TOOLS)
+    session.run("pytest", f"packages/{package}/tests", *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """End-to-end suites against real backends (sshd) on loopback."""
+    install_packages(session, *BACKENDS)
+    session.install(*TEST_TOOLS)
+    session.run("pytest", "tests-integration", *session.posargs)
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build every wheel, install each alone into an empty venv, load its entry points."""
+    session.install("build")
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    for name in PACKAGES:
+        session.run("python", "-m", "build", "--wheel", "--outdir", str(dist), package_path(name))
+    for name in PACKAGES:
+        wheel = next(dist.glob(f"{name.replace('-', '_')}-*.whl"))
+        venv = Path(session.create_tmp()) / f"alone-{name}"
+        shutil.rmtree(venv, ignore_errors=True)
+        session.run("python", "-m", "venv", str(venv))
+        python = str(venv / "bin" / "python")
+        # Only the wheel itself (and gp-core's wheel, which is not published) come from here.
+        session.run(python, "-m", "pip", "install", "-q", "--find-links", str(dist), str(wheel))
+        session.run(python, str(ROOT / "scripts" / "check_installed.py"), name, external=True)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: a notebook on a kernel from the distributed provisioner on localhost."""
+    install_packages(session, "gp-distributed", extras="")
+    session.install("ipykernel", "nbclient", "nbformat")
+    session.run("python", "scripts/main_job.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Launch, shutdown and event-loop-lag figures against LocalProvisioner and
+    gateway-provisioners 0.5.0 (prints; never fails on timings)."""
+    install_packages(session, "gp-distributed", extras="")
+    session.install("ipykernel")
+    session.run("python", "benchmarks/launch_bench.py", *session.posargs)
