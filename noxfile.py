@@ -1,8 +1,8 @@
 """Workspace sessions.
 
-    nox -s lint typecheck test integration build   # what CI runs (scripts/test.sh)
-    nox -s demo                                     # the main job
-    nox -s bench                                    # figures, never a pass/fail
+nox -s lint typecheck test integration build   # what CI runs (scripts/test.sh)
+nox -s demo                                     # the main job
+nox -s bench                                    # figures, never a pass/fail
 """
 
 from __future__ import annotations

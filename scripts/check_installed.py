@@ -15,7 +15,9 @@ from pathlib import Path
 
 def main(name: str) -> int:
     dist = distribution(name)
-    provisioners = [ep for ep in dist.entry_points if ep.group == "jupyter_client.kernel_provisioners"]
+    provisioners = [
+        ep for ep in dist.entry_points if ep.group == "jupyter_client.kernel_provisioners"
+    ]
     scripts = [ep for ep in dist.entry_points if ep.group == "console_scripts"]
     for ep in provisioners:
         cls = ep.load()

@@ -81,7 +81,13 @@ class KernelSpecInstaller:
     def launcher_argv(self, args: argparse.Namespace) -> list[str]:
         """The spec's argv: the launcher, with placeholders the provisioner fills at launch."""
         if args.language != "python":
-            launcher_dir(args.language)  # raises when no launcher for it is installed
+            try:
+                launcher_dir(args.language)
+            except FileNotFoundError:
+                raise InstallerError(
+                    f"--language {args.language}: this gp-core ships no {args.language} launcher "
+                    "yet, so no kernelspec can be installed for it; use --language python"
+                ) from None
             raise InstallerError(f"--language {args.language} has no launcher command yet")
         argv = [
             args.python,

@@ -1,0 +1,145 @@
+"""Settings, authorization and argv building: pure logic, no kernel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from jupyter_client.kernelspec import KernelSpec
+
+from gp_core import KernelSpecConfigError, RemoteProvisionerBase, UnauthorizedUserError
+from gp_core.argv import is_valid_kernel_id, kernel_env, substitute_argv
+from gp_core.config import env_bool, parse_port_range
+
+
+class Provisioner(RemoteProvisionerBase):
+    """The smallest concrete provisioner: settings and authorization only."""
+
+    has_process = False
+
+    async def submit_kernel(self, cmd: list[str], env: dict[str, str], **kwargs: Any) -> None:
+        raise NotImplementedError
+
+    async def confirm_remote_startup(self) -> None:
+        raise NotImplementedError
+
+    def log_kernel_launch(self, cmd: list[str]) -> None:
+        pass
+
+    async def poll(self) -> int | None:
+        return 0
+
+    async def send_signal(self, signum: int) -> None:
+        pass
+
+    async def kill(self, restart: bool = False) -> None:
+        pass
+
+    async def terminate(self, restart: bool = False) -> None:
+        pass
+
+
+def make(**config: Any) -> Provisioner:
+    spec = KernelSpec(argv=["python"], display_name="Spec Under Test", resource_dir="/specs/x")
+    return Provisioner(kernel_id="k-1", kernel_spec=spec, **config)
+
+
+def test_defaults_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("GP_AUTHORIZED_USERS", "alice, bob")
+    monkeypatch.setenv("GP_UNAUTHORIZED_USERS", "root,mallory")
+    monkeypatch.setenv("GP_PORT_RANGE", "40000..41000")
+    monkeypatch.setenv("GP_LAUNCH_TIMEOUT", "45")
+    monkeypatch.setenv("GP_ALLOW_LEGACY_LAUNCHERS", "true")
+    p = make()
+    assert p.authorized_users == {"alice", "bob"}
+    assert p.unauthorized_users == {"root", "mallory"}
+    assert (p.port_range, p.launch_timeout, p.allow_legacy_launchers) == ("40000..41000", 45, True)
+
+
+def test_plain_defaults():
+    p = make()
+    assert p.unauthorized_users == {"root"}
+    assert p.authorized_users == set()
+    assert (p.port_range, p.launch_timeout, p.allow_legacy_launchers) == ("0..0", 30, False)
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"), [("false", False), ("0", False), ("No", False), ("TRUE", True)]
+)
+def test_booleans_are_parsed_not_guessed(monkeypatch, raw, value):
+    monkeypatch.setenv("GP_FLAG", raw)
+    assert env_bool("GP_FLAG", not value) is value
+
+
+def test_a_non_boolean_names_the_variable(monkeypatch):
+    monkeypatch.setenv("GP_FLAG", "maybe")
+    with pytest.raises(ValueError, match="GP_FLAG='maybe'"):
+        env_bool("GP_FLAG", False)
+
+
+@pytest.mark.parametrize(
+    "text", ["5..3", "1..2000", "40000..70000", "abc", "10-20", "40000..40000"]
+)
+def test_bad_port_ranges_are_refused(text):
+    with pytest.raises(ValueError, match="port range"):
+        parse_port_range(text)
+
+
+def test_kernelspec_overrides_win_and_bad_ones_name_the_spec():
+    assert make(launch_timeout=90).launch_timeout == 90
+    with pytest.raises(KernelSpecConfigError) as failure:
+        make(launch_timout=90)
+    assert "'launch_timout'" in str(failure.value)
+    assert "Spec Under Test" in str(failure.value)
+    assert "/specs/x" in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("authorized", "unauthorized", "user", "allowed"),
+    [
+        (set(), {"root"}, "alice", True),
+        (set(), {"root"}, "root", False),
+        ({"alice"}, set(), "bob", False),
+        ({"alice"}, {"alice"}, "alice", False),  # denial wins
+        ({"alice"}, {"root"}, "alice", True),
+    ],
+)
+def test_authorization(authorized, unauthorized, user, allowed):
+    p = make(authorized_users=authorized, unauthorized_users=unauthorized)
+    if allowed:
+        p.authorize_user(user)
+    else:
+        with pytest.raises(UnauthorizedUserError) as refused:
+            p.authorize_user(user)
+        assert refused.value.status_code == 403
+        assert repr(user) in str(refused.value)
+
+
+def test_argv_values_stay_inside_their_argument():
+    hostile = "x; rm -rf / $(id) `id` 'q' \"d\"\nnext"
+    argv, unknown = substitute_argv(
+        ["launch", "--kernel-id", "{kernel_id}", "--range={port_range}", "{mystery}"],
+        {"kernel_id": hostile, "port_range": "0..0"},
+    )
+    assert argv == ["launch", "--kernel-id", hostile, "--range=0..0", "{mystery}"]
+    assert unknown == {"mystery"}
+
+
+@pytest.mark.parametrize(
+    ("kernel_id", "valid"),
+    [
+        ("3f2b-11", True),
+        ("a.b_c-d", True),
+        ("x;y", False),
+        ("-leading", False),
+        ("", False),
+        ("a" * 129, False),
+    ],
+)
+def test_kernel_id_validation(kernel_id, valid):
+    assert is_valid_kernel_id(kernel_id) is valid
+
+
+def test_only_kernel_variables_and_the_allow_list_travel():
+    env = {"KERNEL_USERNAME": "a", "KERNEL_X": "1", "PATH": "/bin", "AWS_SECRET": "s", "LANG": "C"}
+    assert kernel_env(env, ["LANG"]) == {"KERNEL_USERNAME": "a", "KERNEL_X": "1", "LANG": "C"}

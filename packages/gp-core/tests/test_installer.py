@@ -1,0 +1,136 @@
+"""The kernelspec-installer base: every common flag lands in kernel.json, and no placeholder the
+provisioner does not fill is left behind."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from gp_core.installer import InstallerError, KernelSpecInstaller
+from gp_core.remote_provisioner import RemoteProvisionerBase
+
+FILLED = {"kernel_id", "response_address", "public_key", "port_range", "resource_dir"}
+
+
+class DemoInstaller(KernelSpecInstaller):
+    command = "jupyter demo-spec"
+    provisioner_name = "demo-provisioner"
+    default_kernel_name = "demo_python"
+    default_display_name = "Demo Python"
+
+
+def install(tmp_path: Path, *flags: str) -> dict:
+    DemoInstaller().main(["install", "--prefix", str(tmp_path), *flags])
+    name = flags[flags.index("--kernel-name") + 1] if "--kernel-name" in flags else "demo_python"
+    folder = tmp_path / "share" / "jupyter" / "kernels" / name
+    assert (folder / "scripts" / "launch_ipykernel.py").is_file()
+    spec = json.loads((folder / "kernel.json").read_text())
+    text = json.dumps(spec)
+    assert "${" not in text
+    assert set(re.findall(r"\{([A-Za-z_]+)\}", " ".join(spec["argv"]))) <= FILLED
+    return spec
+
+
+def config_of(spec: dict) -> dict:
+    return spec["metadata"]["kernel_provisioner"]["config"]
+
+
+def test_defaults(tmp_path):
+    spec = install(tmp_path)
+    assert spec["display_name"] == "Demo Python"
+    assert spec["language"] == "python"
+    assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "demo-provisioner"
+    assert config_of(spec) == {}
+    assert spec["argv"][spec["argv"].index("--spark-context-initialization-mode") + 1] == "none"
+
+
+@pytest.mark.parametrize(
+    ("flags", "key", "value"),
+    [
+        (["--authorized-users", "bob, alice"], "authorized_users", ["alice", "bob"]),
+        (["--unauthorized-users", "root,eve"], "unauthorized_users", ["eve", "root"]),
+        (["--port-range", "40000..41000"], "port_range", "40000..41000"),
+        (["--launch-timeout", "75"], "launch_timeout", 75.0),
+    ],
+)
+def test_settings_flags_land_in_the_provisioner_config(tmp_path, flags, key, value):
+    assert config_of(install(tmp_path, *flags))[key] == value
+
+
+def test_installed_config_is_accepted_by_the_provisioner_settings(tmp_path):
+    spec = install(tmp_path, "--port-range", "40000..41000", "--launch-timeout", "75")
+    for key, value in config_of(spec).items():
+        assert key in RemoteProvisionerBase.class_trait_names(config=True)
+        assert value is not None
+
+
+def test_names_and_subclass(tmp_path):
+    spec = install(
+        tmp_path,
+        "--kernel-name",
+        "mine",
+        "--display-name",
+        "My Kernel",
+        "--ipykernel-subclass-name",
+        "pkg.module.MyKernel",
+    )
+    assert spec["display_name"] == "My Kernel"
+    assert spec["argv"][-2:] == ["--kernel-class-name", "pkg.module.MyKernel"]
+
+
+def test_spark_flags(tmp_path):
+    spec = install(
+        tmp_path,
+        "--spark",
+        "--spark-home",
+        "/opt/sp",
+        "--spark-master",
+        "local[2]",
+        "--spark-init-mode",
+        "eager",
+        "--extra-spark-opts",
+        "--conf a=b",
+    )
+    assert spec["env"] == {
+        "SPARK_HOME": "/opt/sp",
+        "SPARK_OPTS": "--conf a=b",
+        "SPARK_MASTER": "local[2]",
+    }
+    assert spec["argv"][spec["argv"].index("--spark-context-initialization-mode") + 1] == "eager"
+
+
+def test_python_flag_sets_argv0(tmp_path):
+    assert install(tmp_path, "--python", "/opt/py/bin/python3")["argv"][0] == "/opt/py/bin/python3"
+
+
+def test_replace_is_needed_to_overwrite(tmp_path):
+    install(tmp_path)
+    with pytest.raises(InstallerError, match="--replace"):
+        install(tmp_path)
+    assert install(tmp_path, "--replace", "--display-name", "Again")["display_name"] == "Again"
+
+
+def test_user_and_sys_prefix_locations(tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "user-data"))
+    DemoInstaller().main(["install", "--user"])
+    assert (tmp_path / "user-data" / "kernels" / "demo_python" / "kernel.json").is_file()
+    with pytest.raises(SystemExit):
+        DemoInstaller().main(["install", "--user", "--sys-prefix"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--port-range", "9..3"], "--port-range"),
+        (["--launch-timeout", "0"], "--launch-timeout"),
+        (["--kernel-name", "a/b"], "--kernel-name"),
+        (["--language", "R"], "R"),
+    ],
+)
+def test_bad_flags_fail_with_the_flag_named(tmp_path, flags, message):
+    with pytest.raises(SystemExit) as failure:
+        DemoInstaller().main(["install", "--prefix", str(tmp_path), *flags])
+    assert message in str(failure.value)
