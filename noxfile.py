@@ -78,7 +78,17 @@ def build(session: nox.Session) -> None:
         session.run("python", "-m", "venv", str(venv))
         python = str(venv / "bin" / "python")
         # Only the wheel itself (and gp-core's wheel, which is not published) come from here.
-        session.run(python, "-m", "pip", "install", "-q", "--find-links", str(dist), str(wheel))
+        session.run(
+            python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--find-links",
+            str(dist),
+            str(wheel),
+            external=True,
+        )
         session.run(python, str(ROOT / "scripts" / "check_installed.py"), name, external=True)
 
 

@@ -31,7 +31,7 @@ class LocalLauncherProcess:
     def start(
         cls, cmd: Sequence[str], env: Mapping[str, str], cwd: str | None, log: logging.Logger
     ) -> LocalLauncherProcess:
-        process = subprocess.Popen(  # noqa: S603 - argv built as data, no shell
+        process = subprocess.Popen(
             list(cmd),
             env=dict(env),
             cwd=cwd,
@@ -51,7 +51,8 @@ class LocalLauncherProcess:
         return cls(pid, pgid)
 
     def _relay_output(self, log: logging.Logger) -> None:
-        assert self._process is not None and self._process.stdout is not None
+        assert self._process is not None
+        assert self._process.stdout is not None
         for raw in self._process.stdout:
             line = raw.decode(errors="replace").rstrip()
             self._tail.append(line)
