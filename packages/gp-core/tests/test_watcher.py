@@ -1,0 +1,84 @@
+"""The shared batched watcher: one query per interval for every id, whatever their number."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Collection
+
+from gp_core.watcher import BatchedStatusWatcher
+
+
+class FakeQueue:
+    """Stands in for squeue: records each batched query."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, str] = {}
+        self.calls: list[frozenset[str]] = []
+        self.fail = False
+        self.lock = threading.Lock()
+
+    def fetch(self, ids: Collection[str]) -> dict[str, str]:
+        with self.lock:
+            self.calls.append(frozenset(ids))
+            if self.fail:
+                raise ConnectionError("backend unreachable")
+            return {i: self.states[i] for i in ids if i in self.states}
+
+
+def test_one_query_covers_every_watched_id():
+    queue = FakeQueue()
+    watcher = BatchedStatusWatcher("test-batch", queue.fetch, interval=0.05, launch_interval=0.05)
+    try:
+        ids = [f"job-{n}" for n in range(50)]
+        queue.states = dict.fromkeys(ids, "RUNNING")
+        for item in ids:
+            watcher.watch(item)
+        assert watcher.refresh()
+        assert watcher.refresh()
+        assert all(watcher.observe(i).status == "RUNNING" for i in ids)
+        assert any(len(call) == 50 for call in queue.calls)
+        queries_before = watcher.queries
+        time.sleep(0.5)
+        per_interval = (watcher.queries - queries_before) / (0.5 / 0.05)
+        assert per_interval <= 1.5, "one query per interval, not one per id"
+    finally:
+        watcher.stop()
+
+
+def test_a_vanished_id_reads_as_none_and_errors_keep_the_last_answer():
+    queue = FakeQueue()
+    watcher = BatchedStatusWatcher("test-vanish", queue.fetch, interval=10, launch_interval=10)
+    try:
+        queue.states = {"a": "RUNNING", "b": "RUNNING"}
+        watcher.watch("a")
+        watcher.watch("b")
+        assert watcher.refresh()
+        del queue.states["b"]
+        assert watcher.refresh()
+        assert watcher.observe("a").status == "RUNNING"
+        assert watcher.observe("b").status is None
+        queue.fail = True
+        assert watcher.refresh()
+        assert watcher.observe("a").status == "RUNNING"
+        assert "backend unreachable" in watcher.last_error
+    finally:
+        watcher.stop()
+
+
+def test_launching_ids_are_queried_faster():
+    queue = FakeQueue()
+    watcher = BatchedStatusWatcher("test-fast", queue.fetch, interval=5, launch_interval=0.05)
+    try:
+        queue.states = {"a": "PENDING"}
+        watcher.watch("a", launching=True)
+        time.sleep(0.4)
+        fast = watcher.queries
+        watcher.launched("a")
+        watcher.refresh()
+        before = watcher.queries
+        time.sleep(0.4)
+        assert fast >= 4
+        assert watcher.queries - before <= 1
+    finally:
+        watcher.stop()
