@@ -107,3 +107,9 @@ def bench(session: nox.Session) -> None:
     install_packages(session, "gp-distributed", extras="")
     session.install("ipykernel")
     session.run("python", "benchmarks/launch_bench.py", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def release(session: nox.Session) -> None:
+    """Release one package: ``nox -s release -- gp-k8s 1.2.0 [--dry-run]``."""
+    session.run("python3", "scripts/release.py", *session.posargs)

@@ -1,0 +1,86 @@
+"""Releasing one package changes only that package's files and tags it, in a scratch clone."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    target = tmp_path / "repo"
+    git(tmp_path, "clone", "-q", str(ROOT), str(target))
+    git(target, "config", "user.email", "release-test@example.invalid")
+    git(target, "config", "user.name", "release test")
+    # The release script under test is the working copy's, committed into the scratch clone.
+    (target / "scripts").mkdir(exist_ok=True)
+    shutil.copy2(ROOT / "scripts" / "release.py", target / "scripts" / "release.py")
+    for package in (target / "packages").iterdir():
+        (package / "changes").mkdir(exist_ok=True)
+        (package / "changes" / ".gitkeep").touch()
+    git(target, "add", ".")
+    if git(target, "status", "--porcelain"):
+        git(target, "commit", "-qm", "working copy of the release script")
+    return target
+
+
+def release(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "scripts/release.py", *args], cwd=clone, capture_output=True, text=True
+    )
+
+
+def test_release_touches_only_that_package_and_tags_it(clone: Path) -> None:
+    package = clone / "packages" / "gp-distributed"
+    (package / "changes" / "hosts.feature.md").write_text("- Least-connection balancing.\n")
+    (package / "changes" / "quote.fix.md").write_text("Quote ssh arguments.\n")
+    git(clone, "add", ".")
+    git(clone, "commit", "-qm", "fragments")
+
+    dry = release(clone, "gp-distributed", "0.2.0", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "### Features" in dry.stdout
+    assert git(clone, "status", "--porcelain") == ""  # a dry run writes nothing
+
+    done = release(clone, "gp-distributed", "0.2.0")
+    assert done.returncode == 0, done.stderr
+    changed = git(clone, "diff", "--name-only", "HEAD~1", "HEAD").split()
+    assert changed
+    assert all(path.startswith("packages/gp-distributed/") for path in changed)
+    assert "gp-distributed-v0.2.0" in git(clone, "tag", "--list")
+    version = (package / "src" / "gp_distributed" / "_version.py").read_text()
+    assert '"0.2.0"' in version
+    changelog = (package / "CHANGELOG.md").read_text()
+    assert "## 0.2.0" in changelog
+    assert "- Least-connection balancing." in changelog
+    assert "- Quote ssh arguments." in changelog
+    assert changelog.index("### Features") < changelog.index("### Fixes")
+    core_version = (clone / "packages/gp-core/src/gp_core/_version.py").read_text()
+    assert core_version == (ROOT / "packages/gp-core/src/gp_core/_version.py").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["gp-nothing", "1.0.0"], "no package 'gp-nothing'"),
+        (["gp-core", "0.0.1"], "is not newer"),
+        (["gp-core", "one"], "X.Y.Z"),
+        (["gp-core", "9.0.0"], "no change fragments"),
+    ],
+)
+def test_refusals_name_the_problem(clone: Path, args: list[str], message: str) -> None:
+    result = release(clone, *args)
+    assert result.returncode != 0
+    assert message in result.stderr
