@@ -18,7 +18,7 @@ BACKENDS = tuple(p for p in PACKAGES if p != "gp-core")
 TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.23")
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "typecheck", "test", "integration", "build"]
+nox.options.sessions = ["lint", "typecheck", "test", "integration", "build", "docs"]
 
 
 def package_path(name: str, extras: str = "") -> str:
@@ -113,3 +113,14 @@ def bench(session: nox.Session) -> None:
 def release(session: nox.Session) -> None:
     """Release one package: ``nox -s release -- gp-k8s 1.2.0 [--dry-run]``."""
     session.run("python3", "scripts/release.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the docs site with warnings as errors; check the generated settings reference."""
+    install_packages(session, *BACKENDS, extras="")
+    session.install("mkdocs>=1.6")
+    session.run("mkdocs", "build", "--strict")
+    session.run(
+        "python", "scripts/check_settings_reference.py", "site/reference/settings/index.html"
+    )
