@@ -40,6 +40,7 @@ MAX_REQUEST_BYTES = 64 * 1024
 SEND_ATTEMPTS = 8
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")
 SPARK_MODES = ("lazy", "eager", "none")
+R_KERNEL_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch_IRkernel.R")
 
 log = logging.getLogger("gp-launcher")
 
@@ -241,6 +242,8 @@ class Launcher:
         return path
 
     def kernel_command(self, connection_file: str) -> list[str]:
+        if self.args.kernel_language == "R":
+            return [self.args.rscript, R_KERNEL_SCRIPT, connection_file]
         cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file]
         if self.args.kernel_class_name:
             cmd.append(f"--IPKernelApp.kernel_class={self.args.kernel_class_name}")
@@ -458,6 +461,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.getenv("GP_TRANSPORT_ENCRYPTION", "none"),
         help="CurveZMQ for the kernel's channels (the server sets GP_TRANSPORT_ENCRYPTION)",
     )
+    parser.add_argument(
+        "--kernel-language",
+        choices=("python", "R"),
+        default="python",
+        help="python runs ipykernel; R runs IRkernel through launch_IRkernel.R next to this file",
+    )
+    parser.add_argument("--rscript", default=os.getenv("GP_RSCRIPT", "Rscript"), help="for R")
     parser.add_argument("--log-level", default=os.getenv("GP_LAUNCHER_LOG_LEVEL", "INFO"))
     # Accepted and ignored so that older kernelspecs keep working.
     parser.add_argument("--kernel-username", "--RemoteProcessProxy.kernel-id", default=None)
@@ -474,7 +484,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.protocol_version == 2 and not launch_secret:
         raise SystemExit(f"{LAUNCH_SECRET_ENV} is not set: the server must pass the launch secret")
     if args.spark_context_initialization_mode != "none":
+        if args.kernel_language != "python":
+            raise SystemExit(
+                f"--spark-context-initialization-mode {args.spark_context_initialization_mode} "
+                f"is only supported for Python kernels, not {args.kernel_language}; use none"
+            )
         spark_exec_lines(args.spark_context_initialization_mode, args.kernel_id)
+    if args.kernel_language == "R" and not os.path.isfile(R_KERNEL_SCRIPT):
+        raise SystemExit(f"--kernel-language R needs {R_KERNEL_SCRIPT} next to this launcher")
     launcher = Launcher(args, launch_secret)
     launcher.start_kernel()
     try:

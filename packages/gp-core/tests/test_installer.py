@@ -127,10 +127,20 @@ def test_user_and_sys_prefix_locations(tmp_path, monkeypatch):
         (["--port-range", "9..3"], "--port-range"),
         (["--launch-timeout", "0"], "--launch-timeout"),
         (["--kernel-name", "a/b"], "--kernel-name"),
-        (["--language", "R"], "R"),
+        (["--language", "R", "--spark"], "--spark-init-mode none"),
+        (["--language", "R", "--ipykernel-subclass-name", "a.B"], "--language python only"),
     ],
 )
 def test_bad_flags_fail_with_the_flag_named(tmp_path, flags, message):
     with pytest.raises(SystemExit) as failure:
         DemoInstaller().main(["install", "--prefix", str(tmp_path), *flags])
     assert message in str(failure.value)
+
+
+def test_language_r_runs_irkernel_through_the_python_listener(tmp_path):
+    spec = install(tmp_path, "--language", "R", "--kernel-name", "r_kernel")
+    assert spec["language"] == "R"
+    assert spec["argv"][1] == "{resource_dir}/scripts/launch_ipykernel.py"
+    assert spec["argv"][-2:] == ["--kernel-language", "R"]
+    scripts = tmp_path / "share" / "jupyter" / "kernels" / "r_kernel" / "scripts"
+    assert (scripts / "launch_IRkernel.R").is_file()

@@ -6,7 +6,9 @@ Real ipykernel processes, started by our launcher through the real response mana
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 
 from gp_core.testing import ConformanceBackend, ProvisionerConformance, isolated_jupyter_paths
+from gp_core.testing.conformance import R
 from gp_distributed.cli import main as install_spec
 from gp_distributed.local_process import pid_is_running
 
@@ -51,7 +54,21 @@ def local_kernelspec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("jupyter")
     with isolated_jupyter_paths(root) as prefix:
         install_spec(["install", "--kernel-name", KERNEL_NAME, "--prefix", str(prefix)])
+        r_flags = ["--kernel-name", R_KERNEL_NAME, "--language", "R", "--prefix", str(prefix)]
+        install_spec(["install", *r_flags])
         yield KERNEL_NAME
+
+
+R_KERNEL_NAME = "gp_local_conformance_r"
+
+
+def irkernel_available() -> bool:
+    if shutil.which("Rscript") is None:
+        return False
+    probe = subprocess.run(
+        ["Rscript", "-e", "library(IRkernel)"], capture_output=True, timeout=60, check=False
+    )
+    return probe.returncode == 0
 
 
 class TestLocalConformance(ProvisionerConformance):
@@ -61,3 +78,17 @@ class TestLocalConformance(ProvisionerConformance):
     ) -> LocalBackend:
         monkeypatch.setenv("GP_RESPONSE_IP", "127.0.0.1")
         return LocalBackend(kernel_name=local_kernelspec)
+
+
+@pytest.mark.skipif(
+    not irkernel_available(), reason="R with IRkernel is not installed (r-cran-irkernel)"
+)
+class TestLocalRConformance(ProvisionerConformance):
+    """The same suite with an R kernel: the code it runs is R."""
+
+    @pytest.fixture
+    def conformance_backend(
+        self, local_kernelspec: str, monkeypatch: pytest.MonkeyPatch
+    ) -> LocalBackend:
+        monkeypatch.setenv("GP_RESPONSE_IP", "127.0.0.1")
+        return LocalBackend(kernel_name=R_KERNEL_NAME, language=R)

@@ -80,15 +80,6 @@ class KernelSpecInstaller:
 
     def launcher_argv(self, args: argparse.Namespace) -> list[str]:
         """The spec's argv: the launcher, with placeholders the provisioner fills at launch."""
-        if args.language != "python":
-            try:
-                launcher_dir(args.language)
-            except FileNotFoundError:
-                raise InstallerError(
-                    f"--language {args.language}: this gp-core ships no {args.language} launcher "
-                    "yet, so no kernelspec can be installed for it; use --language python"
-                ) from None
-            raise InstallerError(f"--language {args.language} has no launcher command yet")
         argv = [
             args.python,
             "{resource_dir}/scripts/launch_ipykernel.py",
@@ -103,7 +94,16 @@ class KernelSpecInstaller:
             "--spark-context-initialization-mode",
             args.spark_init_mode if args.spark else "none",
         ]
+        if args.language == "R":
+            if args.spark and args.spark_init_mode != "none":
+                raise InstallerError(
+                    "--spark with --language R: the Spark context can only be initialized for "
+                    "Python kernels; add --spark-init-mode none"
+                )
+            argv += ["--kernel-language", "R"]
         if args.ipykernel_subclass_name:
+            if args.language != "python":
+                raise InstallerError("--ipykernel-subclass-name applies to --language python only")
             argv += ["--kernel-class-name", args.ipykernel_subclass_name]
         return argv
 
@@ -148,10 +148,14 @@ class KernelSpecInstaller:
             folder = Path(staging) / args.kernel_name
             (folder / "scripts").mkdir(parents=True)
             (folder / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
-            source = launcher_dir(args.language)
-            for item in source.iterdir():
-                if item.is_file() and not item.name.startswith("."):
-                    shutil.copy2(item, folder / "scripts" / item.name)
+            for language in {"python", args.language}:  # R kernels use the Python listener
+                try:
+                    source = launcher_dir(language)
+                except FileNotFoundError as err:
+                    raise InstallerError(f"--language {args.language}: {err}") from None
+                for item in source.iterdir():
+                    if item.is_file() and not item.name.startswith("."):
+                        shutil.copy2(item, folder / "scripts" / item.name)
             prefix = sys.prefix if args.sys_prefix else args.prefix
             manager = KernelSpecManager()
             destination = Path(
