@@ -16,6 +16,7 @@ ROOT = Path(__file__).parent
 PACKAGES = ("gp-core", "gp-distributed")
 BACKENDS = tuple(p for p in PACKAGES if p != "gp-core")
 TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.23")
+E2E_CLIENTS = ("jupyter_server>=2.10", "nbclient>=0.10", "nbformat>=5.9", "matplotlib")
 
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["lint", "typecheck", "test", "integration", "build", "docs"]
@@ -59,7 +60,7 @@ def test(session: nox.Session, package: str) -> None:
 def integration(session: nox.Session) -> None:
     """End-to-end suites against real backends (sshd) on loopback."""
     install_packages(session, *BACKENDS)
-    session.install(*TEST_TOOLS)
+    session.install(*TEST_TOOLS, *E2E_CLIENTS)
     session.run("pytest", "tests-integration", *session.posargs)
 
 
