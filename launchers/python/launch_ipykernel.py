@@ -14,24 +14,51 @@ kernel itself needs ipykernel.  The wire format is specified in ``docs/protocol.
 
 from __future__ import annotations
 
+# Only what is needed to start the kernel is imported up front: the rest (asyncio, logging,
+# the crypto) loads while the kernel boots, so the launcher adds little to start-up time.
 import argparse
-import asyncio
-import base64
-import hashlib
-import hmac
+import importlib
 import json
-import logging
 import os
-import random
-import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+
+class _LazyModule:
+    """A module imported on first use."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: Any = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attribute)
+
+
+if TYPE_CHECKING:
+    import asyncio
+    import base64
+    import hashlib
+    import hmac
+    import logging
+    import random
+    import secrets
+    import shutil
+else:
+    asyncio = _LazyModule("asyncio")
+    base64 = _LazyModule("base64")
+    hashlib = _LazyModule("hashlib")
+    hmac = _LazyModule("hmac")
+    logging = _LazyModule("logging")
+    random = _LazyModule("random")
+    secrets = _LazyModule("secrets")
+    shutil = _LazyModule("shutil")
 
 PROTOCOL_VERSION = 2
 LAUNCH_SECRET_ENV = "GP_LAUNCH_SECRET"  # noqa: S105 - a variable name
@@ -42,7 +69,15 @@ PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port
 SPARK_MODES = ("lazy", "eager", "none")
 R_KERNEL_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch_IRkernel.R")
 
-log = logging.getLogger("gp-launcher")
+
+class _LazyLogger:
+    """The launcher's logger, created on first use (after the kernel started)."""
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(logging.getLogger("gp-launcher"), attribute)
+
+
+log = _LazyLogger()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,7 +250,11 @@ class Launcher:
         self.kernel: subprocess.Popen[bytes] | None = None
         self.conn_info: dict[str, Any] = {}
         self.comm_socket = bind_in_range("" if args.comm_bind_all else self.ip, self.port_range)
-        self.workdir = tempfile.mkdtemp(prefix=f"gp-kernel-{self.kernel_id[:8]}-")
+        self.workdir = os.path.join(
+            os.environ.get("TMPDIR", "/tmp"),  # noqa: S108 - private 0700 folder, random name
+            f"gp-kernel-{self.kernel_id[:8]}-{os.urandom(6).hex()}",
+        )
+        os.mkdir(self.workdir, 0o700)
 
     def build_connection_info(self) -> dict[str, Any]:
         held = [bind_in_range(self.ip, self.port_range) for _ in PORT_NAMES]
@@ -225,7 +264,7 @@ class Launcher:
         info: dict[str, Any] = dict(zip(PORT_NAMES, ports, strict=True))
         info.update(
             ip=self.ip,
-            key=secrets.token_hex(32),
+            key=os.urandom(32).hex(),
             transport="tcp",
             signature_scheme="hmac-sha256",
             kernel_name="",
@@ -265,7 +304,6 @@ class Launcher:
             comm_port=self.comm_socket.getsockname()[1],
             kernel_id=self.kernel_id,
         )
-        log.info("Kernel %s started as pid %s on %s", self.kernel_id, self.kernel.pid, self.ip)
 
     def send_connection_info(self) -> None:
         if self.args.protocol_version == 1:
@@ -476,10 +514,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s",
-    )
     launch_secret = os.environ.get(LAUNCH_SECRET_ENV, "")
     if args.protocol_version == 2 and not launch_secret:
         raise SystemExit(f"{LAUNCH_SECRET_ENV} is not set: the server must pass the launch secret")
@@ -494,6 +528,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--kernel-language R needs {R_KERNEL_SCRIPT} next to this launcher")
     launcher = Launcher(args, launch_secret)
     launcher.start_kernel()
+    logging.basicConfig(  # only now: importing logging must not delay the kernel
+        level=args.log_level.upper(),
+        format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s",
+    )
+    assert launcher.kernel is not None
+    log.info("Kernel %s started as pid %s on %s", args.kernel_id, launcher.kernel.pid, launcher.ip)
     try:
         launcher.send_connection_info()
     except SystemExit:
