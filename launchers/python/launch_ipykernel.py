@@ -249,6 +249,7 @@ class Launcher:
         self.port_range = parse_port_range(args.port_range)
         self.kernel: subprocess.Popen[bytes] | None = None
         self.conn_info: dict[str, Any] = {}
+        self.connection_file = ""
         self.comm_socket = bind_in_range("" if args.comm_bind_all else self.ip, self.port_range)
         self.workdir = os.path.join(
             os.environ.get("TMPDIR", "/tmp"),  # noqa: S108 - private 0700 folder, random name
@@ -256,11 +257,21 @@ class Launcher:
         )
         os.mkdir(self.workdir, 0o700)
 
+    @property
+    def kernel_picks_ports(self) -> bool:
+        """ipykernel binds port 0 and writes the ports it got back to its connection file, so
+        with no port range it picks its own: no window in which another launcher on the same
+        address could be handed a port we chose but had not bound yet."""
+        return self.args.kernel_language == "python" and self.port_range == (0, 0)
+
     def build_connection_info(self) -> dict[str, Any]:
-        held = [bind_in_range(self.ip, self.port_range) for _ in PORT_NAMES]
-        ports = [sock.getsockname()[1] for sock in held]
-        for sock in held:
-            sock.close()
+        if self.kernel_picks_ports:
+            ports = [0] * len(PORT_NAMES)
+        else:
+            held = [bind_in_range(self.ip, self.port_range) for _ in PORT_NAMES]
+            ports = [sock.getsockname()[1] for sock in held]
+            for sock in held:
+                sock.close()
         info: dict[str, Any] = dict(zip(PORT_NAMES, ports, strict=True))
         info.update(
             ip=self.ip,
@@ -291,7 +302,7 @@ class Launcher:
 
     def start_kernel(self) -> None:
         info = self.build_connection_info()
-        connection_file = self.write_connection_file(info)
+        connection_file = self.connection_file = self.write_connection_file(info)
         env = {k: v for k, v in os.environ.items() if k != LAUNCH_SECRET_ENV}
         # ipykernel watches this pid and exits when the launcher dies, so no kernel is orphaned.
         env["JPY_PARENT_PID"] = str(os.getpid())
@@ -304,6 +315,28 @@ class Launcher:
             comm_port=self.comm_socket.getsockname()[1],
             kernel_id=self.kernel_id,
         )
+
+    def await_kernel_ports(self, timeout: float = 300.0) -> None:
+        """When the kernel picks its ports, read them back from its connection file."""
+        if not self.kernel_picks_ports:
+            return
+        assert self.kernel is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = self.kernel.poll()
+            if code is not None:
+                raise SystemExit(f"The kernel exited with code {code} before binding its ports")
+            try:
+                with open(self.connection_file) as f:
+                    written = json.load(f)
+            except (OSError, ValueError):  # not there yet, or being written
+                written = {}
+            ports = [written.get(name) for name in PORT_NAMES]
+            if all(isinstance(port, int) and port > 0 for port in ports):
+                self.conn_info.update(zip(PORT_NAMES, ports, strict=True))
+                return
+            time.sleep(0.005)
+        raise SystemExit(f"The kernel did not bind its ports within {timeout:g}s")
 
     def send_connection_info(self) -> None:
         if self.args.protocol_version == 1:
@@ -535,6 +568,11 @@ def main(argv: list[str] | None = None) -> int:
     assert launcher.kernel is not None
     log.info("Kernel %s started as pid %s on %s", args.kernel_id, launcher.kernel.pid, launcher.ip)
     try:
+        try:  # import the crypto and parse the key while the kernel boots
+            _public_key(args.public_key)
+        except (ValueError, TypeError) as err:
+            raise SystemExit(f"--public-key is not a base64 DER public key: {err}") from None
+        launcher.await_kernel_ports()
         launcher.send_connection_info()
     except SystemExit:
         assert launcher.kernel is not None
