@@ -6,9 +6,10 @@ import argparse
 import sys
 from typing import Any
 
-from gp_core.installer import KernelSpecInstaller
+from gp_core.installer import InstallerError, KernelSpecInstaller
 
 from .load_balancing import ALGORITHMS
+from .ssh import HOST_KEY_POLICIES, parse_host_entry
 
 
 class SshSpecInstaller(KernelSpecInstaller):
@@ -27,14 +28,41 @@ class SshSpecInstaller(KernelSpecInstaller):
         parser.add_argument(
             "--load-balancing-algorithm", default="", choices=("", *ALGORITHMS), help="host choice"
         )
+        parser.add_argument("--ssh-user", default="", help="user to log in as (GP_SSH_USER)")
+        parser.add_argument("--ssh-port", type=int, default=0, help="sshd port (GP_SSH_PORT)")
+        parser.add_argument("--ssh-key-file", default="", help="private key (GP_SSH_KEY_FILE)")
+        parser.add_argument(
+            "--ssh-known-hosts", default="", help="known_hosts file (GP_SSH_KNOWN_HOSTS)"
+        )
+        parser.add_argument(
+            "--ssh-host-key-policy",
+            default="",
+            choices=("", *HOST_KEY_POLICIES),
+            help="unknown host keys: reject (default), warn or auto-add",
+        )
 
     def backend_config(self, args: argparse.Namespace) -> dict[str, Any]:
         config: dict[str, Any] = {}
         hosts = [h.strip() for h in args.remote_hosts.split(",") if h.strip()]
+        for host in hosts:
+            try:
+                parse_host_entry(host)
+            except ValueError as err:
+                raise InstallerError(f"--remote-hosts: {err}") from None
         if hosts:
             config["remote_hosts"] = hosts
         if args.load_balancing_algorithm:
             config["load_balancing_algorithm"] = args.load_balancing_algorithm
+        if not 0 <= args.ssh_port < 65536:
+            raise InstallerError(f"--ssh-port {args.ssh_port} is not a TCP port")
+        ssh_settings = {
+            "ssh_user": args.ssh_user,
+            "ssh_port": args.ssh_port,
+            "ssh_key_file": args.ssh_key_file,
+            "ssh_known_hosts": args.ssh_known_hosts,
+            "ssh_host_key_policy": args.ssh_host_key_policy,
+        }
+        config.update({name: value for name, value in ssh_settings.items() if value})
         return config
 
 

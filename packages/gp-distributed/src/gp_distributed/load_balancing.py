@@ -64,6 +64,19 @@ class HostSelector:
             self._live[host] += 1
             return host
 
+    @classmethod
+    def reset_shared(cls) -> HostSelector:
+        """Replace the shared instance with a fresh one (rotation, counts and cool-downs
+        forgotten); for tests and for an application that reloads its configuration."""
+        with cls._shared_lock:
+            cls._shared = cls()
+            return cls._shared
+
+    def attach(self, host: str) -> None:
+        """Count a kernel this process re-attached to (started elsewhere) as live on ``host``."""
+        with self._lock:
+            self._live[host] += 1
+
     def release(self, host: str) -> None:
         """A kernel on ``host`` ended (or its launch failed)."""
         with self._lock:
@@ -75,6 +88,11 @@ class HostSelector:
         now = time.monotonic() if now is None else now
         with self._lock:
             self._cooling_until[host] = now + seconds
+
+    def is_cooling(self, host: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            return self._cooling_until.get(host, 0.0) > now
 
     def live_kernels(self, host: str) -> int:
         with self._lock:

@@ -1,0 +1,228 @@
+"""Pure builders of the shell scripts run on ssh hosts, and parsers of what they print.
+
+Every value goes into a script through ``shlex.quote`` (kernel ids, argv, env values, paths);
+nothing is formatted into shell text unquoted except the integers and signal names made here.
+The scripts are written to ``/bin/sh -s`` on stdin (see ``ssh.run_script``), so the launch
+secret and the user's values never appear on a command line.
+
+The launcher starts in a session of its own (``setsid``) under a small ``/bin/sh`` wrapper that
+appends its output to ``launcher.log`` and writes its exit code to ``exit``, both in a private
+directory made by ``mktemp -d`` (so no other user can plant files or links there); the ssh
+channel then closes.  Its pid is the wrapper's, its process group the wrapper's session, which
+also holds the launcher and the kernel.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+import signal
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from gp_core.protocol import LAUNCH_SECRET_ENV
+
+TRAVELLING_ENV = frozenset({LAUNCH_SECRET_ENV, "GP_TRANSPORT_ENCRYPTION"})
+"""Variables that always go to the remote launcher, besides ``KERNEL_*``."""
+LOG_TAIL_LINES = 20
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+LOG_NAME = "launcher.log"
+EXIT_NAME = "exit"
+_WRAPPER = f'"$@" >>"$0/{LOG_NAME}" 2>&1 </dev/null; echo $? >"$0/{EXIT_NAME}"'
+
+
+def remote_environment(
+    env: Mapping[str, str], allowlist: Iterable[str] = (), spec_env: Iterable[str] = ()
+) -> dict[str, str]:
+    """The variables that travel to a remote launcher: ``KERNEL_*``, the launch secret,
+    ``GP_TRANSPORT_ENCRYPTION``, the kernelspec's own ``env`` names and the operator's
+    ``allowlist``.
+
+    Raises ``ValueError`` naming the variable when a travelling name is not a shell variable
+    name or a value holds a NUL byte (neither can be passed as data).
+    """
+    allowed = set(allowlist) | set(spec_env) | TRAVELLING_ENV
+    chosen: dict[str, str] = {}
+    for name, value in env.items():
+        if not (name.startswith("KERNEL_") or name in allowed):
+            continue
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"environment variable name {name!r} is not a valid variable name")
+        if "\0" in value:
+            raise ValueError(f"environment variable {name} holds a NUL byte")
+        chosen[name] = value
+    return chosen
+
+
+def launch_script(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    kernel_id: str,
+    cwd: str | None = None,
+    kernel_ip_from_connection: bool = True,
+) -> str:
+    """The script that starts ``argv`` detached with ``env`` and prints
+    ``GP_LAUNCHED <pid> <pgid> <log>`` (pgid 0 when the host has no ``setsid``)."""
+    if not argv:
+        raise ValueError("the kernelspec's argv is empty")
+    lines = ["set -f"]
+    lines += [f"{name}={shlex.quote(value)}; export {name}" for name, value in env.items()]
+    if kernel_ip_from_connection:
+        # Bind the kernel to the address this ssh connection reached, unless told otherwise.
+        lines.append(
+            'if [ -z "${GP_KERNEL_IP:-}" ] && [ -n "${SSH_CONNECTION:-}" ]; then '
+            "set -- $SSH_CONNECTION; GP_KERNEL_IP=$3; export GP_KERNEL_IP; set --; fi"
+        )
+    template = shlex.quote(f"gp-launcher-{kernel_id}.XXXXXXXX")
+    lines.append(
+        f'gp_dir=$(mktemp -d "${{TMPDIR:-/tmp}}/"{template}) || '
+        '{ echo "GP_ERROR cannot create a directory in ${TMPDIR:-/tmp}"; exit 90; }'
+    )
+    if cwd:
+        lines.append(f"cd {shlex.quote(cwd)} 2>/dev/null || :")
+    command = " ".join(shlex.quote(arg) for arg in argv)
+    wrapped = f'/bin/sh -c {shlex.quote(_WRAPPER)} "$gp_dir" {command}'
+    lines += [
+        "if command -v setsid >/dev/null 2>&1; then",
+        f"  setsid {wrapped} </dev/null >/dev/null 2>&1 &",
+        f'  echo "GP_LAUNCHED $! $! $gp_dir/{LOG_NAME}"',
+        "else",
+        f"  nohup {wrapped} </dev/null >/dev/null 2>&1 &",
+        f'  echo "GP_LAUNCHED $! 0 $gp_dir/{LOG_NAME}"',
+        "fi",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Launched:
+    pid: int
+    pgid: int
+    log_path: str
+
+
+def parse_launched(stdout: str) -> Launched | None:
+    """The ``GP_LAUNCHED`` line of a launch script's output, or None."""
+    for line in stdout.splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) == 4 and parts[0] == "GP_LAUNCHED" and parts[1].isdigit():
+            return Launched(int(parts[1]), int(parts[2]) if parts[2].isdigit() else 0, parts[3])
+    return None
+
+
+# -- checking on launchers ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteLauncherRef:
+    """What identifies one launcher on its host."""
+
+    kernel_id: str
+    pid: int
+    pgid: int
+    log_path: str
+
+
+@dataclass
+class LauncherStatus:
+    """``running``, ``exited`` (with its exit code) or ``gone`` (killed, no exit code)."""
+
+    state: str
+    exit_code: int | None = None
+    tail: list[str] = field(default_factory=list)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+def _group_alive(ref: RemoteLauncherRef) -> str:
+    """Shell test: a process of this kernel is still in the launcher's process group."""
+    kid = shlex.quote(ref.kernel_id)
+    if ref.pgid > 1:
+        return (
+            "{ if command -v pgrep >/dev/null 2>&1; then "
+            f"pgrep -g {ref.pgid} -f -- {kid} >/dev/null 2>&1; "
+            f"else kill -0 {ref.pid} 2>/dev/null; fi; }}"
+        )
+    return f"kill -0 {ref.pid} 2>/dev/null"
+
+
+_STATUS_FUNCTIONS = f"""gp_tail() {{
+  tail -n {LOG_TAIL_LINES} "$2/{LOG_NAME}" 2>/dev/null | while IFS= read -r gp_line; do
+    printf 'GP_LOG %s %s\\n' "$1" "$gp_line"
+  done
+}}
+gp_exited() {{
+  [ -n "$2" ] && [ -s "$2/{EXIT_NAME}" ] || return 1
+  echo "GP_STATUS $1 exited $(cat "$2/{EXIT_NAME}")"; gp_tail "$1" "$2"
+}}
+"""
+
+
+def _run_dir(ref: RemoteLauncherRef) -> str:
+    """The launcher's private directory on its host ('' when unknown)."""
+    if not ref.log_path.endswith("/" + LOG_NAME):
+        return ""
+    return posixpath.dirname(ref.log_path)
+
+
+def status_script(refs: Sequence[RemoteLauncherRef], always_tail: bool = False) -> str:
+    """One script reporting ``GP_STATUS <kernel_id> running|exited <code>|gone`` for each of
+    ``refs``, and the last log lines (``GP_LOG <kernel_id> <line>``) of those not running (of
+    all with ``always_tail``)."""
+    lines = ["set -f", _STATUS_FUNCTIONS]
+    for ref in refs:
+        kid, run_dir = shlex.quote(ref.kernel_id), shlex.quote(_run_dir(ref))
+        tail = f"gp_tail {kid} {run_dir}"
+        running_tail = f"; {tail}" if always_tail else ""
+        lines.append(
+            f"gp_exited {kid} {run_dir} || if {_group_alive(ref)}; then "
+            f"echo GP_STATUS {kid} running{running_tail}; "
+            f"else echo GP_STATUS {kid} gone; {tail}; fi"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse_status(stdout: str) -> dict[str, LauncherStatus]:
+    """The statuses a :func:`status_script` printed, by kernel id."""
+    statuses: dict[str, LauncherStatus] = {}
+    for line in stdout.splitlines():
+        if line.startswith("GP_STATUS "):
+            parts = line.split()
+            if len(parts) < 3:
+                continue
+            code: int | None = None
+            if parts[2] == "exited":
+                raw = parts[3] if len(parts) > 3 else ""
+                code = int(raw) if raw.lstrip("-").isdigit() else None
+            statuses[parts[1]] = LauncherStatus(parts[2], code)
+        elif line.startswith("GP_LOG "):
+            _, kid, *rest = line.split(" ", 2)
+            if kid in statuses:
+                statuses[kid].tail.append(rest[0] if rest else "")
+    return statuses
+
+
+def signal_script(ref: RemoteLauncherRef, signum: int, pid: int = 0) -> str:
+    """Send ``signum`` to the launcher's process group (or to ``pid`` of that group), only
+    while the group still holds a process of this kernel.  Prints ``GP_SIGNALED`` or
+    ``GP_GONE``."""
+    name = signal.Signals(signum).name.removeprefix("SIG")
+    target = str(pid) if pid else (f"-- -{ref.pgid}" if ref.pgid > 1 else str(ref.pid))
+    return (
+        f"if {_group_alive(ref)}; then kill -s {name} {target} 2>/dev/null; echo GP_SIGNALED; "
+        "else echo GP_GONE; fi\n"
+    )
+
+
+def cleanup_script(ref: RemoteLauncherRef) -> str:
+    """Kill whatever of this kernel still runs in the launcher's group; remove its directory."""
+    kill = signal_script(ref, signal.SIGKILL)
+    run_dir = _run_dir(ref)
+    if not run_dir:
+        return kill
+    files = " ".join(shlex.quote(posixpath.join(run_dir, n)) for n in (LOG_NAME, EXIT_NAME))
+    return f"{kill}rm -f -- {files}\nrmdir -- {shlex.quote(run_dir)} 2>/dev/null || :\n"
