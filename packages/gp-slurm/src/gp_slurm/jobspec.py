@@ -1,0 +1,148 @@
+"""Pure builders of what is submitted: the batch script, the job's environment, the ``sbatch``
+argv and the slurmrestd job body.
+
+Nothing here runs a command.  Values travel as data: the script is the kernelspec's argv, each
+argument quoted with ``shlex.quote`` after ``exec``; the environment never appears in the
+script or on a command line (``sbatch`` receives it as its own environment with
+``--export=ALL``; slurmrestd receives it in the body's ``environment`` field).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gp_core.protocol import LAUNCH_SECRET_ENV
+
+from .resources import JobResources
+
+# Always sent to the job, besides KERNEL_* and the operator's allow-list.
+TRAVELLING_ENV = frozenset({LAUNCH_SECRET_ENV, "GP_TRANSPORT_ENCRYPTION"})
+# Names sbatch or Slurm would read as options or overwrite: never taken from a request.
+_RESERVED_PREFIXES = ("SBATCH_", "SLURM_", "SALLOC_", "SRUN_")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+REST_VERSIONS = ("v0.0.36", "v0.0.37", "v0.0.38")
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything one submission needs, whichever way it is submitted."""
+
+    name: str
+    script: str
+    environment: Mapping[str, str]
+    resources: JobResources
+    working_dir: str = "/tmp"  # noqa: S108 - Slurm's own default is the submit dir
+    output: str = "/dev/null"
+
+
+def batch_script(argv: Sequence[str]) -> str:
+    """A ``/bin/sh`` batch script that replaces itself with ``argv`` (so the launcher is the
+    job's batch process and receives Slurm's signals)."""
+    if not argv:
+        raise ValueError("the kernelspec's argv is empty")
+    return "#!/bin/sh\n" + "exec " + shlex.join(argv) + "\n"
+
+
+def job_environment(
+    env: Mapping[str, str], allowlist: Iterable[str] = (), spec_env: Iterable[str] = ()
+) -> dict[str, str]:
+    """The variables the job receives: ``KERNEL_*``, the launch secret,
+    ``GP_TRANSPORT_ENCRYPTION``, the kernelspec's own ``env`` names and the operator's
+    ``allowlist``.  Raises ``ValueError`` naming a variable that cannot travel."""
+    allowed = set(allowlist) | set(spec_env) | TRAVELLING_ENV
+    chosen: dict[str, str] = {}
+    for name, value in env.items():
+        if not (name.startswith("KERNEL_") or name in allowed):
+            continue
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"environment variable name {name!r} is not a valid variable name")
+        if "\0" in value:
+            raise ValueError(f"environment variable {name} holds a NUL byte")
+        chosen[name] = value
+    return chosen
+
+
+def check_env_allowlist(names: Iterable[str]) -> None:
+    """Refuse allow-list entries sbatch would read as its options (``SBATCH_*``, ``SLURM_*``)."""
+    for name in names:
+        if name.startswith(_RESERVED_PREFIXES):
+            raise ValueError(
+                f"{name!r} cannot travel to Slurm jobs: sbatch reads {name.split('_')[0]}_* "
+                "variables as its own options; use the provisioner's resource settings instead"
+            )
+
+
+def sbatch_argv(sbatch: str, request: JobRequest) -> list[str]:
+    """``sbatch --parsable ...`` for ``request``; the script goes to its stdin."""
+    res = request.resources
+    argv = [
+        sbatch,
+        "--parsable",
+        f"--job-name={request.name}",
+        "--export=ALL",
+        "--no-requeue",
+        "--nodes=1",
+        "--ntasks=1",
+        f"--chdir={request.working_dir}",
+        f"--output={request.output}",
+        f"--cpus-per-task={res.cpus}",
+    ]
+    if res.partition:
+        argv.append(f"--partition={res.partition}")
+    if res.account:
+        argv.append(f"--account={res.account}")
+    if res.qos:
+        argv.append(f"--qos={res.qos}")
+    if res.time_limit:
+        argv.append(f"--time={res.time_limit}")
+    if res.memory:
+        argv.append(f"--mem={res.memory}M")
+    if res.gres:
+        argv.append(f"--gres={res.gres}")
+    return argv
+
+
+def rest_job_body(request: JobRequest, api_version: str = "v0.0.38") -> dict[str, Any]:
+    """The ``POST /slurm/<version>/job/submit`` body for ``request`` (OpenAPI v0.0.36-38)."""
+    if api_version not in REST_VERSIONS:
+        raise ValueError(
+            f"slurmrestd API {api_version!r} is not supported; "
+            f"use one of {', '.join(REST_VERSIONS)}"
+        )
+    res = request.resources
+    job: dict[str, Any] = {
+        "name": request.name,
+        "environment": dict(request.environment),
+        "current_working_directory": request.working_dir,
+        "standard_output": request.output,
+        "requeue": False,
+        "nodes": 1,
+        "tasks": 1,
+        "cpus_per_task": res.cpus,
+    }
+    if res.partition:
+        job["partition"] = res.partition
+    if res.account:
+        job["account"] = res.account
+    if res.qos:
+        job["qos"] = res.qos
+    if res.time_limit:
+        job["time_limit"] = res.time_limit
+    if res.memory:
+        job["memory_per_node"] = res.memory
+    if res.gres:
+        job["gres"] = res.gres
+    return {"job": job, "script": request.script}
+
+
+def parse_sbatch_job_id(stdout: str) -> str:
+    """The job id from ``sbatch --parsable`` output (``ID`` or ``ID;CLUSTER``)."""
+    first = stdout.strip().splitlines()[0] if stdout.strip() else ""
+    job_id = first.split(";", 1)[0].strip()
+    if not job_id.isdigit():
+        raise ValueError(f"sbatch printed no job id: {stdout.strip()[:200]!r}")
+    return job_id

@@ -1,0 +1,41 @@
+"""pytest fixtures of the gp-slurm suites: a real Slurm cluster and kernelspecs using it.
+
+Load them in a test module with ``pytest_plugins = ["backends.slurm_fixtures"]``.
+``slurm_kernelspecs`` installs two kernelspecs with ``jupyter-slurm-spec install --prefix``
+(one submitting with sbatch, one through slurmrestd with a JWT from a token file) and sets, for
+the session, the environment the provisioner and the response manager read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from backends.slurm import SlurmCluster, slurm_available
+from backends.slurm_kernels import SlurmKernelspecs, install_kernelspecs, kernelspec_environment
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """munged + slurmctld + slurmd + slurmrestd on 127.0.0.1; skips without Slurm."""
+    reason = slurm_available()
+    if reason:
+        pytest.skip(f"the Slurm suites need a real Slurm: {reason}")
+    cluster = SlurmCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def slurm_kernelspecs(
+    slurm_cluster: SlurmCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SlurmKernelspecs]:
+    """Kernelspecs ``gp_slurm_cli`` (sbatch) and ``gp_slurm_rest`` (slurmrestd), installed with
+    ``jupyter-slurm-spec install --prefix``; partitions short and nosuchpartition allowed."""
+    root = tmp_path_factory.mktemp("slurm-jupyter")
+    specs = install_kernelspecs(slurm_cluster, root)
+    with kernelspec_environment(root):
+        yield specs
