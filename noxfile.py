@@ -13,7 +13,7 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).parent
-PACKAGES = ("gp-core", "gp-distributed", "gp-slurm")
+PACKAGES = ("gp-core", "gp-distributed", "gp-slurm", "gp-yarn")
 BACKENDS = tuple(p for p in PACKAGES if p != "gp-core")
 TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.23")
 E2E_CLIENTS = ("jupyter_server>=2.10", "nbclient>=0.10", "nbformat>=5.9", "matplotlib")

@@ -78,6 +78,10 @@ class KernelSpecInstaller:
         """The backend's entries of the spec's ``env``."""
         return {}
 
+    def add_resources(self, folder: Path, args: argparse.Namespace) -> None:
+        """Add the backend's own files (e.g. ``bin/run.sh``) to the staged spec ``folder``.
+        Called by ``install`` after the launcher was copied; the default adds nothing."""
+
     def launcher_argv(self, args: argparse.Namespace) -> list[str]:
         """The spec's argv: the launcher, with placeholders the provisioner fills at launch."""
         argv = [
@@ -156,6 +160,7 @@ class KernelSpecInstaller:
                 for item in source.iterdir():
                     if item.is_file() and not item.name.startswith("."):
                         shutil.copy2(item, folder / "scripts" / item.name)
+            self.add_resources(folder, args)
             prefix = sys.prefix if args.sys_prefix else args.prefix
             manager = KernelSpecManager()
             destination = Path(

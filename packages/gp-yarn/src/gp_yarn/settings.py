@@ -1,0 +1,126 @@
+"""The YARN provisioner's settings: traitlets with ``GP_*`` environment defaults.
+
+Configurable as ``YarnProvisioner.<name>`` in Jupyter Server's config, or per kernelspec in
+``metadata.kernel_provisioner.config`` (checked by gp-core's ``apply_kernelspec_overrides``).
+Environment defaults are read when a provisioner is made, never at import time; booleans are
+parsed by gp-core's ``env_bool`` (``"false"`` is false; an unknown word is an error).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from traitlets import Bool, Float, List, Unicode, default, validate
+from traitlets.config import Configurable
+
+from gp_core.config import env_bool
+
+from .endpoints import normalize_endpoint
+
+
+class YarnConfigMixin(Configurable):
+    """The settings of ``YarnProvisioner`` besides gp-core's."""
+
+    yarn_endpoint = Unicode(
+        config=True,
+        help="""The ResourceManager's web address, http(s)://host:port (GP_YARN_ENDPOINT).
+        Empty: the ResourceManager(s) of yarn-site.xml under YARN_CONF_DIR / HADOOP_CONF_DIR,
+        HA rm-ids included.""",
+    )
+
+    @default("yarn_endpoint")
+    def _yarn_endpoint_default(self) -> str:
+        return os.getenv("GP_YARN_ENDPOINT", "")
+
+    alt_yarn_endpoint = Unicode(
+        config=True,
+        help="""The other ResourceManager of an HA pair (GP_ALT_YARN_ENDPOINT); used with
+        yarn_endpoint.  Whichever reports haState ACTIVE is used, and the other is found again
+        when the active one goes away.""",
+    )
+
+    @default("alt_yarn_endpoint")
+    def _alt_yarn_endpoint_default(self) -> str:
+        return os.getenv("GP_ALT_YARN_ENDPOINT", "")
+
+    @validate("yarn_endpoint", "alt_yarn_endpoint")
+    def _validate_endpoint(self, proposal: dict[str, Any]) -> str:
+        value = str(proposal["value"]).strip()
+        if value:
+            normalize_endpoint(value)  # raises naming the value
+        return value
+
+    yarn_endpoint_security_enabled = Bool(
+        config=True,
+        help="""Authenticate to the ResourceManager with SPNEGO/Kerberos
+        (GP_YARN_ENDPOINT_SECURITY_ENABLED, default false); needs the kerberos extra
+        (pip install 'gp-yarn[kerberos]') and a Kerberos ticket for the server's user.""",
+    )
+
+    @default("yarn_endpoint_security_enabled")
+    def _security_default(self) -> bool:
+        return env_bool("GP_YARN_ENDPOINT_SECURITY_ENABLED", False)
+
+    impersonation_enabled = Bool(
+        config=True,
+        help="""Submit each kernel as its KERNEL_USERNAME (spark-submit --proxy-user), after
+        the user passed authorized_users / unauthorized_users (GP_IMPERSONATION_ENABLED,
+        default false).  The server's user must be allowed to impersonate in Hadoop.""",
+    )
+
+    @default("impersonation_enabled")
+    def _impersonation_default(self) -> bool:
+        return env_bool("GP_IMPERSONATION_ENABLED", False)
+
+    yarn_cert_bundle = Unicode(
+        config=True,
+        help="""A CA bundle to verify an https ResourceManager with (GP_YARN_CERT_BUNDLE);
+        empty uses the system's.""",
+    )
+
+    @default("yarn_cert_bundle")
+    def _yarn_cert_bundle_default(self) -> str:
+        return os.getenv("GP_YARN_CERT_BUNDLE", "")
+
+    yarn_request_timeout = Float(
+        config=True,
+        help="Seconds one ResourceManager request may take (GP_YARN_REQUEST_TIMEOUT, 10).",
+    )
+
+    @default("yarn_request_timeout")
+    def _yarn_request_timeout_default(self) -> float:
+        return float(os.getenv("GP_YARN_REQUEST_TIMEOUT", "10"))
+
+    yarn_status_interval = Float(
+        config=True,
+        help="""Seconds between the applications queries that serve every kernel of this
+        server (GP_YARN_STATUS_INTERVAL, 3); 0.25 s while a kernel starts or stops.""",
+    )
+
+    @default("yarn_status_interval")
+    def _yarn_status_interval_default(self) -> float:
+        return float(os.getenv("GP_YARN_STATUS_INTERVAL", "3"))
+
+    yarn_application_types = List(
+        Unicode(),
+        config=True,
+        help="""The application types the applications query asks for
+        (GP_YARN_APPLICATION_TYPES, comma-separated, default SPARK); empty asks for all.""",
+    )
+
+    @default("yarn_application_types")
+    def _yarn_application_types_default(self) -> list[str]:
+        raw = os.getenv("GP_YARN_APPLICATION_TYPES", "SPARK")
+        return [item.strip() for item in raw.split(",") if item.strip()]
+
+    yarn_accepted_report_after = Float(
+        config=True,
+        help="""Seconds an application may wait in ACCEPTED (for resources in its queue)
+        before its queue and the ResourceManager's reason are logged
+        (GP_YARN_ACCEPTED_REPORT_AFTER, 5).""",
+    )
+
+    @default("yarn_accepted_report_after")
+    def _yarn_accepted_report_after_default(self) -> float:
+        return float(os.getenv("GP_YARN_ACCEPTED_REPORT_AFTER", "5"))
