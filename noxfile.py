@@ -13,7 +13,7 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).parent
-PACKAGES = ("gp-core", "gp-distributed", "gp-slurm", "gp-yarn")
+PACKAGES = ("gp-core", "gp-distributed", "gp-slurm", "gp-yarn", "gp-docker")
 BACKENDS = tuple(p for p in PACKAGES if p != "gp-core")
 TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.23")
 E2E_CLIENTS = ("jupyter_server>=2.10", "nbclient>=0.10", "nbformat>=5.9", "matplotlib")
@@ -43,7 +43,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     install_packages(session, *BACKENDS)
-    session.install("mypy>=1.10", "types-paramiko")
+    session.install("mypy>=1.10", "types-paramiko", "types-docker")
     session.run("mypy")
 
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES=(python3-venv openssh-server procps r-base-core r-cran-irkernel slurm-wlm slurmrestd munge)
+APT_PACKAGES=(python3-venv openssh-server procps r-base-core r-cran-irkernel slurm-wlm slurmrestd munge docker.io mmdebstrap)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -27,3 +27,7 @@ if [ ! -x "$TOOLS/bin/nox" ]; then
   "$TOOLS/bin/pip" install -q "nox>=2024.4"
 fi
 export PATH="$TOOLS/bin:$PATH"
+
+# Built kernel images and the test dockerd's data root are kept per machine, outside the
+# checkout, so a fresh clone (as CI uses) loads them instead of building again.
+export GP_DOCKER_CACHE_DIR="${GP_DOCKER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gateway-provisioners}"

@@ -1,0 +1,383 @@
+#!/usr/bin/env python3
+"""Build the Python kernel image without a registry, and cache it on disk.
+
+    python docker-images/build.py                 # ensure gp/kernel-py:latest in $DOCKER_HOST
+    python docker-images/build.py --rebuild       # build again even when cached
+
+Three images, each made only when the daemon does not hold it (with the label of its inputs'
+hash) and no cached tarball of it exists:
+
+1. The base ``gp/debian-python:<suite>``: ``mmdebstrap --variant=apt
+   --include=python3,python3-venv,ca-certificates`` (no man pages, docs or locales) streamed
+   into ``docker import``.  Its apt sources are the host's
+   (``/etc/apt/sources.list.d/debian.sources`` or ``/etc/apt/sources.list``), or ``--mirror``.
+2. The dependencies ``gp/kernel-py-deps:<key>``: ``python/deps.Dockerfile`` (a virtual
+   environment with ipykernel and cryptography, a non-root user).  Its build context holds
+   ``ca/``: the extra CA certificates handed in (``--ca-dir``; by default the host's
+   ``/usr/local/share/ca-certificates``; ``--no-host-ca`` for none), for networks that
+   intercept TLS.  Only the Dockerfile's build stage sees them: the final stage copies the
+   virtual environment alone, and the build stage's image is pruned right after the build.
+3. The kernel image (``--tag``, default ``gp/kernel-py:latest``): ``python/Dockerfile``, the
+   launchers from ``launchers/`` on top of the dependencies, so a launcher change rebuilds in
+   seconds.
+
+Builds use ``docker build --network host`` with the legacy builder.  Each image is saved as a
+gzip tarball under the cache directory (``--cache-dir``, ``$GP_IMAGE_CACHE_DIR``, default
+``<repo>/.cache/docker-images``) named by its inputs' hash, so a later run on an empty data
+root only needs ``docker load``.  Only the Python standard library and the ``docker`` CLI are
+used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+LAUNCHERS = (
+    REPO / "launchers" / "python" / "launch_ipykernel.py",
+    REPO / "launchers" / "R" / "launch_IRkernel.R",
+)
+DOCKERFILE = HERE / "python" / "Dockerfile"
+DEPS_DOCKERFILE = HERE / "python" / "deps.Dockerfile"
+DEFAULT_TAG = "gp/kernel-py:latest"
+BASE_REPOSITORY = "gp/debian-python"
+DEPS_REPOSITORY = "gp/kernel-py-deps"
+DEFAULT_SUITE = "bookworm"
+BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
+HOST_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
+KEY_LABEL = "gp.image-key"
+BASE_KEY_LABEL = "gp.base-key"
+TRIM = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*", "/usr/share/info/*")
+
+
+class BuildUnavailable(RuntimeError):
+    """A tool the build needs is missing (the message says which and how to get it)."""
+
+
+class BuildFailed(RuntimeError):
+    """A build step failed (the message names the step and its output)."""
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    tag: str = DEFAULT_TAG
+    cache_dir: Path = REPO / ".cache" / "docker-images"
+    suite: str = DEFAULT_SUITE
+    mirror: str = ""
+    ca_dirs: tuple[Path, ...] = (HOST_CA_DIR,)
+    docker_host: str = ""
+    rebuild: bool = False
+    save: bool = True
+
+    def docker_env(self) -> dict[str, str]:
+        env = dict(os.environ, DOCKER_BUILDKIT="0")
+        if self.docker_host:
+            env["DOCKER_HOST"] = self.docker_host
+        return env
+
+
+# -- keys: what an image is built from ------------------------------------------------------------
+
+
+def mmdebstrap_argv(settings: BuildSettings, *, with_mirror: bool = True) -> list[str]:
+    """The mmdebstrap command that writes the base root file system as a tar to stdout."""
+    argv = ["mmdebstrap", "--variant=apt", f"--include={','.join(BASE_PACKAGES)}", "--quiet"]
+    argv += [f"--dpkgopt=path-exclude={pattern}" for pattern in TRIM]
+    argv += ["--dpkgopt=path-include=/usr/share/doc/*/copyright", settings.suite, "-"]
+    mirror = settings.mirror or next((str(p) for p in HOST_SOURCES if p.is_file()), "")
+    if mirror and with_mirror:
+        argv.append(mirror)
+    return argv
+
+
+def _digest(parts: Sequence[bytes]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:16]
+
+
+def base_key(settings: BuildSettings) -> str:
+    return _digest([" ".join(mmdebstrap_argv(settings, with_mirror=False)).encode()])
+
+
+def deps_key(settings: BuildSettings) -> str:
+    return _digest([base_key(settings).encode(), DEPS_DOCKERFILE.read_bytes()])
+
+
+def image_key(settings: BuildSettings) -> str:
+    inputs = [DOCKERFILE.read_bytes(), *(launcher.read_bytes() for launcher in LAUNCHERS)]
+    return _digest([deps_key(settings).encode(), *inputs])
+
+
+@dataclass(frozen=True)
+class Target:
+    """One image of the chain: its tag, the hash of its inputs, its cached tarball."""
+
+    tag: str
+    key: str
+    tarball: Path
+    label: str = KEY_LABEL
+
+
+def targets(settings: BuildSettings) -> tuple[Target, Target, Target]:
+    """The base, dependencies and kernel images for ``settings``."""
+    cache = settings.cache_dir
+    base, deps, kernel = base_key(settings), deps_key(settings), image_key(settings)
+    name = settings.tag.replace("/", "-").replace(":", "-")
+    return (
+        Target(
+            f"{BASE_REPOSITORY}:{settings.suite}",
+            base,
+            cache / f"gp-debian-python-{settings.suite}-{base}.tar.gz",
+            BASE_KEY_LABEL,
+        ),
+        Target(f"{DEPS_REPOSITORY}:{deps}", deps, cache / f"deps-{deps}.tar.gz"),
+        Target(settings.tag, kernel, cache / f"{name}-{kernel}.tar.gz"),
+    )
+
+
+# -- docker helpers -------------------------------------------------------------------------------
+
+
+def _docker(settings: BuildSettings, *args: str, check: bool = True) -> str:
+    if shutil.which("docker") is None:
+        raise BuildUnavailable("the docker CLI is not installed (apt-get install docker.io)")
+    completed = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, env=settings.docker_env()
+    )
+    if check and completed.returncode != 0:
+        raise BuildFailed(f"docker {' '.join(args)} failed: {completed.stderr.strip()[-2000:]}")
+    return completed.stdout.strip()
+
+
+def image_key_of(settings: BuildSettings, target: Target) -> str:
+    """The inputs' hash the target's image in the daemon was built from; "" when absent."""
+    template = f'{{{{ index .Config.Labels "{target.label}" }}}}'
+    out = _docker(settings, "image", "inspect", "--format", template, target.tag, check=False)
+    return "" if out in ("", "<no value>") or "No such" in out else out
+
+
+def save_tarball(settings: BuildSettings, target: Target) -> None:
+    """``docker save | gzip -1`` into the target's tarball (atomically); older tarballs of
+    the same kind are removed."""
+    target.tarball.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.tarball.with_name(target.tarball.name + ".partial")
+    with subprocess.Popen(
+        ["docker", "save", target.tag], stdout=subprocess.PIPE, env=settings.docker_env()
+    ) as saving:
+        assert saving.stdout is not None
+        with gzip.open(partial, "wb", compresslevel=1) as out:
+            shutil.copyfileobj(saving.stdout, out, length=1 << 20)
+    if saving.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise BuildFailed(f"docker save {target.tag} failed with exit code {saving.returncode}")
+    stem = target.tarball.name[: -len(f"{target.key}.tar.gz")]
+    for old in target.tarball.parent.glob(f"{stem}*.tar.gz"):
+        if old != target.tarball and len(old.name) == len(target.tarball.name):
+            old.unlink(missing_ok=True)
+    partial.replace(target.tarball)
+
+
+def ensure(settings: BuildSettings, target: Target, make: Callable[[], None]) -> str:
+    """Make sure ``target`` is in the daemon: ``present``, ``loaded`` from its tarball, or
+    ``built`` by ``make()`` (then saved)."""
+    if not settings.rebuild:
+        if image_key_of(settings, target) == target.key:
+            return "present"
+        if target.tarball.is_file():
+            _docker(settings, "load", "--quiet", "--input", str(target.tarball))
+            if image_key_of(settings, target) == target.key:
+                return "loaded"
+    make()
+    if settings.save:
+        save_tarball(settings, target)
+    return "built"
+
+
+# -- the steps -------------------------------------------------------------------------------------
+
+
+def bootstrap_base(settings: BuildSettings, target: Target) -> None:
+    """mmdebstrap | docker import."""
+    if shutil.which("mmdebstrap") is None:
+        raise BuildUnavailable(
+            "mmdebstrap is not installed (apt-get install mmdebstrap) and no cached base "
+            f"tarball exists at {target.tarball}"
+        )
+    importing = subprocess.Popen(
+        ["docker", "import", "--change", f"LABEL {target.label}={target.key}", "-", target.tag],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=settings.docker_env(),
+    )
+    bootstrap = subprocess.Popen(
+        mmdebstrap_argv(settings),
+        stdin=subprocess.DEVNULL,
+        stdout=importing.stdin,
+        stderr=subprocess.PIPE,
+    )
+    assert importing.stdin is not None
+    assert importing.stderr is not None
+    importing.stdin.close()  # mmdebstrap holds the pipe now
+    _, bootstrap_err = bootstrap.communicate()
+    import_err = importing.stderr.read()
+    importing.wait()
+    if bootstrap.returncode != 0:
+        raise BuildFailed(f"mmdebstrap failed: {bootstrap_err.decode(errors='replace')[-2000:]}")
+    if importing.returncode != 0:
+        raise BuildFailed(f"docker import failed: {import_err.decode(errors='replace')[-2000:]}")
+
+
+def extra_ca_files(ca_dirs: Sequence[Path]) -> list[Path]:
+    """The ``*.crt`` files under the given folders (update-ca-certificates reads only those)."""
+    found: list[Path] = []
+    for folder in ca_dirs:
+        if folder.is_dir():
+            found += sorted(p for p in folder.rglob("*.crt") if p.is_file())
+    return found
+
+
+@contextlib.contextmanager
+def build_context(files: Sequence[Path], ca_dirs: Sequence[Path] | None = None) -> Iterator[Path]:
+    """A temporary build context holding ``files`` (the first is the Dockerfile) and, when
+    ``ca_dirs`` is given, ``ca/`` with the extra CA certificates."""
+    with tempfile.TemporaryDirectory(prefix="gp-image-") as tmp:
+        context = Path(tmp)
+        shutil.copy2(files[0], context / "Dockerfile")
+        for path in files[1:]:
+            shutil.copy2(path, context / path.name)
+            (context / path.name).chmod(0o755)
+        if ca_dirs is not None:
+            ca = context / "ca"
+            ca.mkdir()
+            (ca / ".keep").write_text("")
+            for index, cert in enumerate(extra_ca_files(ca_dirs)):
+                shutil.copyfile(cert, ca / f"extra-{index:02d}-{cert.name}")
+        yield context
+
+
+def docker_build(settings: BuildSettings, context: Path, target: Target, **args: str) -> None:
+    argv = ["docker", "build", "--network", "host", "--quiet", "--rm"]
+    for name, value in args.items():
+        argv += ["--build-arg", f"{name}={value}"]
+    argv += ["--label", f"{KEY_LABEL}={target.key}", "--tag", target.tag, str(context)]
+    completed = subprocess.run(argv, capture_output=True, text=True, env=settings.docker_env())
+    if completed.returncode != 0:
+        output = (completed.stdout + completed.stderr).strip()[-3000:]
+        raise BuildFailed(f"docker build of {target.tag} failed: {output}")
+
+
+def build_deps(settings: BuildSettings, base: Target, deps: Target) -> None:
+    try:
+        with build_context([DEPS_DOCKERFILE], settings.ca_dirs) as context:
+            docker_build(settings, context, deps, BASE_IMAGE=base.tag)
+    finally:
+        # The build stage's image holds the extra CA certificates: drop it.
+        _docker(settings, "image", "prune", "--force", "--filter", "label=gp.stage=build")
+    for line in _docker(settings, "images", DEPS_REPOSITORY, "--format", "{{.Tag}}").split():
+        if line != deps.key:
+            _docker(settings, "rmi", f"{DEPS_REPOSITORY}:{line}", check=False)
+
+
+def build_kernel(settings: BuildSettings, deps: Target, kernel: Target) -> None:
+    with build_context([DOCKERFILE, *LAUNCHERS]) as context:
+        docker_build(settings, context, kernel, DEPS_IMAGE=deps.tag)
+
+
+def ensure_image(settings: BuildSettings) -> str:
+    """Make sure ``settings.tag`` (built from the current inputs) is in the daemon.
+
+    Returns what was done to the kernel image: ``present``, ``loaded`` or ``built``.  Raises
+    :class:`BuildUnavailable` when a tool is missing and nothing is cached, and
+    :class:`BuildFailed` when a step fails.  Safe to call from concurrent processes.
+    """
+    base, deps, kernel = targets(settings)
+    if not settings.rebuild and image_key_of(settings, kernel) == kernel.key:
+        return "present"
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(settings.cache_dir / ".build.lock"):
+
+        def make_kernel() -> None:
+            def make_deps() -> None:
+                ensure(settings, base, lambda: bootstrap_base(settings, base))
+                build_deps(settings, base, deps)
+
+            ensure(settings, deps, make_deps)
+            build_kernel(settings, deps, kernel)
+
+        return ensure(settings, kernel, make_kernel)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> BuildSettings:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--tag", default=DEFAULT_TAG, help=f"image tag (default {DEFAULT_TAG})")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(os.getenv("GP_IMAGE_CACHE_DIR", str(REPO / ".cache" / "docker-images"))),
+        help="where image tarballs are kept (GP_IMAGE_CACHE_DIR)",
+    )
+    parser.add_argument("--suite", default=DEFAULT_SUITE, help="Debian suite of the base")
+    parser.add_argument("--mirror", default="", help="mmdebstrap MIRROR (default: host sources)")
+    parser.add_argument(
+        "--ca-dir", action="append", type=Path, default=[], help="extra CA certificates (*.crt)"
+    )
+    parser.add_argument("--no-host-ca", action="store_true", help=f"do not add {HOST_CA_DIR}")
+    parser.add_argument("--docker-host", default="", help="daemon to use (default DOCKER_HOST)")
+    parser.add_argument("--rebuild", action="store_true", help="build even when cached")
+    parser.add_argument("--no-save", action="store_true", help="do not write tarballs")
+    args = parser.parse_args(argv)
+    ca_dirs = tuple(args.ca_dir) + (() if args.no_host_ca else (HOST_CA_DIR,))
+    return BuildSettings(
+        tag=args.tag,
+        cache_dir=args.cache_dir,
+        suite=args.suite,
+        mirror=args.mirror,
+        ca_dirs=ca_dirs,
+        docker_host=args.docker_host,
+        rebuild=args.rebuild,
+        save=not args.no_save,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    started = time.monotonic()
+    try:
+        outcome = ensure_image(settings)
+    except (BuildUnavailable, BuildFailed) as err:
+        print(f"build.py: {err}", file=sys.stderr)
+        return 2
+    print(f"{settings.tag}: {outcome} in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
