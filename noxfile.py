@@ -105,9 +105,14 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Launch, shutdown and event-loop-lag figures against LocalProvisioner and
     gateway-provisioners 0.5.0 (prints; never fails on timings)."""
-    install_packages(session, "gp-distributed", extras="")
+    install_packages(session, *BACKENDS, extras="")
     session.install("ipykernel")
     session.run("python", "benchmarks/launch_bench.py", *session.posargs)
+    # Backend API calls made by poll() as kernels grow: each prints, or says why it skipped.
+    session.run("python", "tests-integration/bench_slurm.py", "--kernels", "2,10")
+    session.run("python", "tests-integration/backends/yarn_harness.py")
+    docker_bench = ["--bench", "--kernels", "1,20", "--seconds", "60"]
+    session.run("python", "tests-integration/backends/dockerd.py", *docker_bench)
 
 
 @nox.session(venv_backend="none")
