@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import paramiko
 from traitlets import Bool, Float, Int, Unicode, default, validate
@@ -416,7 +416,8 @@ def connect_client(target: SshTarget) -> paramiko.SSHClient:
             hostname=target.hostname,
             port=target.port,
             username=target.user,
-            key_filename=list(target.key_files) or None,
+            # paramiko takes a list of key files; types-paramiko declares only str.
+            key_filename=cast(Any, list(target.key_files) or None),
             timeout=target.connect_timeout,
             banner_timeout=target.connect_timeout,
             auth_timeout=target.connect_timeout,
