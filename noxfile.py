@@ -19,7 +19,15 @@ TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.23")
 E2E_CLIENTS = ("jupyter_server>=2.10", "nbclient>=0.10", "nbformat>=5.9", "matplotlib")
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "typecheck", "test", "integration", "build", "docs"]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "test",
+    "test_oldest_core",
+    "integration",
+    "build",
+    "docs",
+]
 
 
 def package_path(name: str, extras: str = "") -> str:
@@ -130,3 +138,20 @@ def docs(session: nox.Session) -> None:
     session.run(
         "python", "scripts/check_settings_reference.py", "site/reference/settings/index.html"
     )
+
+
+@nox.session
+@nox.parametrize("package", BACKENDS)
+def test_oldest_core(session: nox.Session, package: str) -> None:
+    """A backend's unit tests against the oldest released gp-core its range admits."""
+    session.install("packaging")
+    workdir = Path(session.create_tmp())
+    oldest = session.run(
+        "python", "scripts/oldest_core.py", package, "--workdir", str(workdir), silent=True
+    )
+    core = str(oldest).strip() if oldest else ""
+    if not core:
+        session.skip(f"no released gp-core in {package}'s range yet")
+    session.install(f"{core}[test]", package_path(package, "test"))
+    session.install(*TEST_TOOLS)
+    session.run("pytest", f"packages/{package}/tests", *session.posargs)

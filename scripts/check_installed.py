@@ -7,10 +7,33 @@ launcher.  Exits non-zero with a message naming what is missing.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
-from importlib.metadata import distribution
+from importlib.metadata import Distribution, PackageNotFoundError, distribution
 from pathlib import Path
+
+BACKEND_SDKS = ("docker", "paramiko", "yarn-api-client", "kubernetes")
+
+
+def stray_backend_sdks(dist: Distribution) -> list[str]:
+    """Backend SDKs installed in this venv that the distribution does not itself require:
+    ``pip install gp-k8s`` must not bring docker, paramiko or yarn-api-client."""
+    declared = {
+        re.split(r"[\s;<>=!~\[]", req, maxsplit=1)[0].lower().replace("_", "-")
+        for req in dist.requires or []
+        if "extra ==" not in req
+    }
+    stray = []
+    for sdk in BACKEND_SDKS:
+        if sdk in declared:
+            continue
+        try:
+            distribution(sdk)
+        except PackageNotFoundError:
+            continue
+        stray.append(sdk)
+    return stray
 
 
 def main(name: str) -> int:
@@ -26,6 +49,10 @@ def main(name: str) -> int:
         executable = Path(sys.executable).parent / ep.name
         subprocess.run([str(executable), "--help"], check=True, capture_output=True)
         print(f"{name}: {ep.name} --help works")
+    stray = stray_backend_sdks(dist)
+    if stray:
+        print(f"{name}: pulled in backend SDKs it does not declare: {', '.join(stray)}")
+        return 1
     if name == "gp-core":
         from gp_core.launchers import python_launcher
 

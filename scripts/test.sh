@@ -3,4 +3,4 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
-nox -s lint typecheck test integration build docs "$@"
+nox -s lint typecheck test test_oldest_core integration build docs "$@"

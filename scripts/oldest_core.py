@@ -1,0 +1,81 @@
+"""Which gp-core to test a backend against: the oldest *released* gp-core its range admits.
+
+Prints the path of a source tree of that release (exported from its ``gp-core-vX.Y.Z`` tag into
+``--workdir``), or nothing when no released gp-core satisfies the range yet (then only the
+current gp-core can be tested, and the script says so on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tarfile
+from io import BytesIO
+from pathlib import Path
+
+import tomllib
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def core_requirement(package: str) -> Requirement:
+    project = tomllib.loads((ROOT / "packages" / package / "pyproject.toml").read_text())
+    for line in project["project"]["dependencies"]:
+        requirement = Requirement(line)
+        if requirement.name == "gp-core":
+            return requirement
+    raise SystemExit(f"{package} declares no gp-core dependency")
+
+
+def released_core_versions() -> list[Version]:
+    tags = subprocess.run(
+        ["git", "tag", "--list", "gp-core-v*"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return sorted(Version(t.removeprefix("gp-core-v")) for t in tags if re.match(r"gp-core-v\d", t))
+
+
+def export_release(version: Version, workdir: Path) -> Path:
+    target = workdir / f"gp-core-{version}"
+    if not target.exists():
+        archive = subprocess.run(
+            [
+                "git",
+                "archive",
+                "--format=tar",
+                f"gp-core-v{version}",
+                "packages/gp-core",
+                "launchers",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+        with tarfile.open(fileobj=BytesIO(archive)) as tar:
+            tar.extractall(target, filter="data")
+    return target / "packages" / "gp-core"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("package")
+    parser.add_argument("--workdir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    requirement = core_requirement(args.package)
+    admitted = [v for v in released_core_versions() if v in requirement.specifier]
+    if not admitted:
+        print(
+            f"{args.package}: no released gp-core satisfies {requirement.specifier} yet; "
+            "only the current gp-core is tested",
+            file=sys.stderr,
+        )
+        return 0
+    print(export_release(admitted[0], args.workdir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
