@@ -1,25 +1,30 @@
 #!/usr/bin/env python3
-"""Build the Python kernel image without a registry, and cache it on disk.
+"""Build the kernel images (Python, R) without a registry, and cache them on disk.
 
     python docker-images/build.py                 # ensure gp/kernel-py:latest in $DOCKER_HOST
+    python docker-images/build.py --image r       # ensure gp/kernel-r:latest
+    python docker-images/build.py --image all     # both
     python docker-images/build.py --rebuild       # build again even when cached
 
-Three images, each made only when the daemon does not hold it (with the label of its inputs'
-hash) and no cached tarball of it exists:
+Three images per kernel image, each made only when the daemon does not hold it (with the label
+of its inputs' hash) and no cached tarball of it exists:
 
 1. The base ``gp/debian-python:<suite>``: ``mmdebstrap --variant=apt
    --include=python3,python3-venv,ca-certificates`` (no man pages, docs or locales) streamed
    into ``docker import``.  Its apt sources are the host's
    (``/etc/apt/sources.list.d/debian.sources`` or ``/etc/apt/sources.list``), or ``--mirror``.
 2. The dependencies ``gp/kernel-py-deps:<key>``: ``python/deps.Dockerfile`` (a virtual
-   environment with ipykernel and cryptography, a non-root user).  Its build context holds
+   environment with ipykernel, matplotlib and cryptography, a non-root user); for ``--image r``
+   ``gp/kernel-r-deps:<key>``: ``r/deps.Dockerfile`` (Debian's ``r-base-core`` and
+   ``r-cran-irkernel`` from the base's apt sources, a virtual environment with cryptography for
+   the Python launcher, which does the launch protocol for R kernels).  Its build context holds
    ``ca/``: the extra CA certificates handed in (``--ca-dir``; by default the host's
    ``/usr/local/share/ca-certificates``; ``--no-host-ca`` for none), for networks that
    intercept TLS.  Only the Dockerfile's build stage sees them: the final stage copies the
    virtual environment alone, and the build stage's image is pruned right after the build.
-3. The kernel image (``--tag``, default ``gp/kernel-py:latest``): ``python/Dockerfile``, the
-   launchers from ``launchers/`` on top of the dependencies, so a launcher change rebuilds in
-   seconds.
+3. The kernel image (``--tag``, default ``gp/kernel-py:latest`` or ``gp/kernel-r:latest``):
+   ``python/Dockerfile`` or ``r/Dockerfile``, the launchers from ``launchers/`` on top of the
+   dependencies, so a launcher change rebuilds in seconds.  The base is shared.
 
 Builds use ``docker build --network host`` with the legacy builder.  Each image is saved as a
 gzip tarball under the cache directory (``--cache-dir``, ``$GP_IMAGE_CACHE_DIR``, default
@@ -56,6 +61,7 @@ DEPS_DOCKERFILE = HERE / "python" / "deps.Dockerfile"
 DEFAULT_TAG = "gp/kernel-py:latest"
 BASE_REPOSITORY = "gp/debian-python"
 DEPS_REPOSITORY = "gp/kernel-py-deps"
+R_TAG = "gp/kernel-r:latest"
 DEFAULT_SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
@@ -63,6 +69,25 @@ HOST_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/s
 KEY_LABEL = "gp.image-key"
 BASE_KEY_LABEL = "gp.base-key"
 TRIM = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*", "/usr/share/info/*")
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """One kernel image: its folder (``Dockerfile`` and ``deps.Dockerfile``) and repositories."""
+
+    name: str
+    dockerfile: Path
+    deps_dockerfile: Path
+    default_tag: str
+    deps_repository: str
+
+
+FLAVORS = {
+    "python": Flavor("python", DOCKERFILE, DEPS_DOCKERFILE, DEFAULT_TAG, DEPS_REPOSITORY),
+    "r": Flavor(
+        "r", HERE / "r" / "Dockerfile", HERE / "r" / "deps.Dockerfile", R_TAG, "gp/kernel-r-deps"
+    ),
+}
 
 
 class BuildUnavailable(RuntimeError):
@@ -75,7 +100,8 @@ class BuildFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class BuildSettings:
-    tag: str = DEFAULT_TAG
+    tag: str = ""  # "": the flavor's default tag
+    image: str = "python"  # a key of FLAVORS
     cache_dir: Path = REPO / ".cache" / "docker-images"
     suite: str = DEFAULT_SUITE
     mirror: str = ""
@@ -83,6 +109,17 @@ class BuildSettings:
     docker_host: str = ""
     rebuild: bool = False
     save: bool = True
+
+    @property
+    def flavor(self) -> Flavor:
+        try:
+            return FLAVORS[self.image]
+        except KeyError:
+            raise ValueError(f"unknown image {self.image!r}: one of {sorted(FLAVORS)}") from None
+
+    @property
+    def kernel_tag(self) -> str:
+        return self.tag or self.flavor.default_tag
 
     def docker_env(self) -> dict[str, str]:
         env = dict(os.environ, DOCKER_BUILDKIT="0")
@@ -117,11 +154,12 @@ def base_key(settings: BuildSettings) -> str:
 
 
 def deps_key(settings: BuildSettings) -> str:
-    return _digest([base_key(settings).encode(), DEPS_DOCKERFILE.read_bytes()])
+    return _digest([base_key(settings).encode(), settings.flavor.deps_dockerfile.read_bytes()])
 
 
 def image_key(settings: BuildSettings) -> str:
-    inputs = [DOCKERFILE.read_bytes(), *(launcher.read_bytes() for launcher in LAUNCHERS)]
+    dockerfile = settings.flavor.dockerfile
+    inputs = [dockerfile.read_bytes(), *(launcher.read_bytes() for launcher in LAUNCHERS)]
     return _digest([deps_key(settings).encode(), *inputs])
 
 
@@ -139,7 +177,9 @@ def targets(settings: BuildSettings) -> tuple[Target, Target, Target]:
     """The base, dependencies and kernel images for ``settings``."""
     cache = settings.cache_dir
     base, deps, kernel = base_key(settings), deps_key(settings), image_key(settings)
-    name = settings.tag.replace("/", "-").replace(":", "-")
+    name = settings.kernel_tag.replace("/", "-").replace(":", "-")
+    deps_repository = settings.flavor.deps_repository
+    deps_prefix = "deps" if settings.image == "python" else f"deps-{settings.image}"
     return (
         Target(
             f"{BASE_REPOSITORY}:{settings.suite}",
@@ -147,8 +187,8 @@ def targets(settings: BuildSettings) -> tuple[Target, Target, Target]:
             cache / f"gp-debian-python-{settings.suite}-{base}.tar.gz",
             BASE_KEY_LABEL,
         ),
-        Target(f"{DEPS_REPOSITORY}:{deps}", deps, cache / f"deps-{deps}.tar.gz"),
-        Target(settings.tag, kernel, cache / f"{name}-{kernel}.tar.gz"),
+        Target(f"{deps_repository}:{deps}", deps, cache / f"{deps_prefix}-{deps}.tar.gz"),
+        Target(settings.kernel_tag, kernel, cache / f"{name}-{kernel}.tar.gz"),
     )
 
 
@@ -286,23 +326,24 @@ def docker_build(settings: BuildSettings, context: Path, target: Target, **args:
 
 def build_deps(settings: BuildSettings, base: Target, deps: Target) -> None:
     try:
-        with build_context([DEPS_DOCKERFILE], settings.ca_dirs) as context:
+        with build_context([settings.flavor.deps_dockerfile], settings.ca_dirs) as context:
             docker_build(settings, context, deps, BASE_IMAGE=base.tag)
     finally:
         # The build stage's image holds the extra CA certificates: drop it.
         _docker(settings, "image", "prune", "--force", "--filter", "label=gp.stage=build")
-    for line in _docker(settings, "images", DEPS_REPOSITORY, "--format", "{{.Tag}}").split():
+    repository = settings.flavor.deps_repository
+    for line in _docker(settings, "images", repository, "--format", "{{.Tag}}").split():
         if line != deps.key:
-            _docker(settings, "rmi", f"{DEPS_REPOSITORY}:{line}", check=False)
+            _docker(settings, "rmi", f"{repository}:{line}", check=False)
 
 
 def build_kernel(settings: BuildSettings, deps: Target, kernel: Target) -> None:
-    with build_context([DOCKERFILE, *LAUNCHERS]) as context:
+    with build_context([settings.flavor.dockerfile, *LAUNCHERS]) as context:
         docker_build(settings, context, kernel, DEPS_IMAGE=deps.tag)
 
 
 def ensure_image(settings: BuildSettings) -> str:
-    """Make sure ``settings.tag`` (built from the current inputs) is in the daemon.
+    """Make sure ``settings.kernel_tag`` (built from the current inputs) is in the daemon.
 
     Returns what was done to the kernel image: ``present``, ``loaded`` or ``built``.  Raises
     :class:`BuildUnavailable` when a tool is missing and nothing is cached, and
@@ -335,9 +376,17 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> BuildSettings:
+def parse_args(argv: Sequence[str] | None = None) -> list[BuildSettings]:
+    """The settings of each image to ensure (one, or both for ``--image all``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--tag", default=DEFAULT_TAG, help=f"image tag (default {DEFAULT_TAG})")
+    parser.add_argument(
+        "--image",
+        choices=(*FLAVORS, "all"),
+        default="python",
+        help="which kernel image (default python; all: every one)",
+    )
+    defaults = ", ".join(f"{f.name}: {f.default_tag}" for f in FLAVORS.values())
+    parser.add_argument("--tag", default="", help=f"image tag (default {defaults})")
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -354,28 +403,34 @@ def parse_args(argv: Sequence[str] | None = None) -> BuildSettings:
     parser.add_argument("--rebuild", action="store_true", help="build even when cached")
     parser.add_argument("--no-save", action="store_true", help="do not write tarballs")
     args = parser.parse_args(argv)
+    if args.image == "all" and args.tag:
+        parser.error("--tag names one image: give --image python or --image r with it")
     ca_dirs = tuple(args.ca_dir) + (() if args.no_host_ca else (HOST_CA_DIR,))
-    return BuildSettings(
-        tag=args.tag,
-        cache_dir=args.cache_dir,
-        suite=args.suite,
-        mirror=args.mirror,
-        ca_dirs=ca_dirs,
-        docker_host=args.docker_host,
-        rebuild=args.rebuild,
-        save=not args.no_save,
-    )
+    return [
+        BuildSettings(
+            tag=args.tag,
+            image=image,
+            cache_dir=args.cache_dir,
+            suite=args.suite,
+            mirror=args.mirror,
+            ca_dirs=ca_dirs,
+            docker_host=args.docker_host,
+            rebuild=args.rebuild,
+            save=not args.no_save,
+        )
+        for image in (FLAVORS if args.image == "all" else (args.image,))
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_args(argv)
-    started = time.monotonic()
-    try:
-        outcome = ensure_image(settings)
-    except (BuildUnavailable, BuildFailed) as err:
-        print(f"build.py: {err}", file=sys.stderr)
-        return 2
-    print(f"{settings.tag}: {outcome} in {time.monotonic() - started:.1f}s")
+    for settings in parse_args(argv):
+        started = time.monotonic()
+        try:
+            outcome = ensure_image(settings)
+        except (BuildUnavailable, BuildFailed) as err:
+            print(f"build.py: {settings.kernel_tag}: {err}", file=sys.stderr)
+            return 2
+        print(f"{settings.kernel_tag}: {outcome} in {time.monotonic() - started:.1f}s")
     return 0
 
 

@@ -1,5 +1,6 @@
-# The Python kernel image's dependencies: a virtual environment with ipykernel and cryptography
-# on the local Debian base, and a non-root user.  Built by docker-images/build.py (legacy
+# The Python kernel image's dependencies: a virtual environment with ipykernel, cryptography
+# and matplotlib (notebooks plot; the end-to-end notebook test draws one) on the local Debian
+# base, and a non-root user.  Built by docker-images/build.py (legacy
 # builder, `--network host`) and rebuilt only when this file or the base changes; Dockerfile
 # adds the launchers on top.
 #
@@ -14,7 +15,7 @@ FROM ${BASE_IMAGE} AS build
 LABEL gp.stage=build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 COPY ca/ /usr/local/share/ca-certificates/
-ARG PIP_PACKAGES="ipykernel>=6.29 cryptography>=42"
+ARG PIP_PACKAGES="ipykernel>=6.29 cryptography>=42 matplotlib>=3.8"
 RUN update-ca-certificates >/dev/null \
     && python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install -q ${PIP_PACKAGES} \

@@ -44,7 +44,8 @@ class DockerSpecInstaller(KernelSpecInstaller):
         if not image and args.language != "python":
             raise InstallerError(
                 f"--language {args.language} needs --image-name: an image with the launcher and "
-                f"the {args.language} kernel (docker-images builds the Python image only)"
+                f"the {args.language} kernel (docker-images/build.py --image r builds "
+                "gp/kernel-r:latest)"
             )
         if not image and args.image_name:
             raise InstallerError("--image-name must name an image")

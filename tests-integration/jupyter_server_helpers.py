@@ -1,0 +1,189 @@
+"""A real Jupyter Server subprocess and a client for it (REST and the kernel websocket), shared
+by the end-to-end suites (no tests here)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+TOKEN = "gp-e2e-token"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def has_irkernel() -> bool:
+    try:
+        done = subprocess.run(
+            ["Rscript", "-e", "library(IRkernel)"], capture_output=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+@dataclass
+class Server:
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        request = HTTPRequest(
+            f"{self.url}{path}",
+            method=method,
+            headers={"Authorization": f"token {TOKEN}"},
+            body=None if body is None and method in ("GET", "DELETE") else json.dumps(body or {}),
+            request_timeout=120,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request)
+        except HTTPClientError as err:
+            body = err.response.body if err.response is not None else b""
+            return err.code, json.loads(body or b"{}")
+        return response.code, json.loads(response.body) if response.body else None
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(
+    root: Path, log: Path, *extra: str, env: Mapping[str, str] | None = None
+) -> Server:
+    """``python -m jupyter_server`` on a free 127.0.0.1 port, with token auth, ``root`` as its
+    root dir and its output in ``log``.  Its environment: this process's, then
+    KERNEL_USERNAME=alice and the response manager on 127.0.0.1 (any free port), then ``env``
+    (a backend's settings: JUPYTER_PATH, GP_SSH_*, DOCKER_HOST...)."""
+    port = free_port()
+    server_env = dict(
+        os.environ, KERNEL_USERNAME="alice", GP_RESPONSE_IP="127.0.0.1", GP_RESPONSE_PORT="0"
+    )
+    server_env.update(env or {})
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={TOKEN}",
+            "--ServerApp.open_browser=False",
+            f"--ServerApp.root_dir={root}",
+            *(["--allow-root"] if os.geteuid() == 0 else []),
+            *extra,
+        ],
+        env=server_env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(f"http://127.0.0.1:{port}", log, process)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"jupyter server exited: {log.read_text()[-2000:]}") from None
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("jupyter server did not listen within 60s")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+def processes_with(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                argv = (
+                    (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if text in argv and state != "Z":
+                found.append(argv[:160])
+    return found
+
+
+async def wait_until_gone(kernel_id: str, timeout: float = 15) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while processes_with(kernel_id) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    return processes_with(kernel_id)
+
+
+class KernelSocket:
+    """The /api/kernels/<id>/channels websocket with the default (JSON) protocol."""
+
+    def __init__(self, connection: WebSocketClientConnection) -> None:
+        self.connection = connection
+        self.session = uuid.uuid4().hex
+
+    @classmethod
+    async def open(cls, server: Server, kernel_id: str) -> KernelSocket:
+        url = server.url.replace("http", "ws") + f"/api/kernels/{kernel_id}/channels"
+        request = HTTPRequest(url, headers={"Authorization": f"token {TOKEN}"})
+        return cls(await websocket_connect(request))
+
+    async def execute(self, code: str, timeout: float = 60) -> dict[str, Any]:
+        msg_id = uuid.uuid4().hex
+        header = {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "session": self.session,
+            "username": "alice",
+            "version": "5.3",
+            "date": "",
+        }
+        content = {"code": code, "silent": False, "store_history": True, "allow_stdin": False}
+        message = {"header": header, "parent_header": {}, "metadata": {}, "content": content}
+        await self.connection.write_message(json.dumps({**message, "channel": "shell"}))
+        result: dict[str, Any] = {"stdout": "", "error": "", "started": time.monotonic()}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            raw = await asyncio.wait_for(
+                self.connection.read_message(), deadline - time.monotonic()
+            )
+            assert raw is not None, "websocket closed"
+            reply = json.loads(raw)
+            if reply.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, body = reply["msg_type"], reply["content"]
+            if kind == "stream":
+                result["stdout"] += body["text"]
+            elif kind == "error":
+                result["error"] = body["ename"]
+            elif kind == "status" and body["execution_state"] == "idle":
+                result["finished"] = time.monotonic()
+                return result
+        raise TimeoutError(code)
+
+    def close(self) -> None:
+        self.connection.close()
