@@ -155,3 +155,10 @@ def test_oldest_core(session: nox.Session, package: str) -> None:
     session.install(f"{core}[test]", package_path(package, "test"))
     session.install(*TEST_TOOLS)
     session.run("pytest", f"packages/{package}/tests", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def images(session: nox.Session) -> None:
+    """Build the kernel images (Python and R) against the daemon DOCKER_HOST names:
+    ``DOCKER_HOST=unix:///path nox -s images -- --image all`` (see docker-images/README.md)."""
+    session.run("python3", "docker-images/build.py", *(session.posargs or ["--image", "all"]))
