@@ -111,8 +111,9 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Launch, shutdown and event-loop-lag figures against LocalProvisioner and
-    gateway-provisioners 0.5.0 (prints; never fails on timings)."""
+    """Launch, shutdown and event-loop-lag figures (LocalProvisioner, ours on localhost and over
+    ssh to 127.0.0.2, gateway-provisioners 0.5.0 on both), then backend API calls per poll
+    interval as kernels grow.  Prints; never fails on timings."""
     install_packages(session, *BACKENDS, extras="")
     session.install("ipykernel")
     session.run("python", "benchmarks/launch_bench.py", *session.posargs)

@@ -1,4 +1,4 @@
-"""Kernel launch benchmark: gp-distributed on localhost vs LocalProvisioner and gp 0.5.0.
+"""Kernel launch benchmark: gp-distributed (localhost, ssh) vs LocalProvisioner and gp 0.5.0.
 
 Usage: ``python benchmarks/launch_bench.py [--runs N] [--gp050-python PATH]`` (see ``--help``)
 
@@ -9,8 +9,9 @@ alternate between the variants (the order rotates every round) after one untimed
 launch per variant.  Timings are printed, never judged by the exit code.
 
 A variant is a row: a name, a Python, a kernelspec (installed by the variant's factory) and an
-environment.  To add one (e.g. gp-distributed over ssh to 127.0.0.2), write another
-``make_*`` function and list it in ``VARIANT_FACTORIES``.
+environment.  To add one, write another ``make_*`` function and list it in
+``VARIANT_FACTORIES``.  The ssh rows share one real sshd on 127.0.0.2 (``ssh_hosts.py``), started
+by the first ssh row's factory and stopped at the end of the run.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import setup_gp050  # a sibling module of this script
+import setup_gp050  # sibling modules of this script
+import ssh_hosts
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "_one_launch.py"
@@ -51,7 +53,10 @@ class Variant:
     python: str = sys.executable
     kernel_name: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    drop_env: tuple[str, ...] = ()  # variables of the caller the worker must not see
     prestart: str = "none"  # "none", "gp_core" or "gateway_provisioners" (see _one_launch.py)
+    runs: int = 0  # timed launches; 0: --runs
+    shared_tmp: Path | None = None  # a TMPDIR shared by all launches (files named by kernel id)
     note: str = ""
     unavailable: str = ""  # why the row cannot run; empty when it can
 
@@ -62,14 +67,53 @@ class Context:
 
     root: Path  # temporary; removed at the end
     args: argparse.Namespace
+    _ssh: ssh_hosts.SshHost | None = None
 
     def data_dir(self, key: str) -> Path:
         path = self.root / f"data-{key}"
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def private_dirs(self) -> dict[str, str]:
+        """JUPYTER_CONFIG_DIR, JUPYTER_RUNTIME_DIR and IPYTHONDIR of every worker (and kernel)."""
+        private = self.root / "home"
+        dirs = {}
+        for name, sub in (
+            ("JUPYTER_CONFIG_DIR", "config"),
+            ("JUPYTER_RUNTIME_DIR", "runtime"),
+            ("IPYTHONDIR", "ipython"),
+        ):
+            (private / sub).mkdir(parents=True, exist_ok=True)
+            dirs[name] = str(private / sub)
+        return dirs
+
+    def ssh_host(self) -> ssh_hosts.SshHost:
+        """The sshd on 127.0.0.2, started on first use (``unavailable`` says why not)."""
+        if self._ssh is None:
+            print(f"starting sshd on {ssh_hosts.ADDRESS}", file=sys.stderr, flush=True)
+            self._ssh = ssh_hosts.start(self.root / "sshd")
+        return self._ssh
+
+    def close(self) -> None:
+        if self._ssh is not None:
+            self._ssh.stop()
+
 
 # -- variants ---------------------------------------------------------------------------------
+
+SSH_DROP_ENV = ("SSH_AUTH_SOCK",)  # no agent: the run's key only
+
+
+def remote_kernel_env(ctx: Context, data_dir: Path) -> dict[str, str]:
+    """A kernelspec ``env`` for kernels on ssh hosts: the private Jupyter/IPython folders (an
+    ssh session starts from the login's HOME and environment, not the worker's)."""
+    return {**ctx.private_dirs(), "JUPYTER_DATA_DIR": str(data_dir), "JUPYTER_PLATFORM_DIRS": "1"}
+
+
+def add_spec_env(spec_file: Path, env: dict[str, str]) -> None:
+    spec = json.loads(spec_file.read_text())
+    spec["env"] = {**spec.get("env", {}), **env}
+    spec_file.write_text(json.dumps(spec, indent=2) + "\n")
 
 
 def make_local(ctx: Context) -> Variant:
@@ -92,10 +136,14 @@ def make_local(ctx: Context) -> Variant:
     )
 
 
-def make_gp_distributed(ctx: Context) -> Variant:
-    """Our DistributedProvisioner with remote_hosts=localhost (launcher as a local process)."""
-    data_dir = ctx.data_dir("gp")
-    kernel_name = "bench_gp_distributed"
+GP_NOTE = (
+    "ResponseManager.instance().start() ran before timing: per-process server start-up "
+    "(RSA key generation), not per-launch work"
+)
+
+
+def install_gp_spec(data_dir: Path, kernel_name: str, remote_hosts: str) -> str:
+    """``jupyter-ssh-spec install`` (ours) into ``data_dir``; '' or why it failed."""
     env = {**os.environ, "JUPYTER_DATA_DIR": str(data_dir)}
     install = [
         sys.executable,
@@ -105,9 +153,19 @@ def make_gp_distributed(ctx: Context) -> Variant:
         "--user",
         "--replace",
         f"--kernel-name={kernel_name}",
-        "--remote-hosts=localhost",
-        f"--python={sys.executable}",
+        f"--remote-hosts={remote_hosts}",
+        f"--python={sys.executable}",  # absolute: ssh hosts run this Python path too
     ]
+    done = subprocess.run(install, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"jupyter-ssh-spec install failed: {_tail(done.stderr)}"
+    return ""
+
+
+def make_gp_distributed(ctx: Context) -> Variant:
+    """Our DistributedProvisioner with remote_hosts=localhost (launcher as a local process)."""
+    data_dir = ctx.data_dir("gp")
+    kernel_name = "bench_gp_distributed"
     variant = Variant(
         key="gp",
         label="gp-distributed (localhost)",
@@ -119,37 +177,132 @@ def make_gp_distributed(ctx: Context) -> Variant:
             "GP_REMOTE_HOSTS": "localhost",
         },
         prestart="gp_core",
-        note="ResponseManager.instance().start() ran before timing: per-process server start-up "
-        "(RSA key generation), not per-launch work",
+        note=GP_NOTE,
     )
-    done = subprocess.run(install, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        variant.unavailable = f"jupyter-ssh-spec install failed: {_tail(done.stderr)}"
+    variant.unavailable = install_gp_spec(data_dir, kernel_name, "localhost")
+    return variant
+
+
+def make_gp_ssh(ctx: Context) -> Variant:
+    """Our DistributedProvisioner over ssh to the bench's sshd on 127.0.0.2.
+
+    The entry is ``127.0.0.2:<port>``: an entry with a port always uses ssh, even for an
+    address of this machine.  Authentication: the GP_SSH_* settings only (the run's key and
+    known_hosts, no ~/.ssh/config, no agent).
+    """
+    host = ctx.ssh_host()
+    variant = Variant(
+        key="gp_ssh",
+        label=f"gp-distributed (ssh {host.address})",
+        prestart="gp_core",
+        drop_env=SSH_DROP_ENV,
+        note=GP_NOTE,
+    )
+    if host.unavailable:
+        variant.unavailable = f"no sshd: {host.unavailable}"
+        return variant
+    data_dir = ctx.data_dir("gp_ssh")
+    variant.kernel_name = "bench_gp_ssh"
+    variant.env = {
+        "JUPYTER_DATA_DIR": str(data_dir),
+        "GP_RESPONSE_IP": "127.0.0.1",
+        "GP_RESPONSE_PORT": "0",
+        "GP_SSH_USER": host.user,
+        "GP_SSH_KEY_FILE": str(host.key_file),
+        "GP_SSH_KNOWN_HOSTS": str(host.known_hosts),
+        "GP_SSH_CONFIG_FILE": "",
+        "GP_SSH_ALLOW_AGENT": "false",
+        # The remote launcher's mktemp folder then lands in the launch's TMPDIR (leak check).
+        "GP_REMOTE_ENV_ALLOWLIST": "TMPDIR",
+    }
+    variant.unavailable = install_gp_spec(data_dir, variant.kernel_name, host.entry)
+    if not variant.unavailable:
+        spec_file = data_dir / "kernels" / variant.kernel_name / "kernel.json"
+        add_spec_env(spec_file, remote_kernel_env(ctx, data_dir))
     return variant
 
 
 def make_gp050(ctx: Context) -> Variant:
     """gateway_provisioners 0.5.0's distributed-provisioner on localhost, in its own venv."""
-    variant = Variant(
-        key="gp050",
-        label="gateway_provisioners 0.5.0 (localhost)",
+    variant = gp050_variant(ctx, "gp050", "localhost")
+    # Each graceful shutdown takes ~29 s here (see README): --gp050-runs may trim this row.
+    if ctx.args.gp050_runs and ctx.args.gp050_runs < ctx.args.runs:
+        variant.runs = ctx.args.gp050_runs
+        variant.note += (
+            f"; {variant.runs} run(s) instead of {ctx.args.runs} (--gp050-runs): each graceful "
+            "shutdown takes ~29 s"
+        )
+    setup_gp050_row(ctx, variant, "localhost")
+    return variant
+
+
+def make_gp050_ssh(ctx: Context) -> Variant:
+    """gateway_provisioners 0.5.0's distributed-provisioner over ssh to 127.0.0.2.
+
+    127.0.0.2 is not one of jupyter_client's local IPs, so it uses ssh (paramiko).  It has no
+    key or known_hosts settings: it reads ~/.ssh/known_hosts (``load_system_host_keys``,
+    RejectPolicy) and the default ~/.ssh keys, as GP_REMOTE_USER on GP_SSH_PORT; so its
+    workers get a private HOME holding the run's key and known_hosts.
+    """
+    host = ctx.ssh_host()
+    variant = gp050_variant(ctx, "gp050_ssh", f"ssh {host.address}")
+    variant.drop_env = SSH_DROP_ENV
+    if host.unavailable:
+        variant.unavailable = f"no sshd: {host.unavailable}"
+    if variant.unavailable:
+        return variant
+    data_dir = ctx.data_dir("gp050_ssh")
+    # It passes no TMPDIR to the host (only KERNEL_ID, KERNEL_USERNAME and the spec's env), so
+    # its launcher's connection files would land in the host's /tmp: give them a folder here.
+    variant.shared_tmp = ctx.root / "tmp" / "gp050_ssh-host"
+    variant.shared_tmp.mkdir(parents=True)
+    spec_env = {**remote_kernel_env(ctx, data_dir), "TMPDIR": str(variant.shared_tmp)}
+    setup_gp050_row(ctx, variant, host.address, spec_env, data_dir)
+    home = host.private_home(ctx.root / "gp050-ssh-home")
+    variant.env.update(
+        {
+            "HOME": str(home),
+            "GP_REMOTE_USER": host.user,
+            "GP_SSH_PORT": str(host.port),
+        }
+    )
+    return variant
+
+
+def gp050_variant(ctx: Context, key: str, where: str) -> Variant:
+    return Variant(
+        key=key,
+        label=f"gateway_provisioners 0.5.0 ({where})",
         prestart="gateway_provisioners",
         note="ResponseManager.instance() was created before timing (normally the first launch "
         "creates it: RSA key, socket, 0.1 ms PeriodicCallback); GP_RESPONSE_PORT is a free "
         "port picked per launch, as it cannot use 0",
     )
+
+
+def setup_gp050_row(
+    ctx: Context,
+    variant: Variant,
+    remote_hosts: str,
+    spec_env: dict[str, str] | None = None,
+    data_dir: Path | None = None,
+) -> None:
+    """Its venv (cached) and a kernelspec for ``remote_hosts``; fills in ``variant``."""
     try:
         info = setup_gp050.setup(
             cache_dir=ctx.args.cache_dir / "gp050",
             python=ctx.args.gp050_python,
-            data_dir=ctx.data_dir("gp050"),
+            data_dir=data_dir or ctx.data_dir(variant.key),
+            kernel_name=f"bench_{variant.key}",
+            remote_hosts=remote_hosts,
+            spec_env=spec_env,
         )
     except setup_gp050.Unavailable as err:
         variant.unavailable = str(err)
-        return variant
+        return
     except (OSError, subprocess.SubprocessError) as err:
         variant.unavailable = f"setup failed: {err}"
-        return variant
+        return
     logs = ctx.root / "gp050-kernel-logs"
     logs.mkdir(exist_ok=True)
     variant.python = info["python"]
@@ -158,16 +311,17 @@ def make_gp050(ctx: Context) -> Variant:
         "JUPYTER_DATA_DIR": info["data_dir"],
         "GP_RESPONSE_IP": "127.0.0.1",
         "GP_RESPONSE_PORT": FREE_PORT,  # with 0 it would announce port 0 to the launcher
-        "GP_REMOTE_HOSTS": "localhost",
+        "GP_REMOTE_HOSTS": remote_hosts,
         "GP_KERNEL_LOG_DIR": str(logs),  # default /tmp/kernel-<id>.log
     }
-    return variant
 
 
 VARIANT_FACTORIES: dict[str, Callable[[Context], Variant]] = {
     "local": make_local,
     "gp": make_gp_distributed,
+    "gp_ssh": make_gp_ssh,
     "gp050": make_gp050,
+    "gp050_ssh": make_gp050_ssh,
 }
 BASELINE = "local"
 
@@ -190,16 +344,9 @@ def worker_env(ctx: Context, variant: Variant) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("JUPYTER_", "GP_", "KERNEL_", "IPYTHON"))
+        if not k.startswith(("JUPYTER_", "GP_", "KERNEL_", "IPYTHON")) and k not in variant.drop_env
     }
-    private = ctx.root / "home"
-    for name, sub in (
-        ("JUPYTER_CONFIG_DIR", "config"),
-        ("JUPYTER_RUNTIME_DIR", "runtime"),
-        ("IPYTHONDIR", "ipython"),
-    ):
-        (private / sub).mkdir(parents=True, exist_ok=True)
-        env[name] = str(private / sub)
+    env.update(ctx.private_dirs())
     env["JUPYTER_PLATFORM_DIRS"] = "1"
     env["KERNEL_USERNAME"] = KERNEL_USER  # root is refused by default
     env["PYTHONUNBUFFERED"] = "1"
@@ -256,6 +403,13 @@ def launch_once(ctx: Context, variant: Variant, label: str) -> dict[str, Any]:
         )
         _kill_leftovers(leftovers, result.get("kernel_id", ""))
     left_files = [str(f.relative_to(tmp)) for f in tmp.rglob("*") if not f.is_dir()]
+    kernel_id = result.get("kernel_id")
+    if variant.shared_tmp is not None and kernel_id:
+        left_files += [
+            f"{variant.shared_tmp.name}/{f.relative_to(variant.shared_tmp)}"
+            for f in variant.shared_tmp.rglob(f"*{kernel_id}*")
+            if not f.is_dir()
+        ]
     result["leftover_files"] = left_files
     return result
 
@@ -295,6 +449,9 @@ def run_all(ctx: Context, variants: list[Variant]) -> dict[str, list[dict[str, A
     for round_no in range(ctx.args.runs):
         shift = round_no % max(1, len(runnable))
         for variant in runnable[shift:] + runnable[:shift]:
+            runs = variant.runs or ctx.args.runs
+            if round_no >= runs:  # rows with fewer runs take part in the first rounds
+                continue
             result = launch_once(ctx, variant, f"run{round_no}")
             results[variant.key].append(result)
             status = (
@@ -302,7 +459,7 @@ def run_all(ctx: Context, variants: list[Variant]) -> dict[str, list[dict[str, A
                 if result.get("ok")
                 else f"FAILED: {result.get('error')}"
             )
-            print(f"run {round_no + 1}/{ctx.args.runs} {variant.label}: {status}", file=sys.stderr)
+            print(f"run {round_no + 1}/{runs} {variant.label}: {status}", file=sys.stderr)
     return results
 
 
@@ -388,8 +545,10 @@ def report(
     header = f"{'variant':<{label_width}} {'ok':>5}" + "".join(
         f" {title:>{width}}" for title, width, _ in COLUMNS
     )
+    fewer = [f"{v.runs} for {v.label}" for v in variants if 0 < v.runs < args.runs]
+    per_row = f"{args.runs} run(s) per variant" + (f" ({', '.join(fewer)})" if fewer else "")
     lines = [
-        f"Kernel launch benchmark: {args.runs} run(s) per variant, medians across runs; "
+        f"Kernel launch benchmark: {per_row}, medians across runs; "
         + (
             "cold processes (first launch in each, imports included)"
             if args.cold
@@ -469,6 +628,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a Python with gateway_provisioners 0.5.0 and ipykernel (default: a cached venv)",
     )
     parser.add_argument(
+        "--gp050-runs",
+        type=int,
+        default=0,
+        help="fewer timed launches for the gateway_provisioners 0.5.0 localhost row, whose "
+        "graceful shutdowns take ~29 s each (default 0: --runs)",
+    )
+    parser.add_argument(
         "--variants",
         default=",".join(VARIANT_FACTORIES),
         help=f"comma-separated rows to run (default: {','.join(VARIANT_FACTORIES)})",
@@ -493,19 +659,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     keys = [k.strip() for k in args.variants.split(",") if k.strip()]
     unknown = [k for k in keys if k not in VARIANT_FACTORIES]
-    if unknown or args.runs < 1:
-        parser.error(f"unknown variant(s) {unknown}" if unknown else "--runs must be >= 1")
+    if unknown or args.runs < 1 or args.gp050_runs < 0:
+        parser.error(
+            f"unknown variant(s) {unknown}"
+            if unknown
+            else "--runs must be >= 1 and --gp050-runs >= 0"
+        )
 
     started = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="gp-bench-")
+    ctx = Context(root=Path(tmp), args=args)
     try:
-        ctx = Context(root=Path(tmp), args=args)
         variants = []
         for key in keys:
             print(f"setting up: {key}", file=sys.stderr, flush=True)
             variants.append(VARIANT_FACTORIES[key](ctx))
         results = run_all(ctx, variants)
     finally:
+        ctx.close()  # the sshd, if an ssh row started it
         if args.keep_tmp:
             print(f"kept {tmp} (worker logs: *.log)", file=sys.stderr)
         else:
@@ -514,7 +685,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n(total bench time {time.monotonic() - started:.0f}s)")
     if args.json:
         args.json.write_text(
-            json.dumps({"variants": [v.__dict__ for v in variants], "results": results}, indent=2)
+            json.dumps(
+                {"variants": [v.__dict__ for v in variants], "results": results},
+                indent=2,
+                default=str,  # paths
+            )
         )
     return 0
 

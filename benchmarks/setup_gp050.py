@@ -6,8 +6,9 @@ gp-distributed, so the two cannot share an environment.  This script
 1. creates (once, then reuses) ``<cache>/venv`` with ``gateway_provisioners==0.5.0`` from PyPI,
    plus the ipykernel / jupyter_client / pyzmq / tornado versions of the Python running this
    script, so that kernel and client code match the other benchmark rows;
-2. installs a kernelspec for its ``distributed-provisioner`` on localhost (via its own
-   ``jupyter-ssh-spec install``) into a private JUPYTER_DATA_DIR.
+2. installs a kernelspec for its ``distributed-provisioner`` on localhost (or other
+   ``remote_hosts``, see ``setup``) via its own ``jupyter-ssh-spec install`` into a private
+   JUPYTER_DATA_DIR.
 
 Usage: ``python benchmarks/setup_gp050.py [--cache-dir DIR] [--python PY] [--data-dir DIR]``.
 The last line on stdout is JSON: ``{"python", "data_dir", "kernel_name"}``.  The default cache
@@ -93,8 +94,15 @@ def ensure_venv(cache_dir: Path) -> Path:
     return python
 
 
-def install_kernelspec(python: Path, data_dir: Path) -> str:
-    """Install the distributed-provisioner kernelspec (localhost) into ``data_dir``."""
+def install_kernelspec(
+    python: Path,
+    data_dir: Path,
+    kernel_name: str = KERNEL_NAME,
+    remote_hosts: str = "localhost",
+    spec_env: dict[str, str] | None = None,
+) -> str:
+    """Install the distributed-provisioner kernelspec for ``remote_hosts`` into ``data_dir``;
+    ``spec_env`` is added to the spec's ``env`` (which it exports on ssh hosts)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_", "GP_"))}
     env["JUPYTER_DATA_DIR"] = str(data_dir)
@@ -106,25 +114,33 @@ def install_kernelspec(python: Path, data_dir: Path) -> str:
         "install",
         "--user",
         "--replace",
-        f"--kernel-name={KERNEL_NAME}",
-        "--display-name=gateway_provisioners 0.5.0 distributed (localhost)",
-        "--remote-hosts=localhost",
+        f"--kernel-name={kernel_name}",
+        f"--display-name=gateway_provisioners 0.5.0 distributed ({remote_hosts})",
+        f"--remote-hosts={remote_hosts}",
     ]
     done = subprocess.run(install, env=env, capture_output=True, text=True)
-    spec_file = data_dir / "kernels" / KERNEL_NAME / "kernel.json"
+    spec_file = data_dir / "kernels" / kernel_name / "kernel.json"
     if done.returncode != 0 or not spec_file.exists():
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
         raise Unavailable(f"jupyter-ssh-spec install failed: {tail or 'no output'}")
-    # Its argv starts with a bare "python" (found on PATH at launch); pin the venv's instead.
+    # Its argv starts with a bare "python" (found on PATH at launch, or on an ssh host's login
+    # PATH); pin the venv's absolute path instead.
     spec = json.loads(spec_file.read_text())
     if spec["argv"] and spec["argv"][0] == "python":
         spec["argv"][0] = str(python)
-        spec_file.write_text(json.dumps(spec, indent=2) + "\n")
-    return KERNEL_NAME
+    if spec_env:
+        spec["env"] = {**spec.get("env", {}), **spec_env}
+    spec_file.write_text(json.dumps(spec, indent=2) + "\n")
+    return kernel_name
 
 
 def setup(
-    cache_dir: Path | None = None, python: str | None = None, data_dir: Path | None = None
+    cache_dir: Path | None = None,
+    python: str | None = None,
+    data_dir: Path | None = None,
+    kernel_name: str = KERNEL_NAME,
+    remote_hosts: str = "localhost",
+    spec_env: dict[str, str] | None = None,
 ) -> dict[str, str]:
     cache_dir = cache_dir or default_cache_dir()
     if python:
@@ -134,7 +150,7 @@ def setup(
     else:
         py = ensure_venv(cache_dir)
     data_dir = data_dir or cache_dir / "jupyter-data"
-    kernel_name = install_kernelspec(py, data_dir)
+    kernel_name = install_kernelspec(py, data_dir, kernel_name, remote_hosts, spec_env)
     return {"python": str(py), "data_dir": str(data_dir), "kernel_name": kernel_name}
 
 
