@@ -1,8 +1,8 @@
 """Which gp-core to test a backend against: the oldest *released* gp-core its range admits.
 
-Prints the path of a source tree of that release (exported from its ``gp-core-vX.Y.Z`` tag into
-``--workdir``), or nothing when no released gp-core satisfies the range yet (then only the
-current gp-core can be tested, and the script says so on stderr).
+Writes the path of a source tree of that release (exported from its ``gp-core-vX.Y.Z`` tag into
+``--workdir``) to ``--output``, or an empty file when no released gp-core satisfies the range
+yet (then only the current gp-core can be tested, and the script says so).
 """
 
 from __future__ import annotations
@@ -63,17 +63,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("package")
     parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--output", type=Path, required=True, help="file to write the path to")
     args = parser.parse_args(argv)
     requirement = core_requirement(args.package)
     admitted = [v for v in released_core_versions() if v in requirement.specifier]
     if not admitted:
+        args.output.write_text("")
         print(
             f"{args.package}: no released gp-core satisfies {requirement.specifier} yet; "
-            "only the current gp-core is tested",
-            file=sys.stderr,
+            "only the current gp-core is tested"
         )
         return 0
-    print(export_release(admitted[0], args.workdir))
+    tree = export_release(admitted[0], args.workdir)
+    args.output.write_text(str(tree))
+    print(f"{args.package}: testing against gp-core {admitted[0]} ({tree})")
     return 0
 
 

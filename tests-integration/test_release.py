@@ -90,21 +90,17 @@ def test_oldest_core_picks_the_oldest_release_in_range(clone: Path, tmp_path: Pa
     shutil.copy2(ROOT / "scripts" / "oldest_core.py", clone / "scripts" / "oldest_core.py")
     git(clone, "add", ".")
     git(clone, "commit", "-qm", "oldest_core", "--allow-empty")
-    script = [
-        sys.executable,
-        "scripts/oldest_core.py",
-        "gp-distributed",
-        "--workdir",
-        str(tmp_path),
-    ]
+    answer = tmp_path / "answer.txt"
+    script = [sys.executable, "scripts/oldest_core.py", "gp-distributed"]
+    script += ["--workdir", str(tmp_path), "--output", str(answer)]
     before = subprocess.run(script, cwd=clone, capture_output=True, text=True, check=True)
-    assert before.stdout == ""
-    assert "no released gp-core" in before.stderr
+    assert answer.read_text() == ""
+    assert "no released gp-core" in before.stdout
     git(clone, "tag", "-a", "gp-core-v0.1.0", "-m", "gp-core 0.1.0")
     git(clone, "tag", "-a", "gp-core-v0.1.5", "-m", "gp-core 0.1.5")
     git(clone, "tag", "-a", "gp-core-v0.2.0", "-m", "gp-core 0.2.0 (outside the range)")
-    after = subprocess.run(script, cwd=clone, capture_output=True, text=True, check=True)
-    tree = Path(after.stdout.strip())
+    subprocess.run(script, cwd=clone, capture_output=True, text=True, check=True)
+    tree = Path(answer.read_text())
     assert tree.name == "gp-core"
     assert tree.parent.parent.name == "gp-core-0.1.0"
     assert (tree / "pyproject.toml").is_file()
