@@ -7,13 +7,15 @@ nox -s bench                                    # figures, never a pass/fail
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import nox
+import tomllib
 
 ROOT = Path(__file__).parent
-PACKAGES = ("gp-core", "gp-distributed", "gp-slurm", "gp-yarn", "gp-docker")
+PACKAGES = ("gp-core", "gp-distributed", "gp-slurm", "gp-yarn", "gp-docker", "gp-k8s", "gp-crd")
 BACKENDS = tuple(p for p in PACKAGES if p != "gp-core")
 TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.23")
 E2E_CLIENTS = ("jupyter_server>=2.10", "nbclient>=0.10", "nbformat>=5.9", "matplotlib")
@@ -34,10 +36,25 @@ def package_path(name: str, extras: str = "") -> str:
     return f"{ROOT / 'packages' / name}{f'[{extras}]' if extras else ''}"
 
 
+def local_dependencies(name: str) -> list[str]:
+    """The gp-* distributions ``name`` depends on, recursively (they are not on PyPI)."""
+    project = tomllib.loads((ROOT / "packages" / name / "pyproject.toml").read_text())
+    found: list[str] = []
+    for line in project["project"]["dependencies"]:
+        dependency = re.split(r"[\s;<>=!~\[]", line, maxsplit=1)[0]
+        if dependency in PACKAGES:
+            found += [*local_dependencies(dependency), dependency]
+    return list(dict.fromkeys(found))
+
+
 def install_packages(session: nox.Session, *names: str, extras: str = "test") -> None:
-    """Install gp-core and the named packages from this checkout (not editable), so the
-    tests see what a user's pip install gives."""
-    wanted = ["gp-core", *[n for n in names if n != "gp-core"]]
+    """Install gp-core, the named packages and the gp-* packages they need from this checkout
+    (not editable), so the tests see what a user's pip install gives."""
+    wanted: list[str] = ["gp-core"]
+    for name in names:
+        for needed in [*local_dependencies(name), name]:
+            if needed not in wanted:
+                wanted.append(needed)
     session.install(*[package_path(n, extras) for n in wanted])
 
 
@@ -51,7 +68,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     install_packages(session, *BACKENDS)
-    session.install("mypy>=1.10", "types-paramiko", "types-docker")
+    session.install("mypy>=1.10", "types-paramiko", "types-docker", "types-PyYAML")
     session.run("mypy")
 
 

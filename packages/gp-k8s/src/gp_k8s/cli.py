@@ -1,0 +1,189 @@
+"""``jupyter k8s-spec install``: kernelspecs for the Kubernetes provisioner.
+
+The flags of gateway_provisioners' ``jupyter k8s-spec install`` (``--image-name``,
+``--executor-image-name``, ``--tensorflow`` and the common ones) plus the operator's limits.
+The spec's argv is the launcher's command line *inside the kernel image* (``--python`` and
+``--image-launcher``); the provisioner makes it the pod's container command.
+``jupyter k8s-spec schema --kernel-name NAME`` prints the JSON Schema of the ``KERNEL_*``
+parameters that kernelspec accepts; ``install`` also stores it in the kernel.json metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gp_core.installer import InstallerError, KernelSpecInstaller
+
+from .parameters import is_dns_label, parameter_schema
+from .settings import KubernetesSettings, parse_memory
+
+DEFAULT_IMAGE = "gateway-provisioners/kernel-py:latest"
+DEFAULT_TF_IMAGE = "gateway-provisioners/kernel-tf-py:latest"
+DEFAULT_SPARK_IMAGE = "gateway-provisioners/kernel-spark-py:latest"
+IMAGE_LAUNCHER = "/usr/local/bin/kernel-launchers/python/scripts/launch_ipykernel.py"
+SCHEMA_METADATA_KEY = "kernel_parameters_schema"
+
+
+def _names(text: str) -> list[str]:
+    return sorted({item.strip() for item in text.split(",") if item.strip()})
+
+
+class K8sSpecInstaller(KernelSpecInstaller):
+    command = "jupyter k8s-spec"
+    provisioner_name = "kubernetes-provisioner"
+    default_kernel_name = "k8s_python"
+    default_display_name = "Kubernetes Python"
+    description = "Install a kernelspec that runs each kernel in a Kubernetes pod."
+
+    def build_parser(self) -> argparse.ArgumentParser:
+        parser = super().build_parser()
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        schema = commands.add_parser("schema", help="print the KERNEL_* parameter schema")
+        schema.add_argument("--kernel-name", default=self.default_kernel_name)
+        return parser
+
+    def add_backend_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add = parser.add_argument
+        parser.set_defaults(python="python3")
+        add("--image-name", default="", help=f"the kernel image (GP_IMAGE_NAME; {DEFAULT_IMAGE})")
+        add("--executor-image-name", default="", help="Spark executors' image (with --spark)")
+        add(
+            "--tensorflow",
+            action="store_true",
+            help=f"use the TensorFlow image ({DEFAULT_TF_IMAGE})",
+        )
+        add("--image-launcher", default=IMAGE_LAUNCHER, help="the launcher's path in the image")
+        add("--namespace", default="", help="namespace of kernel pods (GP_NAMESPACE)")
+        add("--allowed-namespaces", default="", help="KERNEL_NAMESPACE choices, comma-separated")
+        add(
+            "--create-kernel-namespace",
+            action="store_true",
+            help="one namespace per kernel, deleted with it",
+        )
+        add("--service-account", default="", help="the kernels' service account")
+        add("--allowed-service-accounts", default="", help="KERNEL_SERVICE_ACCOUNT_NAME choices")
+        add("--allowed-images", default="", help="KERNEL_IMAGE choices, comma-separated")
+        add("--pod-template", default="", help="the operator's pod template (YAML file)")
+        add("--max-cpus", type=float, default=None, help="largest KERNEL_CPUS")
+        add("--max-memory", default="", help="largest KERNEL_MEMORY (e.g. 8Gi)")
+        add("--max-gpus", type=int, default=None, help="largest KERNEL_GPUS")
+        add("--kernel-uid", type=int, default=None, help="runAsUser without KERNEL_UID")
+        add("--kernel-gid", type=int, default=None, help="runAsGroup without KERNEL_GID")
+
+    def _image(self, args: argparse.Namespace) -> str:
+        if args.image_name:
+            return str(args.image_name)
+        if args.tensorflow:
+            return DEFAULT_TF_IMAGE
+        return DEFAULT_SPARK_IMAGE if args.spark else DEFAULT_IMAGE
+
+    def launcher_argv(self, args: argparse.Namespace) -> list[str]:
+        argv = super().launcher_argv(args)
+        argv[1] = args.image_launcher
+        return argv
+
+    def backend_config(self, args: argparse.Namespace) -> dict[str, Any]:
+        config: dict[str, Any] = {"image_name": self._image(args)}
+        if args.executor_image_name or args.spark:
+            config["executor_image_name"] = args.executor_image_name or config["image_name"]
+        for flag, value in (
+            ("--namespace", args.namespace),
+            ("--service-account", args.service_account),
+        ):
+            if value and not is_dns_label(value):
+                raise InstallerError(f"{flag} {value!r} is not a valid Kubernetes name")
+        if args.namespace:
+            config["kernel_namespace"] = args.namespace
+        if args.create_kernel_namespace:
+            config["create_kernel_namespace"] = True
+        if args.service_account:
+            config["default_kernel_service_account_name"] = args.service_account
+        for key, text in (
+            ("allowed_namespaces", args.allowed_namespaces),
+            ("allowed_service_accounts", args.allowed_service_accounts),
+            ("allowed_images", args.allowed_images),
+        ):
+            if _names(text):
+                config[key] = _names(text)
+        if args.max_cpus is not None:
+            if args.max_cpus < 0:
+                raise InstallerError(f"--max-cpus {args.max_cpus:g} must be >= 0")
+            config["max_cpus"] = args.max_cpus
+        if args.max_memory:
+            try:
+                parse_memory(args.max_memory)
+            except ValueError as err:
+                raise InstallerError(f"--max-memory: {err}") from None
+            config["max_memory"] = args.max_memory
+        if args.max_gpus is not None:
+            if args.max_gpus < 0:
+                raise InstallerError(f"--max-gpus {args.max_gpus} must be >= 0")
+            config["max_gpus"] = args.max_gpus
+        for flag, key, value in (
+            ("--kernel-uid", "kernel_uid", args.kernel_uid),
+            ("--kernel-gid", "kernel_gid", args.kernel_gid),
+        ):
+            if value is not None:
+                if value <= 0:
+                    raise InstallerError(f"{flag} {value} must be a positive id (0 is root)")
+                config[key] = value
+        if args.pod_template:
+            config["pod_template_file"] = self._checked_template(args.pod_template)
+        return config
+
+    @staticmethod
+    def _checked_template(path_text: str) -> str:
+        path = Path(path_text).expanduser().resolve()
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise InstallerError(f"--pod-template {path_text}: {err}") from None
+        if not isinstance(loaded, dict) or loaded.get("kind", "Pod") != "Pod":
+            raise InstallerError(f"--pod-template {path_text}: must hold one Pod manifest")
+        return str(path)
+
+    def build_kernel_json(self, args: argparse.Namespace) -> dict[str, Any]:
+        spec = super().build_kernel_json(args)
+        config = spec["metadata"]["kernel_provisioner"]["config"]
+        spec["metadata"][SCHEMA_METADATA_KEY] = schema_for_config(config)
+        return spec
+
+    def main(self, argv: list[str] | None = None) -> int:
+        raw = list(sys.argv[1:] if argv is None else argv)
+        if raw[:1] == ["schema"]:
+            args = self.build_parser().parse_args(raw)
+            print(json.dumps(installed_schema(args.kernel_name), indent=2))
+            return 0
+        return super().main(raw)
+
+
+def schema_for_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The parameter schema of a kernelspec whose provisioner config is ``config``."""
+    known = set(KubernetesSettings.class_trait_names(config=True))
+    settings = KubernetesSettings(**{k: v for k, v in config.items() if k in known})
+    return parameter_schema(settings.limits(str(config.get("image_name") or DEFAULT_IMAGE)))
+
+
+def installed_schema(kernel_name: str) -> dict[str, Any]:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(kernel_name)
+    except NoSuchKernel:
+        raise InstallerError(f"No kernelspec named {kernel_name!r} is installed") from None
+    config = dict((spec.metadata.get("kernel_provisioner") or {}).get("config") or {})
+    return schema_for_config(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return K8sSpecInstaller().main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Pure builders of the manifests a kernel needs: its pod, and its namespace and RoleBinding
+when the provisioner creates one per kernel.
+
+Everything is Python data.  The operator's pod template (a YAML file the operator writes) is
+parsed into a dict first; user values are then set into that dict as strings and numbers, so
+a value holding newlines, ``{{ }}``, ``: `` or ``---`` stays an inert string.  No function here
+does I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .parameters import KernelParameters, format_cpus, is_dns_label, is_label_value
+
+KERNEL_ID_LABEL = "kernel-id"
+COMPONENT_LABEL = "component"
+APP_LABEL = "app"
+APP_NAME = "gateway-provisioners"
+KERNEL_SELECTOR = f"{APP_LABEL}={APP_NAME},{COMPONENT_LABEL}=kernel"
+KERNEL_ID_ANNOTATION = "gateway-provisioners/kernel-id"
+USERNAME_ANNOTATION = "gateway-provisioners/kernel-username"
+CONTAINER_NAME = "kernel"
+_NOT_NAME = re.compile(r"[^a-z0-9-]+")
+
+
+@dataclass(frozen=True)
+class PodRequest:
+    """Everything the pod builder needs, already validated."""
+
+    kernel_id: str
+    pod_name: str
+    parameters: KernelParameters
+    command: Sequence[str]
+    env: Mapping[str, str]
+    username: str = ""
+    secret_env: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Variables read from a Secret: name -> (secret name, key)."""
+    template: Mapping[str, Any] | None = None
+
+
+def kernel_label_value(kernel_id: str) -> str:
+    """The ``kernel-id`` label of a kernel: its id, or (for ids a label cannot hold) a
+    digest of it; the full id is also kept in an annotation."""
+    if is_label_value(kernel_id) and kernel_id:
+        return kernel_id
+    return "h-" + hashlib.sha256(kernel_id.encode()).hexdigest()[:40]
+
+
+def kernel_labels(kernel_id: str) -> dict[str, str]:
+    return {
+        APP_LABEL: APP_NAME,
+        COMPONENT_LABEL: "kernel",
+        KERNEL_ID_LABEL: kernel_label_value(kernel_id),
+    }
+
+
+def dns_name(prefix: str, kernel_id: str, suffix: str = "", limit: int = 63) -> str:
+    """A DNS-1123 label ``prefix-<kernel id>[-suffix]`` (lower case, at most ``limit``)."""
+    body = _NOT_NAME.sub("-", kernel_id.lower()).strip("-")
+    digest = hashlib.sha256(kernel_id.encode()).hexdigest()[:8]
+    tail = f"-{suffix}" if suffix else ""
+    if body != kernel_id or len(prefix) + 1 + len(body) + len(tail) > limit:
+        room = limit - len(prefix) - len(tail) - 10
+        body = f"{body[: max(room, 0)].strip('-')}-{digest}".strip("-")
+    name = f"{prefix}-{body}{tail}"
+    assert is_dns_label(name), name
+    return name
+
+
+def _resources(parameters: KernelParameters, gpu_resource_name: str) -> dict[str, Any]:
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    if parameters.cpus:
+        requests["cpu"] = format_cpus(parameters.cpus)
+    if parameters.memory:
+        requests["memory"] = str(parameters.memory)
+    if parameters.gpus:
+        requests[gpu_resource_name] = str(parameters.gpus)
+    if parameters.cpus_limit:
+        limits["cpu"] = format_cpus(parameters.cpus_limit)
+    if parameters.memory_limit:
+        limits["memory"] = str(parameters.memory_limit)
+    if parameters.gpus or parameters.gpus_limit:
+        # Extended resources must have limits equal to requests.
+        limits[gpu_resource_name] = str(parameters.gpus_limit or parameters.gpus)
+    resources: dict[str, Any] = {}
+    if requests:
+        resources["requests"] = requests
+    if limits:
+        resources["limits"] = limits
+    return resources
+
+
+def _kernel_container(spec: dict[str, Any]) -> dict[str, Any]:
+    containers = spec.setdefault("containers", [])
+    if not isinstance(containers, list):
+        raise ValueError("the pod template's spec.containers must be a list")
+    for candidate in containers:
+        if isinstance(candidate, dict) and candidate.get("name") == CONTAINER_NAME:
+            return candidate
+    if containers and isinstance(containers[0], dict):
+        first: dict[str, Any] = containers[0]
+        return first
+    created: dict[str, Any] = {"name": CONTAINER_NAME}
+    containers.insert(0, created)
+    return created
+
+
+def build_pod(request: PodRequest, *, gpu_resource_name: str = "nvidia.com/gpu") -> dict[str, Any]:
+    """The kernel's pod as a dict (``apiVersion: v1, kind: Pod``).
+
+    The operator's ``template`` (parsed YAML) is the base; this sets the name, namespace,
+    kernel labels and annotations, the kernel container's image, command, env, resources and
+    numeric security context, the service account, node selector and tolerations.  Values
+    from the template that the request does not set are kept.
+    """
+    p = request.parameters
+    pod: dict[str, Any] = copy.deepcopy(dict(request.template or {}))
+    pod["apiVersion"] = "v1"
+    pod["kind"] = "Pod"
+    metadata = pod.setdefault("metadata", {})
+    for generated in ("uid", "resourceVersion", "creationTimestamp", "generateName"):
+        metadata.pop(generated, None)
+    metadata["name"] = request.pod_name
+    metadata["namespace"] = p.namespace
+    metadata.setdefault("labels", {}).update(kernel_labels(request.kernel_id))
+    annotations = metadata.setdefault("annotations", {})
+    annotations[KERNEL_ID_ANNOTATION] = request.kernel_id
+    if request.username:
+        annotations[USERNAME_ANNOTATION] = request.username
+
+    spec = pod.setdefault("spec", {})
+    spec.setdefault("restartPolicy", "Never")
+    spec["serviceAccountName"] = p.service_account
+    if p.node_selector:
+        spec.setdefault("nodeSelector", {}).update(dict(p.node_selector))
+    for key, value, effect in p.tolerations:
+        toleration: dict[str, str] = {"key": key, "operator": "Equal" if value else "Exists"}
+        if value:
+            toleration["value"] = value
+        if effect:
+            toleration["effect"] = effect
+        spec.setdefault("tolerations", []).append(toleration)
+    if p.uid is not None or p.gid is not None:
+        pod_security = spec.setdefault("securityContext", {})
+        if p.uid is not None:
+            pod_security["runAsUser"] = p.uid
+            pod_security["runAsNonRoot"] = p.uid != 0
+        if p.gid is not None:
+            pod_security["runAsGroup"] = p.gid
+            pod_security["fsGroup"] = p.gid
+
+    container = _kernel_container(spec)
+    container["name"] = CONTAINER_NAME
+    container["image"] = p.image
+    container["command"] = [str(arg) for arg in request.command]
+    container.pop("args", None)
+    container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
+    if p.working_dir:
+        container["workingDir"] = p.working_dir
+    variables: dict[str, dict[str, Any]] = {}
+    for entry in container.get("env") or []:
+        if isinstance(entry, dict) and "name" in entry:
+            variables[str(entry["name"])] = entry
+    for name, value in request.env.items():
+        variables[name] = {"name": name, "value": str(value)}
+    for name, (secret, key) in request.secret_env.items():
+        variables[name] = {
+            "name": name,
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": key}},
+        }
+    variables["GP_KERNEL_IP"] = {
+        "name": "GP_KERNEL_IP",
+        "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+    }
+    container["env"] = [variables[name] for name in sorted(variables)]
+    resources = _resources(p, gpu_resource_name)
+    if resources:
+        merged = container.setdefault("resources", {})
+        for kind, values in resources.items():
+            merged.setdefault(kind, {}).update(values)
+    if p.uid is not None:
+        container.setdefault("securityContext", {})["runAsUser"] = p.uid
+    if p.gid is not None:
+        container.setdefault("securityContext", {})["runAsGroup"] = p.gid
+    if p.uid is not None and p.uid != 0:
+        container.setdefault("securityContext", {}).setdefault("allowPrivilegeEscalation", False)
+    return pod
+
+
+def build_namespace(name: str, kernel_id: str) -> dict[str, Any]:
+    """A namespace created for one kernel, labelled with it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": kernel_labels(kernel_id),
+            "annotations": {KERNEL_ID_ANNOTATION: kernel_id},
+        },
+    }
+
+
+def build_role_binding(
+    namespace: str, kernel_id: str, service_account: str, cluster_role: str
+) -> dict[str, Any]:
+    """Binds ``cluster_role`` to the kernel's service account inside its own namespace."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {
+            "name": "kernel-controller",
+            "namespace": namespace,
+            "labels": kernel_labels(kernel_id),
+        },
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": cluster_role,
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": service_account, "namespace": namespace}],
+    }
+
+
+def build_secret(
+    name: str, namespace: str, kernel_id: str, data: Mapping[str, str]
+) -> dict[str, Any]:
+    """A Secret holding the launch's one-time values (``stringData``)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": kernel_labels(kernel_id)},
+        "type": "Opaque",
+        "stringData": dict(data),
+    }

@@ -1,0 +1,192 @@
+"""``jupyter k8s-spec install``: each flag lands in kernel.json; ``schema`` prints the rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gp_core.installer import InstallerError
+from gp_core.testing import isolated_jupyter_paths
+from gp_k8s.cli import DEFAULT_IMAGE, DEFAULT_SPARK_IMAGE, DEFAULT_TF_IMAGE, IMAGE_LAUNCHER, main
+
+
+def install(tmp_path: Path, *flags: str, name: str = "k8s_t") -> dict[str, Any]:
+    assert main(["install", "--prefix", str(tmp_path), "--kernel-name", name, *flags]) == 0
+    folder = tmp_path / "share" / "jupyter" / "kernels" / name
+    assert (folder / "scripts" / "launch_ipykernel.py").is_file()
+    spec: dict[str, Any] = json.loads((folder / "kernel.json").read_text())
+    assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "kubernetes-provisioner"
+    return spec
+
+
+def config_of(spec: dict[str, Any]) -> dict[str, Any]:
+    return dict(spec["metadata"]["kernel_provisioner"]["config"])
+
+
+def test_defaults(tmp_path: Path) -> None:
+    spec = install(tmp_path)
+    assert config_of(spec) == {"image_name": DEFAULT_IMAGE}
+    assert spec["display_name"] == "Kubernetes Python"
+    assert spec["argv"][:2] == ["python3", IMAGE_LAUNCHER]
+    assert "{response_address}" in spec["argv"]
+    assert "{public_key}" in spec["argv"]
+    schema = spec["metadata"]["kernel_parameters_schema"]
+    assert schema["properties"]["KERNEL_IMAGE"]["enum"] == [DEFAULT_IMAGE]
+
+
+def test_image_flags(tmp_path: Path) -> None:
+    assert config_of(install(tmp_path, "--image-name", "my/img:1"))["image_name"] == "my/img:1"
+    assert (
+        config_of(install(tmp_path, "--tensorflow", "--replace"))["image_name"] == DEFAULT_TF_IMAGE
+    )
+    spark = config_of(install(tmp_path, "--spark", "--replace"))
+    assert spark["image_name"] == DEFAULT_SPARK_IMAGE
+    assert spark["executor_image_name"] == DEFAULT_SPARK_IMAGE
+    executor = config_of(install(tmp_path, "--executor-image-name", "ex:2", "--replace"))
+    assert executor["executor_image_name"] == "ex:2"
+
+
+def test_every_k8s_flag(tmp_path: Path) -> None:
+    template = tmp_path / "pod.yaml"
+    template.write_text("apiVersion: v1\nkind: Pod\nspec:\n  priorityClassName: kernels\n")
+    spec = install(
+        tmp_path,
+        "--namespace",
+        "kernels",
+        "--allowed-namespaces",
+        "team-a, team-b",
+        "--service-account",
+        "kernel-sa",
+        "--allowed-service-accounts",
+        "reader",
+        "--allowed-images",
+        "img:2,img:3",
+        "--pod-template",
+        str(template),
+        "--max-cpus",
+        "8",
+        "--max-memory",
+        "32Gi",
+        "--max-gpus",
+        "2",
+        "--kernel-uid",
+        "1000",
+        "--kernel-gid",
+        "100",
+        "--image-launcher",
+        "/opt/launch.py",
+        "--python",
+        "/usr/bin/python3",
+    )
+    assert config_of(spec) == {
+        "image_name": DEFAULT_IMAGE,
+        "kernel_namespace": "kernels",
+        "allowed_namespaces": ["team-a", "team-b"],
+        "default_kernel_service_account_name": "kernel-sa",
+        "allowed_service_accounts": ["reader"],
+        "allowed_images": ["img:2", "img:3"],
+        "pod_template_file": str(template.resolve()),
+        "max_cpus": 8.0,
+        "max_memory": "32Gi",
+        "max_gpus": 2,
+        "kernel_uid": 1000,
+        "kernel_gid": 100,
+    }
+    assert spec["argv"][:2] == ["/usr/bin/python3", "/opt/launch.py"]
+    schema = spec["metadata"]["kernel_parameters_schema"]["properties"]
+    assert schema["KERNEL_NAMESPACE"]["enum"] == ["kernels", "team-a", "team-b"]
+    assert "at most 8" in schema["KERNEL_CPUS"]["description"]
+
+
+def test_namespace_per_kernel(tmp_path: Path) -> None:
+    spec = install(tmp_path, "--create-kernel-namespace")
+    assert config_of(spec)["create_kernel_namespace"] is True
+    assert "KERNEL_NAMESPACE" not in spec["metadata"]["kernel_parameters_schema"]["properties"]
+
+
+def test_common_flags(tmp_path: Path) -> None:
+    spec = install(
+        tmp_path,
+        "--display-name",
+        "K8s!",
+        "--authorized-users",
+        "bob,alice",
+        "--unauthorized-users",
+        "root",
+        "--port-range",
+        "40000..41000",
+        "--launch-timeout",
+        "90",
+        "--ipykernel-subclass-name",
+        "my.Kernel",
+        "--spark",
+        "--spark-home",
+        "/spark",
+        "--spark-master",
+        "k8s://x",
+        "--spark-init-mode",
+        "eager",
+        "--extra-spark-opts",
+        "--conf a=b",
+    )
+    config = config_of(spec)
+    assert config["authorized_users"] == ["alice", "bob"]
+    assert config["unauthorized_users"] == ["root"]
+    assert config["port_range"] == "40000..41000"
+    assert config["launch_timeout"] == 90
+    assert spec["display_name"] == "K8s!"
+    assert spec["argv"][-2:] == ["--kernel-class-name", "my.Kernel"]
+    assert "eager" in spec["argv"]
+    assert spec["env"] == {
+        "SPARK_HOME": "/spark",
+        "SPARK_OPTS": "--conf a=b",
+        "SPARK_MASTER": "k8s://x",
+    }
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--namespace", "Bad_NS"], "--namespace 'Bad_NS'"),
+        (["--service-account", "a b"], "--service-account 'a b'"),
+        (["--max-memory", "lots"], "--max-memory"),
+        (["--max-cpus", "-1"], "--max-cpus -1"),
+        (["--max-gpus", "-2"], "--max-gpus -2"),
+        (["--kernel-uid", "0"], "--kernel-uid 0"),
+        (["--kernel-gid", "0"], "--kernel-gid 0"),
+        (["--pod-template", "/nonexistent.yaml"], "--pod-template /nonexistent.yaml"),
+    ],
+)
+def test_bad_values_are_named(tmp_path: Path, flags: list[str], expected: str) -> None:
+    with pytest.raises(InstallerError) as refused:
+        main(["install", "--prefix", str(tmp_path), *flags])
+    assert expected in str(refused.value)
+
+
+def test_template_must_be_a_pod(tmp_path: Path) -> None:
+    template = tmp_path / "svc.yaml"
+    template.write_text("kind: Service\n")
+    with pytest.raises(InstallerError, match="one Pod manifest"):
+        main(["install", "--prefix", str(tmp_path), "--pod-template", str(template)])
+
+
+def test_schema_command_and_console_script(tmp_path: Path) -> None:
+    with isolated_jupyter_paths(tmp_path) as prefix:
+        install(prefix, "--max-cpus", "2", "--allowed-images", "x:1", name="k8s_schema")
+        env = dict(os.environ)
+        completed = subprocess.run(
+            [sys.executable, "-m", "gp_k8s.cli", "schema", "--kernel-name", "k8s_schema"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+    schema = json.loads(completed.stdout)
+    assert schema["properties"]["KERNEL_IMAGE"]["enum"] == [DEFAULT_IMAGE, "x:1"]
+    assert "at most 2" in schema["properties"]["KERNEL_CPUS"]["description"]

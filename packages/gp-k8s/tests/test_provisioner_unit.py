@@ -1,0 +1,120 @@
+"""KubernetesProvisioner pieces that need no cluster: what travels into the pod, statuses read
+from the shared cache, refusals before anything is created, the entry point."""
+
+from __future__ import annotations
+
+import threading
+import time
+from importlib.metadata import entry_points
+from typing import Any
+
+import pytest
+from jupyter_client.kernelspec import KernelSpec
+
+from gp_core.errors import InvalidLaunchParameterError, KernelSpecConfigError
+from gp_core.protocol import LAUNCH_SECRET_ENV
+from gp_k8s.pod_cache import PodState, pod_state
+from gp_k8s.provisioner import KubernetesProvisioner
+
+KERNEL_ID = "0b7c9f61-2d4e-4f7a-8a5b-5e2f6c1d9a30"
+
+
+def provisioner(**config: Any) -> KubernetesProvisioner:
+    spec = KernelSpec(
+        argv=["python3", "launch.py"],
+        display_name="k8s",
+        env={"SPEC_VAR": "x"},
+        metadata={"kernel_provisioner": {"provisioner_name": "kubernetes-provisioner"}},
+    )
+    return KubernetesProvisioner(kernel_id=KERNEL_ID, kernel_spec=spec, parent=None, **config)
+
+
+def test_entry_point_is_registered() -> None:
+    names = {ep.name: ep.value for ep in entry_points(group="jupyter_client.kernel_provisioners")}
+    assert names["kubernetes-provisioner"] == "gp_k8s.provisioner:KubernetesProvisioner"
+
+
+def test_only_kernel_variables_travel_into_the_pod() -> None:
+    p = provisioner(kernel_env_allowlist={"ALLOWED"})
+    env = {
+        "KERNEL_USERNAME": "alice",
+        "ALLOWED": "1",
+        "SPEC_VAR": "x",
+        "GP_TRANSPORT_ENCRYPTION": "none",
+        LAUNCH_SECRET_ENV: "s3cret",
+        "AWS_SECRET_ACCESS_KEY": "server-only",
+        "PATH": "/usr/bin",
+    }
+    assert p.pod_env(env) == {
+        "KERNEL_USERNAME": "alice",
+        "ALLOWED": "1",
+        "SPEC_VAR": "x",
+        "GP_TRANSPORT_ENCRYPTION": "none",
+    }
+
+
+async def test_refusals_come_before_anything_is_created() -> None:
+    p = provisioner(image_name="kernel:1")
+    with pytest.raises(InvalidLaunchParameterError, match="KERNEL_UID='00'"):
+        await p.pre_launch(env={"KERNEL_UID": "00", "KERNEL_USERNAME": "alice"})
+    assert p._api is None  # no client was even built
+    with pytest.raises(KernelSpecConfigError, match="no image configured"):
+        await provisioner().pre_launch(env={"KERNEL_USERNAME": "alice"})
+
+
+class FakeCache:
+    def __init__(self, state: PodState | None, seen: bool, synced: bool = True) -> None:
+        self.state, self.seen = state, seen
+        self.synced = threading.Event()
+        if synced:
+            self.synced.set()
+
+    def get(self, namespace: str, name: str) -> PodState | None:
+        return self.state
+
+    def has_seen(self, namespace: str, name: str) -> bool:
+        return self.seen
+
+
+def with_cache(cache: FakeCache, created_ago: float = 1.0) -> KubernetesProvisioner:
+    p = provisioner(image_name="kernel:1")
+    p.container_name = "kernel-x"
+    p.kernel_namespace_name = "ns"
+    p._cache = cache  # type: ignore[assignment]
+    p._created_at = time.monotonic() - created_ago
+    return p
+
+
+def running() -> PodState:
+    return pod_state(
+        {
+            "metadata": {"name": "kernel-x", "namespace": "ns"},
+            "spec": {"nodeName": "n"},
+            "status": {
+                "phase": "Running",
+                "containerStatuses": [{"name": "kernel", "state": {"running": {}}}],
+            },
+        }
+    )
+
+
+async def test_poll_reads_the_cache() -> None:
+    assert await with_cache(FakeCache(running(), True)).poll() is None
+    assert await with_cache(FakeCache(None, True)).poll() == 0  # gone
+    # not yet seen right after creation, or before the watch synced: still starting
+    assert await with_cache(FakeCache(None, False)).poll() is None
+    assert await with_cache(FakeCache(None, False, synced=False), 999).poll() is None
+    # never seen long after creation (e.g. deleted while no one watched): gone
+    assert await with_cache(FakeCache(None, False), 999).poll() == 0
+    failed = pod_state(
+        {
+            "metadata": {"name": "kernel-x", "namespace": "ns"},
+            "status": {
+                "phase": "Failed",
+                "containerStatuses": [
+                    {"name": "kernel", "state": {"terminated": {"exitCode": 137}}}
+                ],
+            },
+        }
+    )
+    assert await with_cache(FakeCache(failed, True)).poll() == 137

@@ -1,0 +1,160 @@
+"""The conformance suite with the project's kernel image in dockerd, through the real
+kube-apiserver and scheduler.
+
+Pods run through OUR NODE AGENT, NOT A KUBELET: a second agent ("gp-node-docker") runs each
+pod's container with the private dockerd of backends/dockerd.py on the host network, using the
+image built from docker-images/ (gp/kernel-py).  The node is tainted, and only this module's
+kernelspec (its operator pod template) tolerates the taint and selects the node.  The suite
+is skipped where that dockerd cannot run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from backends.dockerd import DockerBackend, docker_backend
+from backends.k8s_cluster import (
+    K8sCluster,
+    ensure_namespace,
+    install_kernelspec,
+    k8s_cluster,
+    kernel_objects,
+    raw,
+)
+
+from gp_core.testing import ConformanceBackend, ProvisionerConformance, isolated_jupyter_paths
+
+__all__ = ["docker_backend", "k8s_cluster"]
+
+NODE = "gp-node-docker"
+NAMESPACE = "gp-docker-kernels"
+IMAGE_LAUNCHER = "/usr/local/bin/launch_ipykernel.py"
+POD_TEMPLATE = """\
+apiVersion: v1
+kind: Pod
+spec:
+  nodeSelector:
+    gateway-provisioners/runtime: docker
+  tolerations:
+    - key: gateway-provisioners/runtime
+      operator: Equal
+      value: docker
+      effect: NoSchedule
+"""
+
+
+@dataclass
+class DockerNodeBackend(ConformanceBackend):
+    cluster: K8sCluster | None = None
+    docker: DockerBackend | None = None
+
+    async def kill_kernel_hard(self, provisioner_info: dict[str, Any]) -> None:
+        assert self.cluster is not None
+        raw(
+            self.cluster.api_client(),
+            "DELETE",
+            f"/api/v1/namespaces/{provisioner_info['kernel_namespace_name']}/pods/"
+            f"{provisioner_info['container_name']}",
+            {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0},
+        )
+
+    async def leftovers(self, provisioner_info: dict[str, Any]) -> list[str]:
+        """This launch's pod and Secret, and its container in dockerd.  A pod that already
+        ended is deleted at once and its node removes the container afterwards (as a
+        kubelet's container cleanup does): the container gets a few seconds to go."""
+        assert self.cluster is not None
+        assert self.docker is not None
+        pod = provisioner_info["container_name"]
+        found = [
+            o
+            for o in kernel_objects(self.cluster.api_client(), provisioner_info["kernel_id"])
+            if o.endswith(pod) or o.endswith(provisioner_info["launch_secret_name"])
+        ]
+        client = self.docker.daemon.client()
+        deadline = time.monotonic() + 15
+        while True:
+            containers = client.containers.list(all=True, filters={"name": f"_{pod}_"})
+            if not containers or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        found += [f"container {c.name} ({c.status})" for c in containers]
+        return found
+
+
+@pytest.fixture(scope="module")
+def docker_node(k8s_cluster: K8sCluster, docker_backend: DockerBackend) -> Iterator[str]:
+    agent = k8s_cluster.add_node_agent(
+        NODE,
+        extra=(
+            "--docker-host",
+            docker_backend.base_url,
+            "--label",
+            "gateway-provisioners/runtime=docker",
+            "--taint",
+            "gateway-provisioners/runtime=docker:NoSchedule",
+        ),
+    )
+    try:
+        k8s_cluster.wait_node_ready(NODE)
+        yield NODE
+    finally:
+        k8s_cluster.remove_node_agent(agent)
+
+
+@pytest.fixture(scope="module")
+def docker_kernelspec(
+    k8s_cluster: K8sCluster,
+    docker_backend: DockerBackend,
+    docker_node: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    ensure_namespace(k8s_cluster.api_client(), NAMESPACE)
+    root = tmp_path_factory.mktemp("jupyter-k8s-docker")
+    template = root / "docker-node.yaml"
+    template.write_text(POD_TEMPLATE)
+    with isolated_jupyter_paths(root) as prefix:
+        yield install_kernelspec(
+            prefix,
+            "gp_k8s_docker",
+            "--namespace",
+            NAMESPACE,
+            "--launch-timeout",
+            "120",
+            "--image-name",
+            docker_backend.image,
+            "--python",
+            "python",
+            "--image-launcher",
+            IMAGE_LAUNCHER,
+            "--pod-template",
+            str(template),
+        )
+
+
+class TestK8sDockerNodeConformance(ProvisionerConformance):
+    @pytest.fixture
+    def conformance_backend(
+        self,
+        k8s_cluster: K8sCluster,
+        docker_backend: DockerBackend,
+        docker_kernelspec: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> DockerNodeBackend:
+        monkeypatch.setenv("GP_RESPONSE_IP", "127.0.0.1")
+        monkeypatch.setenv("GP_KUBECONFIG", str(k8s_cluster.admin_kubeconfig))
+        return DockerNodeBackend(
+            kernel_name=docker_kernelspec,
+            launch_timeout=120,
+            cluster=k8s_cluster,
+            docker=docker_backend,
+        )
