@@ -1,0 +1,183 @@
+"""Pure builders of the custom resources a kernel needs.
+
+Like :mod:`gp_k8s.manifests`, everything is Python data: the operator's template (parsed YAML)
+is the base, and validated values (:class:`~gp_k8s.parameters.KernelParameters`) are set into
+it as strings and numbers.  No function here does I/O.
+
+- :func:`build_custom_object`: the generic body of :class:`~gp_crd.CustomResourceProvisioner`:
+  ``spec.podTemplate`` holds the kernel's pod (built by gp-k8s's :func:`~gp_k8s.manifests.
+  build_pod`), for a controller that creates the pod from it.
+- :func:`build_spark_application`: a ``sparkoperator.k8s.io/v1beta2`` SparkApplication whose
+  driver runs the kernel launcher: ``mainApplicationFile`` is the launcher, ``arguments`` the
+  rest of its argv, and the Python that runs it is ``PYSPARK_DRIVER_PYTHON`` (as spark-submit
+  does for Python applications).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gp_k8s.manifests import (
+    KERNEL_ID_ANNOTATION,
+    USERNAME_ANNOTATION,
+    PodRequest,
+    build_pod,
+    kernel_labels,
+)
+from gp_k8s.parameters import KernelParameters, format_cpus
+
+SPARK_GROUP = "sparkoperator.k8s.io"
+SPARK_VERSION = "v1beta2"
+SPARK_PLURAL = "sparkapplications"
+SPARK_KIND = "SparkApplication"
+DEFAULT_SPARK_VERSION = "3.5.0"
+LOCAL_SCHEME = "local://"
+
+
+@dataclass(frozen=True)
+class ResourceRequest:
+    """Everything a custom-resource builder needs, already validated."""
+
+    kernel_id: str
+    name: str
+    api_version: str
+    kind: str
+    parameters: KernelParameters
+    command: Sequence[str]
+    env: Mapping[str, str]
+    username: str = ""
+    secret_env: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Variables read from a Secret: name -> (secret name, key)."""
+    template: Mapping[str, Any] | None = None
+    termination_grace_period: int = 10
+
+
+def _metadata(obj: dict[str, Any], request: ResourceRequest) -> dict[str, Any]:
+    obj["apiVersion"] = request.api_version
+    obj["kind"] = request.kind
+    metadata: dict[str, Any] = obj.setdefault("metadata", {})
+    for generated in ("uid", "resourceVersion", "creationTimestamp", "generateName"):
+        metadata.pop(generated, None)
+    metadata["name"] = request.name
+    metadata["namespace"] = request.parameters.namespace
+    metadata.setdefault("labels", {}).update(kernel_labels(request.kernel_id))
+    annotations = metadata.setdefault("annotations", {})
+    annotations[KERNEL_ID_ANNOTATION] = request.kernel_id
+    if request.username:
+        annotations[USERNAME_ANNOTATION] = request.username
+    obj.pop("status", None)
+    return metadata
+
+
+def build_custom_object(request: ResourceRequest) -> dict[str, Any]:
+    """The generic custom resource: kernel labels, and the kernel's pod in
+    ``spec.podTemplate`` (its ``metadata.name`` is the resource's name)."""
+    obj: dict[str, Any] = copy.deepcopy(dict(request.template or {}))
+    _metadata(obj, request)
+    spec = obj.setdefault("spec", {})
+    pod_template = spec.get("podTemplate")
+    pod = build_pod(
+        PodRequest(
+            kernel_id=request.kernel_id,
+            pod_name=request.name,
+            parameters=request.parameters,
+            command=request.command,
+            env=request.env,
+            username=request.username,
+            secret_env=request.secret_env,
+            template=pod_template if isinstance(pod_template, Mapping) else None,
+        )
+    )
+    pod["spec"]["terminationGracePeriodSeconds"] = request.termination_grace_period
+    spec["podTemplate"] = pod
+    return obj
+
+
+def spark_memory(size: int) -> str:
+    """Bytes as Spark's memory string (whole MiB, rounded up): 1536 MiB -> ``"1536m"``."""
+    return f"{max(1, math.ceil(size / 1024**2))}m"
+
+
+def build_spark_application(request: ResourceRequest) -> dict[str, Any]:
+    """The kernel's SparkApplication as a dict; see the module docstring.
+
+    The operator's template (a SparkApplication manifest) is the base: its ``sparkConf``,
+    ``sparkVersion``, ``executor``, ``driver.volumes`` and so on are kept.  This sets the
+    name, namespace, kernel labels (on the resource and, through ``driver.labels``, on the
+    driver pod), image, the launcher, the driver's env, service account, resources, numeric
+    ids, node selector and tolerations.
+    """
+    if len(request.command) < 2:
+        raise ValueError(
+            f"the launcher argv {list(request.command)!r} needs an interpreter and a script"
+        )
+    p = request.parameters
+    obj: dict[str, Any] = copy.deepcopy(dict(request.template or {}))
+    _metadata(obj, request)
+    spec: dict[str, Any] = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        raise ValueError("the SparkApplication template's spec must be a mapping")
+    spec["type"] = "Python"
+    spec.setdefault("pythonVersion", "3")
+    spec["mode"] = "cluster"
+    spec["image"] = p.image
+    spec.setdefault("imagePullPolicy", "IfNotPresent")
+    spec.setdefault("sparkVersion", DEFAULT_SPARK_VERSION)
+    spec["mainApplicationFile"] = LOCAL_SCHEME + str(request.command[1])
+    spec["arguments"] = [str(arg) for arg in request.command[2:]]
+    spec["restartPolicy"] = {"type": "Never"}
+
+    driver: dict[str, Any] = spec.setdefault("driver", {})
+    driver.setdefault("labels", {}).update(kernel_labels(request.kernel_id))
+    driver_annotations = driver.setdefault("annotations", {})
+    driver_annotations[KERNEL_ID_ANNOTATION] = request.kernel_id
+    driver["serviceAccount"] = p.service_account
+    driver["terminationGracePeriodSeconds"] = request.termination_grace_period
+    driver["cores"] = max(1, math.ceil(p.cpus)) if p.cpus else driver.get("cores", 1)
+    if p.cpus_limit:
+        driver["coreLimit"] = format_cpus(p.cpus_limit)
+    if p.memory:
+        driver["memory"] = spark_memory(p.memory)
+    if p.gpus:
+        driver["gpu"] = {"name": "nvidia.com/gpu", "quantity": p.gpus}
+    if p.uid is not None or p.gid is not None:
+        security = driver.setdefault("securityContext", {})
+        if p.uid is not None:
+            security["runAsUser"] = p.uid
+            security["runAsNonRoot"] = p.uid != 0
+        if p.gid is not None:
+            security["runAsGroup"] = p.gid
+    if p.node_selector:
+        driver.setdefault("nodeSelector", {}).update(dict(p.node_selector))
+    for key, value, effect in p.tolerations:
+        toleration: dict[str, str] = {"key": key, "operator": "Equal" if value else "Exists"}
+        if value:
+            toleration["value"] = value
+        if effect:
+            toleration["effect"] = effect
+        driver.setdefault("tolerations", []).append(toleration)
+
+    variables: dict[str, dict[str, Any]] = {}
+    for entry in driver.get("env") or []:
+        if isinstance(entry, dict) and "name" in entry:
+            variables[str(entry["name"])] = entry
+    for name, value in request.env.items():
+        variables[name] = {"name": name, "value": str(value)}
+    variables["PYSPARK_DRIVER_PYTHON"] = {
+        "name": "PYSPARK_DRIVER_PYTHON",
+        "value": str(request.command[0]),
+    }
+    variables["GP_KERNEL_IP"] = {
+        "name": "GP_KERNEL_IP",
+        "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+    }
+    driver["env"] = [variables[name] for name in sorted(variables)]
+    if request.secret_env:
+        refs = driver.setdefault("envSecretKeyRefs", {})
+        for name, (secret, key) in request.secret_env.items():
+            refs[name] = {"name": secret, "key": key}
+    return obj

@@ -1,0 +1,426 @@
+"""CustomResourceProvisioner and SparkOperatorProvisioner: each kernel as a custom resource.
+
+:class:`CustomResourceProvisioner` is the virtual base: a subclass names its resource with four
+class attributes (``group``, ``version``, ``plural``, ``object_kind``) and gets the rest: the
+``KERNEL_*`` parameters, limits and namespaces of gp-k8s's
+:class:`~gp_k8s.KubernetesProvisioner` (which it extends), the resource built as data
+(:mod:`gp_crd.manifests`), created through the custom-objects API on worker threads, and its
+status read from two shared watches: one list-then-watch of the resource kind
+(:class:`~gp_crd.object_cache.ObjectWatchCache`) and gp-k8s's pod cache for the pods the
+operator creates (found by their labels).
+
+``get_container_status`` (as in the seeds this replaces): ``""`` while the resource is not found,
+the operator's ``.status.applicationState.state`` (lower case: ``submitted``,
+``submission_failed``, ``failed``...) while the application is not running, the driver pod's
+phase once it runs.  Error states end the launch at once with the operator's
+``.status.applicationState.errorMessage``.  Deleting the resource removes its pods through
+their ownerReferences (Kubernetes' garbage collector).
+
+:class:`SparkOperatorProvisioner` (``spark-operator-provisioner``) submits a
+``sparkoperator.k8s.io/v1beta2`` SparkApplication whose driver runs the kernel launcher.  In
+this project's tests the Spark operator is EMULATED (tests-integration/backends/
+spark_operator_emulator.py), on a real kube-apiserver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+from kubernetes.client.exceptions import ApiException
+from traitlets import Unicode, default
+
+from gp_core.errors import KernelSpecConfigError
+from gp_core.protocol import LAUNCH_SECRET_ENV
+from gp_k8s import operations as ops
+from gp_k8s.client import CountingApiClient, get_api_client, path, request
+from gp_k8s.diagnosis import ERROR_STATES as POD_ERROR_STATES
+from gp_k8s.diagnosis import INITIAL_STATES as POD_INITIAL_STATES
+from gp_k8s.diagnosis import describe, exit_code, pod_status
+from gp_k8s.manifests import (
+    KERNEL_SELECTOR,
+    build_namespace,
+    build_role_binding,
+    build_secret,
+    dns_name,
+    kernel_label_value,
+)
+from gp_k8s.pod_cache import PodState, PodWatchCache
+from gp_k8s.provisioner import SECRET_KEY, UNSEEN_GRACE, KubernetesProvisioner, _with_namespace
+
+from .manifests import (
+    SPARK_GROUP,
+    SPARK_KIND,
+    SPARK_PLURAL,
+    SPARK_VERSION,
+    ResourceRequest,
+    build_custom_object,
+    build_spark_application,
+)
+from .object_cache import ObjectState, ObjectWatchCache
+
+APPLICATION_ERROR_STATES = frozenset(
+    {"failed", "submission_failed", "failing", "completed", "succeeding", "invalidating"}
+)
+APPLICATION_INITIAL_STATES = frozenset({"", "new", "submitted", "pending_rerun", "unknown"})
+NAME_LIMIT = 56
+"""Resource names leave room for the operator's suffixes (``<name>-driver``)."""
+
+
+class CustomResourceProvisioner(KubernetesProvisioner):
+    """Virtual base: a kernel as one custom resource; subclasses set the four attributes."""
+
+    group: ClassVar[str] = ""
+    version: ClassVar[str] = ""
+    plural: ClassVar[str] = ""
+    object_kind: ClassVar[str] = ""
+    pod_selector: ClassVar[str] = KERNEL_SELECTOR
+    """Label selector of the shared watch of the pods the operator creates for kernels."""
+
+    custom_resource_template_file = Unicode(
+        config=True,
+        help="The operator's template of the custom resource (a YAML manifest of the kind; "
+        "GP_CUSTOM_RESOURCE_TEMPLATE_FILE).  Relative paths are read from the kernelspec.",
+    )
+
+    @default("custom_resource_template_file")
+    def _custom_resource_template_file_default(self) -> str:
+        return os.getenv("GP_CUSTOM_RESOURCE_TEMPLATE_FILE", "")
+
+    def __init__(self, **kwargs: Any) -> None:
+        if not (self.group and self.version and self.plural and self.object_kind):
+            raise TypeError(
+                f"{type(self).__name__} must set group, version, plural and object_kind"
+            )
+        super().__init__(**kwargs)
+        self._objects: ObjectWatchCache | None = None
+
+    def build_resource(self, request: ResourceRequest) -> dict[str, Any]:
+        """The custom resource's body (pure; see :mod:`gp_crd.manifests`)."""
+        return build_custom_object(request)
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+    # -- launch ----------------------------------------------------------------------------
+
+    def _load_template(self) -> dict[str, Any] | None:
+        if not self.custom_resource_template_file:
+            return None
+        template = Path(self.custom_resource_template_file)
+        if not template.is_absolute():
+            template = Path(getattr(self.kernel_spec, "resource_dir", "") or ".") / template
+        try:
+            loaded = yaml.safe_load(template.read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise KernelSpecConfigError(
+                f"Kernel {self.kernel_id}: template {template} cannot be read: {err}",
+                kernel_id=str(self.kernel_id),
+            ) from err
+        if not isinstance(loaded, dict) or loaded.get("kind", self.object_kind) != self.object_kind:
+            raise KernelSpecConfigError(
+                f"Kernel {self.kernel_id}: template {template} must be one "
+                f"{self.object_kind} manifest",
+                kernel_id=str(self.kernel_id),
+            )
+        return loaded
+
+    async def _ensure_client(self) -> CountingApiClient:
+        if self._api is None:
+            self._api = await ops.run_blocking(get_api_client, self.kubeconfig, self.kube_context)
+        if self._cache is None:
+            self._cache = PodWatchCache.shared(self._api, self.watch_namespace, self.pod_selector)
+        if self._objects is None:
+            self._objects = ObjectWatchCache.shared(
+                self._api, self.group, self.version, self.plural, self.watch_namespace
+            )
+        return self._api
+
+    def _collection(self, namespace: str) -> str:
+        return path(
+            "/apis/{}/{}/namespaces/{}/{}", self.group, self.version, namespace, self.plural
+        )
+
+    async def submit_kernel(self, cmd: list[str], env: dict[str, str], **kwargs: Any) -> None:
+        """Create the kernel's namespace (when one per kernel), launch Secret and resource."""
+        api = await self._ensure_client()
+        parameters = self._parameters
+        assert parameters is not None, "pre_launch validates the parameters first"
+        kernel_id = str(self.kernel_id)
+        try:
+            if self.create_kernel_namespace:
+                if not self.kernel_namespace_name:
+                    self.kernel_namespace_name = dns_name("gp-kernel", kernel_id)
+                    self.namespace_created = await ops.run_blocking(
+                        ops.create_namespace,
+                        api,
+                        build_namespace(self.kernel_namespace_name, kernel_id),
+                        build_role_binding(
+                            self.kernel_namespace_name,
+                            kernel_id,
+                            parameters.service_account,
+                            self.kernel_cluster_role,
+                        ),
+                    )
+                parameters = _with_namespace(parameters, self.kernel_namespace_name)
+            else:
+                self.kernel_namespace_name = parameters.namespace
+            name = dns_name("kernel", kernel_id, secrets.token_hex(3), limit=NAME_LIMIT)
+            self.launch_secret_name = f"{name}-launch"
+            self.container_name = name
+            await ops.run_blocking(
+                ops.create_secret,
+                api,
+                build_secret(
+                    self.launch_secret_name,
+                    self.kernel_namespace_name,
+                    kernel_id,
+                    {SECRET_KEY: env[LAUNCH_SECRET_ENV]},
+                ),
+            )
+            body = self.build_resource(
+                ResourceRequest(
+                    kernel_id=kernel_id,
+                    name=name,
+                    api_version=self.api_version,
+                    kind=self.object_kind,
+                    parameters=parameters,
+                    command=cmd,
+                    env=self.pod_env(env),
+                    username=self.kernel_username,
+                    secret_env={LAUNCH_SECRET_ENV: (self.launch_secret_name, SECRET_KEY)},
+                    template=self._template,
+                    termination_grace_period=self.termination_grace_period,
+                )
+            )
+            self._submitted = True
+            self._created_at = time.monotonic()
+            await ops.run_blocking(self._create_object, api, body)
+        except ApiException as err:
+            self.fail_launch(
+                f"the Kubernetes API refused the kernel's {self.object_kind} in namespace "
+                f"{self.kernel_namespace_name!r}: {ops.api_message(err)} (HTTP {err.status})"
+            )
+        except ValueError as err:
+            raise KernelSpecConfigError(
+                f"Kernel {kernel_id}: the {self.object_kind} template is unusable: {err}",
+                kernel_id=kernel_id,
+            ) from err
+
+    def log_kernel_launch(self, cmd: list[str]) -> None:
+        self.log.info(
+            "Kernel %s: %s %s/%s submitted",
+            self.kernel_id,
+            self.object_kind,
+            self.kernel_namespace_name,
+            self.container_name,
+        )
+
+    # -- status, read from the shared watches ----------------------------------------------
+
+    def object_state(self) -> ObjectState | None:
+        if self._objects is None or not self.container_name:
+            return None
+        return self._objects.get(self.kernel_namespace_name, self.container_name)
+
+    def pod_state(self) -> PodState | None:
+        """The kernel's pod: the operator's driver pod, found by its kernel label."""
+        cache = self._cache
+        if cache is None or not self.container_name:
+            return None
+        obj = self.object_state()
+        if obj is not None and obj.driver_pod:
+            return cache.get(self.kernel_namespace_name, obj.driver_pod)
+        label = kernel_label_value(str(self.kernel_id))
+        for pod in cache.pods():
+            if pod.namespace == self.kernel_namespace_name and pod.kernel_label == label:
+                if not pod.deleting:
+                    return pod
+        return None
+
+    def get_initial_states(self) -> set[str]:
+        return set(APPLICATION_INITIAL_STATES | POD_INITIAL_STATES)
+
+    def get_error_states(self) -> set[str]:
+        return set(APPLICATION_ERROR_STATES | POD_ERROR_STATES)
+
+    def get_container_status(self) -> str:
+        obj = self.object_state()
+        if obj is None:
+            return ""
+        state = obj.state.lower()
+        if state != "running":
+            return state or "new"
+        pod = self.pod_state()
+        if pod is None:
+            return "pending"
+        return pod_status(pod, seen=True)
+
+    def describe_failure(self) -> str:
+        obj = self.object_state()
+        parts = []
+        if obj is not None and obj.error_message:
+            parts.append(obj.error_message)
+        pod = self.pod_state()
+        if pod is not None:
+            parts.append(describe(pod))
+        return "\n".join(parts) or "no message from the operator"
+
+    def _object_gone(self) -> bool:
+        """The watch saw this kernel's resource and it no longer exists (or, unseen, it was
+        created longer than UNSEEN_GRACE ago)."""
+        objects = self._objects
+        if objects is None or not self.container_name or not objects.synced.is_set():
+            return False
+        if objects.get(self.kernel_namespace_name, self.container_name) is not None:
+            return False
+        if objects.has_seen(self.kernel_namespace_name, self.container_name):
+            return True
+        return not (self._created_at and time.monotonic() - self._created_at < UNSEEN_GRACE)
+
+    async def detect_launch_failure(self) -> None:
+        status = self.get_container_status()
+        where = f"{self.object_kind} {self.kernel_namespace_name}/{self.container_name}"
+        if status in self.get_error_states():
+            self.fail_launch(f"{where} is {status.upper()}: {self.describe_failure()}")
+        if self._submitted and self._object_gone():
+            self.fail_launch(f"{where} was deleted")
+
+    async def poll(self) -> int | None:
+        status = self.get_container_status()
+        if not status:
+            return 0 if self._object_gone() or not self._submitted else None
+        if status not in self.get_error_states():
+            return None
+        code = exit_code(self.pod_state())
+        return code if code is not None else 1
+
+    # -- stop and clean up -----------------------------------------------------------------
+
+    async def send_signal(self, signum: int) -> None:
+        if not await self.signal_through_channel(signum) and signum in (
+            signal.SIGKILL,
+            signal.SIGTERM,
+        ):
+            self._grace = 0 if signum == signal.SIGKILL else self.termination_grace_period
+            await self.terminate_container_resources()
+
+    async def cleanup(self, restart: bool = False) -> None:
+        try:
+            await super().cleanup(restart)
+        finally:
+            if self._objects is not None and self.container_name:
+                self._objects.forget(self.kernel_namespace_name, self.container_name)
+
+    async def terminate_container_resources(self, restart: bool = False) -> None:
+        """Delete the custom resource (its pods go with it through their ownerReferences)
+        and the launch Secret, and wait until the resource and the kernel's pods are gone;
+        delete the kernel's namespace unless the kernel restarts.  Idempotent."""
+        if self._api is None and (self.container_name or self.namespace_created):
+            await self._ensure_client()
+        api = self._api
+        if api is None:
+            return
+        namespace, name = self.kernel_namespace_name, self.container_name
+        if name:
+            if self.launch_secret_name:
+                await ops.run_blocking(ops.delete_secret, api, namespace, self.launch_secret_name)
+            pod = self.pod_state()
+            await ops.run_blocking(self._delete_object, api, namespace, name)
+            if pod is not None and self._grace == 0:
+                # A kill: do not wait for the garbage collector's graceful deletion.
+                await ops.run_blocking(ops.delete_pod, api, namespace, pod.name, 0)
+            await self._wait_gone(namespace, name)
+            self.container_name = ""
+            self.launch_secret_name = ""
+            self._submitted = False
+        if self.namespace_created and not restart:
+            await ops.run_blocking(ops.delete_namespace, api, namespace)
+            gone = await ops.run_blocking(
+                ops.wait_namespace_gone, api, namespace, self.deletion_timeout
+            )
+            if not gone:
+                self.log.warning(
+                    "Kernel %s: namespace %s still terminating after %gs",
+                    self.kernel_id,
+                    namespace,
+                    self.deletion_timeout,
+                )
+            self.namespace_created = False
+            self.kernel_namespace_name = ""
+
+    def _create_object(self, api: CountingApiClient, body: dict[str, Any]) -> None:
+        request(api, "POST", self._collection(body["metadata"]["namespace"]), body=body)
+
+    def _delete_object(self, api: CountingApiClient, namespace: str, name: str) -> bool:
+        """Delete the resource; its dependents go in the background (garbage collector)."""
+        try:
+            request(
+                api,
+                "DELETE",
+                f"{self._collection(namespace)}/{path('{}', name)}",
+                body={
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "propagationPolicy": "Background",
+                },
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    async def _wait_gone(self, namespace: str, name: str) -> None:
+        objects, pods = self._objects, self._cache
+        if objects is None or pods is None:
+            return
+        label = kernel_label_value(str(self.kernel_id))
+
+        def gone() -> bool:
+            if not (objects.synced.is_set() and pods.synced.is_set()):
+                return False
+            if objects.get(namespace, name) is not None:
+                return False
+            return not any(
+                p.namespace == namespace and p.kernel_label == label for p in pods.pods()
+            )
+
+        deadline = time.monotonic() + self.deletion_timeout + self._grace
+        while time.monotonic() < deadline:
+            if gone():
+                return
+            await asyncio.sleep(0.05)
+        self.log.warning(
+            "Kernel %s: %s %s/%s or its pods still present %gs after its deletion",
+            self.kernel_id,
+            self.object_kind,
+            namespace,
+            name,
+            self.deletion_timeout,
+        )
+
+
+class SparkOperatorProvisioner(CustomResourceProvisioner):
+    """Each kernel as a SparkApplication of the Spark operator; its driver runs the launcher.
+
+    The driver pod is the one the operator labels ``spark-role=driver`` (with the kernel's
+    labels, copied from ``spec.driver.labels``).  In this project's tests the Spark operator
+    is emulated (see the module docstring).
+    """
+
+    group = SPARK_GROUP
+    version = SPARK_VERSION
+    plural = SPARK_PLURAL
+    object_kind = SPARK_KIND
+    pod_selector = f"{KERNEL_SELECTOR},spark-role=driver"
+
+    def build_resource(self, request: ResourceRequest) -> dict[str, Any]:
+        return build_spark_application(request)

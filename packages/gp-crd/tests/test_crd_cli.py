@@ -1,0 +1,110 @@
+"""``jupyter crd-spec install --spark-operator``: each flag of ours lands in kernel.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gp_core.installer import InstallerError
+from gp_crd.cli import main
+from gp_k8s.cli import DEFAULT_SPARK_IMAGE
+
+
+def install(tmp_path: Path, *flags: str, name: str = "crd_t") -> dict[str, Any]:
+    argv = ["install", "--prefix", str(tmp_path), "--kernel-name", name, "--replace", *flags]
+    assert main(argv) == 0
+    folder = tmp_path / "share" / "jupyter" / "kernels" / name
+    assert (folder / "scripts" / "launch_ipykernel.py").is_file()
+    spec: dict[str, Any] = json.loads((folder / "kernel.json").read_text())
+    provisioner = spec["metadata"]["kernel_provisioner"]
+    assert provisioner["provisioner_name"] == "spark-operator-provisioner"
+    return spec
+
+
+def config_of(spec: dict[str, Any]) -> dict[str, Any]:
+    return dict(spec["metadata"]["kernel_provisioner"]["config"])
+
+
+def test_spark_operator_flag_selects_the_provisioner(tmp_path: Path) -> None:
+    spec = install(tmp_path, "--spark-operator")
+    assert config_of(spec) == {"image_name": DEFAULT_SPARK_IMAGE}
+    assert "{response_address}" in spec["argv"]
+    assert spec["metadata"]["kernel_parameters_schema"]["properties"]["KERNEL_IMAGE"]
+
+
+def test_a_kind_must_be_chosen(tmp_path: Path) -> None:
+    with pytest.raises(InstallerError, match="--spark-operator"):
+        main(["install", "--prefix", str(tmp_path)])
+
+
+def test_application_template_flag(tmp_path: Path) -> None:
+    template = tmp_path / "app.yaml"
+    template.write_text("kind: SparkApplication\nspec:\n  sparkVersion: 3.4.1\n")
+    config = config_of(
+        install(tmp_path, "--spark-operator", "--spark-application-template", str(template))
+    )
+    assert config["custom_resource_template_file"] == str(template.resolve())
+    bad = tmp_path / "pod.yaml"
+    bad.write_text("kind: Pod\n")
+    with pytest.raises(InstallerError, match="must hold one SparkApplication"):
+        main(
+            [
+                "install",
+                "--prefix",
+                str(tmp_path),
+                "--spark-operator",
+                "--spark-application-template",
+                str(bad),
+            ]
+        )
+    with pytest.raises(InstallerError, match=r"missing\.yaml"):
+        main(
+            [
+                "install",
+                "--prefix",
+                str(tmp_path),
+                "--spark-operator",
+                "--spark-application-template",
+                str(tmp_path / "missing.yaml"),
+            ]
+        )
+
+
+def test_k8s_flags_work_here_too(tmp_path: Path) -> None:
+    config = config_of(
+        install(
+            tmp_path,
+            "--spark-operator",
+            "--image-name",
+            "my/spark:1",
+            "--namespace",
+            "spark-kernels",
+            "--allowed-images",
+            "my/spark:1,my/spark:2",
+            "--max-cpus",
+            "2",
+        )
+    )
+    assert config["image_name"] == "my/spark:1"
+    assert config["kernel_namespace"] == "spark-kernels"
+    assert config["allowed_images"] == ["my/spark:1", "my/spark:2"]
+    assert config["max_cpus"] == 2
+    assert config_of(install(tmp_path, "--spark-operator", "--tensorflow"))["image_name"] != (
+        DEFAULT_SPARK_IMAGE
+    )
+
+
+def test_console_script_is_registered() -> None:
+    from importlib.metadata import entry_points
+
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert scripts["jupyter-crd-spec"] == "gp_crd.cli:main"
+    provisioners = {
+        e.name: e.value for e in entry_points(group="jupyter_client.kernel_provisioners")
+    }
+    assert (
+        provisioners["spark-operator-provisioner"] == "gp_crd.provisioner:SparkOperatorProvisioner"
+    )

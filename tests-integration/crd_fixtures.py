@@ -1,0 +1,134 @@
+"""Fixtures shared by the gp-crd suites: the SparkApplication CRD, our Spark-operator
+EMULATOR, kernelspecs from ``jupyter crd-spec install``, and the no-leftovers check."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from backends.k8s_cluster import (
+    KERNEL_IMAGE,
+    K8sCluster,
+    ensure_namespace,
+    kernel_objects,
+    pid_alive,
+    raw,
+)
+from backends.spark_crd import SPARK_CRD, install_crd
+from backends.spark_operator_emulator import SparkOperatorEmulator
+
+from gp_core.testing import ConformanceBackend
+
+KERNEL_NAMESPACE = "gp-crd-kernels"
+SPARK_APPS = "/apis/sparkoperator.k8s.io/v1beta2/sparkapplications"
+
+
+def install_crd_kernelspec(prefix: Path, name: str, *flags: str) -> str:
+    """``jupyter crd-spec install --spark-operator`` a spec whose driver runs the launcher of
+    this checkout with this Python (the node agent runs it as a local process)."""
+    from gp_crd.cli import main as install
+
+    assert (
+        install(
+            [
+                "install",
+                "--spark-operator",
+                "--prefix",
+                str(prefix),
+                "--kernel-name",
+                name,
+                "--python",
+                sys.executable,
+                "--image-launcher",
+                "{resource_dir}/scripts/launch_ipykernel.py",
+                "--namespace",
+                KERNEL_NAMESPACE,
+                "--replace",
+                *flags,
+            ]
+        )
+        == 0
+    )
+    return name
+
+
+@pytest.fixture(scope="session")
+def spark_operator(k8s_cluster: K8sCluster) -> Iterator[SparkOperatorEmulator]:
+    admin = k8s_cluster.api_client()
+    install_crd(admin, SPARK_CRD)
+    ensure_namespace(admin, KERNEL_NAMESPACE)
+    emulator = SparkOperatorEmulator(k8s_cluster.api_client(), {KERNEL_IMAGE}).start()
+    yield emulator
+    emulator.stop()
+
+
+def crd_leftovers(api: Any, namespace: str = KERNEL_NAMESPACE) -> list[str]:
+    """Every custom resource and kernel pod left in ``namespace``."""
+    found = []
+    for item in raw(api, "GET", SPARK_APPS).get("items") or []:
+        found.append(f"sparkapplication {item['metadata']['namespace']}/{item['metadata']['name']}")
+    for item in raw(api, "GET", f"/api/v1/namespaces/{namespace}/pods").get("items") or []:
+        found.append(f"pod {namespace}/{item['metadata']['name']}")
+    return found
+
+
+@pytest.fixture
+def nothing_left(k8s_cluster: K8sCluster, spark_operator: SparkOperatorEmulator) -> Iterator[None]:
+    """After the test: zero SparkApplications and zero pods (waits briefly for deletions
+    that were already requested)."""
+    api = k8s_cluster.api_client()
+    assert crd_leftovers(api) == [], "leftovers from an earlier test"
+    yield
+    deadline = time.monotonic() + 30
+    while crd_leftovers(api) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert crd_leftovers(api) == []
+    assert spark_operator.errors == []
+
+
+@dataclass
+class SparkBackend(ConformanceBackend):
+    cluster: K8sCluster | None = None
+
+    async def kill_kernel_hard(self, provisioner_info: dict[str, Any]) -> None:
+        """Delete the driver pod at once (grace 0) behind the provisioner's back."""
+        assert self.cluster is not None
+        namespace = provisioner_info["kernel_namespace_name"]
+        name = f"{provisioner_info['container_name']}-driver"
+        await asyncio.to_thread(
+            raw,
+            self.cluster.api_client(),
+            "DELETE",
+            f"/api/v1/namespaces/{namespace}/pods/{name}",
+            {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0},
+        )
+
+    async def leftovers(self, provisioner_info: dict[str, Any]) -> list[str]:
+        """This launch's SparkApplication, driver pod, launch Secret and processes."""
+        assert self.cluster is not None
+        api = self.cluster.api_client()
+        namespace = provisioner_info["kernel_namespace_name"]
+        name = provisioner_info["container_name"]
+        found = []
+        apps = await asyncio.to_thread(raw, api, "GET", SPARK_APPS)
+        found += [
+            f"sparkapplication {a['metadata']['name']}"
+            for a in apps.get("items") or []
+            if a["metadata"]["name"] == name
+        ]
+        objects = await asyncio.to_thread(kernel_objects, api, provisioner_info["kernel_id"])
+        for own in (f"{name}-driver", provisioner_info["launch_secret_name"]):
+            found += [o for o in objects if o.endswith(f"{namespace}/{own}")]
+        for key in ("pid", "kernel_pid"):
+            if pid_alive(int(provisioner_info.get(key) or 0)):
+                found.append(f"{key} {provisioner_info[key]} still runs")
+        return found

@@ -1,0 +1,87 @@
+"""The conformance suite over SparkOperatorProvisioner, and its fail-fast path.
+
+Real etcd, kube-apiserver, kube-controller-manager (its garbage collector removes driver pods
+with their SparkApplication) and kube-scheduler on loopback, with the SparkApplication CRD of
+backends/spark_crd.py.  THE SPARK OPERATOR IS EMULATED (backends/spark_operator_emulator.py),
+and pods run through OUR NODE AGENT, NOT A KUBELET: the driver container runs the launcher of
+this checkout as a local process (spark context mode none).  The provisioner uses the admin
+kubeconfig (gp-k8s's shipped RBAC manifests grant no SparkApplication rights).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import AsyncKernelManager
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from backends.k8s_cluster import K8sCluster, k8s_cluster
+from crd_fixtures import SparkBackend, install_crd_kernelspec, nothing_left, spark_operator
+
+from gp_core.testing import ProvisionerConformance, isolated_jupyter_paths
+
+__all__ = ["k8s_cluster", "nothing_left", "spark_operator"]
+
+FORBIDDEN_IMAGE = "gp-test/not-allowed:1"
+
+
+@pytest.fixture(scope="module")
+def crd_kernelspecs(
+    k8s_cluster: K8sCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    root = tmp_path_factory.mktemp("jupyter-crd")
+    with isolated_jupyter_paths(root) as prefix:
+        from backends.k8s_cluster import KERNEL_IMAGE
+
+        yield {
+            "ok": install_crd_kernelspec(
+                prefix, "gp_spark_op", "--image-name", KERNEL_IMAGE, "--launch-timeout", "120"
+            ),
+            "forbidden": install_crd_kernelspec(
+                prefix, "gp_spark_op_bad", "--image-name", FORBIDDEN_IMAGE, "--launch-timeout", "60"
+            ),
+        }
+
+
+@pytest.fixture
+def crd_env(k8s_cluster: K8sCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GP_RESPONSE_IP", "127.0.0.1")
+    monkeypatch.setenv("GP_KUBECONFIG", str(k8s_cluster.admin_kubeconfig))
+
+
+@pytest.mark.usefixtures("nothing_left", "crd_env")
+class TestSparkOperatorConformance(ProvisionerConformance):
+    @pytest.fixture
+    def conformance_backend(
+        self, k8s_cluster: K8sCluster, crd_kernelspecs: dict[str, str]
+    ) -> SparkBackend:
+        return SparkBackend(
+            kernel_name=crd_kernelspecs["ok"], launch_timeout=120, cluster=k8s_cluster
+        )
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("nothing_left", "crd_env")
+async def test_submission_failure_ends_launch_with_operator_message(
+    crd_kernelspecs: dict[str, str],
+) -> None:
+    manager = AsyncKernelManager(kernel_name=crd_kernelspecs["forbidden"])
+    started = time.monotonic()
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the message is what matters
+        await manager.start_kernel(env=dict(os.environ, KERNEL_USERNAME="crd-test"))
+    elapsed = time.monotonic() - started
+    message = str(caught.value)
+    assert elapsed < 10, f"took {elapsed:.1f}s: {message}"
+    assert "SUBMISSION_FAILED" in message
+    assert "failed to run spark-submit" in message
+    assert f"image {FORBIDDEN_IMAGE!r} is not allowed" in message
+    if manager.has_kernel:
+        await manager.shutdown_kernel(now=True)
+    await manager.cleanup_resources()
+    print(f"submission failure reported in {elapsed:.2f}s: {message.splitlines()[0]}")
