@@ -187,3 +187,40 @@ class KernelSocket:
 
     def close(self) -> None:
         self.connection.close()
+
+
+async def drive_kernel_lifecycle(server: Server, kernel_name: str) -> str:
+    """What a browser does with one kernel: start it, execute, interrupt a running cell (the
+    idle status must follow within 2 s), restart and reconnect, delete.  Asserts each answer and
+    that every launch phase reached the server log; returns the kernel id for leftover checks."""
+    code, model = await server.call("POST", "/api/kernels", {"name": kernel_name})
+    assert code == 201, model
+    kernel_id = str(model["id"])
+    channel = await KernelSocket.open(server, kernel_id)
+    try:
+        assert (await channel.execute("print(6 * 7)"))["stdout"].strip() == "42"
+
+        sleeping = asyncio.ensure_future(channel.execute("import time; time.sleep(60)"))
+        await asyncio.sleep(1.0)
+        interrupted_at = time.monotonic()
+        code, _ = await server.call("POST", f"/api/kernels/{kernel_id}/interrupt")
+        assert code == 204
+        result = await asyncio.wait_for(sleeping, 10)
+        assert result["error"] == "KeyboardInterrupt"
+        assert result["finished"] - interrupted_at < 2.0
+
+        await channel.execute("state = 'before restart'")
+        code, _ = await server.call("POST", f"/api/kernels/{kernel_id}/restart")
+        assert code == 200
+        channel.close()
+        channel = await KernelSocket.open(server, kernel_id)
+        after = await channel.execute("print('state' in globals(), 6 * 7)")
+        assert after["stdout"].strip() == "False 42"
+    finally:
+        channel.close()
+    code, _ = await server.call("DELETE", f"/api/kernels/{kernel_id}")
+    assert code == 204
+    log = server.log_text()
+    for phase in ("submitted", "connection-info-received", "backend-confirmed", "ready"):
+        assert f"Kernel {kernel_id} launch phase '{phase}' done in" in log
+    return kernel_id

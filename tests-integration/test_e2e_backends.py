@@ -33,7 +33,13 @@ import pytest
 from backends import dockerd
 from backends.dockerd import KERNEL_LABEL, DockerBackend
 from conftest import SshKernelspec
-from jupyter_server_helpers import KernelSocket, Server, start_server, stop_server, wait_until_gone
+from jupyter_server_helpers import (
+    Server,
+    drive_kernel_lifecycle,
+    start_server,
+    stop_server,
+    wait_until_gone,
+)
 from nbclient import NotebookClient
 from test_conformance_helpers import irkernel_available
 from test_notebooks import PNG_MAGIC, build_notebook
@@ -349,34 +355,5 @@ async def test_server_start_execute_interrupt_restart_delete(
     served: tuple[E2EBackend, Server],
 ) -> None:
     backend, server = served
-    code, model = await server.call("POST", "/api/kernels", {"name": backend.python_spec})
-    assert code == 201, model
-    kernel_id = model["id"]
-    channel = await KernelSocket.open(server, kernel_id)
-    try:
-        assert (await channel.execute("print(6 * 7)"))["stdout"].strip() == "42"
-
-        sleeping = asyncio.ensure_future(channel.execute("import time; time.sleep(60)"))
-        await asyncio.sleep(1.0)
-        interrupted_at = time.monotonic()
-        code, _ = await server.call("POST", f"/api/kernels/{kernel_id}/interrupt")
-        assert code == 204
-        result = await asyncio.wait_for(sleeping, 10)
-        assert result["error"] == "KeyboardInterrupt"
-        assert result["finished"] - interrupted_at < 2.0
-
-        await channel.execute("state = 'before restart'")
-        code, _ = await server.call("POST", f"/api/kernels/{kernel_id}/restart")
-        assert code == 200
-        channel.close()
-        channel = await KernelSocket.open(server, kernel_id)
-        after = await channel.execute("print('state' in globals(), 6 * 7)")
-        assert after["stdout"].strip() == "False 42"
-    finally:
-        channel.close()
-    code, _ = await server.call("DELETE", f"/api/kernels/{kernel_id}")
-    assert code == 204
+    kernel_id = await drive_kernel_lifecycle(server, backend.python_spec)
     assert await backend.leftovers(kernel_id) == []
-    log = server.log_text()
-    for phase in ("submitted", "connection-info-received", "backend-confirmed", "ready"):
-        assert f"Kernel {kernel_id} launch phase '{phase}' done in" in log

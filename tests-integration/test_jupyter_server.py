@@ -17,6 +17,7 @@ import pytest
 from jupyter_server_helpers import (
     KernelSocket,
     Server,
+    drive_kernel_lifecycle,
     has_irkernel,
     processes_with,
     start_server,
@@ -64,37 +65,8 @@ async def test_kernelspecs_show_our_provisioner(server: Server) -> None:
 
 @pytest.mark.asyncio
 async def test_start_execute_interrupt_restart_delete(server: Server) -> None:
-    code, model = await server.call("POST", "/api/kernels", {"name": PY})
-    assert code == 201, model
-    kernel_id = model["id"]
-    channel = await KernelSocket.open(server, kernel_id)
-    try:
-        assert (await channel.execute("print(6 * 7)"))["stdout"].strip() == "42"
-
-        sleeping = asyncio.ensure_future(channel.execute("import time; time.sleep(60)"))
-        await asyncio.sleep(1.0)
-        interrupted_at = time.monotonic()
-        code, _ = await server.call("POST", f"/api/kernels/{kernel_id}/interrupt")
-        assert code == 204
-        result = await asyncio.wait_for(sleeping, 10)
-        assert result["error"] == "KeyboardInterrupt"
-        assert result["finished"] - interrupted_at < 2.0
-
-        await channel.execute("state = 'before restart'")
-        code, _ = await server.call("POST", f"/api/kernels/{kernel_id}/restart")
-        assert code == 200
-        channel.close()
-        channel = await KernelSocket.open(server, kernel_id)
-        after = await channel.execute("print('state' in globals(), 6 * 7)")
-        assert after["stdout"].strip() == "False 42"
-    finally:
-        channel.close()
-    code, _ = await server.call("DELETE", f"/api/kernels/{kernel_id}")
-    assert code == 204
+    kernel_id = await drive_kernel_lifecycle(server, PY)
     assert await wait_until_gone(kernel_id) == []
-    log = server.log_text()
-    for phase in ("submitted", "connection-info-received", "backend-confirmed", "ready"):
-        assert f"Kernel {kernel_id} launch phase '{phase}' done in" in log
 
 
 @pytest.mark.asyncio
