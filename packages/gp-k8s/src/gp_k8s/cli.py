@@ -26,7 +26,7 @@ from .settings import KubernetesSettings, parse_memory
 DEFAULT_IMAGE = "gateway-provisioners/kernel-py:latest"
 DEFAULT_TF_IMAGE = "gateway-provisioners/kernel-tf-py:latest"
 DEFAULT_SPARK_IMAGE = "gateway-provisioners/kernel-spark-py:latest"
-IMAGE_LAUNCHER = "/usr/local/bin/kernel-launchers/python/scripts/launch_ipykernel.py"
+IMAGE_LAUNCHER = "/usr/local/bin/launch_ipykernel.py"  # where docker-images/ puts it
 SCHEMA_METADATA_KEY = "kernel_parameters_schema"
 
 
