@@ -139,6 +139,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "tests-integration/backends/yarn_harness.py")
     docker_bench = ["--bench", "--kernels", "1,20", "--seconds", "60"]
     session.run("python", "tests-integration/backends/dockerd.py", *docker_bench)
+    session.run("python", "tests-integration/backends/k8s_cluster.py", "bench", "5,50")
 
 
 @nox.session(venv_backend="none")
