@@ -83,11 +83,14 @@ class DockerNodeBackend(ConformanceBackend):
         client = self.docker.daemon.client()
         deadline = time.monotonic() + 15
         while True:
-            containers = client.containers.list(all=True, filters={"name": f"_{pod}_"})
-            if not containers or time.monotonic() > deadline:
+            names = [
+                str(c.attrs.get("Names") or c.id)
+                for c in client.containers.list(all=True, sparse=True, filters={"name": f"_{pod}_"})
+            ]  # sparse: no inspect of a container that may be going away meanwhile
+            if not names or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.2)
-        found += [f"container {c.name} ({c.status})" for c in containers]
+        found += [f"container {name}" for name in names]
         return found
 
 

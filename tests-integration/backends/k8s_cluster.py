@@ -512,16 +512,22 @@ class K8sCluster:
         return "\n".join(f"--- {c.name}\n{c.tail(lines)}" for c in self.components)
 
     def stop(self) -> None:
-        # This process's shared pod watches would only log the API server going away.
-        try:
-            from gp_k8s.pod_cache import PodWatchCache
-
-            for cache in list(PodWatchCache._registry.values()):
-                cache.stop()
-        except ImportError:
-            pass
+        """Stop every component (also at interpreter exit: nothing here may import)."""
+        pod_cache = sys.modules.get("gp_k8s.pod_cache")
+        if pod_cache is not None:  # this process's pod watches would only log the shutdown
+            for cache in list(pod_cache.PodWatchCache._registry.values()):
+                try:
+                    cache.stop()
+                except Exception:
+                    pass
         for component in reversed(self.components):
-            component.stop()
+            try:
+                component.stop()
+            except Exception:
+                try:
+                    os.killpg(component.process.pid, signal.SIGKILL)
+                except OSError:
+                    pass
         self.components.clear()
         shutil.rmtree(getattr(self, "_etcd_dir", ""), ignore_errors=True)
 
@@ -703,8 +709,8 @@ def kernel_objects(api_client: Any, kernel_id: str) -> list[str]:
     return sorted(found)
 
 
-def processes_of(kernel_id: str) -> list[str]:
-    """Live processes whose command line names ``kernel_id`` (the pods' local processes)."""
+def processes_of(text: str) -> list[str]:
+    """Live processes whose command line contains ``text`` (e.g. a kernel id)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -714,7 +720,7 @@ def processes_of(kernel_id: str) -> list[str]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if kernel_id in argv and state != "Z":
+        if text in argv and state != "Z":
             found.append(f"pid {entry.name}: {argv[:160]}")
     return found
 
@@ -731,7 +737,8 @@ def pid_alive(pid: int) -> bool:
 
 def install_kernelspec(prefix: Path, name: str, *flags: str) -> str:
     """``jupyter k8s-spec install`` a spec whose container runs the launcher of this checkout
-    with this Python (the node agent runs it as a local process)."""
+    with this Python (the node agent runs it as a local process); ``flags`` come last, so
+    they may override these."""
     from gp_k8s.cli import main as install
 
     install(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -212,13 +213,21 @@ class PodWatchCache:
         self.reconnect()
 
     def reconnect(self) -> None:
-        """Drop the current watch connection (the thread resumes from resource_version)."""
-        response = self._response
+        """Drop the current watch connection (the thread resumes from resource_version).
+
+        Shuts the socket down rather than closing the response: closing it here would wait
+        for the lock the watch thread holds while it reads.
+        """
         self._reconnecting = True
-        if response is not None:
+        response = self._response
+        connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
             try:
-                response.close()
-            except Exception:  # noqa: BLE001, S110 - closing a stream another thread reads
+                # socket.socket's own shutdown: SSLSocket.shutdown would drop the TLS object
+                # under the reading thread's feet.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
                 pass
 
     def _pods_path(self) -> str:
