@@ -25,6 +25,7 @@ from kubernetes.watch.watch import iter_resp_lines
 
 from gp_k8s.client import path, request
 from gp_k8s.manifests import KERNEL_ID_LABEL, KERNEL_SELECTOR
+from gp_k8s.pod_cache import drop_watch_connection
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +165,8 @@ class ObjectWatchCache:
 
     def reconnect(self) -> None:
         """Drop the current watch connection (the thread resumes from resource_version)."""
-        response = self._response
         self._reconnecting = True
-        if response is not None:
-            try:
-                response.close()
-            except Exception:  # noqa: BLE001, S110 - closing a stream another thread reads
-                pass
+        drop_watch_connection(self._response)
 
     def _run(self) -> None:
         backoff = 0.5

@@ -219,16 +219,7 @@ class PodWatchCache:
         for the lock the watch thread holds while it reads.
         """
         self._reconnecting = True
-        response = self._response
-        connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
-        sock = getattr(connection, "sock", None)
-        if sock is not None:
-            try:
-                # socket.socket's own shutdown: SSLSocket.shutdown would drop the TLS object
-                # under the reading thread's feet.
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            except OSError:
-                pass
+        drop_watch_connection(self._response)
 
     def _pods_path(self) -> str:
         if self.namespace:
@@ -375,3 +366,21 @@ def wait_until(predicate: Any, timeout: float, cache: PodWatchCache) -> bool:
             return False
         version = cache.wait_for_change(version, min(remaining, 1.0))
     return True
+
+
+def drop_watch_connection(response: Any) -> None:
+    """Make a watch stream that another thread is reading end now.
+
+    Shuts the socket down rather than closing the response: closing it would wait for the lock
+    the reading thread holds until the API server ends the watch (up to its watch timeout).
+    Used by every shared watch cache (pods here, custom resources in gp-crd).
+    """
+    connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            # socket.socket's own shutdown: SSLSocket.shutdown would drop the TLS object under
+            # the reading thread's feet.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
