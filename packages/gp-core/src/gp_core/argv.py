@@ -37,3 +37,31 @@ def kernel_env(env: Mapping[str, str], allowed: Iterable[str] = ()) -> dict[str,
     """The variables that travel to a remote kernel: ``KERNEL_*`` plus the allow-list."""
     allowed_names = set(allowed)
     return {k: v for k, v in env.items() if k.startswith("KERNEL_") or k in allowed_names}
+
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+LAUNCH_ENV = frozenset({"GP_LAUNCH_SECRET", "GP_TRANSPORT_ENCRYPTION"})
+
+
+def travelling_env(
+    env: Mapping[str, str], allowlist: Iterable[str] = (), spec_env: Iterable[str] = ()
+) -> dict[str, str]:
+    """The variables a launch hands to a remote launcher: ``KERNEL_*``, the launch's own
+    (``GP_LAUNCH_SECRET``, ``GP_TRANSPORT_ENCRYPTION``), the kernelspec's ``env`` names and the
+    operator's ``allowlist``.
+
+    For backends that pass them through a shell or a job system: raises ``ValueError`` naming a
+    travelling variable whose name is not a shell variable name or whose value holds a NUL byte
+    (neither can be passed as data).
+    """
+    allowed = set(allowlist) | set(spec_env) | LAUNCH_ENV
+    chosen: dict[str, str] = {}
+    for name, value in env.items():
+        if not (name.startswith("KERNEL_") or name in allowed):
+            continue
+        if not ENV_NAME.match(name):
+            raise ValueError(f"environment variable name {name!r} is not a valid variable name")
+        if "\0" in value:
+            raise ValueError(f"environment variable {name} holds a NUL byte")
+        chosen[name] = value
+    return chosen

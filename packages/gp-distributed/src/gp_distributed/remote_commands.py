@@ -15,18 +15,14 @@ also holds the launcher and the kernel.
 from __future__ import annotations
 
 import posixpath
-import re
 import shlex
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gp_core.protocol import LAUNCH_SECRET_ENV
+from gp_core.argv import travelling_env
 
-TRAVELLING_ENV = frozenset({LAUNCH_SECRET_ENV, "GP_TRANSPORT_ENCRYPTION"})
-"""Variables that always go to the remote launcher, besides ``KERNEL_*``."""
 LOG_TAIL_LINES = 20
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 LOG_NAME = "launcher.log"
 EXIT_NAME = "exit"
 _WRAPPER = f'"$@" >>"$0/{LOG_NAME}" 2>&1 </dev/null; echo $? >"$0/{EXIT_NAME}"'
@@ -42,17 +38,7 @@ def remote_environment(
     Raises ``ValueError`` naming the variable when a travelling name is not a shell variable
     name or a value holds a NUL byte (neither can be passed as data).
     """
-    allowed = set(allowlist) | set(spec_env) | TRAVELLING_ENV
-    chosen: dict[str, str] = {}
-    for name, value in env.items():
-        if not (name.startswith("KERNEL_") or name in allowed):
-            continue
-        if not _ENV_NAME.match(name):
-            raise ValueError(f"environment variable name {name!r} is not a valid variable name")
-        if "\0" in value:
-            raise ValueError(f"environment variable {name} holds a NUL byte")
-        chosen[name] = value
-    return chosen
+    return travelling_env(env, allowlist, spec_env)
 
 
 def launch_script(

@@ -9,21 +9,17 @@ script or on a command line (``sbatch`` receives it as its own environment with
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gp_core.protocol import LAUNCH_SECRET_ENV
+from gp_core.argv import travelling_env
 
 from .resources import JobResources
 
-# Always sent to the job, besides KERNEL_* and the operator's allow-list.
-TRAVELLING_ENV = frozenset({LAUNCH_SECRET_ENV, "GP_TRANSPORT_ENCRYPTION"})
 # Names sbatch or Slurm would read as options or overwrite: never taken from a request.
 _RESERVED_PREFIXES = ("SBATCH_", "SLURM_", "SALLOC_", "SRUN_")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 REST_VERSIONS = ("v0.0.36", "v0.0.37", "v0.0.38")
 
 
@@ -53,17 +49,7 @@ def job_environment(
     """The variables the job receives: ``KERNEL_*``, the launch secret,
     ``GP_TRANSPORT_ENCRYPTION``, the kernelspec's own ``env`` names and the operator's
     ``allowlist``.  Raises ``ValueError`` naming a variable that cannot travel."""
-    allowed = set(allowlist) | set(spec_env) | TRAVELLING_ENV
-    chosen: dict[str, str] = {}
-    for name, value in env.items():
-        if not (name.startswith("KERNEL_") or name in allowed):
-            continue
-        if not _ENV_NAME.match(name):
-            raise ValueError(f"environment variable name {name!r} is not a valid variable name")
-        if "\0" in value:
-            raise ValueError(f"environment variable {name} holds a NUL byte")
-        chosen[name] = value
-    return chosen
+    return travelling_env(env, allowlist, spec_env)
 
 
 def check_env_allowlist(names: Iterable[str]) -> None:
