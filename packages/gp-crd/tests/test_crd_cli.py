@@ -1,4 +1,6 @@
-"""``jupyter crd-spec install --spark-operator``: each flag of ours lands in kernel.json."""
+"""Spark-operator kernelspecs: ``jupyter k8s-spec install --crd --spark`` (the
+gateway_provisioners spelling) and ``jupyter crd-spec install --spark-operator`` write the same
+spec, naming ``spark-operator-provisioner``, whose entry point gp-crd installs."""
 
 from __future__ import annotations
 
@@ -11,11 +13,14 @@ import pytest
 from gp_core.installer import InstallerError
 from gp_crd.cli import main
 from gp_k8s.cli import DEFAULT_SPARK_IMAGE
+from gp_k8s.cli import main as k8s_spec
 
 
-def install(tmp_path: Path, *flags: str, name: str = "crd_t") -> dict[str, Any]:
+def install(
+    tmp_path: Path, *flags: str, name: str = "crd_t", command: Any = main
+) -> dict[str, Any]:
     argv = ["install", "--prefix", str(tmp_path), "--kernel-name", name, "--replace", *flags]
-    assert main(argv) == 0
+    assert command(argv) == 0
     folder = tmp_path / "share" / "jupyter" / "kernels" / name
     assert (folder / "scripts" / "launch_ipykernel.py").is_file()
     spec: dict[str, Any] = json.loads((folder / "kernel.json").read_text())
@@ -30,14 +35,35 @@ def config_of(spec: dict[str, Any]) -> dict[str, Any]:
 
 def test_spark_operator_flag_selects_the_provisioner(tmp_path: Path) -> None:
     spec = install(tmp_path, "--spark-operator")
-    assert config_of(spec) == {"image_name": DEFAULT_SPARK_IMAGE}
+    assert config_of(spec) == {
+        "image_name": DEFAULT_SPARK_IMAGE,
+        "executor_image_name": DEFAULT_SPARK_IMAGE,
+    }
     assert "{response_address}" in spec["argv"]
     assert spec["metadata"]["kernel_parameters_schema"]["properties"]["KERNEL_IMAGE"]
+
+
+def test_k8s_spec_crd_spark_writes_the_same_spec(tmp_path: Path) -> None:
+    """With gp-crd installed, gp-k8s's installer finds the provisioner's entry point."""
+    ours = install(tmp_path / "a", "--spark-operator", "--spark-init-mode", "none")
+    theirs = install(
+        tmp_path / "b", "--crd", "--spark", "--spark-init-mode", "none", command=k8s_spec
+    )
+    assert ours == theirs
+
+
+def test_default_names_are_gateway_provisioners(tmp_path: Path) -> None:
+    assert main(["install", "--prefix", str(tmp_path), "--spark-operator"]) == 0
+    folder = tmp_path / "share" / "jupyter" / "kernels" / "k8s_python_spark_operator"
+    spec = json.loads((folder / "kernel.json").read_text())
+    assert spec["display_name"] == "Kubernetes Spark Operator"
 
 
 def test_a_kind_must_be_chosen(tmp_path: Path) -> None:
     with pytest.raises(InstallerError, match="--spark-operator"):
         main(["install", "--prefix", str(tmp_path)])
+    with pytest.raises(InstallerError, match="--crd needs the kind of custom resource"):
+        k8s_spec(["install", "--prefix", str(tmp_path), "--crd"])
 
 
 def test_application_template_flag(tmp_path: Path) -> None:
@@ -49,28 +75,19 @@ def test_application_template_flag(tmp_path: Path) -> None:
     assert config["custom_resource_template_file"] == str(template.resolve())
     bad = tmp_path / "pod.yaml"
     bad.write_text("kind: Pod\n")
-    with pytest.raises(InstallerError, match="must hold one SparkApplication"):
-        main(
-            [
-                "install",
-                "--prefix",
-                str(tmp_path),
-                "--spark-operator",
-                "--spark-application-template",
-                str(bad),
-            ]
-        )
-    with pytest.raises(InstallerError, match=r"missing\.yaml"):
-        main(
-            [
-                "install",
-                "--prefix",
-                str(tmp_path),
-                "--spark-operator",
-                "--spark-application-template",
-                str(tmp_path / "missing.yaml"),
-            ]
-        )
+    missing = tmp_path / "missing.yaml"
+    for path, message in ((bad, "must hold one SparkApplication"), (missing, r"missing\.yaml")):
+        with pytest.raises(InstallerError, match=message):
+            main(
+                [
+                    "install",
+                    "--prefix",
+                    str(tmp_path),
+                    "--spark-operator",
+                    "--spark-application-template",
+                    str(path),
+                ]
+            )
 
 
 def test_k8s_flags_work_here_too(tmp_path: Path) -> None:
@@ -80,6 +97,8 @@ def test_k8s_flags_work_here_too(tmp_path: Path) -> None:
             "--spark-operator",
             "--image-name",
             "my/spark:1",
+            "--executor-image-name",
+            "my/executor:1",
             "--namespace",
             "spark-kernels",
             "--allowed-images",
@@ -89,6 +108,7 @@ def test_k8s_flags_work_here_too(tmp_path: Path) -> None:
         )
     )
     assert config["image_name"] == "my/spark:1"
+    assert config["executor_image_name"] == "my/executor:1"
     assert config["kernel_namespace"] == "spark-kernels"
     assert config["allowed_images"] == ["my/spark:1", "my/spark:2"]
     assert config["max_cpus"] == 2

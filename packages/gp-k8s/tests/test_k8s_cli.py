@@ -13,15 +13,24 @@ import pytest
 
 from gp_core.installer import InstallerError
 from gp_core.testing import isolated_jupyter_paths
+from gp_k8s import cli
 from gp_k8s.cli import DEFAULT_IMAGE, DEFAULT_SPARK_IMAGE, DEFAULT_TF_IMAGE, IMAGE_LAUNCHER, main
 
 
-def install(tmp_path: Path, *flags: str, name: str = "k8s_t") -> dict[str, Any]:
-    assert main(["install", "--prefix", str(tmp_path), "--kernel-name", name, *flags]) == 0
-    folder = tmp_path / "share" / "jupyter" / "kernels" / name
+def install(
+    tmp_path: Path,
+    *flags: str,
+    name: str = "k8s_t",
+    provisioner: str = "kubernetes-provisioner",
+) -> dict[str, Any]:
+    argv = ["install", "--prefix", str(tmp_path), *flags]
+    if name:
+        argv += ["--kernel-name", name]
+    assert main(argv) == 0
+    folder = tmp_path / "share" / "jupyter" / "kernels" / (name or cli.SPARK_OPERATOR_KERNEL_NAME)
     assert (folder / "scripts" / "launch_ipykernel.py").is_file()
     spec: dict[str, Any] = json.loads((folder / "kernel.json").read_text())
-    assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "kubernetes-provisioner"
+    assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == provisioner
     return spec
 
 
@@ -190,3 +199,111 @@ def test_schema_command_and_console_script(tmp_path: Path) -> None:
     schema = json.loads(completed.stdout)
     assert schema["properties"]["KERNEL_IMAGE"]["enum"] == [DEFAULT_IMAGE, "x:1"]
     assert "at most 2" in schema["properties"]["KERNEL_CPUS"]["description"]
+
+
+# -- --crd --spark: the Spark operator (gateway_provisioners' spelling) --------------------------
+
+
+@pytest.fixture
+def gp_crd_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This package's tests run without gp-crd; stand in for its entry point's presence (the
+    lookup itself is tested below, and gp-crd's tests install with it for real)."""
+    monkeypatch.setattr(cli, "provisioner_installed", lambda name: True)
+
+
+@pytest.mark.usefixtures("gp_crd_installed")
+def test_crd_spark_selects_the_spark_operator(tmp_path: Path) -> None:
+    template = tmp_path / "app.yaml"
+    template.write_text("kind: SparkApplication\nspec:\n  sparkVersion: 3.4.1\n")
+    spec = install(
+        tmp_path,
+        "--crd",
+        "--spark",
+        "--spark-application-template",
+        str(template),
+        name="",
+        provisioner="spark-operator-provisioner",
+    )
+    assert spec["display_name"] == "Kubernetes Spark Operator"
+    assert spec["language"] == "python"
+    config = config_of(spec)
+    assert config["image_name"] == DEFAULT_SPARK_IMAGE
+    assert config["executor_image_name"] == DEFAULT_SPARK_IMAGE
+    assert config["custom_resource_template_file"] == str(template.resolve())
+    assert spec["argv"][spec["argv"].index("--spark-context-initialization-mode") + 1] == "lazy"
+    assert spec["env"]["SPARK_HOME"] == "/opt/spark"
+    assert spec["metadata"]["kernel_parameters_schema"]["properties"]["KERNEL_IMAGE"]
+
+
+@pytest.mark.usefixtures("gp_crd_installed")
+def test_crd_spark_keeps_chosen_names_and_images(tmp_path: Path) -> None:
+    spec = install(
+        tmp_path,
+        "--crd",
+        "--spark",
+        "--display-name",
+        "Spark on k8s",
+        "--image-name",
+        "my/driver:1",
+        "--executor-image-name",
+        "my/executor:1",
+        "--spark-init-mode",
+        "none",
+        name="my_spark",
+        provisioner="spark-operator-provisioner",
+    )
+    assert spec["display_name"] == "Spark on k8s"
+    config = config_of(spec)
+    assert (config["image_name"], config["executor_image_name"]) == ("my/driver:1", "my/executor:1")
+    assert spec["argv"][spec["argv"].index("--spark-context-initialization-mode") + 1] == "none"
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--crd"], "--crd needs the kind of custom resource: add --spark"),
+        (["--crd", "--spark", "--language", "R"], "--crd --spark with --language R"),
+        (["--spark-application-template", "app.yaml"], "applies with --crd --spark only"),
+        (
+            ["--crd", "--spark", "--spark-application-template", "/nonexistent/app.yaml"],
+            "--spark-application-template /nonexistent/app.yaml",
+        ),
+    ],
+)
+@pytest.mark.usefixtures("gp_crd_installed")
+def test_bad_crd_flags_are_named(tmp_path: Path, flags: list[str], expected: str) -> None:
+    with pytest.raises(InstallerError) as refused:
+        main(["install", "--prefix", str(tmp_path), *flags])
+    assert expected in str(refused.value)
+    assert not (tmp_path / "share").exists()  # nothing was installed
+
+
+@pytest.mark.usefixtures("gp_crd_installed")
+def test_application_template_must_be_a_spark_application(tmp_path: Path) -> None:
+    pod = tmp_path / "pod.yaml"
+    pod.write_text("kind: Pod\n")
+    with pytest.raises(InstallerError, match="must hold one SparkApplication manifest"):
+        main(
+            [
+                "install",
+                "--prefix",
+                str(tmp_path),
+                "--crd",
+                "--spark",
+                "--spark-application-template",
+                str(pod),
+            ]
+        )
+
+
+def test_crd_spark_without_gp_crd_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "provisioner_installed", lambda name: False)
+    with pytest.raises(InstallerError, match="pip install gp-crd"):
+        main(["install", "--prefix", str(tmp_path), "--crd", "--spark"])
+
+
+def test_provisioner_lookup_reads_the_entry_points() -> None:
+    assert cli.provisioner_installed("kubernetes-provisioner")
+    assert not cli.provisioner_installed("no-such-provisioner")

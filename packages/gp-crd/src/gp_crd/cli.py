@@ -1,76 +1,42 @@
 """``jupyter crd-spec install --spark-operator``: kernelspecs for the Spark operator.
 
-gp-k8s's ``jupyter k8s-spec install`` has no flag that selects the Spark operator, so this
-command extends it: every ``k8s-spec`` flag works here too, ``--spark-operator`` selects
-``spark-operator-provisioner`` (and the Spark kernel image by default), and
-``--spark-application-template`` names the operator's SparkApplication template.
+The same kernelspec as gp-k8s's ``jupyter k8s-spec install --crd --spark`` (the
+gateway_provisioners spelling), under gp-crd's own command: every ``k8s-spec`` flag works here
+too, and ``--spark-operator`` names the kind of custom resource.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Any
-
-import yaml
 
 from gp_core.installer import InstallerError
-from gp_k8s.cli import DEFAULT_SPARK_IMAGE, K8sSpecInstaller
-
-from .manifests import SPARK_KIND
+from gp_k8s.cli import SPARK_OPERATOR_DISPLAY_NAME, SPARK_OPERATOR_KERNEL_NAME, K8sSpecInstaller
 
 
 class CrdSpecInstaller(K8sSpecInstaller):
     command = "jupyter crd-spec"
-    provisioner_name = "spark-operator-provisioner"
-    default_kernel_name = "spark_operator_python"
-    default_display_name = "Spark Operator (Kubernetes) Python"
+    default_kernel_name = SPARK_OPERATOR_KERNEL_NAME
+    default_display_name = SPARK_OPERATOR_DISPLAY_NAME
     description = "Install a kernelspec that runs each kernel as a custom resource."
 
     def add_backend_arguments(self, parser: argparse.ArgumentParser) -> None:
         super().add_backend_arguments(parser)
-        add = parser.add_argument
-        add(
+        parser.add_argument(
             "--spark-operator",
             action="store_true",
-            help="each kernel is a SparkApplication of the Spark operator (required)",
-        )
-        add(
-            "--spark-application-template",
-            default="",
-            help="the operator's SparkApplication template (YAML file)",
+            help="each kernel is a SparkApplication of the Spark operator (required; the same "
+            "as k8s-spec's --crd --spark)",
         )
 
-    def _image(self, args: argparse.Namespace) -> str:
-        if not args.image_name and not args.tensorflow:
-            return DEFAULT_SPARK_IMAGE
-        return super()._image(args)
-
-    def backend_config(self, args: argparse.Namespace) -> dict[str, Any]:
+    def install(self, args: argparse.Namespace) -> str:
+        """Require the kind of custom resource, then install as ``k8s-spec --crd --spark``."""
         if not args.spark_operator:
             raise InstallerError(
                 "choose the kind of custom resource: --spark-operator (the only one so far)"
             )
-        config = super().backend_config(args)
-        if args.spark_application_template:
-            config["custom_resource_template_file"] = _checked_template(
-                args.spark_application_template
-            )
-        return config
-
-
-def _checked_template(path_text: str) -> str:
-    path = Path(path_text).expanduser().resolve()
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise InstallerError(f"--spark-application-template {path_text}: {err}") from None
-    if not isinstance(loaded, dict) or loaded.get("kind", SPARK_KIND) != SPARK_KIND:
-        raise InstallerError(
-            f"--spark-application-template {path_text}: must hold one {SPARK_KIND} manifest"
-        )
-    return str(path)
+        args.crd = args.spark = True
+        return super().install(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,15 @@
 """``jupyter k8s-spec install``: kernelspecs for the Kubernetes provisioner.
 
 The flags of gateway_provisioners' ``jupyter k8s-spec install`` (``--image-name``,
-``--executor-image-name``, ``--tensorflow`` and the common ones) plus the operator's limits.
-The spec's argv is the launcher's command line *inside the kernel image* (``--python`` and
-``--image-launcher``); the provisioner makes it the pod's container command.
+``--executor-image-name``, ``--tensorflow``, ``--crd`` and the common ones) plus the
+operator's limits.  The spec's argv is the launcher's command line *inside the kernel image*
+(``--python`` and ``--image-launcher``); the provisioner makes it the pod's container command.
+
+``--crd --spark`` (as in gateway_provisioners) selects ``spark-operator-provisioner``: each
+kernel is a SparkApplication of the Spark operator.  That provisioner comes with gp-crd, which
+this package does not depend on; the installer refuses the flags when gp-crd is not installed
+(jupyter_client would otherwise hide the spec).  ``--spark-application-template`` names the
+operator's SparkApplication template.
 ``jupyter k8s-spec schema --kernel-name NAME`` prints the JSON Schema of the ``KERNEL_*``
 parameters that kernelspec accepts; ``install`` also stores it in the kernel.json metadata.
 """
@@ -28,6 +34,12 @@ DEFAULT_TF_IMAGE = "gateway-provisioners/kernel-tf-py:latest"
 DEFAULT_SPARK_IMAGE = "gateway-provisioners/kernel-spark-py:latest"
 IMAGE_LAUNCHER = "/usr/local/bin/launch_ipykernel.py"  # where docker-images/ puts it
 SCHEMA_METADATA_KEY = "kernel_parameters_schema"
+PROVISIONER_GROUP = "jupyter_client.kernel_provisioners"
+
+SPARK_OPERATOR_PROVISIONER = "spark-operator-provisioner"
+SPARK_OPERATOR_KERNEL_NAME = "k8s_python_spark_operator"
+SPARK_OPERATOR_DISPLAY_NAME = "Kubernetes Spark Operator"
+SPARK_APPLICATION_KIND = "SparkApplication"
 
 
 def _names(text: str) -> list[str]:
@@ -75,6 +87,17 @@ class K8sSpecInstaller(KernelSpecInstaller):
         add("--max-gpus", type=int, default=None, help="largest KERNEL_GPUS")
         add("--kernel-uid", type=int, default=None, help="runAsUser without KERNEL_UID")
         add("--kernel-gid", type=int, default=None, help="runAsGroup without KERNEL_GID")
+        add(
+            "--crd",
+            action="store_true",
+            help="each kernel is a custom resource; with --spark, a SparkApplication of the "
+            f"Spark operator ({SPARK_OPERATOR_PROVISIONER}, from gp-crd)",
+        )
+        add(
+            "--spark-application-template",
+            default="",
+            help="the operator's SparkApplication template (YAML file; with --crd --spark)",
+        )
 
     def _image(self, args: argparse.Namespace) -> str:
         if args.image_name:
@@ -82,6 +105,19 @@ class K8sSpecInstaller(KernelSpecInstaller):
         if args.tensorflow:
             return DEFAULT_TF_IMAGE
         return DEFAULT_SPARK_IMAGE if args.spark else DEFAULT_IMAGE
+
+    def install(self, args: argparse.Namespace) -> str:
+        """Check the custom-resource flags, give a ``--crd`` spec its own default names, then
+        install (see the base class)."""
+        if args.crd:
+            select_spark_operator(args, self.default_kernel_name, self.default_display_name)
+        elif args.spark_application_template:
+            raise InstallerError("--spark-application-template applies with --crd --spark only")
+        return super().install(args)
+
+    def provisioner_for(self, args: argparse.Namespace) -> str:
+        """The provisioner the spec names: the Spark operator's with ``--crd --spark``."""
+        return SPARK_OPERATOR_PROVISIONER if args.crd else self.provisioner_name
 
     def launcher_argv(self, args: argparse.Namespace) -> list[str]:
         argv = super().launcher_argv(args)
@@ -135,6 +171,10 @@ class K8sSpecInstaller(KernelSpecInstaller):
                 config[key] = value
         if args.pod_template:
             config["pod_template_file"] = self._checked_template(args.pod_template)
+        if args.crd and args.spark_application_template:
+            config["custom_resource_template_file"] = checked_application_template(
+                args.spark_application_template
+            )
         return config
 
     @staticmethod
@@ -150,8 +190,9 @@ class K8sSpecInstaller(KernelSpecInstaller):
 
     def build_kernel_json(self, args: argparse.Namespace) -> dict[str, Any]:
         spec = super().build_kernel_json(args)
-        config = spec["metadata"]["kernel_provisioner"]["config"]
-        spec["metadata"][SCHEMA_METADATA_KEY] = schema_for_config(config)
+        provisioner = spec["metadata"]["kernel_provisioner"]
+        provisioner["provisioner_name"] = self.provisioner_for(args)
+        spec["metadata"][SCHEMA_METADATA_KEY] = schema_for_config(provisioner["config"])
         return spec
 
     def main(self, argv: list[str] | None = None) -> int:
@@ -161,6 +202,56 @@ class K8sSpecInstaller(KernelSpecInstaller):
             print(json.dumps(installed_schema(args.kernel_name), indent=2))
             return 0
         return super().main(raw)
+
+
+def select_spark_operator(args: argparse.Namespace, kernel_name: str, display_name: str) -> None:
+    """Validate ``--crd`` and rename a spec left at the command's default names
+    (``kernel_name``, ``display_name``) to the Spark operator's defaults.  Called by
+    ``K8sSpecInstaller.install`` before anything is written."""
+    if not args.spark:
+        raise InstallerError(
+            "--crd needs the kind of custom resource: add --spark for the Spark operator's "
+            f"SparkApplication ({SPARK_OPERATOR_PROVISIONER})"
+        )
+    if args.language != "python":
+        raise InstallerError(
+            f"--crd --spark with --language {args.language}: {SPARK_OPERATOR_PROVISIONER} "
+            "kernelspecs run Python kernels only; drop --language or use --language python"
+        )
+    if not provisioner_installed(SPARK_OPERATOR_PROVISIONER):
+        raise InstallerError(
+            f"--crd --spark: provisioner {SPARK_OPERATOR_PROVISIONER!r} is not installed in "
+            f"{sys.prefix}; it comes with gp-crd: pip install gp-crd"
+        )
+    if args.kernel_name == kernel_name:
+        args.kernel_name = SPARK_OPERATOR_KERNEL_NAME
+    if args.display_name == display_name:
+        args.display_name = SPARK_OPERATOR_DISPLAY_NAME
+
+
+def provisioner_installed(name: str) -> bool:
+    """Whether jupyter_client can find provisioner ``name`` (its entry point) here."""
+    from importlib.metadata import entry_points
+
+    return any(point.name == name for point in entry_points(group=PROVISIONER_GROUP))
+
+
+def checked_application_template(path_text: str) -> str:
+    """The absolute path of a readable YAML file holding one SparkApplication."""
+    path = Path(path_text).expanduser().resolve()
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise InstallerError(f"--spark-application-template {path_text}: {err}") from None
+    if (
+        not isinstance(loaded, dict)
+        or loaded.get("kind", SPARK_APPLICATION_KIND) != SPARK_APPLICATION_KIND
+    ):
+        raise InstallerError(
+            f"--spark-application-template {path_text}: must hold one "
+            f"{SPARK_APPLICATION_KIND} manifest"
+        )
+    return str(path)
 
 
 def schema_for_config(config: dict[str, Any]) -> dict[str, Any]:
