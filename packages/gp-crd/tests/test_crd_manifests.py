@@ -132,3 +132,23 @@ def test_generic_object_carries_the_kernel_pod() -> None:
     assert pod["metadata"]["labels"]["kernel-id"] == "k1"
     assert pod["spec"]["containers"][0]["command"] == ARGV
     assert pod["spec"]["terminationGracePeriodSeconds"] == 10
+
+
+def test_the_configured_executor_image_is_the_executors() -> None:
+    template = {"kind": "SparkApplication", "spec": {"executor": {"instances": 2}}}
+    app = build_spark_application(request(template=template, executor_image="ex:2"))
+    assert app["spec"]["executor"] == {"instances": 2, "image": "ex:2"}
+    assert app["spec"]["image"] == "img:1"
+    assert "executor" not in build_spark_application(request())["spec"]
+    with pytest.raises(ValueError, match=r"spec\.executor must be a mapping"):
+        build_spark_application(
+            request(template={"spec": {"executor": "big"}}, executor_image="ex:2")
+        )
+
+
+def test_an_empty_variable_is_set_without_a_value() -> None:
+    """EnvVar's value defaults to ""; the apiserver's CRD validation refuses an explicit ""."""
+    app = build_spark_application(request(env={"SPARK_OPTS": "", "KERNEL_USERNAME": "alice"}))
+    env = {e["name"]: e for e in app["spec"]["driver"]["env"]}
+    assert env["SPARK_OPTS"] == {"name": "SPARK_OPTS"}
+    assert env["KERNEL_USERNAME"] == {"name": "KERNEL_USERNAME", "value": "alice"}

@@ -53,6 +53,13 @@ def test_only_kernel_variables_travel_into_the_pod() -> None:
     }
 
 
+def test_the_executor_image_is_the_configured_one() -> None:
+    env = {"KERNEL_USERNAME": "alice", "KERNEL_EXECUTOR_IMAGE": "user/choice:1"}
+    assert "KERNEL_EXECUTOR_IMAGE" not in provisioner().pod_env(env)
+    configured = provisioner(executor_image_name="spark/executor:3").pod_env(env)
+    assert configured["KERNEL_EXECUTOR_IMAGE"] == "spark/executor:3"
+
+
 async def test_refusals_come_before_anything_is_created() -> None:
     p = provisioner(image_name="kernel:1")
     with pytest.raises(InvalidLaunchParameterError, match="KERNEL_UID='00'"):

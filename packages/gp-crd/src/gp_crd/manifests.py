@@ -54,6 +54,8 @@ class ResourceRequest:
     """Variables read from a Secret: name -> (secret name, key)."""
     template: Mapping[str, Any] | None = None
     termination_grace_period: int = 10
+    executor_image: str = ""
+    """The Spark executors' image (``executor_image_name``); empty: the application's."""
 
 
 def _metadata(obj: dict[str, Any], request: ResourceRequest) -> dict[str, Any]:
@@ -108,8 +110,8 @@ def build_spark_application(request: ResourceRequest) -> dict[str, Any]:
     The operator's template (a SparkApplication manifest) is the base: its ``sparkConf``,
     ``sparkVersion``, ``executor``, ``driver.volumes`` and so on are kept.  This sets the
     name, namespace, kernel labels (on the resource and, through ``driver.labels``, on the
-    driver pod), image, the launcher, the driver's env, service account, resources, numeric
-    ids, node selector and tolerations.
+    driver pod), image (and the executors' image when one is configured), the launcher, the
+    driver's env, service account, resources, numeric ids, node selector and tolerations.
     """
     if len(request.command) < 2:
         raise ValueError(
@@ -130,6 +132,11 @@ def build_spark_application(request: ResourceRequest) -> dict[str, Any]:
     spec["mainApplicationFile"] = LOCAL_SCHEME + str(request.command[1])
     spec["arguments"] = [str(arg) for arg in request.command[2:]]
     spec["restartPolicy"] = {"type": "Never"}
+    if request.executor_image:
+        executor = spec.setdefault("executor", {})
+        if not isinstance(executor, dict):
+            raise ValueError("the SparkApplication template's spec.executor must be a mapping")
+        executor["image"] = request.executor_image
 
     driver: dict[str, Any] = spec.setdefault("driver", {})
     driver.setdefault("labels", {}).update(kernel_labels(request.kernel_id))
@@ -166,7 +173,9 @@ def build_spark_application(request: ResourceRequest) -> dict[str, Any]:
         if isinstance(entry, dict) and "name" in entry:
             variables[str(entry["name"])] = entry
     for name, value in request.env.items():
-        variables[name] = {"name": name, "value": str(value)}
+        # An empty value is left out (EnvVar's value defaults to ""): kube-apiserver's CRD
+        # validation refuses "" for a string field as null (seen with v1.20).
+        variables[name] = {"name": name, "value": str(value)} if str(value) else {"name": name}
     variables["PYSPARK_DRIVER_PYTHON"] = {
         "name": "PYSPARK_DRIVER_PYTHON",
         "value": str(request.command[0]),

@@ -198,6 +198,7 @@ class CustomResourceProvisioner(KubernetesProvisioner):
                     secret_env={LAUNCH_SECRET_ENV: (self.launch_secret_name, SECRET_KEY)},
                     template=self._template,
                     termination_grace_period=self.termination_grace_period,
+                    executor_image=self.executor_image_name,
                 )
             )
             self._submitted = True

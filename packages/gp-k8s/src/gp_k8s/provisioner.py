@@ -44,6 +44,7 @@ from .pod_cache import PodState, PodWatchCache
 from .settings import KubernetesSettings
 
 SECRET_KEY = "launch-secret"  # noqa: S105 - the key name in the Secret, not a secret
+EXECUTOR_IMAGE_ENV = "KERNEL_EXECUTOR_IMAGE"
 UNSEEN_GRACE = 30.0
 """Seconds a pod this process created may stay unseen by the watch before it counts as gone."""
 
@@ -117,11 +118,16 @@ class KubernetesProvisioner(KubernetesSettings, ContainerProvisionerBase):  # ty
 
     def pod_env(self, env: dict[str, str]) -> dict[str, str]:
         """What travels into the pod: ``KERNEL_*``, the allow-list, the kernelspec's env and
-        the transport policy; never the server's other variables or the launch secret."""
+        the transport policy; never the server's other variables or the launch secret.
+        ``KERNEL_EXECUTOR_IMAGE`` is the configured ``executor_image_name`` (for a Spark
+        kernel's executors), which a user's value cannot replace."""
         spec_env = set((getattr(self.kernel_spec, "env", None) or {}).keys())
         allowed = set(self.kernel_env_allowlist) | spec_env | {"GP_TRANSPORT_ENCRYPTION"}
         chosen = kernel_env(env, allowed)
         chosen.pop(LAUNCH_SECRET_ENV, None)
+        chosen.pop(EXECUTOR_IMAGE_ENV, None)
+        if self.executor_image_name:
+            chosen[EXECUTOR_IMAGE_ENV] = self.executor_image_name
         return chosen
 
     async def submit_kernel(self, cmd: list[str], env: dict[str, str], **kwargs: Any) -> None:
