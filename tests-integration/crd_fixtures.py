@@ -1,5 +1,6 @@
 """Fixtures shared by the gp-crd suites: the SparkApplication CRD, our Spark-operator
-EMULATOR, kernelspecs from ``jupyter crd-spec install``, and the no-leftovers check."""
+EMULATOR, kernelspecs from ``jupyter k8s-spec install --crd --spark``, the shipped RBAC of
+gp-crd, and the no-leftovers check."""
 
 from __future__ import annotations
 
@@ -18,10 +19,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from backends.k8s_cluster import (
     KERNEL_IMAGE,
     K8sCluster,
+    apply_manifests,
     ensure_namespace,
     kernel_objects,
+    load_manifests,
     pid_alive,
     raw,
+    service_account_kubeconfig,
+    wait_until_allowed,
 )
 from backends.spark_crd import SPARK_CRD, install_crd
 from backends.spark_operator_emulator import SparkOperatorEmulator
@@ -29,19 +34,25 @@ from backends.spark_operator_emulator import SparkOperatorEmulator
 from gp_core.testing import ConformanceBackend
 
 KERNEL_NAMESPACE = "gp-crd-kernels"
+SPARK_GROUP = "sparkoperator.k8s.io"
+CRD_RBAC = Path(__file__).resolve().parents[1] / "packages/gp-crd/deploy/rbac-spark-operator.yaml"
 SPARK_APPS = "/apis/sparkoperator.k8s.io/v1beta2/sparkapplications"
 
 
 def install_crd_kernelspec(prefix: Path, name: str, *flags: str) -> str:
-    """``jupyter crd-spec install --spark-operator`` a spec whose driver runs the launcher of
-    this checkout with this Python (the node agent runs it as a local process)."""
-    from gp_crd.cli import main as install
+    """``jupyter k8s-spec install --crd --spark`` (gateway_provisioners' spelling) a spec whose
+    driver runs the launcher of this checkout with this Python (the node agent runs it as a
+    local process); no pyspark here, so the Spark context mode is ``none``."""
+    from gp_k8s.cli import main as install
 
     assert (
         install(
             [
                 "install",
-                "--spark-operator",
+                "--crd",
+                "--spark",
+                "--spark-init-mode",
+                "none",
                 "--prefix",
                 str(prefix),
                 "--kernel-name",
@@ -59,6 +70,21 @@ def install_crd_kernelspec(prefix: Path, name: str, *flags: str) -> str:
         == 0
     )
     return name
+
+
+def rbac_kubeconfig(cluster: K8sCluster, server_namespace: str) -> Path:
+    """Apply gp-crd's shipped RBAC (deploy/rbac-spark-operator.yaml) for a server in
+    ``server_namespace`` and kernels in KERNEL_NAMESPACE; return that account's kubeconfig."""
+    admin = cluster.api_client()
+    ensure_namespace(admin, server_namespace)
+    ensure_namespace(admin, KERNEL_NAMESPACE)
+    docs = load_manifests(CRD_RBAC, {"jupyter": server_namespace, "kernels": KERNEL_NAMESPACE})
+    apply_manifests(admin, docs)
+    user = f"system:serviceaccount:{server_namespace}:gateway-provisioners"
+    wait_until_allowed(
+        admin, user, "create", "sparkapplications", KERNEL_NAMESPACE, group=SPARK_GROUP
+    )
+    return service_account_kubeconfig(cluster, server_namespace, "gateway-provisioners")
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,10 @@ Real etcd, kube-apiserver, kube-controller-manager (its garbage collector remove
 with their SparkApplication) and kube-scheduler on loopback, with the SparkApplication CRD of
 backends/spark_crd.py.  THE SPARK OPERATOR IS EMULATED (backends/spark_operator_emulator.py),
 and pods run through OUR NODE AGENT, NOT A KUBELET: the driver container runs the launcher of
-this checkout as a local process (spark context mode none).  The provisioner uses the admin
-kubeconfig (gp-k8s's shipped RBAC manifests grant no SparkApplication rights).
+this checkout as a local process (spark context mode none).  The provisioner runs as the
+service account of gp-crd's shipped RBAC (deploy/rbac-spark-operator.yaml), so the suite also
+shows that those grants are enough; the kernelspecs come from ``jupyter k8s-spec install --crd
+--spark``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from jupyter_client.manager import AsyncKernelManager
 sys.path.insert(0, str(Path(__file__).parent))
 
 from backends.k8s_cluster import K8sCluster, k8s_cluster
-from crd_fixtures import SparkBackend, install_crd_kernelspec, nothing_left, spark_operator
+from crd_fixtures import (
+    SparkBackend,
+    install_crd_kernelspec,
+    nothing_left,
+    rbac_kubeconfig,
+    spark_operator,
+)
 
 from gp_core.testing import ProvisionerConformance, isolated_jupyter_paths
 
@@ -49,10 +57,16 @@ def crd_kernelspecs(
         }
 
 
+@pytest.fixture(scope="module")
+def server_kubeconfig(k8s_cluster: K8sCluster) -> Path:
+    """The host application's credentials: gp-crd's shipped RBAC, nothing more."""
+    return rbac_kubeconfig(k8s_cluster, "gp-crd-server")
+
+
 @pytest.fixture
-def crd_env(k8s_cluster: K8sCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+def crd_env(server_kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GP_RESPONSE_IP", "127.0.0.1")
-    monkeypatch.setenv("GP_KUBECONFIG", str(k8s_cluster.admin_kubeconfig))
+    monkeypatch.setenv("GP_KUBECONFIG", str(server_kubeconfig))
 
 
 @pytest.mark.usefixtures("nothing_left", "crd_env")

@@ -659,10 +659,12 @@ def can(
     return bool(answer["status"].get("allowed"))
 
 
-def wait_until_allowed(api_client: Any, user: str, *check: str, timeout: float = 15) -> None:
+def wait_until_allowed(
+    api_client: Any, user: str, *check: str, timeout: float = 15, **extra: str
+) -> None:
     """New RBAC reaches the authorizer through informers: wait until a grant is visible."""
     deadline = time.monotonic() + timeout
-    while not can(api_client, user, *check):
+    while not can(api_client, user, *check, **extra):
         if time.monotonic() > deadline:
             raise ClusterUnavailable(f"{user} still may not {' '.join(check)}")
         time.sleep(0.2)

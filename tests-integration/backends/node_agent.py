@@ -340,10 +340,10 @@ class PodWorker(threading.Thread):
         }
         for entry in self.container.get("env") or []:
             name = entry["name"]
-            if "value" in entry:
+            source = entry.get("valueFrom") or {}
+            if not source:  # an empty value is omitted from the stored pod, as a kubelet knows
                 env[name] = str(entry.get("value") or "")
                 continue
-            source = entry.get("valueFrom") or {}
             if "fieldRef" in source:
                 field_path = source["fieldRef"]["fieldPath"]
                 if field_path.startswith("metadata.labels['"):
