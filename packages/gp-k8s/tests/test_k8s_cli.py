@@ -14,7 +14,14 @@ import pytest
 from gp_core.installer import InstallerError
 from gp_core.testing import isolated_jupyter_paths
 from gp_k8s import cli
-from gp_k8s.cli import DEFAULT_IMAGE, DEFAULT_SPARK_IMAGE, DEFAULT_TF_IMAGE, IMAGE_LAUNCHER, main
+from gp_k8s.cli import (
+    DEFAULT_IMAGE,
+    DEFAULT_R_IMAGE,
+    DEFAULT_SPARK_IMAGE,
+    DEFAULT_TF_IMAGE,
+    IMAGE_LAUNCHER,
+    main,
+)
 
 
 def install(
@@ -59,6 +66,18 @@ def test_image_flags(tmp_path: Path) -> None:
     assert spark["executor_image_name"] == DEFAULT_SPARK_IMAGE
     executor = config_of(install(tmp_path, "--executor-image-name", "ex:2", "--replace"))
     assert executor["executor_image_name"] == "ex:2"
+
+
+def test_r_kernels_default_to_the_r_image(tmp_path: Path) -> None:
+    """docker-images/build.py --image r builds gp/kernel-r:latest; the R kernel runs through
+    the Python launcher in it."""
+    spec = install(tmp_path, "--language", "R", name="k8s_r")
+    assert config_of(spec)["image_name"] == DEFAULT_R_IMAGE == "gp/kernel-r:latest"
+    assert spec["language"] == "R"
+    assert spec["argv"][spec["argv"].index("--kernel-language") + 1] == "R"
+    assert DEFAULT_IMAGE == "gp/kernel-py:latest"  # the Python image build.py makes
+    mine = install(tmp_path, "--language", "R", "--image-name", "my/r:1", name="k8s_r2")
+    assert config_of(mine)["image_name"] == "my/r:1"
 
 
 def test_every_k8s_flag(tmp_path: Path) -> None:

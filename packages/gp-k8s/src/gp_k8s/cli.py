@@ -29,9 +29,12 @@ from gp_core.installer import InstallerError, KernelSpecInstaller
 from .parameters import is_dns_label, parameter_schema
 from .settings import KubernetesSettings, parse_memory
 
-DEFAULT_IMAGE = "gateway-provisioners/kernel-py:latest"
-DEFAULT_TF_IMAGE = "gateway-provisioners/kernel-tf-py:latest"
-DEFAULT_SPARK_IMAGE = "gateway-provisioners/kernel-spark-py:latest"
+# docker-images/build.py builds the first two (--image python, --image r); the TensorFlow and
+# Spark names are conventions for images an operator builds on top of them.
+DEFAULT_IMAGE = "gp/kernel-py:latest"
+DEFAULT_R_IMAGE = "gp/kernel-r:latest"
+DEFAULT_TF_IMAGE = "gp/kernel-tf-py:latest"
+DEFAULT_SPARK_IMAGE = "gp/kernel-spark-py:latest"
 IMAGE_LAUNCHER = "/usr/local/bin/launch_ipykernel.py"  # where docker-images/ puts it
 SCHEMA_METADATA_KEY = "kernel_parameters_schema"
 PROVISIONER_GROUP = "jupyter_client.kernel_provisioners"
@@ -63,7 +66,11 @@ class K8sSpecInstaller(KernelSpecInstaller):
     def add_backend_arguments(self, parser: argparse.ArgumentParser) -> None:
         add = parser.add_argument
         parser.set_defaults(python="python3")
-        add("--image-name", default="", help=f"the kernel image (GP_IMAGE_NAME; {DEFAULT_IMAGE})")
+        add(
+            "--image-name",
+            default="",
+            help=f"the kernel image ({DEFAULT_IMAGE}; R: {DEFAULT_R_IMAGE})",
+        )
         add("--executor-image-name", default="", help="Spark executors' image (with --spark)")
         add(
             "--tensorflow",
@@ -102,6 +109,8 @@ class K8sSpecInstaller(KernelSpecInstaller):
     def _image(self, args: argparse.Namespace) -> str:
         if args.image_name:
             return str(args.image_name)
+        if args.language == "R":
+            return DEFAULT_R_IMAGE
         if args.tensorflow:
             return DEFAULT_TF_IMAGE
         return DEFAULT_SPARK_IMAGE if args.spark else DEFAULT_IMAGE
