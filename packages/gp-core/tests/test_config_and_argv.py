@@ -8,7 +8,7 @@ import pytest
 from jupyter_client.kernelspec import KernelSpec
 
 from gp_core import KernelSpecConfigError, RemoteProvisionerBase, UnauthorizedUserError
-from gp_core.argv import is_valid_kernel_id, kernel_env, substitute_argv
+from gp_core.argv import is_valid_kernel_id, substitute_argv, travelling_env
 from gp_core.config import env_bool, parse_port_range
 
 
@@ -142,4 +142,27 @@ def test_kernel_id_validation(kernel_id, valid):
 
 def test_only_kernel_variables_and_the_allow_list_travel():
     env = {"KERNEL_USERNAME": "a", "KERNEL_X": "1", "PATH": "/bin", "AWS_SECRET": "s", "LANG": "C"}
-    assert kernel_env(env, ["LANG"]) == {"KERNEL_USERNAME": "a", "KERNEL_X": "1", "LANG": "C"}
+    assert travelling_env(env, ["LANG"]) == {"KERNEL_USERNAME": "a", "KERNEL_X": "1", "LANG": "C"}
+
+
+def test_launch_variables_and_spec_names_travel_too():
+    env = {"GP_LAUNCH_SECRET": "s", "GP_TRANSPORT_ENCRYPTION": "none", "SPEC": "x", "HOME": "/r"}
+    assert travelling_env(env, spec_env=["SPEC"]) == {
+        "GP_LAUNCH_SECRET": "s",
+        "GP_TRANSPORT_ENCRYPTION": "none",
+        "SPEC": "x",
+    }
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"KERNEL_A=B": "c"}, "'KERNEL_A=B' is not a valid variable name"),
+        ({"KERNEL_A;rm": "c"}, "'KERNEL_A;rm' is not a valid variable name"),
+        ({"KERNEL_A": "b\0c"}, "KERNEL_A holds a NUL byte"),
+    ],
+)
+def test_variables_that_cannot_be_passed_as_data_are_named(env, expected):
+    with pytest.raises(ValueError) as refused:
+        travelling_env(env)
+    assert expected in str(refused.value)

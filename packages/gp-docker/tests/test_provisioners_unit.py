@@ -108,6 +108,8 @@ def test_swarm_task_refused_or_service_gone(events: DockerEventsWatcher, tasks: 
         ({"KERNEL_UID": "00"}, "KERNEL_UID='00'"),
         ({"KERNEL_GID": "0", "KERNEL_UID": "5"}, "KERNEL_GID='0'"),
         ({"KERNEL_IMAGE": "other/image:1"}, "KERNEL_IMAGE='other/image:1'"),
+        ({"KERNEL_X=Y": "z"}, "'KERNEL_X=Y' is not a valid variable name"),
+        ({"KERNEL_NOTE": "a\0b"}, "KERNEL_NOTE holds a NUL byte"),
     ],
 )
 async def test_pre_launch_refuses_before_anything_is_registered(

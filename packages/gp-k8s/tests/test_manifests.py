@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gp_core.argv import kernel_env
+from gp_core.argv import travelling_env
 from gp_core.errors import InvalidLaunchParameterError
 from gp_k8s.manifests import (
     KERNEL_ID_LABEL,
@@ -133,7 +133,7 @@ def pod_for(env: dict[str, str], limits: Limits = PERMISSIVE) -> dict[str, Any]:
             pod_name=dns_name("kernel", KERNEL_ID, "abc123"),
             parameters=parameters,
             command=COMMAND,
-            env=kernel_env(env),
+            env=travelling_env(env),
             username=env.get("KERNEL_USERNAME", ""),
             secret_env={"GP_LAUNCH_SECRET": ("s-launch", "launch-secret")},
             template=TEMPLATE,

@@ -60,6 +60,24 @@ def test_the_executor_image_is_the_configured_one() -> None:
     assert configured["KERNEL_EXECUTOR_IMAGE"] == "spark/executor:3"
 
 
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [
+        ({"KERNEL_X=Y": "z"}, "'KERNEL_X=Y' is not a valid variable name"),
+        ({"KERNEL_NOTE": "a\0b"}, "KERNEL_NOTE holds a NUL byte"),
+    ],
+)
+async def test_variables_that_cannot_travel_are_refused_before_anything_is_created(
+    variable: dict[str, str], expected: str
+) -> None:
+    p = provisioner(image_name="kernel:1")
+    with pytest.raises(InvalidLaunchParameterError) as refused:
+        await p.pre_launch(env={"KERNEL_USERNAME": "alice", **variable})
+    assert expected in str(refused.value)
+    assert KERNEL_ID in str(refused.value)
+    assert p._api is None
+
+
 async def test_refusals_come_before_anything_is_created() -> None:
     p = provisioner(image_name="kernel:1")
     with pytest.raises(InvalidLaunchParameterError, match="KERNEL_UID='00'"):

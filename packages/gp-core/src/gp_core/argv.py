@@ -33,12 +33,6 @@ def is_valid_kernel_id(kernel_id: str) -> bool:
     return bool(_KERNEL_ID.match(kernel_id))
 
 
-def kernel_env(env: Mapping[str, str], allowed: Iterable[str] = ()) -> dict[str, str]:
-    """The variables that travel to a remote kernel: ``KERNEL_*`` plus the allow-list."""
-    allowed_names = set(allowed)
-    return {k: v for k, v in env.items() if k.startswith("KERNEL_") or k in allowed_names}
-
-
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 LAUNCH_ENV = frozenset({"GP_LAUNCH_SECRET", "GP_TRANSPORT_ENCRYPTION"})
 

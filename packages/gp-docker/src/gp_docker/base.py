@@ -16,6 +16,7 @@ from traitlets import Bool, Set, Unicode, default, validate
 
 from gp_core import ContainerProvisionerBase
 from gp_core.config import env_bool, env_set
+from gp_core.errors import InvalidLaunchParameterError
 
 from .builders import (
     KernelContainer,
@@ -111,20 +112,30 @@ class DockerProvisionerBase(ContainerProvisionerBase):
             self.image_name, env.get("KERNEL_IMAGE", ""), self.allowed_images, kernel_id
         )
         self.kernel_user = kernel_user(env, kernel_id, self.allow_root_kernels)
+        self._container_env(dict(env))  # refuses what cannot travel before anything starts
         return await super().pre_launch(**kwargs)
+
+    def _container_env(self, env: dict[str, str]) -> dict[str, str]:
+        spec_env = getattr(self.kernel_spec, "env", None) or {}
+        if self.executor_image_name:
+            env = {**env, "KERNEL_EXECUTOR_IMAGE": self.executor_image_name}
+        try:
+            return container_env(env, {*self.remote_env_allowlist, *spec_env}, self.docker_network)
+        except ValueError as err:
+            raise InvalidLaunchParameterError(
+                f"Kernel {self.kernel_id}: {err}; remove it from the start request",
+                kernel_id=str(self.kernel_id),
+            ) from None
 
     def kernel_container(self, cmd: list[str], env: dict[str, str]) -> KernelContainer:
         """The container this launch runs, as data (argv as given, env filtered)."""
         self._failure_detail = ""
-        spec_env = getattr(self.kernel_spec, "env", None) or {}
         kernel_id = str(self.kernel_id)
-        if self.executor_image_name:
-            env = {**env, "KERNEL_EXECUTOR_IMAGE": self.executor_image_name}
         return KernelContainer(
             name=resource_name(kernel_id),
             image=self.kernel_image,
             command=tuple(cmd),
-            env=container_env(env, {*self.remote_env_allowlist, *spec_env}, self.docker_network),
+            env=self._container_env(env),
             labels=kernel_labels(kernel_id, self.kernel_username),
             network=self.docker_network,
             user=self.kernel_user,

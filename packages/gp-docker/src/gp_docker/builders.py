@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gp_core.argv import kernel_env
+from gp_core.argv import travelling_env
 from gp_core.errors import InvalidLaunchParameterError, KernelSpecConfigError
 from gp_core.protocol import LAUNCH_SECRET_ENV
 
@@ -137,8 +137,10 @@ def check_network(network: str) -> str:
 
 def container_env(env: Mapping[str, str], allowed: Iterable[str], network: str) -> dict[str, str]:
     """The kernel's environment: ``KERNEL_*``, the ``allowed`` names, what the launcher
-    needs (launch secret, transport encryption) and the network setting."""
-    result = kernel_env(env, {*allowed, *LAUNCHER_ENV})
+    needs (launch secret, transport encryption) and the network setting.  Raises
+    ``ValueError`` naming a variable that cannot be passed as data (see
+    :func:`gp_core.argv.travelling_env`)."""
+    result = travelling_env(env, {*allowed, *LAUNCHER_ENV})
     result[NETWORK_ENV] = network
     return dict(sorted(result.items()))
 

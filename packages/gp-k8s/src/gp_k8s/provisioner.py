@@ -24,8 +24,8 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from gp_core import ContainerProvisionerBase
-from gp_core.argv import kernel_env
-from gp_core.errors import KernelSpecConfigError
+from gp_core.argv import travelling_env
+from gp_core.errors import InvalidLaunchParameterError, KernelSpecConfigError
 from gp_core.protocol import LAUNCH_SECRET_ENV
 
 from . import operations as ops
@@ -86,6 +86,7 @@ class KubernetesProvisioner(KubernetesSettings, ContainerProvisionerBase):  # ty
         self._parameters = resolve_parameters(
             request_env, self.limits(self.image_name), str(self.kernel_id)
         )
+        self.pod_env(request_env)  # refuses what cannot travel before anything is created
         self._template = await ops.run_blocking(self._load_template)
         return await super().pre_launch(**kwargs)
 
@@ -119,11 +120,18 @@ class KubernetesProvisioner(KubernetesSettings, ContainerProvisionerBase):  # ty
     def pod_env(self, env: dict[str, str]) -> dict[str, str]:
         """What travels into the pod: ``KERNEL_*``, the allow-list, the kernelspec's env and
         the transport policy; never the server's other variables or the launch secret.
+        A travelling variable that cannot be passed as data (a name that is not a variable
+        name, a NUL byte) raises ``InvalidLaunchParameterError`` naming it.
         ``KERNEL_EXECUTOR_IMAGE`` is the configured ``executor_image_name`` (for a Spark
         kernel's executors), which a user's value cannot replace."""
         spec_env = set((getattr(self.kernel_spec, "env", None) or {}).keys())
-        allowed = set(self.kernel_env_allowlist) | spec_env | {"GP_TRANSPORT_ENCRYPTION"}
-        chosen = kernel_env(env, allowed)
+        try:
+            chosen = travelling_env(env, self.kernel_env_allowlist, spec_env)
+        except ValueError as err:
+            raise InvalidLaunchParameterError(
+                f"Kernel {self.kernel_id}: {err}; remove it from the start request",
+                kernel_id=str(self.kernel_id),
+            ) from None
         chosen.pop(LAUNCH_SECRET_ENV, None)
         chosen.pop(EXECUTOR_IMAGE_ENV, None)
         if self.executor_image_name:
