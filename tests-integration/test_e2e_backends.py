@@ -10,21 +10,19 @@
 The kernelspecs are installed by the real CLIs (``jupyter-ssh-spec install --prefix``,
 ``jupyter-docker-spec install --prefix``, ``--language R`` included).  The docker kernels run
 in the images ``docker-images/build.py`` makes (Python: ``gp/kernel-py``; R: ``gp/kernel-r``,
-ensured by the ``docker_r_image`` fixture below), cached as tarballs between runs.
+ensured by the ``docker_r_image`` fixture below), cached as tarballs between runs.  The
+pieces shared with ``test_e2e_clusters.py`` (Slurm, YARN, Kubernetes, Spark operator) are in
+``e2e_helpers.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
-import json
 import os
-import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,15 @@ import pytest
 from backends import dockerd
 from backends.dockerd import KERNEL_LABEL, DockerBackend
 from conftest import SshKernelspec
+from e2e_helpers import (
+    LAUNCH_TIMEOUT,
+    E2EBackend,
+    Leftovers,
+    install_spec,
+    run_notebook,
+    run_plot_notebook,
+    use_backend,
+)
 from jupyter_server_helpers import (
     Server,
     drive_kernel_lifecycle,
@@ -40,45 +47,12 @@ from jupyter_server_helpers import (
     stop_server,
     wait_until_gone,
 )
-from nbclient import NotebookClient
 from test_conformance_helpers import irkernel_available
-from test_notebooks import PNG_MAGIC, build_notebook
 
 docker_backend = dockerd.docker_backend  # the session's private dockerd (+ Swarm) and Python image
 
 R_IMAGE = "gp/kernel-r:latest"
-LAUNCH_TIMEOUT = "120"
 CONTAINER_LAUNCHER = "/usr/local/bin/launch_ipykernel.py"
-BIN = Path(sys.executable).parent
-
-Leftovers = Callable[[str], Awaitable[list[str]]]
-
-
-@dataclass
-class E2EBackend:
-    """One backend as the tests see it: its kernelspecs, the environment a client (this process
-    or a Jupyter Server) needs for them, and how to find what a kernel left behind."""
-
-    name: str
-    provisioner_name: str
-    python_spec: str
-    r_spec: str  # "" when this backend cannot run R here
-    jupyter_path: Path
-    env: dict[str, str]
-    leftovers: Leftovers
-
-    def spec_json(self, kernel_name: str) -> dict[str, Any]:
-        path = self.jupyter_path / "kernels" / kernel_name / "kernel.json"
-        return dict(json.loads(path.read_text()))
-
-
-def _install(cli: str, prefix: Path, *args: str) -> None:
-    done = subprocess.run(
-        [str(BIN / cli), "install", "--prefix", str(prefix), "--replace", *args],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, f"{cli} install {args} failed: {done.stderr[-2000:]}"
 
 
 # -- ssh -------------------------------------------------------------------------------------------
@@ -92,11 +66,13 @@ def e2e_ssh(ssh_kernelspec_install: SshKernelspec) -> E2EBackend:
     prefix = jupyter_path.parent.parent
     common = ["--remote-hosts", ",".join(cluster.entries()), "--python", sys.executable]
     common += ["--launch-timeout", LAUNCH_TIMEOUT]
-    _install("jupyter-ssh-spec", prefix, "--kernel-name", "e2e_ssh_python", *common)
+    install_spec("jupyter-ssh-spec", prefix, "--kernel-name", "e2e_ssh_python", *common)
     r_spec = ""
     if irkernel_available():
         r_spec = "e2e_ssh_r"
-        _install("jupyter-ssh-spec", prefix, "--kernel-name", r_spec, "--language", "R", *common)
+        install_spec(
+            "jupyter-ssh-spec", prefix, "--kernel-name", r_spec, "--language", "R", *common
+        )
     env = {
         "JUPYTER_PATH": str(jupyter_path),
         "JUPYTER_DATA_DIR": str(prefix / "data"),
@@ -116,7 +92,15 @@ def e2e_ssh(ssh_kernelspec_install: SshKernelspec) -> E2EBackend:
         return await wait_until_gone(kernel_id)
 
     return E2EBackend(
-        "ssh", "distributed-provisioner", "e2e_ssh_python", r_spec, jupyter_path, env, leftovers
+        "ssh",
+        "distributed-provisioner",
+        "e2e_ssh_python",
+        r_spec,
+        jupyter_path,
+        env,
+        leftovers,
+        shares_file_system=True,
+        handle_key="assigned_host",
     )
 
 
@@ -168,7 +152,7 @@ def e2e_docker(
     """A Python docker kernelspec (gp/kernel-py) in a temporary JUPYTER_PATH."""
     prefix = tmp_path_factory.mktemp("docker-e2e-jupyter")
     common = ["--launch-timeout", LAUNCH_TIMEOUT]
-    _install(
+    install_spec(
         "jupyter-docker-spec",
         prefix,
         "--kernel-name",
@@ -192,6 +176,7 @@ def e2e_docker(
         prefix / "share" / "jupyter",
         env,
         _docker_leftovers(docker_backend.base_url),
+        handle_key="container_id",
     )
 
 
@@ -200,7 +185,7 @@ def e2e_docker_r(e2e_docker: E2EBackend, docker_r_image: str) -> E2EBackend:
     """The docker backend with an R kernelspec too: ``jupyter-docker-spec install --language R
     --image-name gp/kernel-r:latest``."""
     prefix = e2e_docker.jupyter_path.parent.parent
-    _install(
+    install_spec(
         "jupyter-docker-spec",
         prefix,
         "--kernel-name",
@@ -218,18 +203,10 @@ def e2e_docker_r(e2e_docker: E2EBackend, docker_r_image: str) -> E2EBackend:
 # -- selecting a backend ---------------------------------------------------------------------------
 
 
-def _use(backend: E2EBackend, monkeypatch: pytest.MonkeyPatch) -> E2EBackend:
-    for name, value in backend.env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("GP_REMOTE_HOSTS", "GP_LOAD_BALANCING_ALGORITHM", "GP_SSH_PORT"):
-        monkeypatch.delenv(name, raising=False)
-    return backend
-
-
 @pytest.fixture(params=["ssh", "docker"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> E2EBackend:
     """Each backend in turn, with this process's environment pointing at it for the test."""
-    return _use(request.getfixturevalue(f"e2e_{request.param}"), monkeypatch)
+    return use_backend(request.getfixturevalue(f"e2e_{request.param}"), monkeypatch)
 
 
 @pytest.fixture(params=["ssh", "docker"])
@@ -240,56 +217,18 @@ def r_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     name = "e2e_ssh" if request.param == "ssh" else "e2e_docker_r"
     chosen: E2EBackend = request.getfixturevalue(name)
     assert chosen.r_spec
-    return _use(chosen, monkeypatch)
+    return use_backend(chosen, monkeypatch)
 
 
 # -- (a) the notebook on a Python kernel of each backend ------------------------------------------
 
 
-async def _run_notebook(nb: nbformat.NotebookNode, kernel_name: str) -> str:
-    """Execute ``nb`` (errors allowed); return the kernel id it ran on."""
-    client = NotebookClient(nb, kernel_name=kernel_name, timeout=120, allow_errors=True)
-    kernel_ids: list[str] = []
-
-    def started(notebook: nbformat.NotebookNode) -> None:
-        assert client.km is not None
-        kernel_ids.append(str(client.km.kernel_id))
-
-    client.on_notebook_start = started
-    await client.async_execute()  # shuts the kernel down at the end
-    assert len(kernel_ids) == 1
-    return kernel_ids[0]
-
-
-def _pngs(outputs: list[Any]) -> list[bytes]:
-    return [
-        base64.b64decode(o["data"]["image/png"])
-        for o in outputs
-        if o.get("output_type") in ("display_data", "execute_result")
-        and "image/png" in o.get("data", {})
-    ]
-
-
 @pytest.mark.asyncio
 async def test_notebook_with_plot_and_error_cell(backend: E2EBackend, tmp_path: Path) -> None:
-    # Over ssh the kernel runs on a loopback host (this file system); in a container the PNG
-    # is written inside it, so only the display_data output can be checked there.
-    png = tmp_path / "plot.png" if backend.name == "ssh" else Path("/tmp/gp-e2e-plot.png")
-    nb = build_notebook(png)
-    kernel_id = await _run_notebook(nb, backend.python_spec)
-
-    first, plot, failing, last = nb.cells
-    assert first.outputs[0].text.strip() == "140"
-    images = _pngs(plot.outputs)
-    assert images, f"no image/png output: {plot.outputs}"
-    assert images[0].startswith(PNG_MAGIC)
-    assert len(images[0]) > 1000
-    if backend.name == "ssh":
-        assert png.read_bytes() == images[0]
-    assert failing.outputs[0].output_type == "error"
-    assert failing.outputs[0].ename == "ValueError"
-    assert last.outputs[0].text.strip() == "after the error 8"
-    assert await backend.leftovers(kernel_id) == []
+    # Over ssh the kernel runs on a loopback host (this file system): the saved PNG must be the
+    # displayed one.  In a container the PNG is written inside it, so only the display_data
+    # output can be checked there.
+    await run_plot_notebook(backend, tmp_path)
 
 
 # -- (b) R code on an R kernel of each backend ----------------------------------------------------
@@ -314,7 +253,7 @@ async def test_r_notebook(r_backend: E2EBackend) -> None:
         "cat('after the error', length(values), '\\n')",
     ]
     nb.cells = [v4.new_code_cell(source) for source in sources]
-    kernel_id = await _run_notebook(nb, r_backend.r_spec)
+    kernel_id = (await run_notebook(nb, r_backend.r_spec)).kernel_id
 
     first, failing, last = nb.cells
     assert first.outputs[0].text.strip() == "R 140"

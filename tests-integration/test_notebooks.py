@@ -1,5 +1,6 @@
 """nbclient runs a real notebook (several cells, a plot saved to PNG, an error cell) on a kernel
-started by our provisioner.  Backends add their kernelspec to ``BACKEND_SPECS`` as they land."""
+started by the distributed provisioner's local path.  ``build_notebook`` is shared with the
+end-to-end suites of the remote backends (test_e2e_backends.py, test_e2e_clusters.py)."""
 
 from __future__ import annotations
 
