@@ -68,7 +68,7 @@ async def test_status_follows_object_then_driver_pod() -> None:
     assert "submitted" in p.get_initial_states()
     objects.apply({"type": "MODIFIED", "object": app("RUNNING")})
     assert p.get_container_status() == "pending"  # the driver pod is not in the cache yet
-    pods._pods[("ns", f"{NAME}-driver")] = pod_state(driver("Running"))
+    pods._states[("ns", f"{NAME}-driver")] = pod_state(driver("Running"))
     assert p.get_container_status() == "running"
     assert await p.poll() is None
     await p.detect_launch_failure()  # nothing to report

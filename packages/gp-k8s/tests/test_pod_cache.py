@@ -22,18 +22,18 @@ def event(kind: str, name: str, rv: str, **status: Any) -> dict[str, Any]:
 
 def test_events_update_the_cache_and_the_resource_version() -> None:
     cache = PodWatchCache(api_client=ApiClient(), namespace="ns")
-    assert cache._apply(event("ADDED", "a", "10", phase="Pending"))
+    assert cache.apply(event("ADDED", "a", "10", phase="Pending"))
     assert cache.get("ns", "a") is not None
     assert cache.resource_version == "10"
     version = cache.version
-    assert cache._apply(event("MODIFIED", "a", "11", phase="Running"))
+    assert cache.apply(event("MODIFIED", "a", "11", phase="Running"))
     state = cache.get("ns", "a")
     assert state is not None
     assert state.phase == "Running"
     assert cache.version > version
-    assert cache._apply({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "15"}}})
+    assert cache.apply({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "15"}}})
     assert cache.resource_version == "15"
-    assert cache._apply(event("DELETED", "a", "16"))
+    assert cache.apply(event("DELETED", "a", "16"))
     assert cache.get("ns", "a") is None
     assert cache.has_seen("ns", "a")
     cache.forget("ns", "a")
@@ -43,8 +43,8 @@ def test_events_update_the_cache_and_the_resource_version() -> None:
 def test_gone_clears_the_resource_version_for_a_new_list() -> None:
     cache = PodWatchCache(api_client=ApiClient(), namespace="ns")
     cache.resource_version = "5"
-    assert not cache._apply({"type": "ERROR", "object": {"code": 410, "message": "too old"}})
+    assert not cache.apply({"type": "ERROR", "object": {"code": 410, "message": "too old"}})
     assert cache.resource_version == ""
     assert cache.relists_after_gone == 1
     with pytest.raises(RuntimeError, match="forbidden"):
-        cache._apply({"type": "ERROR", "object": {"code": 403, "message": "forbidden"}})
+        cache.apply({"type": "ERROR", "object": {"code": 403, "message": "forbidden"}})

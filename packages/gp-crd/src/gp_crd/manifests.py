@@ -23,10 +23,13 @@ from typing import Any
 
 from gp_k8s.manifests import (
     KERNEL_ID_ANNOTATION,
-    USERNAME_ANNOTATION,
     PodRequest,
     build_pod,
+    kernel_env,
     kernel_labels,
+    set_kernel_metadata,
+    set_placement,
+    set_run_as,
 )
 from gp_k8s.parameters import KernelParameters, format_cpus
 
@@ -59,18 +62,15 @@ class ResourceRequest:
 
 
 def _metadata(obj: dict[str, Any], request: ResourceRequest) -> dict[str, Any]:
-    obj["apiVersion"] = request.api_version
-    obj["kind"] = request.kind
-    metadata: dict[str, Any] = obj.setdefault("metadata", {})
-    for generated in ("uid", "resourceVersion", "creationTimestamp", "generateName"):
-        metadata.pop(generated, None)
-    metadata["name"] = request.name
-    metadata["namespace"] = request.parameters.namespace
-    metadata.setdefault("labels", {}).update(kernel_labels(request.kernel_id))
-    annotations = metadata.setdefault("annotations", {})
-    annotations[KERNEL_ID_ANNOTATION] = request.kernel_id
-    if request.username:
-        annotations[USERNAME_ANNOTATION] = request.username
+    metadata = set_kernel_metadata(
+        obj,
+        api_version=request.api_version,
+        kind=request.kind,
+        name=request.name,
+        namespace=request.parameters.namespace,
+        kernel_id=request.kernel_id,
+        username=request.username,
+    )
     obj.pop("status", None)
     return metadata
 
@@ -151,40 +151,15 @@ def build_spark_application(request: ResourceRequest) -> dict[str, Any]:
         driver["memory"] = spark_memory(p.memory)
     if p.gpus:
         driver["gpu"] = {"name": "nvidia.com/gpu", "quantity": p.gpus}
-    if p.uid is not None or p.gid is not None:
-        security = driver.setdefault("securityContext", {})
-        if p.uid is not None:
-            security["runAsUser"] = p.uid
-            security["runAsNonRoot"] = p.uid != 0
-        if p.gid is not None:
-            security["runAsGroup"] = p.gid
-    if p.node_selector:
-        driver.setdefault("nodeSelector", {}).update(dict(p.node_selector))
-    for key, value, effect in p.tolerations:
-        toleration: dict[str, str] = {"key": key, "operator": "Equal" if value else "Exists"}
-        if value:
-            toleration["value"] = value
-        if effect:
-            toleration["effect"] = effect
-        driver.setdefault("tolerations", []).append(toleration)
+    set_run_as(driver, p, fs_group=False)
+    set_placement(driver, p)
 
-    variables: dict[str, dict[str, Any]] = {}
-    for entry in driver.get("env") or []:
-        if isinstance(entry, dict) and "name" in entry:
-            variables[str(entry["name"])] = entry
-    for name, value in request.env.items():
-        # An empty value is left out (EnvVar's value defaults to ""): kube-apiserver's CRD
-        # validation refuses "" for a string field as null (seen with v1.20).
-        variables[name] = {"name": name, "value": str(value)} if str(value) else {"name": name}
-    variables["PYSPARK_DRIVER_PYTHON"] = {
-        "name": "PYSPARK_DRIVER_PYTHON",
-        "value": str(request.command[0]),
-    }
-    variables["GP_KERNEL_IP"] = {
-        "name": "GP_KERNEL_IP",
-        "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
-    }
-    driver["env"] = [variables[name] for name in sorted(variables)]
+    # An empty value is left out (EnvVar's value defaults to ""): kube-apiserver's CRD
+    # validation refuses "" for a string field as null (seen with v1.20).
+    python = {"name": "PYSPARK_DRIVER_PYTHON", "value": str(request.command[0])}
+    driver["env"] = kernel_env(
+        driver.get("env"), request.env, {"PYSPARK_DRIVER_PYTHON": python}, omit_empty=True
+    )
     if request.secret_env:
         refs = driver.setdefault("envSecretKeyRefs", {})
         for name, (secret, key) in request.secret_env.items():

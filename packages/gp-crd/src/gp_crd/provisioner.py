@@ -26,33 +26,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
-import signal
 import time
-from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
 from kubernetes.client.exceptions import ApiException
 from traitlets import Unicode, default
 
-from gp_core.errors import KernelSpecConfigError
-from gp_core.protocol import LAUNCH_SECRET_ENV
 from gp_k8s import operations as ops
-from gp_k8s.client import CountingApiClient, get_api_client, path, request
+from gp_k8s.client import CountingApiClient, path, request
 from gp_k8s.diagnosis import ERROR_STATES as POD_ERROR_STATES
 from gp_k8s.diagnosis import INITIAL_STATES as POD_INITIAL_STATES
 from gp_k8s.diagnosis import describe, exit_code, pod_status
-from gp_k8s.manifests import (
-    KERNEL_SELECTOR,
-    build_namespace,
-    build_role_binding,
-    build_secret,
-    dns_name,
-    kernel_label_value,
-)
-from gp_k8s.pod_cache import PodState, PodWatchCache
-from gp_k8s.provisioner import SECRET_KEY, UNSEEN_GRACE, KubernetesProvisioner, _with_namespace
+from gp_k8s.manifests import KERNEL_SELECTOR, kernel_label_value
+from gp_k8s.parameters import KernelParameters
+from gp_k8s.pod_cache import PodState
+from gp_k8s.provisioner import UNSEEN_GRACE, KubernetesProvisioner
 
 from .manifests import (
     SPARK_GROUP,
@@ -74,7 +62,12 @@ NAME_LIMIT = 56
 
 
 class CustomResourceProvisioner(KubernetesProvisioner):
-    """Virtual base: a kernel as one custom resource; subclasses set the four attributes."""
+    """Virtual base: a kernel as one custom resource; subclasses set the four attributes.
+
+    gp-k8s's :class:`~gp_k8s.KubernetesProvisioner` does the launch and the clean-up (the
+    namespace, the launch Secret, error mapping); this class replaces the steps that concern
+    the kernel's object: its template, building, creating and deleting it, and its status.
+    """
 
     group: ClassVar[str] = ""
     version: ClassVar[str] = ""
@@ -82,6 +75,9 @@ class CustomResourceProvisioner(KubernetesProvisioner):
     object_kind: ClassVar[str] = ""
     pod_selector: ClassVar[str] = KERNEL_SELECTOR
     """Label selector of the shared watch of the pods the operator creates for kernels."""
+    object_name_limit: ClassVar[int] = NAME_LIMIT
+    sigkill_grace: ClassVar[int] = 0
+    """A kill that cannot reach the launcher force-deletes the kernel's pods."""
 
     custom_resource_template_file = Unicode(
         config=True,
@@ -112,108 +108,48 @@ class CustomResourceProvisioner(KubernetesProvisioner):
     # -- launch ----------------------------------------------------------------------------
 
     def _load_template(self) -> dict[str, Any] | None:
-        if not self.custom_resource_template_file:
-            return None
-        template = Path(self.custom_resource_template_file)
-        if not template.is_absolute():
-            template = Path(getattr(self.kernel_spec, "resource_dir", "") or ".") / template
-        try:
-            loaded = yaml.safe_load(template.read_text())
-        except (OSError, yaml.YAMLError) as err:
-            raise KernelSpecConfigError(
-                f"Kernel {self.kernel_id}: template {template} cannot be read: {err}",
-                kernel_id=str(self.kernel_id),
-            ) from err
-        if not isinstance(loaded, dict) or loaded.get("kind", self.object_kind) != self.object_kind:
-            raise KernelSpecConfigError(
-                f"Kernel {self.kernel_id}: template {template} must be one "
-                f"{self.object_kind} manifest",
-                kernel_id=str(self.kernel_id),
-            )
-        return loaded
+        return self.load_template(self.custom_resource_template_file, self.object_kind, "template")
 
-    async def _ensure_client(self) -> CountingApiClient:
-        if self._api is None:
-            self._api = await ops.run_blocking(get_api_client, self.kubeconfig, self.kube_context)
-        if self._cache is None:
-            self._cache = PodWatchCache.shared(self._api, self.watch_namespace, self.pod_selector)
+    def start_watches(self, api: CountingApiClient) -> None:
+        """The pod watch (gp-k8s) and the shared watch of this resource kind."""
+        super().start_watches(api)
         if self._objects is None:
             self._objects = ObjectWatchCache.shared(
-                self._api, self.group, self.version, self.plural, self.watch_namespace
+                api, self.group, self.version, self.plural, self.watch_namespace
             )
-        return self._api
 
     def _collection(self, namespace: str) -> str:
         return path(
             "/apis/{}/{}/namespaces/{}/{}", self.group, self.version, namespace, self.plural
         )
 
-    async def submit_kernel(self, cmd: list[str], env: dict[str, str], **kwargs: Any) -> None:
-        """Create the kernel's namespace (when one per kernel), launch Secret and resource."""
-        api = await self._ensure_client()
-        parameters = self._parameters
-        assert parameters is not None, "pre_launch validates the parameters first"
-        kernel_id = str(self.kernel_id)
-        try:
-            if self.create_kernel_namespace:
-                if not self.kernel_namespace_name:
-                    self.kernel_namespace_name = dns_name("gp-kernel", kernel_id)
-                    self.namespace_created = await ops.run_blocking(
-                        ops.create_namespace,
-                        api,
-                        build_namespace(self.kernel_namespace_name, kernel_id),
-                        build_role_binding(
-                            self.kernel_namespace_name,
-                            kernel_id,
-                            parameters.service_account,
-                            self.kernel_cluster_role,
-                        ),
-                    )
-                parameters = _with_namespace(parameters, self.kernel_namespace_name)
-            else:
-                self.kernel_namespace_name = parameters.namespace
-            name = dns_name("kernel", kernel_id, secrets.token_hex(3), limit=NAME_LIMIT)
-            self.launch_secret_name = f"{name}-launch"
-            self.container_name = name
-            await ops.run_blocking(
-                ops.create_secret,
-                api,
-                build_secret(
-                    self.launch_secret_name,
-                    self.kernel_namespace_name,
-                    kernel_id,
-                    {SECRET_KEY: env[LAUNCH_SECRET_ENV]},
-                ),
+    def build_kernel_object(
+        self, name: str, parameters: KernelParameters, cmd: list[str], env: dict[str, str]
+    ) -> dict[str, Any]:
+        """The kernel's custom resource, from :meth:`build_resource` (called by gp-k8s's
+        ``submit_kernel``)."""
+        return self.build_resource(
+            ResourceRequest(
+                kernel_id=str(self.kernel_id),
+                name=name,
+                api_version=self.api_version,
+                kind=self.object_kind,
+                parameters=parameters,
+                command=cmd,
+                env=self.pod_env(env),
+                username=self.kernel_username,
+                secret_env=self.launch_secret_env(),
+                template=self._template,
+                termination_grace_period=self.termination_grace_period,
+                executor_image=self.executor_image_name,
             )
-            body = self.build_resource(
-                ResourceRequest(
-                    kernel_id=kernel_id,
-                    name=name,
-                    api_version=self.api_version,
-                    kind=self.object_kind,
-                    parameters=parameters,
-                    command=cmd,
-                    env=self.pod_env(env),
-                    username=self.kernel_username,
-                    secret_env={LAUNCH_SECRET_ENV: (self.launch_secret_name, SECRET_KEY)},
-                    template=self._template,
-                    termination_grace_period=self.termination_grace_period,
-                    executor_image=self.executor_image_name,
-                )
-            )
-            self._submitted = True
-            self._created_at = time.monotonic()
-            await ops.run_blocking(self._create_object, api, body)
-        except ApiException as err:
-            self.fail_launch(
-                f"the Kubernetes API refused the kernel's {self.object_kind} in namespace "
-                f"{self.kernel_namespace_name!r}: {ops.api_message(err)} (HTTP {err.status})"
-            )
-        except ValueError as err:
-            raise KernelSpecConfigError(
-                f"Kernel {kernel_id}: the {self.object_kind} template is unusable: {err}",
-                kernel_id=kernel_id,
-            ) from err
+        )
+
+    def kernel_objects_noun(self) -> str:
+        return self.object_kind
+
+    def template_noun(self) -> str:
+        return self.object_kind
 
     def log_kernel_launch(self, cmd: list[str]) -> None:
         self.log.info(
@@ -305,59 +241,21 @@ class CustomResourceProvisioner(KubernetesProvisioner):
 
     # -- stop and clean up -----------------------------------------------------------------
 
-    async def send_signal(self, signum: int) -> None:
-        if not await self.signal_through_channel(signum) and signum in (
-            signal.SIGKILL,
-            signal.SIGTERM,
-        ):
-            self._grace = 0 if signum == signal.SIGKILL else self.termination_grace_period
-            await self.terminate_container_resources()
-
-    async def cleanup(self, restart: bool = False) -> None:
-        try:
-            await super().cleanup(restart)
-        finally:
-            if self._objects is not None and self.container_name:
-                self._objects.forget(self.kernel_namespace_name, self.container_name)
-
-    async def terminate_container_resources(self, restart: bool = False) -> None:
+    async def delete_kernel_object(self, api: CountingApiClient, namespace: str, name: str) -> None:
         """Delete the custom resource (its pods go with it through their ownerReferences)
-        and the launch Secret, and wait until the resource and the kernel's pods are gone;
-        delete the kernel's namespace unless the kernel restarts.  Idempotent."""
-        if self._api is None and (self.container_name or self.namespace_created):
-            await self._ensure_client()
-        api = self._api
-        if api is None:
-            return
-        namespace, name = self.kernel_namespace_name, self.container_name
-        if name:
-            if self.launch_secret_name:
-                await ops.run_blocking(ops.delete_secret, api, namespace, self.launch_secret_name)
-            pod = self.pod_state()
-            await ops.run_blocking(self._delete_object, api, namespace, name)
-            if pod is not None and self._grace == 0:
-                # A kill: do not wait for the garbage collector's graceful deletion.
-                await ops.run_blocking(ops.delete_pod, api, namespace, pod.name, 0)
-            await self._wait_gone(namespace, name)
-            self.container_name = ""
-            self.launch_secret_name = ""
-            self._submitted = False
-        if self.namespace_created and not restart:
-            await ops.run_blocking(ops.delete_namespace, api, namespace)
-            gone = await ops.run_blocking(
-                ops.wait_namespace_gone, api, namespace, self.deletion_timeout
-            )
-            if not gone:
-                self.log.warning(
-                    "Kernel %s: namespace %s still terminating after %gs",
-                    self.kernel_id,
-                    namespace,
-                    self.deletion_timeout,
-                )
-            self.namespace_created = False
-            self.kernel_namespace_name = ""
+        and wait until the resource and the kernel's pods are gone.  Called by gp-k8s's
+        ``terminate_container_resources`` after the launch Secret is deleted."""
+        pod = self.pod_state()
+        await ops.run_blocking(self._delete_object, api, namespace, name)
+        if pod is not None and self._grace == 0:
+            # A kill: do not wait for the garbage collector's graceful deletion.
+            await ops.run_blocking(ops.delete_pod, api, namespace, pod.name, 0)
+        await self._wait_gone(namespace, name)
+        if self._objects is not None:  # the cache's memory of names seen stays bounded
+            self._objects.forget(namespace, name)
 
-    def _create_object(self, api: CountingApiClient, body: dict[str, Any]) -> None:
+    def create_kernel_object(self, api: CountingApiClient, body: dict[str, Any]) -> None:
+        """POST the resource to its collection (called by gp-k8s's ``submit_kernel``)."""
         request(api, "POST", self._collection(body["metadata"]["namespace"]), body=body)
 
     def _delete_object(self, api: CountingApiClient, namespace: str, name: str) -> bool:

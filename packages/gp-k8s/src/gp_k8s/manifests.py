@@ -112,6 +112,90 @@ def _kernel_container(spec: dict[str, Any]) -> dict[str, Any]:
     return created
 
 
+def set_kernel_metadata(
+    obj: dict[str, Any],
+    *,
+    api_version: str,
+    kind: str,
+    name: str,
+    namespace: str,
+    kernel_id: str,
+    username: str = "",
+) -> dict[str, Any]:
+    """Set ``apiVersion``, ``kind`` and the kernel's metadata (name, namespace, kernel labels
+    and annotations) on ``obj``, a manifest copied from a template; drop the fields the server
+    generates.  Return the metadata.  Called by :func:`build_pod` and gp-crd's builders."""
+    obj["apiVersion"] = api_version
+    obj["kind"] = kind
+    metadata: dict[str, Any] = obj.setdefault("metadata", {})
+    for generated in ("uid", "resourceVersion", "creationTimestamp", "generateName"):
+        metadata.pop(generated, None)
+    metadata["name"] = name
+    metadata["namespace"] = namespace
+    metadata.setdefault("labels", {}).update(kernel_labels(kernel_id))
+    annotations = metadata.setdefault("annotations", {})
+    annotations[KERNEL_ID_ANNOTATION] = kernel_id
+    if username:
+        annotations[USERNAME_ANNOTATION] = username
+    return metadata
+
+
+def set_placement(target: dict[str, Any], p: KernelParameters) -> None:
+    """Add the kernel's node selector and tolerations to ``target`` (a pod spec, a Spark
+    driver), keeping the template's own."""
+    if p.node_selector:
+        target.setdefault("nodeSelector", {}).update(dict(p.node_selector))
+    for key, value, effect in p.tolerations:
+        toleration: dict[str, str] = {"key": key, "operator": "Equal" if value else "Exists"}
+        if value:
+            toleration["value"] = value
+        if effect:
+            toleration["effect"] = effect
+        target.setdefault("tolerations", []).append(toleration)
+
+
+def set_run_as(target: dict[str, Any], p: KernelParameters, *, fs_group: bool = True) -> None:
+    """Set the numeric uid and gid (``runAsUser``, ``runAsNonRoot``, ``runAsGroup`` and, with
+    ``fs_group``, ``fsGroup``) in ``target``'s ``securityContext`` when the kernel has them."""
+    if p.uid is None and p.gid is None:
+        return
+    security = target.setdefault("securityContext", {})
+    if p.uid is not None:
+        security["runAsUser"] = p.uid
+        security["runAsNonRoot"] = p.uid != 0
+    if p.gid is not None:
+        security["runAsGroup"] = p.gid
+        if fs_group:
+            security["fsGroup"] = p.gid
+
+
+def kernel_env(
+    template_env: Any,
+    env: Mapping[str, str],
+    extra: Mapping[str, dict[str, Any]] | None = None,
+    *,
+    omit_empty: bool = False,
+) -> list[dict[str, Any]]:
+    """A container's env, sorted by name: the template's entries (``template_env``), replaced
+    by ``env`` as values (with ``omit_empty``, an empty value is sent without ``value``), then
+    by the ``extra`` entries, then ``GP_KERNEL_IP`` (the pod's IP)."""
+    variables: dict[str, dict[str, Any]] = {}
+    for entry in template_env or []:
+        if isinstance(entry, dict) and "name" in entry:
+            variables[str(entry["name"])] = entry
+    for name, value in env.items():
+        text = str(value)
+        variables[name] = (
+            {"name": name} if omit_empty and not text else {"name": name, "value": text}
+        )
+    variables.update(extra or {})
+    variables["GP_KERNEL_IP"] = {
+        "name": "GP_KERNEL_IP",
+        "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+    }
+    return [variables[name] for name in sorted(variables)]
+
+
 def build_pod(request: PodRequest, *, gpu_resource_name: str = "nvidia.com/gpu") -> dict[str, Any]:
     """The kernel's pod as a dict (``apiVersion: v1, kind: Pod``).
 
@@ -122,39 +206,21 @@ def build_pod(request: PodRequest, *, gpu_resource_name: str = "nvidia.com/gpu")
     """
     p = request.parameters
     pod: dict[str, Any] = copy.deepcopy(dict(request.template or {}))
-    pod["apiVersion"] = "v1"
-    pod["kind"] = "Pod"
-    metadata = pod.setdefault("metadata", {})
-    for generated in ("uid", "resourceVersion", "creationTimestamp", "generateName"):
-        metadata.pop(generated, None)
-    metadata["name"] = request.pod_name
-    metadata["namespace"] = p.namespace
-    metadata.setdefault("labels", {}).update(kernel_labels(request.kernel_id))
-    annotations = metadata.setdefault("annotations", {})
-    annotations[KERNEL_ID_ANNOTATION] = request.kernel_id
-    if request.username:
-        annotations[USERNAME_ANNOTATION] = request.username
+    set_kernel_metadata(
+        pod,
+        api_version="v1",
+        kind="Pod",
+        name=request.pod_name,
+        namespace=p.namespace,
+        kernel_id=request.kernel_id,
+        username=request.username,
+    )
 
     spec = pod.setdefault("spec", {})
     spec.setdefault("restartPolicy", "Never")
     spec["serviceAccountName"] = p.service_account
-    if p.node_selector:
-        spec.setdefault("nodeSelector", {}).update(dict(p.node_selector))
-    for key, value, effect in p.tolerations:
-        toleration: dict[str, str] = {"key": key, "operator": "Equal" if value else "Exists"}
-        if value:
-            toleration["value"] = value
-        if effect:
-            toleration["effect"] = effect
-        spec.setdefault("tolerations", []).append(toleration)
-    if p.uid is not None or p.gid is not None:
-        pod_security = spec.setdefault("securityContext", {})
-        if p.uid is not None:
-            pod_security["runAsUser"] = p.uid
-            pod_security["runAsNonRoot"] = p.uid != 0
-        if p.gid is not None:
-            pod_security["runAsGroup"] = p.gid
-            pod_security["fsGroup"] = p.gid
+    set_placement(spec, p)
+    set_run_as(spec, p)
 
     container = _kernel_container(spec)
     container["name"] = CONTAINER_NAME
@@ -164,22 +230,11 @@ def build_pod(request: PodRequest, *, gpu_resource_name: str = "nvidia.com/gpu")
     container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
     if p.working_dir:
         container["workingDir"] = p.working_dir
-    variables: dict[str, dict[str, Any]] = {}
-    for entry in container.get("env") or []:
-        if isinstance(entry, dict) and "name" in entry:
-            variables[str(entry["name"])] = entry
-    for name, value in request.env.items():
-        variables[name] = {"name": name, "value": str(value)}
-    for name, (secret, key) in request.secret_env.items():
-        variables[name] = {
-            "name": name,
-            "valueFrom": {"secretKeyRef": {"name": secret, "key": key}},
-        }
-    variables["GP_KERNEL_IP"] = {
-        "name": "GP_KERNEL_IP",
-        "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+    secret_variables = {
+        name: {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for name, (secret, key) in request.secret_env.items()
     }
-    container["env"] = [variables[name] for name in sorted(variables)]
+    container["env"] = kernel_env(container.get("env"), request.env, secret_variables)
     resources = _resources(p, gpu_resource_name)
     if resources:
         merged = container.setdefault("resources", {})

@@ -4,8 +4,9 @@
 namespace, or every namespace with the kernel label selector).  Its thread lists the pods once,
 then watches from the list's ``resourceVersion`` (with bookmarks), resumes from the last version
 it saw when a watch ends or the connection drops, and lists again when the server answers
-``410 Gone``.  ``poll()`` and ``get_container_status()`` read :meth:`PodWatchCache.get`: no API
-call per kernel, however many kernels there are.
+``410 Gone`` (the machinery of :class:`~gp_k8s.watch_cache.WatchCache`).  ``poll()`` and
+``get_container_status()`` read :meth:`PodWatchCache.get`: no API call per kernel, however many
+kernels there are.
 
 Pods are kept as :class:`PodState`, a small frozen summary built by :func:`pod_state`, a pure
 function of the pod's JSON.
@@ -13,24 +14,18 @@ function of the pod's JSON.
 
 from __future__ import annotations
 
-import json
 import logging
-import random
-import socket
-import threading
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
-from kubernetes.watch.watch import iter_resp_lines
 
-from .client import path, request
+from .client import path
 from .manifests import KERNEL_ID_LABEL, KERNEL_SELECTOR
-
-log = logging.getLogger(__name__)
+from .watch_cache import WatchCache
+from .watch_cache import drop_watch_connection as drop_watch_connection
+from .watch_cache import wait_until as wait_until
 
 
 @dataclass(frozen=True)
@@ -119,35 +114,10 @@ def pod_state(pod: Mapping[str, Any], container_name: str = "kernel") -> PodStat
     )
 
 
-class PodWatchCache:
+class PodWatchCache(WatchCache[PodState]):
     """The shared cache of kernel pods in one scope; see the module docstring."""
 
-    _registry: ClassVar[dict[tuple[int, str, str], PodWatchCache]] = {}
-    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
-    watch_timeout: ClassVar[tuple[int, int]] = (240, 300)
-    """Seconds the server keeps a watch open (a random value in this range)."""
-
-    def __init__(
-        self, api_client: k8s.ApiClient, namespace: str = "", selector: str = KERNEL_SELECTOR
-    ) -> None:
-        self.api_client = api_client
-        self.namespace = namespace
-        self.selector = selector
-        self._lock = threading.Lock()
-        self._pods: dict[tuple[str, str], PodState] = {}
-        self._seen: set[tuple[str, str]] = set()
-        self._changed = threading.Condition(self._lock)
-        self._version = 0
-        self._thread: threading.Thread | None = None
-        self._stopped = threading.Event()
-        self._response: Any = None
-        self._reconnecting = False
-        self.synced = threading.Event()
-        self.resource_version = ""
-        self.lists = 0
-        self.watches = 0
-        self.relists_after_gone = 0
-        self.last_error = ""
+    log = logging.getLogger(__name__)
 
     @classmethod
     def shared(
@@ -155,197 +125,29 @@ class PodWatchCache:
     ) -> PodWatchCache:
         """The process's cache for this client and scope (``namespace=""``: cluster-wide),
         started on first use."""
-        key = (id(api_client), namespace, selector)
-        with cls._registry_lock:
-            cache = cls._registry.get(key)
-            if cache is None:
-                cache = cls(api_client, namespace, selector)
-                cls._registry[key] = cache
-        cache.start()
-        return cache
+        return cls._shared(api_client, namespace, selector)
 
-    # -- read side (any thread, no I/O) ----------------------------------------------------
-
-    def get(self, namespace: str, name: str) -> PodState | None:
-        with self._lock:
-            return self._pods.get((namespace, name))
-
-    def has_seen(self, namespace: str, name: str) -> bool:
-        """Whether this cache ever held that pod (to tell 'not yet seen' from 'gone')."""
-        with self._lock:
-            return (namespace, name) in self._seen
-
-    def forget(self, namespace: str, name: str) -> None:
-        """Drop the memory of a pod this process no longer asks about."""
-        with self._lock:
-            self._seen.discard((namespace, name))
-
-    def pods(self) -> list[PodState]:
-        with self._lock:
-            return list(self._pods.values())
-
-    def wait_for_change(self, since: int, timeout: float) -> int:
-        """Block until the cache changed after version ``since``; return the new version."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._version != since, timeout)
-            return self._version
-
-    @property
-    def version(self) -> int:
-        with self._lock:
-            return self._version
-
-    # -- the watch thread ------------------------------------------------------------------
-
-    def start(self) -> None:
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._stopped.clear()
-            scope = self.namespace or "all-namespaces"
-            self._thread = threading.Thread(
-                target=self._run, name=f"gp-k8s-pods-{scope}", daemon=True
-            )
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self.reconnect()
-
-    def reconnect(self) -> None:
-        """Drop the current watch connection (the thread resumes from resource_version).
-
-        Shuts the socket down rather than closing the response: closing it here would wait
-        for the lock the watch thread holds while it reads.
-        """
-        self._reconnecting = True
-        drop_watch_connection(self._response)
-
-    def _pods_path(self) -> str:
+    def collection_path(self) -> str:
         if self.namespace:
             return path("/api/v1/namespaces/{}/pods", self.namespace)
         return "/api/v1/pods"
 
-    def _run(self) -> None:
-        backoff = 0.5
-        while not self._stopped.is_set():
-            try:
-                if not self.resource_version:
-                    self._list()
-                self._watch()
-                backoff = 0.5
-            except ApiException as err:
-                if err.status == 410:
-                    self._gone()
-                    continue
-                self._failed(f"HTTP {err.status}: {err.reason}", backoff)
-                backoff = min(backoff * 2, 10.0)
-            except Exception as err:  # noqa: BLE001 - keep watching whatever happens
-                if self._stopped.is_set():
-                    return
-                if self._reconnecting:  # we closed the stream ourselves
-                    self._reconnecting = False
-                    continue
-                self._failed(f"{type(err).__name__}: {err}", backoff)
-                backoff = min(backoff * 2, 10.0)
+    def summarize(self, obj: Mapping[str, Any]) -> PodState:
+        return pod_state(obj)
 
-    def _failed(self, error: str, backoff: float) -> None:
-        self.last_error = error
-        log.warning("Kernel pod watch (%s) failed, retrying: %s", self.namespace or "all", error)
-        self._stopped.wait(backoff)
+    def thread_name(self) -> str:
+        return f"gp-k8s-pods-{self.namespace or 'all-namespaces'}"
 
-    def _gone(self) -> None:
-        self.relists_after_gone += 1
-        log.info(
-            "Kernel pod watch: resourceVersion %s is gone; listing again", self.resource_version
-        )
-        self.resource_version = ""
+    def watch_label(self) -> str:
+        return f"Kernel pod watch ({self.namespace or 'all'})"
 
-    def _list(self) -> None:
-        self.lists += 1
-        body = request(
-            self.api_client,
-            "GET",
-            self._pods_path(),
-            query={"labelSelector": self.selector},
-            timeout=60,
-        )
-        pods = {}
-        for item in body.get("items") or []:
-            state = pod_state(item)
-            pods[(state.namespace, state.name)] = state
-        with self._changed:
-            self._pods = pods
-            self._seen.update(pods)
-            self._version += 1
-            self._changed.notify_all()
-        self.resource_version = str(body["metadata"]["resourceVersion"])
-        self.last_error = ""
-        self.synced.set()
+    def pods(self) -> list[PodState]:
+        return self.states()
 
-    def _watch(self) -> None:
-        self.watches += 1
-        timeout = random.randint(*self.watch_timeout)
-        response = request(
-            self.api_client,
-            "GET",
-            self._pods_path(),
-            query={
-                "labelSelector": self.selector,
-                "watch": "true",
-                "resourceVersion": self.resource_version,
-                "allowWatchBookmarks": "true",
-                "timeoutSeconds": str(timeout),
-            },
-            timeout=(10, timeout + 30),
-            stream=True,
-        )
-        self._response = response
-        try:
-            lines = iter_resp_lines(response)  # type: ignore[no-untyped-call]
-            for event in _events(lines):
-                if self._stopped.is_set():
-                    return
-                if not self._apply(event):
-                    return
-        finally:
-            self._response = None
-            response.close()
-            response.release_conn()
-
-    def _apply(self, event: Mapping[str, Any]) -> bool:
-        """Apply one watch event; False when the watch must be restarted (410 Gone)."""
-        kind = event.get("type")
-        obj = event.get("object") or {}
-        if kind == "ERROR":
-            if obj.get("code") == 410:
-                self._gone()
-                return False
-            raise RuntimeError(f"watch error: {obj.get('message') or obj}")
-        version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
-        if kind == "BOOKMARK":
-            if version:
-                self.resource_version = version
-            return True
-        state = pod_state(obj)
-        key = (state.namespace, state.name)
-        with self._changed:
-            if kind == "DELETED":
-                self._pods.pop(key, None)
-            else:
-                self._pods[key] = state
-            self._seen.add(key)
-            self._version += 1
-            self._changed.notify_all()
-        if version:
-            self.resource_version = version
-        return True
-
-
-def _events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    for line in lines:
-        if line.strip():
-            yield json.loads(line)
+    @property
+    def version(self) -> int:
+        """The cache's :attr:`~gp_k8s.watch_cache.WatchCache.generation`."""
+        return self.generation
 
 
 def pods_by_kernel(states: list[PodState]) -> dict[str, list[PodState]]:
@@ -354,33 +156,3 @@ def pods_by_kernel(states: list[PodState]) -> dict[str, list[PodState]]:
     for state in states:
         grouped.setdefault(state.kernel_label, []).append(state)
     return grouped
-
-
-def wait_until(predicate: Any, timeout: float, cache: PodWatchCache) -> bool:
-    """Block until ``predicate()`` holds, waking on cache changes; for worker threads."""
-    deadline = time.monotonic() + timeout
-    version = cache.version
-    while not predicate():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        version = cache.wait_for_change(version, min(remaining, 1.0))
-    return True
-
-
-def drop_watch_connection(response: Any) -> None:
-    """Make a watch stream that another thread is reading end now.
-
-    Shuts the socket down rather than closing the response: closing it would wait for the lock
-    the reading thread holds until the API server ends the watch (up to its watch timeout).
-    Used by every shared watch cache (pods here, custom resources in gp-crd).
-    """
-    connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        try:
-            # socket.socket's own shutdown: SSLSocket.shutdown would drop the TLS object under
-            # the reading thread's feet.
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        except OSError:
-            pass

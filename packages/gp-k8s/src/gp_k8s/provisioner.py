@@ -32,6 +32,7 @@ from . import operations as ops
 from .client import CountingApiClient, get_api_client
 from .diagnosis import ERROR_STATES, INITIAL_STATES, describe, exit_code, pod_status
 from .manifests import (
+    KERNEL_SELECTOR,
     PodRequest,
     build_namespace,
     build_pod,
@@ -50,7 +51,19 @@ UNSEEN_GRACE = 30.0
 
 
 class KubernetesProvisioner(KubernetesSettings, ContainerProvisionerBase):  # type: ignore[metaclass]
-    """Runs each kernel's launcher as the container of a pod."""
+    """Runs each kernel's launcher as the container of a pod.
+
+    The launch and the clean-up are split into steps that gp-crd's ``CustomResourceProvisioner``
+    reuses: it overrides only what differs (the kernel's object, its template, its watches).
+    """
+
+    pod_selector: ClassVar[str] = KERNEL_SELECTOR
+    """Label selector of the shared watch of the kernels' pods (:meth:`start_watches`)."""
+    object_name_limit: ClassVar[int] = 63
+    """The longest name :meth:`submit_kernel` gives the kernel's object."""
+    sigkill_grace: ClassVar[int] = 1
+    """Grace period (seconds) of the deletion when ``send_signal(SIGKILL)`` cannot reach the
+    launcher.  1 s, not 0: a grace of 0 is a force deletion."""
 
     persisted_fields: ClassVar[tuple[str, ...]] = (
         *ContainerProvisionerBase.persisted_fields,
@@ -91,31 +104,48 @@ class KubernetesProvisioner(KubernetesSettings, ContainerProvisionerBase):  # ty
         return await super().pre_launch(**kwargs)
 
     def _load_template(self) -> dict[str, Any] | None:
-        if not self.pod_template_file:
+        """The operator's template of the kernel's object; called by :meth:`pre_launch` on a
+        worker thread.  An override loads its own file with :meth:`load_template`."""
+        return self.load_template(self.pod_template_file, "Pod", "pod template")
+
+    def load_template(self, file: str, kind: str, noun: str) -> dict[str, Any] | None:
+        """Read ``file`` (relative to the kernelspec's directory) as one ``kind`` manifest;
+        None when ``file`` is empty.  Errors raise ``KernelSpecConfigError`` naming the file
+        as ``noun``.  Called by :meth:`_load_template` (blocking: on a worker thread)."""
+        if not file:
             return None
-        path = Path(self.pod_template_file)
+        path = Path(file)
         if not path.is_absolute():
             path = Path(getattr(self.kernel_spec, "resource_dir", "") or ".") / path
         try:
             loaded = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as err:
             raise KernelSpecConfigError(
-                f"Kernel {self.kernel_id}: pod template {path} cannot be read: {err}",
+                f"Kernel {self.kernel_id}: {noun} {path} cannot be read: {err}",
                 kernel_id=str(self.kernel_id),
             ) from err
-        if not isinstance(loaded, dict) or loaded.get("kind", "Pod") != "Pod":
+        if not isinstance(loaded, dict) or loaded.get("kind", kind) != kind:
             raise KernelSpecConfigError(
-                f"Kernel {self.kernel_id}: pod template {path} must be one Pod manifest",
+                f"Kernel {self.kernel_id}: {noun} {path} must be one {kind} manifest",
                 kernel_id=str(self.kernel_id),
             )
         return loaded
 
     async def _ensure_client(self) -> CountingApiClient:
+        """The API client, made on first use, with the shared watches started."""
         if self._api is None:
             self._api = await ops.run_blocking(get_api_client, self.kubeconfig, self.kube_context)
-        if self._cache is None:
-            self._cache = PodWatchCache.shared(self._api, self.watch_namespace)
+        self.start_watches(self._api)
         return self._api
+
+    def start_watches(self, api: CountingApiClient) -> None:
+        """Join the process's shared watches (the kernels' pods, with :attr:`pod_selector`).
+
+        Called by :meth:`_ensure_client` before every launch, clean-up and re-attach; cheap
+        once the caches are set.  An override joins its own watches and must call super().
+        """
+        if self._cache is None:
+            self._cache = PodWatchCache.shared(api, self.watch_namespace, self.pod_selector)
 
     def pod_env(self, env: dict[str, str]) -> dict[str, str]:
         """What travels into the pod: ``KERNEL_*``, the allow-list, the kernelspec's env and
@@ -139,67 +169,118 @@ class KubernetesProvisioner(KubernetesSettings, ContainerProvisionerBase):  # ty
         return chosen
 
     async def submit_kernel(self, cmd: list[str], env: dict[str, str], **kwargs: Any) -> None:
-        """Create the kernel's namespace (when one per kernel), launch Secret and pod."""
+        """Create the kernel's namespace (when one per kernel), launch Secret and object.
+
+        Called by gp-core's ``launch_kernel``.  The steps a subclass may replace are
+        :meth:`build_kernel_object` and :meth:`create_kernel_object` (the pod here); an
+        ``ApiException`` of any step fails the launch naming :meth:`kernel_objects_noun`, a
+        ``ValueError`` of the builder is an unusable template (:meth:`template_noun`).
+        """
         api = await self._ensure_client()
         parameters = self._parameters
         assert parameters is not None, "pre_launch validates the parameters first"
         kernel_id = str(self.kernel_id)
         try:
-            if self.create_kernel_namespace:
-                if not self.kernel_namespace_name:
-                    self.kernel_namespace_name = dns_name("gp-kernel", kernel_id)
-                    self.namespace_created = await ops.run_blocking(
-                        ops.create_namespace,
-                        api,
-                        build_namespace(self.kernel_namespace_name, kernel_id),
-                        build_role_binding(
-                            self.kernel_namespace_name,
-                            kernel_id,
-                            parameters.service_account,
-                            self.kernel_cluster_role,
-                        ),
-                    )
-                parameters = _with_namespace(parameters, self.kernel_namespace_name)
-            else:
-                self.kernel_namespace_name = parameters.namespace
-            pod_name = dns_name("kernel", kernel_id, secrets.token_hex(3))
-            self.launch_secret_name = f"{pod_name}-launch"
-            self.container_name = pod_name
-            await ops.run_blocking(
-                ops.create_secret,
-                api,
-                build_secret(
-                    self.launch_secret_name,
-                    self.kernel_namespace_name,
-                    kernel_id,
-                    {SECRET_KEY: env[LAUNCH_SECRET_ENV]},
-                ),
-            )
-            pod = build_pod(
-                PodRequest(
-                    kernel_id=kernel_id,
-                    pod_name=pod_name,
-                    parameters=parameters,
-                    command=cmd,
-                    env=self.pod_env(env),
-                    username=self.kernel_username,
-                    secret_env={LAUNCH_SECRET_ENV: (self.launch_secret_name, SECRET_KEY)},
-                    template=self._template,
-                ),
-                gpu_resource_name=self.gpu_resource_name,
-            )
+            parameters = await self.ensure_kernel_namespace(api, parameters)
+            name = dns_name("kernel", kernel_id, secrets.token_hex(3), limit=self.object_name_limit)
+            self.launch_secret_name = f"{name}-launch"
+            self.container_name = name
+            await self.create_launch_secret(api, env)
+            body = self.build_kernel_object(name, parameters, cmd, env)
             self._submitted = True
             self._created_at = time.monotonic()
-            await ops.run_blocking(ops.create_pod, api, pod)
+            await ops.run_blocking(self.create_kernel_object, api, body)
         except ApiException as err:
             self.fail_launch(
-                f"the Kubernetes API refused the kernel's objects in namespace "
-                f"{self.kernel_namespace_name!r}: {ops.api_message(err)} (HTTP {err.status})"
+                f"the Kubernetes API refused the kernel's {self.kernel_objects_noun()} in "
+                f"namespace {self.kernel_namespace_name!r}: {ops.api_message(err)} "
+                f"(HTTP {err.status})"
             )
         except ValueError as err:
             raise KernelSpecConfigError(
-                f"Kernel {kernel_id}: the pod template is unusable: {err}", kernel_id=kernel_id
+                f"Kernel {kernel_id}: the {self.template_noun()} template is unusable: {err}",
+                kernel_id=kernel_id,
             ) from err
+
+    async def ensure_kernel_namespace(
+        self, api: CountingApiClient, parameters: KernelParameters
+    ) -> KernelParameters:
+        """Set :attr:`kernel_namespace_name`: with ``create_kernel_namespace``, create the
+        kernel's own namespace and RoleBinding (once) and return the parameters moved there;
+        otherwise the requested namespace.  Called by :meth:`submit_kernel`."""
+        if not self.create_kernel_namespace:
+            self.kernel_namespace_name = parameters.namespace
+            return parameters
+        if not self.kernel_namespace_name:
+            kernel_id = str(self.kernel_id)
+            self.kernel_namespace_name = dns_name("gp-kernel", kernel_id)
+            self.namespace_created = await ops.run_blocking(
+                ops.create_namespace,
+                api,
+                build_namespace(self.kernel_namespace_name, kernel_id),
+                build_role_binding(
+                    self.kernel_namespace_name,
+                    kernel_id,
+                    parameters.service_account,
+                    self.kernel_cluster_role,
+                ),
+            )
+        return _with_namespace(parameters, self.kernel_namespace_name)
+
+    async def create_launch_secret(self, api: CountingApiClient, env: dict[str, str]) -> None:
+        """Create the Secret :attr:`launch_secret_name` holding the launch's one-time secret
+        (from ``env``); called by :meth:`submit_kernel` before the kernel's object."""
+        await ops.run_blocking(
+            ops.create_secret,
+            api,
+            build_secret(
+                self.launch_secret_name,
+                self.kernel_namespace_name,
+                str(self.kernel_id),
+                {SECRET_KEY: env[LAUNCH_SECRET_ENV]},
+            ),
+        )
+
+    def launch_secret_env(self) -> dict[str, tuple[str, str]]:
+        """The launch secret as a variable read from the launch Secret (for the builders)."""
+        return {LAUNCH_SECRET_ENV: (self.launch_secret_name, SECRET_KEY)}
+
+    def build_kernel_object(
+        self, name: str, parameters: KernelParameters, cmd: list[str], env: dict[str, str]
+    ) -> dict[str, Any]:
+        """The manifest of the kernel's object (here its pod, named ``name``).
+
+        Called by :meth:`submit_kernel` once the namespace and the launch Secret exist.  An
+        override returns its own object as data (pure; a ``ValueError`` means the operator's
+        template is unusable) and overrides :meth:`create_kernel_object` to send it.
+        """
+        return build_pod(
+            PodRequest(
+                kernel_id=str(self.kernel_id),
+                pod_name=name,
+                parameters=parameters,
+                command=cmd,
+                env=self.pod_env(env),
+                username=self.kernel_username,
+                secret_env=self.launch_secret_env(),
+                template=self._template,
+            ),
+            gpu_resource_name=self.gpu_resource_name,
+        )
+
+    def create_kernel_object(self, api: CountingApiClient, body: dict[str, Any]) -> None:
+        """Create ``body`` (from :meth:`build_kernel_object`).  Called by :meth:`submit_kernel`
+        on a worker thread (blocking); an override creates its kind and lets ``ApiException``
+        through."""
+        ops.create_pod(api, body)
+
+    def kernel_objects_noun(self) -> str:
+        """What a refused launch calls the kernel's objects (an override: its kind)."""
+        return "objects"
+
+    def template_noun(self) -> str:
+        """What an unusable-template error calls the template (an override: its kind)."""
+        return "pod"
 
     def log_kernel_launch(self, cmd: list[str]) -> None:
         parameters = self._parameters
@@ -278,7 +359,9 @@ class KubernetesProvisioner(KubernetesSettings, ContainerProvisionerBase):  # ty
             signal.SIGKILL,
             signal.SIGTERM,
         ):
-            self._grace = 1 if signum == signal.SIGKILL else self.termination_grace_period
+            self._grace = (
+                self.sigkill_grace if signum == signal.SIGKILL else self.termination_grace_period
+            )
             await self.terminate_container_resources()
 
     async def terminate(self, restart: bool = False) -> None:
@@ -299,21 +382,22 @@ class KubernetesProvisioner(KubernetesSettings, ContainerProvisionerBase):  # ty
             await super().cleanup(restart)
 
     async def terminate_container_resources(self, restart: bool = False) -> None:
-        """Delete the pod and its launch Secret and wait until the pod is gone; delete the
-        kernel's namespace too (and wait for it) unless the kernel restarts.  Idempotent."""
+        """Delete the launch Secret and the kernel's object (:meth:`delete_kernel_object`);
+        delete the kernel's namespace too (and wait for it) unless the kernel restarts.
+
+        Called by gp-core's ``terminate``/``kill``, by :meth:`send_signal` when the launcher
+        cannot be reached, and by :meth:`cleanup`.  Idempotent.
+        """
         if self._api is None and (self.container_name or self.namespace_created):
             await self._ensure_client()
         api = self._api
         if api is None:
             return
-        namespace, pod_name = self.kernel_namespace_name, self.container_name
-        if pod_name:
+        namespace, name = self.kernel_namespace_name, self.container_name
+        if name:
             if self.launch_secret_name:
                 await ops.run_blocking(ops.delete_secret, api, namespace, self.launch_secret_name)
-            await ops.run_blocking(ops.delete_pod, api, namespace, pod_name, self._grace)
-            await self._wait_pod_gone(namespace, pod_name)
-            if self._cache is not None:
-                self._cache.forget(namespace, pod_name)
+            await self.delete_kernel_object(api, namespace, name)
             self.container_name = ""
             self.launch_secret_name = ""
             self._submitted = False
@@ -331,6 +415,17 @@ class KubernetesProvisioner(KubernetesSettings, ContainerProvisionerBase):  # ty
                 )
             self.namespace_created = False
             self.kernel_namespace_name = ""
+
+    async def delete_kernel_object(self, api: CountingApiClient, namespace: str, name: str) -> None:
+        """Delete the kernel's pod with the grace period ``_grace`` and wait until it is gone.
+
+        Called by :meth:`terminate_container_resources` after the launch Secret is deleted.
+        An override deletes its own object and waits for it (and what it owns) to go.
+        """
+        await ops.run_blocking(ops.delete_pod, api, namespace, name, self._grace)
+        await self._wait_pod_gone(namespace, name)
+        if self._cache is not None:
+            self._cache.forget(namespace, name)
 
     async def _wait_pod_gone(self, namespace: str, name: str) -> None:
         cache = self._cache
