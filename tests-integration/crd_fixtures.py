@@ -79,6 +79,11 @@ def rbac_kubeconfig(cluster: K8sCluster, server_namespace: str) -> Path:
     ensure_namespace(admin, server_namespace)
     ensure_namespace(admin, KERNEL_NAMESPACE)
     docs = load_manifests(CRD_RBAC, {"jupyter": server_namespace, "kernels": KERNEL_NAMESPACE})
+    for doc in docs:  # one Role and binding per server account: all share the kernels' namespace
+        if doc["kind"] in ("Role", "RoleBinding"):
+            doc["metadata"]["name"] += f"-{server_namespace}"
+        if doc.get("roleRef", {}).get("kind") == "Role":
+            doc["roleRef"]["name"] += f"-{server_namespace}"
     apply_manifests(admin, docs)
     user = f"system:serviceaccount:{server_namespace}:gateway-provisioners"
     wait_until_allowed(

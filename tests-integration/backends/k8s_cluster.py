@@ -247,6 +247,9 @@ class K8sCluster:
     server: str = ""
     admin_kubeconfig: Path = Path()
     node_agent: Component | None = None
+    remove_workdir: bool = False
+    """Delete ``workdir`` (logs, certificates) at stop: set for the clusters the tests start;
+    GP_K8S_KEEP_CLUSTER_DIR=1 keeps it for a post-mortem."""
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Component:
         log = self.workdir / f"{name}.log"
@@ -513,13 +516,17 @@ class K8sCluster:
 
     def stop(self) -> None:
         """Stop every component (also at interpreter exit: nothing here may import)."""
-        pod_cache = sys.modules.get("gp_k8s.pod_cache")
-        if pod_cache is not None:  # this process's pod watches would only log the shutdown
-            for cache in list(pod_cache.PodWatchCache._registry.values()):
-                try:
-                    cache.stop()
-                except Exception:
-                    pass
+        watch_cache = sys.modules.get("gp_k8s.watch_cache")
+        if watch_cache is not None:  # this process's watches (pods, custom resources) would
+            kinds = list(watch_cache.WatchCache.__subclasses__())  # only log the shutdown
+            while kinds:
+                kind = kinds.pop()
+                kinds += kind.__subclasses__()
+                for cache in list(kind._registry.values()):
+                    try:
+                        cache.stop()
+                    except Exception:
+                        pass
         for component in reversed(self.components):
             try:
                 component.stop()
@@ -530,6 +537,8 @@ class K8sCluster:
                     pass
         self.components.clear()
         shutil.rmtree(getattr(self, "_etcd_dir", ""), ignore_errors=True)
+        if self.remove_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 # -- helpers of the gp-k8s suites -------------------------------------------------------------
@@ -786,6 +795,7 @@ def shared_cluster() -> K8sCluster:
         return reused
     workdir = Path(tempfile.mkdtemp(prefix="gp-k8s-cluster-"))
     cluster = K8sCluster(workdir)
+    cluster.remove_workdir = not os.environ.get("GP_K8S_KEEP_CLUSTER_DIR")
     try:
         cluster.start()
     except Exception as err:
