@@ -92,14 +92,22 @@ def rbac_kubeconfig(cluster: K8sCluster, server_namespace: str) -> Path:
     return service_account_kubeconfig(cluster, server_namespace, "gateway-provisioners")
 
 
+_operator: SparkOperatorEmulator | None = None
+
+
 @pytest.fixture(scope="session")
 def spark_operator(k8s_cluster: K8sCluster) -> Iterator[SparkOperatorEmulator]:
-    admin = k8s_cluster.api_client()
-    install_crd(admin, SPARK_CRD)
-    ensure_namespace(admin, KERNEL_NAMESPACE)
-    emulator = SparkOperatorEmulator(k8s_cluster.api_client(), {KERNEL_IMAGE}).start()
-    yield emulator
-    emulator.stop()
+    """The process's one operator emulator.  Each test module that imports this fixture gets
+    its own session-scoped instance from pytest, so the emulator is a module global: two
+    emulators would both reconcile every SparkApplication (a real operator elects a leader)."""
+    global _operator
+    if _operator is None:
+        admin = k8s_cluster.api_client()
+        install_crd(admin, SPARK_CRD)
+        ensure_namespace(admin, KERNEL_NAMESPACE)
+        _operator = SparkOperatorEmulator(k8s_cluster.api_client(), {KERNEL_IMAGE}).start()
+    yield _operator
+    _operator.stop()  # at the session's end, after every module's tests; stopping is idempotent
 
 
 def crd_leftovers(api: Any, namespace: str = KERNEL_NAMESPACE) -> list[str]:
