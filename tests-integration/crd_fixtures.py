@@ -101,13 +101,16 @@ def spark_operator(k8s_cluster: K8sCluster) -> Iterator[SparkOperatorEmulator]:
     its own session-scoped instance from pytest, so the emulator is a module global: two
     emulators would both reconcile every SparkApplication (a real operator elects a leader)."""
     global _operator
-    if _operator is None:
+    operator = _operator
+    if operator is None:
         admin = k8s_cluster.api_client()
         install_crd(admin, SPARK_CRD)
         ensure_namespace(admin, KERNEL_NAMESPACE)
-        _operator = SparkOperatorEmulator(k8s_cluster.api_client(), {KERNEL_IMAGE}).start()
-    yield _operator
-    _operator.stop()  # at the session's end, after every module's tests; stopping is idempotent
+        operator = SparkOperatorEmulator(k8s_cluster.api_client(), {KERNEL_IMAGE})
+        operator.start()
+        _operator = operator
+    yield operator
+    operator.stop()  # at the session's end, after every module's tests; stopping is idempotent
 
 
 def crd_leftovers(api: Any, namespace: str = KERNEL_NAMESPACE) -> list[str]:
