@@ -15,8 +15,16 @@ import nox
 import tomllib
 
 ROOT = Path(__file__).parent
-PACKAGES = ("gp-core", "gp-distributed", "gp-slurm", "gp-yarn", "gp-docker", "gp-k8s", "gp-crd")
-BACKENDS = tuple(p for p in PACKAGES if p != "gp-core")
+PACKAGES = (
+    "gp-provisioners-core",
+    "gp-distributed",
+    "gp-slurm",
+    "gp-yarn",
+    "gp-docker",
+    "gp-k8s",
+    "gp-crd",
+)
+BACKENDS = tuple(p for p in PACKAGES if p != "gp-provisioners-core")
 TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.23")
 E2E_CLIENTS = ("jupyter_server>=2.10", "nbclient>=0.10", "nbformat>=5.9", "matplotlib")
 
@@ -48,9 +56,10 @@ def local_dependencies(name: str) -> list[str]:
 
 
 def install_packages(session: nox.Session, *names: str, extras: str = "test") -> None:
-    """Install gp-core, the named packages and the gp-* packages they need from this checkout
+    """Install gp-provisioners-core, the named packages and the gp-* packages they need from this
+    checkout
     (not editable), so the tests see what a user's pip install gives."""
-    wanted: list[str] = ["gp-core"]
+    wanted: list[str] = ["gp-provisioners-core"]
     for name in names:
         for needed in [*local_dependencies(name), name]:
             if needed not in wanted:
@@ -75,7 +84,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("package", PACKAGES)
 def test(session: nox.Session, package: str) -> None:
-    """One package's tests in an environment holding only that package and gp-core."""
+    """One package's tests in an environment holding only that package and gp-provisioners-core."""
     install_packages(session, package)
     session.install(*TEST_TOOLS)
     session.run("pytest", f"packages/{package}/tests", *session.posargs)
@@ -103,7 +112,8 @@ def build(session: nox.Session) -> None:
         shutil.rmtree(venv, ignore_errors=True)
         session.run("python", "-m", "venv", str(venv))
         python = str(venv / "bin" / "python")
-        # Only the wheel itself (and gp-core's wheel, which is not published) come from here.
+        # Only the wheel itself (and gp-provisioners-core's wheel, which is not published) come
+        # from here.
         session.run(
             python,
             "-m",
@@ -162,7 +172,7 @@ def docs(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("package", BACKENDS)
 def test_oldest_core(session: nox.Session, package: str) -> None:
-    """A backend's unit tests against the oldest released gp-core its range admits."""
+    """A backend's unit tests against the oldest released gp-provisioners-core its range admits."""
     session.install("packaging")
     workdir = Path(session.create_tmp())
     answer = workdir / f"oldest-core-{package}.txt"
@@ -177,7 +187,7 @@ def test_oldest_core(session: nox.Session, package: str) -> None:
     )
     core = answer.read_text().strip()
     if not core:
-        session.skip(f"no released gp-core in {package}'s range yet")
+        session.skip(f"no released gp-provisioners-core in {package}'s range yet")
     session.install(f"{core}[test]", package_path(package, "test"))
     session.install(*TEST_TOOLS)
     session.run("pytest", f"packages/{package}/tests", *session.posargs)

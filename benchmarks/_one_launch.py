@@ -69,8 +69,8 @@ def _median(values: list[float]) -> float | None:
 def prestart(kind: str) -> float | None:
     """Start the provisioner package's response server before timing; return seconds taken."""
     started = time.perf_counter()
-    if kind == "gp_core":
-        from gp_core import ResponseManager
+    if kind == "gp_provisioners_core":
+        from gp_provisioners_core import ResponseManager
 
         ResponseManager.instance().start()
     elif kind == "gateway_provisioners":
@@ -225,7 +225,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kernel-name", required=True)
     parser.add_argument(
-        "--prestart", default="none", choices=("none", "gp_core", "gateway_provisioners")
+        "--prestart",
+        default="none",
+        choices=("none", "gp_provisioners_core", "gateway_provisioners"),
     )
     parser.add_argument(
         "--cold", action="store_true", help="skip the per-process warm-up (time a first launch)"

@@ -54,7 +54,9 @@ class Variant:
     kernel_name: str = ""
     env: dict[str, str] = field(default_factory=dict)
     drop_env: tuple[str, ...] = ()  # variables of the caller the worker must not see
-    prestart: str = "none"  # "none", "gp_core" or "gateway_provisioners" (see _one_launch.py)
+    prestart: str = (
+        "none"  # "none", "gp_provisioners_core" or "gateway_provisioners" (see _one_launch.py)
+    )
     runs: int = 0  # timed launches; 0: --runs
     shared_tmp: Path | None = None  # a TMPDIR shared by all launches (files named by kernel id)
     note: str = ""
@@ -176,7 +178,7 @@ def make_gp_distributed(ctx: Context) -> Variant:
             "GP_RESPONSE_PORT": "0",
             "GP_REMOTE_HOSTS": "localhost",
         },
-        prestart="gp_core",
+        prestart="gp_provisioners_core",
         note=GP_NOTE,
     )
     variant.unavailable = install_gp_spec(data_dir, kernel_name, "localhost")
@@ -194,7 +196,7 @@ def make_gp_ssh(ctx: Context) -> Variant:
     variant = Variant(
         key="gp_ssh",
         label=f"gp-distributed (ssh {host.address})",
-        prestart="gp_core",
+        prestart="gp_provisioners_core",
         drop_env=SSH_DROP_ENV,
         note=GP_NOTE,
     )

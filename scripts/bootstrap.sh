@@ -4,7 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES=(python3-venv openssh-server procps r-base-core r-cran-irkernel slurm-wlm slurmrestd munge docker.io mmdebstrap etcd-server)
+APT_PACKAGES=(python3-venv openssh-server procps r-base-core r-cran-irkernel slurm-wlm slurm-wlm-jwt-plugin slurmrestd munge docker.io mmdebstrap etcd-server)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -1,7 +1,7 @@
 """Run inside a venv holding one installed wheel: prove the distribution works alone.
 
 Loads every ``jupyter_client.kernel_provisioners`` entry point the distribution declares,
-runs each of its console scripts with ``--help``, and (for gp-core) finds the packaged
+runs each of its console scripts with ``--help``, and (for gp-provisioners-core) finds the packaged
 launcher.  Exits non-zero with a message naming what is missing.
 """
 
@@ -53,14 +53,14 @@ def main(name: str) -> int:
     if stray:
         print(f"{name}: pulled in backend SDKs it does not declare: {', '.join(stray)}")
         return 1
-    if name == "gp-core":
-        from gp_core.launchers import python_launcher
+    if name == "gp-provisioners-core":
+        from gp_provisioners_core.launchers import python_launcher
 
         launcher = python_launcher()
         if not launcher.is_file() or "site-packages" not in str(launcher):
-            print(f"gp-core: the packaged launcher is missing ({launcher})")
+            print(f"gp-provisioners-core: the packaged launcher is missing ({launcher})")
             return 1
-        print(f"gp-core: launcher packaged at {launcher}")
+        print(f"gp-provisioners-core: launcher packaged at {launcher}")
     elif not provisioners:
         print(f"{name}: declares no kernel provisioner entry point")
         return 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def main(page: str) -> int:
     html = Path(page).read_text()
-    from gp_core.response_manager import ResponseManager
+    from gp_provisioners_core.response_manager import ResponseManager
 
     classes = [ResponseManager]
     for ep in entry_points(group="jupyter_client.kernel_provisioners"):

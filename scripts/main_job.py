@@ -19,9 +19,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from gp_core import ResponseManager
-from gp_core.testing.kernels import isolated_jupyter_paths
 from gp_distributed.cli import main as install_spec
+from gp_provisioners_core import ResponseManager
+from gp_provisioners_core.testing.kernels import isolated_jupyter_paths
 
 KERNEL_NAME = "gp_demo_python"
 CELLS = [

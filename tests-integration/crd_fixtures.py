@@ -31,7 +31,7 @@ from backends.k8s_cluster import (
 from backends.spark_crd import SPARK_CRD, install_crd
 from backends.spark_operator_emulator import SparkOperatorEmulator
 
-from gp_core.testing import ConformanceBackend
+from gp_provisioners_core.testing import ConformanceBackend
 
 KERNEL_NAMESPACE = "gp-crd-kernels"
 SPARK_GROUP = "sparkoperator.k8s.io"

@@ -26,9 +26,9 @@ from backends.spark_crd import SPARK_SCHEMA, crd, install_crd
 from backends.spark_operator_emulator import OperatorEmulator
 from crd_fixtures import install_crd_kernelspec
 
-from gp_core.testing import isolated_jupyter_paths
-from gp_core.testing.kernels import execute
 from gp_crd import CustomResourceProvisioner
+from gp_provisioners_core.testing import isolated_jupyter_paths
+from gp_provisioners_core.testing.kernels import execute
 
 __all__ = ["k8s_cluster"]
 

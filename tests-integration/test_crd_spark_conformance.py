@@ -32,7 +32,7 @@ from crd_fixtures import (
     spark_operator,
 )
 
-from gp_core.testing import ProvisionerConformance, isolated_jupyter_paths
+from gp_provisioners_core.testing import ProvisionerConformance, isolated_jupyter_paths
 
 __all__ = ["k8s_cluster", "nothing_left", "spark_operator"]
 

@@ -14,7 +14,7 @@ import pytest
 from backends import dockerd
 from backends.dockerd import DockerKernelspecs
 
-from gp_core.testing.conformance import ConformanceBackend, ProvisionerConformance
+from gp_provisioners_core.testing.conformance import ConformanceBackend, ProvisionerConformance
 
 docker_backend = dockerd.docker_backend  # the session's private dockerd + Swarm (fixtures)
 docker_kernelspecs = dockerd.docker_kernelspecs

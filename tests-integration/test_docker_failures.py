@@ -15,8 +15,8 @@ from backends import dockerd
 from backends.dockerd import DockerKernelspecs
 from jupyter_client.manager import AsyncKernelManager
 
-from gp_core.errors import InvalidLaunchParameterError, LaunchFailedError
-from gp_core.testing.kernels import execute
+from gp_provisioners_core.errors import InvalidLaunchParameterError, LaunchFailedError
+from gp_provisioners_core.testing.kernels import execute
 
 docker_backend = dockerd.docker_backend  # the session's private dockerd + Swarm (fixtures)
 docker_kernelspecs = dockerd.docker_kernelspecs

@@ -18,8 +18,8 @@ from backends import dockerd
 from backends.dockerd import KERNEL_LABEL, DockerKernelspecs
 from jupyter_client.manager import AsyncKernelManager
 
-from gp_core.testing.kernels import execute
 from gp_docker import measure_poll_api_calls, run_poll_bench
+from gp_provisioners_core.testing.kernels import execute
 
 docker_backend = dockerd.docker_backend  # the session's private dockerd + Swarm (fixtures)
 docker_kernelspecs = dockerd.docker_kernelspecs

@@ -18,10 +18,10 @@ from collections.abc import Iterator
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 
-from gp_core import ResponseManager
-from gp_core.protocol import seal_v1, seal_v2
-from gp_core.testing import execute, isolated_jupyter_paths
 from gp_distributed.cli import main as install_spec
+from gp_provisioners_core import ResponseManager
+from gp_provisioners_core.protocol import seal_v1, seal_v2
+from gp_provisioners_core.testing import execute, isolated_jupyter_paths
 
 KERNEL_NAME = "gp_hostile"
 IDLE_CONNECTIONS = 100

@@ -25,8 +25,8 @@ from jupyter_server_helpers import (
     wait_until_gone,
 )
 
-from gp_core.testing import isolated_jupyter_paths
 from gp_distributed.cli import main as install_spec
+from gp_provisioners_core.testing import isolated_jupyter_paths
 
 PY = "e2e_python"
 REFUSING = "e2e_refusing"

@@ -36,7 +36,11 @@ from backends.k8s_cluster import (
     wait_until_allowed,
 )
 
-from gp_core.testing import ConformanceBackend, ProvisionerConformance, isolated_jupyter_paths
+from gp_provisioners_core.testing import (
+    ConformanceBackend,
+    ProvisionerConformance,
+    isolated_jupyter_paths,
+)
 
 __all__ = ["k8s_cluster"]
 

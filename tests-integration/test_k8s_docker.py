@@ -32,7 +32,11 @@ from backends.k8s_cluster import (
     raw,
 )
 
-from gp_core.testing import ConformanceBackend, ProvisionerConformance, isolated_jupyter_paths
+from gp_provisioners_core.testing import (
+    ConformanceBackend,
+    ProvisionerConformance,
+    isolated_jupyter_paths,
+)
 
 __all__ = ["docker_backend", "k8s_cluster"]
 

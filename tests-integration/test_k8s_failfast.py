@@ -29,8 +29,8 @@ from backends.k8s_cluster import (
     processes_of,
 )
 
-from gp_core.errors import InvalidLaunchParameterError, LaunchFailedError
-from gp_core.testing import isolated_jupyter_paths
+from gp_provisioners_core.errors import InvalidLaunchParameterError, LaunchFailedError
+from gp_provisioners_core.testing import isolated_jupyter_paths
 
 __all__ = ["k8s_cluster"]
 

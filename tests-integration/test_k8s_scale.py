@@ -29,7 +29,6 @@ from backends.k8s_cluster import (
     run_idle_request_bench,
 )
 
-from gp_core.testing import execute, isolated_jupyter_paths
 from gp_k8s.bench import (
     IdleRequestRow,
     format_table,
@@ -38,6 +37,7 @@ from gp_k8s.bench import (
     start_kernels,
 )
 from gp_k8s.client import REQUESTS
+from gp_provisioners_core.testing import execute, isolated_jupyter_paths
 
 __all__ = ["k8s_cluster"]
 

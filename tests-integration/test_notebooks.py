@@ -12,8 +12,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from gp_core.testing import isolated_jupyter_paths
 from gp_distributed.cli import main as install_spec
+from gp_provisioners_core.testing import isolated_jupyter_paths
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

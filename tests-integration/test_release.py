@@ -67,17 +67,22 @@ def test_release_touches_only_that_package_and_tags_it(clone: Path) -> None:
     assert "- Least-connection balancing." in changelog
     assert "- Quote ssh arguments." in changelog
     assert changelog.index("### Features") < changelog.index("### Fixes")
-    core_version = (clone / "packages/gp-core/src/gp_core/_version.py").read_text()
-    assert core_version == (ROOT / "packages/gp-core/src/gp_core/_version.py").read_text()
+    core_version = (
+        clone / "packages/gp-provisioners-core/src/gp_provisioners_core/_version.py"
+    ).read_text()
+    assert (
+        core_version
+        == (ROOT / "packages/gp-provisioners-core/src/gp_provisioners_core/_version.py").read_text()
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["gp-nothing", "1.0.0"], "no package 'gp-nothing'"),
-        (["gp-core", "0.0.1"], "is not newer"),
-        (["gp-core", "one"], "X.Y.Z"),
-        (["gp-core", "9.0.0"], "no change fragments"),
+        (["gp-provisioners-core", "0.0.1"], "is not newer"),
+        (["gp-provisioners-core", "one"], "X.Y.Z"),
+        (["gp-provisioners-core", "9.0.0"], "no change fragments"),
     ],
 )
 def test_refusals_name_the_problem(clone: Path, args: list[str], message: str) -> None:
@@ -95,13 +100,20 @@ def test_oldest_core_picks_the_oldest_release_in_range(clone: Path, tmp_path: Pa
     script += ["--workdir", str(tmp_path), "--output", str(answer)]
     before = subprocess.run(script, cwd=clone, capture_output=True, text=True, check=True)
     assert answer.read_text() == ""
-    assert "no released gp-core" in before.stdout
-    git(clone, "tag", "-a", "gp-core-v0.1.0", "-m", "gp-core 0.1.0")
-    git(clone, "tag", "-a", "gp-core-v0.1.5", "-m", "gp-core 0.1.5")
-    git(clone, "tag", "-a", "gp-core-v0.2.0", "-m", "gp-core 0.2.0 (outside the range)")
+    assert "no released gp-provisioners-core" in before.stdout
+    git(clone, "tag", "-a", "gp-provisioners-core-v0.1.0", "-m", "gp-provisioners-core 0.1.0")
+    git(clone, "tag", "-a", "gp-provisioners-core-v0.1.5", "-m", "gp-provisioners-core 0.1.5")
+    git(
+        clone,
+        "tag",
+        "-a",
+        "gp-provisioners-core-v0.2.0",
+        "-m",
+        "gp-provisioners-core 0.2.0 (outside the range)",
+    )
     subprocess.run(script, cwd=clone, capture_output=True, text=True, check=True)
     tree = Path(answer.read_text())
-    assert tree.name == "gp-core"
-    assert tree.parent.parent.name == "gp-core-0.1.0"
+    assert tree.name == "gp-provisioners-core"
+    assert tree.parent.parent.name == "gp-provisioners-core-0.1.0"
     assert (tree / "pyproject.toml").is_file()
     assert (tree.parent.parent / "launchers" / "python" / "launch_ipykernel.py").is_file()

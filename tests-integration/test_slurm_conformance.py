@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from backends.slurm_kernels import SlurmConformanceBackend, SlurmKernelspecs
 
-from gp_core.testing import ProvisionerConformance
+from gp_provisioners_core.testing import ProvisionerConformance
 
 pytest_plugins = ["backends.slurm_fixtures"]
 

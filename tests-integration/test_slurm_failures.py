@@ -10,7 +10,11 @@ import pytest
 from backends.slurm_kernels import SlurmKernelspecs, job_leftovers
 from traitlets.config import Config
 
-from gp_core.errors import InvalidLaunchParameterError, LaunchFailedError, LaunchTimeoutError
+from gp_provisioners_core.errors import (
+    InvalidLaunchParameterError,
+    LaunchFailedError,
+    LaunchTimeoutError,
+)
 
 pytest_plugins = ["backends.slurm_fixtures"]
 

@@ -12,7 +12,7 @@ from backends.slurm import GPU_TYPE
 from backends.slurm_kernels import SlurmKernelspecs, job_leftovers
 from traitlets.config import Config
 
-from gp_core.testing import execute
+from gp_provisioners_core.testing import execute
 
 pytest_plugins = ["backends.slurm_fixtures"]
 

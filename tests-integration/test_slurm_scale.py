@@ -9,7 +9,7 @@ import time
 from backends.slurm_kernels import SlurmKernelspecs, job_leftovers
 from bench_slurm import count_queries, shutdown, start_kernels
 
-from gp_core.testing import execute
+from gp_provisioners_core.testing import execute
 
 pytest_plugins = ["backends.slurm_fixtures"]
 

@@ -15,9 +15,9 @@ import pytest
 from conftest import SshKernelspec
 from test_conformance_helpers import irkernel_available
 
-from gp_core.testing import ConformanceBackend, ProvisionerConformance
-from gp_core.testing.conformance import R
 from gp_distributed.local_process import pid_is_running
+from gp_provisioners_core.testing import ConformanceBackend, ProvisionerConformance
+from gp_provisioners_core.testing.conformance import R
 
 R_KERNEL_NAME = "gp_ssh_r"
 

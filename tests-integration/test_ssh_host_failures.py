@@ -15,7 +15,7 @@ import time
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 
-from gp_core.errors import LaunchFailedError, LaunchTimeoutError
+from gp_provisioners_core.errors import LaunchFailedError, LaunchTimeoutError
 
 
 def _closed_port(address: str) -> int:

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 
-from gp_core.errors import InvalidLaunchParameterError, LaunchFailedError
 from gp_distributed import remote_process
 from gp_distributed.ssh import SshConnectError, SshSettings, resolve_target, run_script
+from gp_provisioners_core.errors import InvalidLaunchParameterError, LaunchFailedError
 
 pytestmark = pytest.mark.usefixtures("ssh_host_selector")
 
@@ -183,7 +183,7 @@ async def test_restart_and_kill_leave_nothing_behind(ssh_kernelspec) -> None:
 
 REATTACH_SCRIPT = """
 import asyncio, json, os, sys
-from gp_core.reattach import attach_kernel_manager
+from gp_provisioners_core.reattach import attach_kernel_manager
 
 async def main():
     info = json.load(sys.stdin)
@@ -198,7 +198,7 @@ asyncio.run(main())
 
 
 async def test_another_process_reattaches_and_shuts_down(ssh_kernelspec) -> None:
-    from gp_core.reattach import serializable_provisioner_info
+    from gp_provisioners_core.reattach import serializable_provisioner_info
 
     host = ssh_kernelspec.entry("127.0.0.2")
     manager = await ssh_kernelspec.start(env={"KERNEL_REMOTE_HOST": host})

@@ -22,8 +22,8 @@ from backends.yarn_harness import (
     yarn_backend,
 )
 
-from gp_core.testing.conformance import ProvisionerConformance, RunningKernel
-from gp_core.testing.kernels import isolated_jupyter_paths
+from gp_provisioners_core.testing.conformance import ProvisionerConformance, RunningKernel
+from gp_provisioners_core.testing.kernels import isolated_jupyter_paths
 
 SINGLE_KERNEL = "yarn_conformance"
 HA_KERNEL = "yarn_conformance_ha"

@@ -23,14 +23,14 @@ from jupyter_client.manager import AsyncKernelManager
 sys.path.insert(0, str(Path(__file__).parent))
 from backends.yarn_harness import YarnBackendSetup, yarn_backend
 
-from gp_core.errors import (
+from gp_provisioners_core.errors import (
     InvalidLaunchParameterError,
     KernelSpecConfigError,
     LaunchFailedError,
     LaunchTimeoutError,
     UnauthorizedUserError,
 )
-from gp_core.testing.kernels import execute, isolated_jupyter_paths
+from gp_provisioners_core.testing.kernels import execute, isolated_jupyter_paths
 
 USER = "alice"
 

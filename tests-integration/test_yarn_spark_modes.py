@@ -26,7 +26,7 @@ from jupyter_client.manager import AsyncKernelManager
 sys.path.insert(0, str(Path(__file__).parent))
 from backends.yarn_harness import YarnBackendSetup, yarn_backend
 
-from gp_core.testing.kernels import execute, isolated_jupyter_paths
+from gp_provisioners_core.testing.kernels import execute, isolated_jupyter_paths
 
 PYTHON = os.environ.get("GP_TEST_PYSPARK_PYTHON") or sys.executable
 pytestmark = pytest.mark.skipif(

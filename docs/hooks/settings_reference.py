@@ -39,7 +39,7 @@ def _rows(cls: type) -> list[str]:
 
 
 def render() -> str:
-    from gp_core.response_manager import ResponseManager
+    from gp_provisioners_core.response_manager import ResponseManager
 
     parts: list[str] = []
     found = sorted(entry_points(group="jupyter_client.kernel_provisioners"), key=lambda e: e.name)
@@ -49,7 +49,12 @@ def render() -> str:
         cls = ep.load()
         parts += [f"## `{ep.name}`", "", f"`{cls.__module__}.{cls.__qualname__}`", ""]
         parts += [*_rows(cls), ""]
-    parts += ["## Response manager", "", "`gp_core.response_manager.ResponseManager`", ""]
+    parts += [
+        "## Response manager",
+        "",
+        "`gp_provisioners_core.response_manager.ResponseManager`",
+        "",
+    ]
     parts += [*_rows(ResponseManager), ""]
     return "\n".join(parts)
 

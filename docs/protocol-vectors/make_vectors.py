@@ -11,7 +11,8 @@ and PKCS#1 v1.5 encryption are randomized).  When ``v2-vectors.json`` already ex
 is reused, and so are its wrapped keys as long as they still unwrap to the fixed AES keys, so a
 rerun changes nothing unless the fixed inputs below change.
 
-This script deliberately uses ``cryptography`` directly and imports neither ``gp_core`` nor the
+This script deliberately uses ``cryptography`` directly and imports neither
+``gp_provisioners_core`` nor the
 launcher: it is a third, independent implementation that both are checked against.
 """
 

@@ -18,7 +18,7 @@ from typing import Any
 from jupyter_client.manager import AsyncKernelManager
 
 from backends.slurm import SlurmCluster
-from gp_core.testing import ConformanceBackend
+from gp_provisioners_core.testing import ConformanceBackend
 
 CLI_KERNEL = "gp_slurm_cli"
 REST_KERNEL = "gp_slurm_rest"

@@ -30,7 +30,7 @@ from backends.yarn_emulator import (
     group_members,
     write_yarn_site,
 )
-from gp_core.testing.conformance import ConformanceBackend
+from gp_provisioners_core.testing.conformance import ConformanceBackend
 
 STAND_IN = Path(__file__).with_name("yarn_spark_submit.py")
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from gp_core.installer import InstallerError
 from gp_crd.cli import main
 from gp_k8s.cli import DEFAULT_SPARK_IMAGE
 from gp_k8s.cli import main as k8s_spec
+from gp_provisioners_core.installer import InstallerError
 
 
 def install(

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from jupyter_client.kernelspec import KernelSpec
 
-from gp_core.errors import KernelSpecConfigError
 from gp_crd.object_cache import ObjectWatchCache
 from gp_crd.provisioner import SparkOperatorProvisioner
 from gp_k8s.pod_cache import PodWatchCache, pod_state
+from gp_provisioners_core.errors import KernelSpecConfigError
 
 KERNEL_ID = "0b7c9f61-2d4e-4f7a-8a5b-5e2f6c1d9a30"
 NAME = "kernel-app"

@@ -15,10 +15,14 @@ from typing import Any
 
 import pytest
 
-from gp_core.testing import ConformanceBackend, ProvisionerConformance, isolated_jupyter_paths
-from gp_core.testing.conformance import R
 from gp_distributed.cli import main as install_spec
 from gp_distributed.local_process import pid_is_running
+from gp_provisioners_core.testing import (
+    ConformanceBackend,
+    ProvisionerConformance,
+    isolated_jupyter_paths,
+)
+from gp_provisioners_core.testing.conformance import R
 
 KERNEL_NAME = "gp_local_conformance"
 

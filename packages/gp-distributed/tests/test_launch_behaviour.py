@@ -17,15 +17,15 @@ import pytest
 import zmq
 from jupyter_client.manager import AsyncKernelManager
 
-from gp_core import (
+from gp_distributed.local_process import pid_is_running
+from gp_provisioners_core import (
     InvalidLaunchParameterError,
     KernelSpecConfigError,
     LaunchFailedError,
     LaunchTimeoutError,
 )
-from gp_core.launchers import python_launcher
-from gp_core.testing import execute, isolated_jupyter_paths
-from gp_distributed.local_process import pid_is_running
+from gp_provisioners_core.launchers import python_launcher
+from gp_provisioners_core.testing import execute, isolated_jupyter_paths
 
 LAUNCHER_ARGS = [
     "--kernel-id",

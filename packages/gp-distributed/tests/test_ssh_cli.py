@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gp_core.installer import InstallerError
 from gp_distributed.cli import main
+from gp_provisioners_core.installer import InstallerError
 
 
 def install(tmp_path: Path, *flags: str) -> dict:

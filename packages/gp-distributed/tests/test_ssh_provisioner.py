@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 
-from gp_core import KernelSpecConfigError, LaunchFailedError
-from gp_core.testing import execute, isolated_jupyter_paths
 from gp_distributed.cli import SshSpecInstaller
 from gp_distributed.load_balancing import HostSelector
 from gp_distributed.provisioner import DistributedProvisioner
 from gp_distributed.ssh import SshSettings
+from gp_provisioners_core import KernelSpecConfigError, LaunchFailedError
+from gp_provisioners_core.testing import execute, isolated_jupyter_paths
 
 SPEC = "gp_ssh_unit"
 

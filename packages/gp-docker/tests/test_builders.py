@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from gp_core.errors import InvalidLaunchParameterError, KernelSpecConfigError
 from gp_docker.builders import (
     DEFAULT_GID,
     KERNEL_ID_LABEL,
@@ -20,6 +19,7 @@ from gp_docker.builders import (
     select_image,
     service_create_args,
 )
+from gp_provisioners_core.errors import InvalidLaunchParameterError, KernelSpecConfigError
 
 KID = "0f6a0e0c-1d2b-4f00-9a6e-2a1d5b8c9e11"
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from gp_core.installer import InstallerError
 from gp_docker.cli import CONTAINER_LAUNCHER, DEFAULT_IMAGE, main
 from gp_docker.docker_provisioner import DockerProvisioner
+from gp_provisioners_core.installer import InstallerError
 
 FILLED = {"kernel_id", "response_address", "public_key", "port_range"}
 

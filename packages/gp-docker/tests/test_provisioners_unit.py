@@ -8,13 +8,13 @@ import pytest
 from docker_fakes import FakeClient, event
 from jupyter_client.kernelspec import KernelSpec
 
-from gp_core import ContainerProvisionerBase
-from gp_core.errors import InvalidLaunchParameterError
-from gp_core.watcher import Observation
 from gp_docker import DockerProvisioner, DockerSwarmProvisioner
 from gp_docker.base import DockerProvisionerBase
 from gp_docker.events import DockerEventsWatcher
 from gp_docker.tasks import TaskStatus
+from gp_provisioners_core import ContainerProvisionerBase
+from gp_provisioners_core.errors import InvalidLaunchParameterError
+from gp_provisioners_core.watcher import Observation
 
 KID = "6c1f1c7e-51b5-4c1e-9a7e-0d6d2f0f4e11"
 

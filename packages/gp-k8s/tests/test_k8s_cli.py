@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 
-from gp_core.installer import InstallerError
-from gp_core.testing import isolated_jupyter_paths
 from gp_k8s import cli
 from gp_k8s.cli import (
     DEFAULT_IMAGE,
@@ -22,6 +20,8 @@ from gp_k8s.cli import (
     IMAGE_LAUNCHER,
     main,
 )
+from gp_provisioners_core.installer import InstallerError
+from gp_provisioners_core.testing import isolated_jupyter_paths
 
 
 def install(

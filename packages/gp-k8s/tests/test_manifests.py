@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 import yaml
 
-from gp_core.argv import travelling_env
-from gp_core.errors import InvalidLaunchParameterError
 from gp_k8s.manifests import (
     KERNEL_ID_LABEL,
     USERNAME_ANNOTATION,
@@ -24,6 +22,8 @@ from gp_k8s.manifests import (
     kernel_label_value,
 )
 from gp_k8s.parameters import PARAMETER_VARIABLES, Limits, resolve_parameters
+from gp_provisioners_core.argv import travelling_env
+from gp_provisioners_core.errors import InvalidLaunchParameterError
 
 KERNEL_ID = "3f1c2a9e-8d7b-4c6a-9e5f-0123456789ab"
 COMMAND = ["python3", "/opt/launch_ipykernel.py", "--kernel-id", KERNEL_ID]

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from jupyter_client.kernelspec import KernelSpec
 
-from gp_core.errors import InvalidLaunchParameterError, KernelSpecConfigError
-from gp_core.protocol import LAUNCH_SECRET_ENV
 from gp_k8s.pod_cache import PodState, pod_state
 from gp_k8s.provisioner import KubernetesProvisioner
+from gp_provisioners_core.errors import InvalidLaunchParameterError, KernelSpecConfigError
+from gp_provisioners_core.protocol import LAUNCH_SECRET_ENV
 
 KERNEL_ID = "0b7c9f61-2d4e-4f7a-8a5b-5e2f6c1d9a30"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gp_core.installer import InstallerError
+from gp_provisioners_core.installer import InstallerError
 from gp_slurm.cli import main
 
 KERNEL = "slurm_t"

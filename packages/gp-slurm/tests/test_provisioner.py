@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from jupyter_client.kernelspec import KernelSpec
 
-from gp_core.errors import (
+from gp_provisioners_core.errors import (
     InvalidLaunchParameterError,
     KernelSpecConfigError,
     LaunchFailedError,
     LaunchTimeoutError,
 )
-from gp_core.response_manager import ResponseManager
+from gp_provisioners_core.response_manager import ResponseManager
 from gp_slurm import SlurmProvisioner
 from gp_slurm.jobspec import JobRequest
 from gp_slurm.status import JobStatus
@@ -89,7 +89,7 @@ def _loopback(monkeypatch: pytest.MonkeyPatch) -> None:
 def fake() -> Iterator[FakeSlurm]:
     slurm = FakeSlurm()
     yield slurm
-    from gp_core.watcher import BatchedStatusWatcher
+    from gp_provisioners_core.watcher import BatchedStatusWatcher
 
     watcher = BatchedStatusWatcher._registry.pop(slurm.name, None)
     if watcher is not None:

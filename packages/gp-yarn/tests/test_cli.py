@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from gp_core.installer import InstallerError
+from gp_provisioners_core.installer import InstallerError
 from gp_yarn.cli import main
 from gp_yarn.provisioner import LAUNCH_ENV_NAMES
 
 FILLED = {"kernel_id", "response_address", "public_key", "port_range", "resource_dir"}
-# What run.sh may read: set by the provisioner at launch (gp-yarn's and gp-core's), by
+# What run.sh may read: set by the provisioner at launch (gp-yarn's and gp-provisioners-core's), by
 # kernel.json's env, or optional (documented in run.sh and the README).
 RUN_SH_VARIABLES = {
     *LAUNCH_ENV_NAMES,

@@ -11,7 +11,11 @@ from typing import Any
 import pytest
 from jupyter_client.kernelspec import KernelSpec
 
-from gp_core.errors import InvalidLaunchParameterError, KernelSpecConfigError, LaunchFailedError
+from gp_provisioners_core.errors import (
+    InvalidLaunchParameterError,
+    KernelSpecConfigError,
+    LaunchFailedError,
+)
 from gp_yarn.applications import YarnApp
 from gp_yarn.provisioner import YarnProvisioner
 from gp_yarn.rm_client import RMSettings, RMUnavailableError

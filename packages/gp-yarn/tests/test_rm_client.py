@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from yarn_api_client.errors import APIError  # type: ignore[import-untyped]
 
-from gp_core.errors import KernelSpecConfigError
+from gp_provisioners_core.errors import KernelSpecConfigError
 from gp_yarn import rm_client
 from gp_yarn.rm_client import (
     ResourceManagerClient,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gp_core.installer import InstallerError
 from gp_k8s.cli import SPARK_OPERATOR_DISPLAY_NAME, SPARK_OPERATOR_KERNEL_NAME, K8sSpecInstaller
+from gp_provisioners_core.installer import InstallerError
 
 
 class CrdSpecInstaller(K8sSpecInstaller):

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from gp_core.installer import InstallerError, KernelSpecInstaller
+from gp_provisioners_core.installer import InstallerError, KernelSpecInstaller
 
 from .load_balancing import ALGORITHMS
 from .ssh import HOST_KEY_POLICIES, parse_host_entry

@@ -17,10 +17,10 @@ from typing import Any, ClassVar, NoReturn
 
 from traitlets import Bool, Float, List, Set, Unicode, default, validate
 
-from gp_core import RemoteProvisionerBase
-from gp_core.channel import KernelChannelError
-from gp_core.config import env_bool, env_set
-from gp_core.errors import (
+from gp_provisioners_core import RemoteProvisionerBase
+from gp_provisioners_core.channel import KernelChannelError
+from gp_provisioners_core.config import env_bool, env_set
+from gp_provisioners_core.errors import (
     InvalidLaunchParameterError,
     KernelSpecConfigError,
     LaunchTimeoutError,

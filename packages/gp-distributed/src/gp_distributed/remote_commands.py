@@ -20,7 +20,7 @@ import signal
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gp_core.argv import travelling_env
+from gp_provisioners_core.argv import travelling_env
 
 LOG_TAIL_LINES = 20
 LOG_NAME = "launcher.log"

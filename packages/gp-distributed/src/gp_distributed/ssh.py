@@ -23,7 +23,7 @@ import paramiko
 from traitlets import Bool, Float, Int, Unicode, default, validate
 from traitlets.config import Configurable
 
-from gp_core.config import env_bool
+from gp_provisioners_core.config import env_bool
 
 HOST_KEY_POLICIES = ("reject", "warn", "auto-add")
 T = TypeVar("T")

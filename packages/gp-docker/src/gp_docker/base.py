@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 from traitlets import Bool, Set, Unicode, default, validate
 
-from gp_core import ContainerProvisionerBase
-from gp_core.config import env_bool, env_set
-from gp_core.errors import InvalidLaunchParameterError
+from gp_provisioners_core import ContainerProvisionerBase
+from gp_provisioners_core.config import env_bool, env_set
+from gp_provisioners_core.errors import InvalidLaunchParameterError
 
 from .builders import (
     KernelContainer,
@@ -104,7 +104,7 @@ class DockerProvisionerBase(ContainerProvisionerBase):
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         """Refuse a bad image or user before anything is registered or started; then the
-        shared steps of gp-core (authorization, argv, env)."""
+        shared steps of gp-provisioners-core (authorization, argv, env)."""
         env = kwargs.get("env") or os.environ
         kernel_id = str(self.kernel_id)
         self.authorize_user(env.get("KERNEL_USERNAME") or getpass.getuser())

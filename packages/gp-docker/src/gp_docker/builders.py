@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gp_core.argv import travelling_env
-from gp_core.errors import InvalidLaunchParameterError, KernelSpecConfigError
-from gp_core.protocol import LAUNCH_SECRET_ENV
+from gp_provisioners_core.argv import travelling_env
+from gp_provisioners_core.errors import InvalidLaunchParameterError, KernelSpecConfigError
+from gp_provisioners_core.protocol import LAUNCH_SECRET_ENV
 
 KERNEL_ID_LABEL = "gp.kernel-id"
 KERNEL_USERNAME_LABEL = "gp.kernel-username"
@@ -139,7 +139,7 @@ def container_env(env: Mapping[str, str], allowed: Iterable[str], network: str) 
     """The kernel's environment: ``KERNEL_*``, the ``allowed`` names, what the launcher
     needs (launch secret, transport encryption) and the network setting.  Raises
     ``ValueError`` naming a variable that cannot be passed as data (see
-    :func:`gp_core.argv.travelling_env`)."""
+    :func:`gp_provisioners_core.argv.travelling_env`)."""
     result = travelling_env(env, {*allowed, *LAUNCHER_ENV})
     result[NETWORK_ENV] = network
     return dict(sorted(result.items()))

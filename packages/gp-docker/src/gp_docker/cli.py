@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from gp_core.installer import InstallerError, KernelSpecInstaller
+from gp_provisioners_core.installer import InstallerError, KernelSpecInstaller
 
 from .builders import check_network
 

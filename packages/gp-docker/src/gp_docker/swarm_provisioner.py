@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from docker.errors import APIError, NotFound
 
-from gp_core.watcher import BatchedStatusWatcher
+from gp_provisioners_core.watcher import BatchedStatusWatcher
 
 from .base import REMOVAL_TIMEOUT, DockerProvisionerBase
 from .builders import service_create_args

@@ -2,7 +2,7 @@
 
 Docker emits no events for task state changes, and a task that never got a container (its
 image is missing, no node can take it) shows only in the task list.  The swarm provisioner
-therefore watches its service with gp-core's shared ``BatchedStatusWatcher``: one
+therefore watches its service with gp-provisioners-core's shared ``BatchedStatusWatcher``: one
 ``GET /tasks`` (filtered by the kernel label) per interval for all kernel services of the
 process, every 0.25 s while one is launching and every few seconds after.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gp_core.watcher import BatchedStatusWatcher
+from gp_provisioners_core.watcher import BatchedStatusWatcher
 
 from .builders import KERNEL_ID_LABEL
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from gp_core.installer import InstallerError, KernelSpecInstaller
+from gp_provisioners_core.installer import InstallerError, KernelSpecInstaller
 
 from .parameters import is_dns_label, parameter_schema
 from .settings import KubernetesSettings, parse_memory

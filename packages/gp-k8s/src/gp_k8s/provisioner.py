@@ -23,10 +23,10 @@ from typing import Any, ClassVar
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from gp_core import ContainerProvisionerBase
-from gp_core.argv import travelling_env
-from gp_core.errors import InvalidLaunchParameterError, KernelSpecConfigError
-from gp_core.protocol import LAUNCH_SECRET_ENV
+from gp_provisioners_core import ContainerProvisionerBase
+from gp_provisioners_core.argv import travelling_env
+from gp_provisioners_core.errors import InvalidLaunchParameterError, KernelSpecConfigError
+from gp_provisioners_core.protocol import LAUNCH_SECRET_ENV
 
 from . import operations as ops
 from .client import CountingApiClient, get_api_client
@@ -171,7 +171,7 @@ class KubernetesProvisioner(KubernetesSettings, ContainerProvisionerBase):  # ty
     async def submit_kernel(self, cmd: list[str], env: dict[str, str], **kwargs: Any) -> None:
         """Create the kernel's namespace (when one per kernel), launch Secret and object.
 
-        Called by gp-core's ``launch_kernel``.  The steps a subclass may replace are
+        Called by gp-provisioners-core's ``launch_kernel``.  The steps a subclass may replace are
         :meth:`build_kernel_object` and :meth:`create_kernel_object` (the pod here); an
         ``ApiException`` of any step fails the launch naming :meth:`kernel_objects_noun`, a
         ``ValueError`` of the builder is an unusable template (:meth:`template_noun`).
@@ -385,7 +385,8 @@ class KubernetesProvisioner(KubernetesSettings, ContainerProvisionerBase):  # ty
         """Delete the launch Secret and the kernel's object (:meth:`delete_kernel_object`);
         delete the kernel's namespace too (and wait for it) unless the kernel restarts.
 
-        Called by gp-core's ``terminate``/``kill``, by :meth:`send_signal` when the launcher
+        Called by gp-provisioners-core's ``terminate``/``kill``, by :meth:`send_signal` when the
+        launcher
         cannot be reached, and by :meth:`cleanup`.  Idempotent.
         """
         if self._api is None and (self.container_name or self.namespace_created):

@@ -13,7 +13,7 @@ from typing import Any
 from traitlets import Bool, Float, Int, Set, Unicode, default, validate
 from traitlets.config import Configurable
 
-from gp_core.config import env_bool, env_set
+from gp_provisioners_core.config import env_bool, env_set
 
 from .parameters import _MEMORY, _MEMORY_UNITS, Limits
 

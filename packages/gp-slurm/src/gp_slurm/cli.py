@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from gp_core.installer import InstallerError, KernelSpecInstaller
+from gp_provisioners_core.installer import InstallerError, KernelSpecInstaller
 
 from .jobspec import REST_VERSIONS, check_env_allowlist
 from .resources import is_plain_name, parse_memory, parse_time_limit

@@ -15,7 +15,7 @@ from typing import Any
 from traitlets import Float, Int, Set, Unicode, default, validate
 from traitlets.config import Configurable
 
-from gp_core.config import env_set
+from gp_provisioners_core.config import env_set
 
 from .jobspec import REST_VERSIONS, check_env_allowlist
 from .resources import ResourceLimits

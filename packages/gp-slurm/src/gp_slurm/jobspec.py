@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gp_core.argv import travelling_env
+from gp_provisioners_core.argv import travelling_env
 
 from .resources import JobResources
 

@@ -16,13 +16,13 @@ import signal
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
-from gp_core import RemoteProvisionerBase
-from gp_core.errors import (
+from gp_provisioners_core import RemoteProvisionerBase
+from gp_provisioners_core.errors import (
     InvalidLaunchParameterError,
     KernelSpecConfigError,
     LaunchTimeoutError,
 )
-from gp_core.watcher import BatchedStatusWatcher
+from gp_provisioners_core.watcher import BatchedStatusWatcher
 
 from .commands import CommandSubmitter
 from .config import SlurmResourceConfig, SlurmSubmissionConfig
@@ -106,7 +106,8 @@ class SlurmProvisioner(  # type: ignore[metaclass]
     # -- launch ----------------------------------------------------------------------------------
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        """Authorize and build argv/env (gp-core), then settle the job's resources: a value
+        """Authorize and build argv/env (gp-provisioners-core), then settle the job's resources: a
+        value
         out of bounds refuses the launch here, before anything is submitted."""
         launch = await super().pre_launch(**kwargs)
         kernel_id = str(self.kernel_id)
@@ -246,7 +247,8 @@ class SlurmProvisioner(  # type: ignore[metaclass]
         return f". Its last output ({self.job_output}):\n{shown}"
 
     async def handle_launch_timeout(self) -> NoReturn:
-        """gp-core's timeout error, plus the job's last known state and any query failure."""
+        """gp-provisioners-core's timeout error, plus the job's last known state and any query
+        failure."""
         try:
             await super().handle_launch_timeout()
         except LaunchTimeoutError as err:

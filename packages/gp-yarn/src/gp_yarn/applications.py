@@ -1,6 +1,7 @@
 """The YARN applications of this process's kernels: one batched query per interval for all.
 
-:class:`YarnAppWatch` feeds gp-core's :class:`~gp_core.watcher.BatchedStatusWatcher` with one
+:class:`YarnAppWatch` feeds gp-provisioners-core's
+:class:`~gp_provisioners_core.watcher.BatchedStatusWatcher` with one
 ``GET /ws/v1/cluster/apps?applicationTypes=...&startedTimeBegin=...`` per interval, whatever the
 number of kernels, and files the answer by application name (the kernel id).  Provisioners
 read the cache (``apps_of``) in ``poll`` and while a launch waits; they never query per kernel.
@@ -19,7 +20,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from gp_core.watcher import BatchedStatusWatcher
+from gp_provisioners_core.watcher import BatchedStatusWatcher
 
 from .rm_client import ResourceManagerClient, RMSettings
 

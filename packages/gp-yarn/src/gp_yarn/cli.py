@@ -15,7 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from gp_core.installer import InstallerError, KernelSpecInstaller
+from gp_provisioners_core.installer import InstallerError, KernelSpecInstaller
 
 from .endpoints import EndpointConfigError, normalize_endpoint
 

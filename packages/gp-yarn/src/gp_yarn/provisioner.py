@@ -19,8 +19,8 @@ import signal
 import time
 from typing import Any, ClassVar, NoReturn
 
-from gp_core import RemoteProvisionerBase
-from gp_core.errors import (
+from gp_provisioners_core import RemoteProvisionerBase
+from gp_provisioners_core.errors import (
     InvalidLaunchParameterError,
     KernelSpecConfigError,
     LaunchTimeoutError,
@@ -36,7 +36,7 @@ IMPERSONATION_ENV = "GP_IMPERSONATION_ENABLED"
 APP_TAG_ENV = "GP_YARN_APP_TAG"
 LAUNCH_ENV_NAMES = ("KERNEL_ID", "KERNEL_USERNAME", IMPERSONATION_ENV, APP_TAG_ENV)
 """Variables the provisioner sets for run.sh at each launch (besides GP_LAUNCH_SECRET and
-GP_TRANSPORT_ENCRYPTION, set by gp-core)."""
+GP_TRANSPORT_ENCRYPTION, set by gp-provisioners-core)."""
 
 
 class YarnProvisioner(YarnConfigMixin, RemoteProvisionerBase):  # type: ignore[metaclass]
@@ -92,7 +92,8 @@ class YarnProvisioner(YarnConfigMixin, RemoteProvisionerBase):  # type: ignore[m
     # -- launch -------------------------------------------------------------------------------
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        """Check the RM setup, then gp-core's authorization and argv; add run.sh's variables."""
+        """Check the RM setup, then gp-provisioners-core's authorization and argv; add run.sh's
+        variables."""
         self.app_watch()  # configuration errors first, before anything is registered
         launch = await super().pre_launch(**kwargs)
         env: dict[str, str] = launch["env"]
@@ -208,7 +209,7 @@ class YarnProvisioner(YarnConfigMixin, RemoteProvisionerBase):  # type: ignore[m
             )
 
     async def handle_launch_timeout(self) -> NoReturn:
-        """gp-core's timeout error, with what YARN last said about the application."""
+        """gp-provisioners-core's timeout error, with what YARN last said about the application."""
         detail = self._launch_status()
         try:
             await super().handle_launch_timeout()

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from yarn_api_client import ResourceManager  # type: ignore[import-untyped]
 from yarn_api_client.errors import APIError  # type: ignore[import-untyped]
 
-from gp_core.errors import KernelSpecConfigError
+from gp_provisioners_core.errors import KernelSpecConfigError
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,10 @@
 """The YARN provisioner's settings: traitlets with ``GP_*`` environment defaults.
 
 Configurable as ``YarnProvisioner.<name>`` in Jupyter Server's config, or per kernelspec in
-``metadata.kernel_provisioner.config`` (checked by gp-core's ``apply_kernelspec_overrides``).
+``metadata.kernel_provisioner.config`` (checked by gp-provisioners-core's
+``apply_kernelspec_overrides``).
 Environment defaults are read when a provisioner is made, never at import time; booleans are
-parsed by gp-core's ``env_bool`` (``"false"`` is false; an unknown word is an error).
+parsed by gp-provisioners-core's ``env_bool`` (``"false"`` is false; an unknown word is an error).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from typing import Any
 from traitlets import Bool, Float, List, Unicode, default, validate
 from traitlets.config import Configurable
 
-from gp_core.config import env_bool
+from gp_provisioners_core.config import env_bool
 
 from .endpoints import normalize_endpoint
 
 
 class YarnConfigMixin(Configurable):
-    """The settings of ``YarnProvisioner`` besides gp-core's."""
+    """The settings of ``YarnProvisioner`` besides gp-provisioners-core's."""
 
     yarn_endpoint = Unicode(
         config=True,

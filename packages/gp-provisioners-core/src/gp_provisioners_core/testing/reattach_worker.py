@@ -1,7 +1,8 @@
 """Second-process half of the re-attach conformance test.
 
 Reads ``{"kernel_name", "provisioner_info", "code"}`` as JSON on stdin, re-attaches with
-:func:`gp_core.reattach.attach_kernel_manager`, runs ``code``, shuts the kernel down when asked,
+:func:`gp_provisioners_core.reattach.attach_kernel_manager`, runs ``code``, shuts the kernel down
+when asked,
 and prints ``{"stdout", "error_name", "alive_after"}`` as JSON.
 """
 
@@ -11,8 +12,8 @@ import asyncio
 import json
 import sys
 
-from gp_core.reattach import attach_kernel_manager
-from gp_core.testing.kernels import execute
+from gp_provisioners_core.reattach import attach_kernel_manager
+from gp_provisioners_core.testing.kernels import execute
 
 
 async def main() -> None:

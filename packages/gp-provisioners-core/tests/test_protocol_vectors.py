@@ -1,4 +1,5 @@
-"""The server side of the launch protocol (gp_core.protocol, ResponseManager) against the
+"""The server side of the launch protocol (gp_provisioners_core.protocol, ResponseManager) against
+the
 vectors in docs/protocol-vectors/v2-vectors.json (spec: docs/protocol.md)."""
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gp_core import protocol
-from gp_core.protocol import ProtocolError, ServerKeyPair, open_message
-from gp_core.response_manager import ResponseManager
+from gp_provisioners_core import protocol
+from gp_provisioners_core.protocol import ProtocolError, ServerKeyPair, open_message
+from gp_provisioners_core.response_manager import ResponseManager
 
 VECTORS_DIR = Path(__file__).resolve().parents[3] / "docs" / "protocol-vectors"
 

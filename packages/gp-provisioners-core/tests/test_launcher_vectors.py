@@ -1,5 +1,5 @@
 """The Python launcher's side of the launch protocol against docs/protocol-vectors/v2-vectors.json,
-and against gp_core's server side (spec: docs/protocol.md)."""
+and against gp_provisioners_core's server side (spec: docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from gp_core import protocol
-from gp_core.channel import KernelChannel, KernelChannelError
-from gp_core.launchers import python_launcher
-from gp_core.protocol import ProtocolError, ServerKeyPair, open_message
+from gp_provisioners_core import protocol
+from gp_provisioners_core.channel import KernelChannel, KernelChannelError
+from gp_provisioners_core.launchers import python_launcher
+from gp_provisioners_core.protocol import ProtocolError, ServerKeyPair, open_message
 
 VECTORS_DIR = Path(__file__).resolve().parents[3] / "docs" / "protocol-vectors"
 
@@ -178,7 +178,7 @@ def test_verifier_refuses_another_kernels_key(vectors, launcher):
         verifier.verify(case["message"], now_ms=case["ts"])
 
 
-def test_verifier_accepts_what_gp_core_signs(vectors, launcher):
+def test_verifier_accepts_what_gp_provisioners_core_signs(vectors, launcher):
     case = vectors["comm"]["requests"][0]
     verifier = launcher.CommRequestVerifier(case["key"], case["kernel_id"])
     for request in ({"signum": 2}, {"signum": 0}, {"shutdown": 1}):
@@ -186,7 +186,7 @@ def test_verifier_accepts_what_gp_core_signs(vectors, launcher):
         assert verifier.verify(json.loads(json.dumps(signed))) == request
 
 
-# -- the comm port end to end: gp_core's KernelChannel against the launcher's handler -----------
+# -- the comm port end to end: gp_provisioners_core's KernelChannel against the launcher's handler -
 
 
 class FakeKernel:

@@ -81,7 +81,8 @@ class OpenedMessage:
 class ServerKeyPair:
     """The ephemeral RSA key pair of one server process.
 
-    Created once by the :class:`~gp_core.response_manager.ResponseManager`; the public half is
+    Created once by the :class:`~gp_provisioners_core.response_manager.ResponseManager`; the public
+    half is
     handed to launchers through the ``{public_key}`` argv placeholder.
     """
 
@@ -305,7 +306,8 @@ def sign_comm_request(
 ) -> dict[str, Any]:
     """Wrap ``request`` (``{"signum": N}`` or ``{"shutdown": 1}``) into a signed v2 comm message.
 
-    Called by :class:`~gp_core.channel.KernelChannel`; ``ts_ms`` and ``nonce`` are fixed only by
+    Called by :class:`~gp_provisioners_core.channel.KernelChannel`; ``ts_ms`` and ``nonce`` are
+    fixed only by
     test vectors.
     """
     ts_ms = ts_ms if ts_ms is not None else int(time.time() * 1000)

@@ -1,4 +1,5 @@
-"""Where the launcher scripts shipped with gp-core live (package data from ``launchers/``)."""
+"""Where the launcher scripts shipped with gp-provisioners-core live (package data from
+``launchers/``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def launcher_dir(language: str) -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(
-        f"No {language} launcher is installed with gp-core (looked in {_ROOT} and {_SOURCE_ROOT})"
+        f"No {language} launcher is installed with gp-provisioners-core "
+        f"(looked in {_ROOT} and {_SOURCE_ROOT})"
     )
 
 

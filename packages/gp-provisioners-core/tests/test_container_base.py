@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from jupyter_client.kernelspec import KernelSpec
 
-from gp_core import ContainerProvisionerBase, LaunchFailedError
+from gp_provisioners_core import ContainerProvisionerBase, LaunchFailedError
 
 
 class FakeContainers(ContainerProvisionerBase):

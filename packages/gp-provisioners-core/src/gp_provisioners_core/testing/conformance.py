@@ -201,7 +201,7 @@ class ProvisionerConformance:
         kernel.client.stop_channels()
         completed = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "gp_core.testing.reattach_worker"],
+            [sys.executable, "-m", "gp_provisioners_core.testing.reattach_worker"],
             input=json.dumps(request),
             capture_output=True,
             text=True,

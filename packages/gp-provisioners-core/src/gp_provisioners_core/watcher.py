@@ -57,7 +57,7 @@ class BatchedStatusWatcher(Generic[Status]):
         self._fetch = fetch
         self.interval = interval
         self.launch_interval = launch_interval
-        self.log = log or logging.getLogger(f"gp_core.watcher.{name}")
+        self.log = log or logging.getLogger(f"gp_provisioners_core.watcher.{name}")
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = threading.Event()

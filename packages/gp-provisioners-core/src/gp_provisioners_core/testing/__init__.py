@@ -1,9 +1,11 @@
 """Reusable test kit: the conformance suite every backend runs, and kernel client helpers.
 
-A backend's tests subclass :class:`~gp_core.testing.conformance.ProvisionerConformance` and
+A backend's tests subclass
+:class:`~gp_provisioners_core.testing.conformance.ProvisionerConformance` and
 provide the ``conformance_backend`` fixture (a :class:`ConformanceBackend`).  The suite needs
-the ``test`` extra of gp-core (pytest, pytest-asyncio, ipykernel); the kernel helpers in
-:mod:`gp_core.testing.kernels` need only jupyter_client, so they are imported lazily.
+the ``test`` extra of gp-provisioners-core (pytest, pytest-asyncio, ipykernel); the kernel helpers
+in
+:mod:`gp_provisioners_core.testing.kernels` need only jupyter_client, so they are imported lazily.
 """
 
 from __future__ import annotations
@@ -25,5 +27,5 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
-        raise AttributeError(f"module 'gp_core.testing' has no attribute {name!r}")
+        raise AttributeError(f"module 'gp_provisioners_core.testing' has no attribute {name!r}")
     return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from gp_core.protocol import seal_v1, seal_v2
-from gp_core.response_manager import ResponseManager
+from gp_provisioners_core.protocol import seal_v1, seal_v2
+from gp_provisioners_core.response_manager import ResponseManager
 
 KERNEL_ID = "0f0e0d0c-aaaa-bbbb-cccc-000000000001"
 

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Collection
 
-from gp_core.watcher import BatchedStatusWatcher
+from gp_provisioners_core.watcher import BatchedStatusWatcher
 
 
 class FakeQueue:

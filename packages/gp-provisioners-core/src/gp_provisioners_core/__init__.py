@@ -1,4 +1,4 @@
-"""gp-core: the shared base of the Gateway Provisioners kernel provisioners."""
+"""gp-provisioners-core: the shared base of the Gateway Provisioners kernel provisioners."""
 
 from ._version import __version__
 from .channel import KernelChannel, KernelChannelError

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gp_core.installer import InstallerError, KernelSpecInstaller
-from gp_core.remote_provisioner import RemoteProvisionerBase
+from gp_provisioners_core.installer import InstallerError, KernelSpecInstaller
+from gp_provisioners_core.remote_provisioner import RemoteProvisionerBase
 
 FILLED = {"kernel_id", "response_address", "public_key", "port_range", "resource_dir"}
 

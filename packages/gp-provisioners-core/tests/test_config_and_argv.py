@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from jupyter_client.kernelspec import KernelSpec
 
-from gp_core import KernelSpecConfigError, RemoteProvisionerBase, UnauthorizedUserError
-from gp_core.argv import is_valid_kernel_id, substitute_argv, travelling_env
-from gp_core.config import env_bool, parse_port_range
+from gp_provisioners_core import KernelSpecConfigError, RemoteProvisionerBase, UnauthorizedUserError
+from gp_provisioners_core.argv import is_valid_kernel_id, substitute_argv, travelling_env
+from gp_provisioners_core.config import env_bool, parse_port_range
 
 
 class Provisioner(RemoteProvisionerBase):
