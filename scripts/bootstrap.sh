@@ -4,7 +4,14 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES=(python3-venv openssh-server procps r-base-core r-cran-irkernel slurm-wlm slurm-wlm-jwt-plugin slurmrestd munge docker.io mmdebstrap etcd-server)
+# The system packages come from the one list, scripts/system-packages.txt: the parts named in
+# GP_BOOTSTRAP_PARTS (scripts/demo.sh asks for "demo"), or every part.
+PARTS="${GP_BOOTSTRAP_PARTS:-all}"
+APT_PACKAGES=()
+while read -r pkg parts _; do
+  [[ -z "$pkg" || "$pkg" == \#* ]] && continue
+  if [[ "$PARTS" == all || ",$parts," == *",$PARTS,"* ]]; then APT_PACKAGES+=("$pkg"); fi
+done < "$ROOT/scripts/system-packages.txt"
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -16,7 +23,7 @@ if ((${#missing[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "bootstrap: please install: sudo apt-get install ${missing[*]}" >&2
+    echo "bootstrap: please install: sudo apt-get install --no-install-recommends ${missing[*]}" >&2
   fi
 fi
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from backends.sshd import SshdCluster, sshd_available
+from backends.system_packages import cannot_run
 from jupyter_client.manager import AsyncKernelManager
 
 # -- ssh (gp-distributed) ----------------------------------------------------------------------
@@ -115,10 +116,10 @@ async def wait_no_processes(kernel_ids: Iterable[str], timeout: float = 15) -> l
 
 @pytest.fixture(scope="session")
 def sshd_cluster() -> Iterator[SshdCluster]:
-    """Three real sshd on 127.0.0.1-3 (one port, keys made for this run); skips without sshd."""
+    """Three real sshd on 127.0.0.1-3 (one port, keys made for this run); fails without sshd."""
     reason = sshd_available()
     if reason:
-        pytest.skip(f"ssh suites need a real sshd: {reason}")
+        cannot_run(f"ssh suites need a real sshd: {reason}")
     cluster = SshdCluster().start()
     try:
         yield cluster

@@ -30,6 +30,7 @@ import nbformat
 import pytest
 from backends import dockerd
 from backends.dockerd import KERNEL_LABEL, DockerBackend
+from backends.system_packages import cannot_run, missing_packages_message
 from conftest import SshKernelspec
 from e2e_helpers import (
     LAUNCH_TIMEOUT,
@@ -122,7 +123,7 @@ def docker_r_image(docker_backend: DockerBackend) -> str:
     try:
         outcome = build.ensure_image(settings)
     except build.BuildUnavailable as err:
-        pytest.skip(f"the R kernel image cannot be built here: {err}")
+        cannot_run(f"the R kernel image cannot be built here: {err}")
     print(f"{R_IMAGE}: {outcome} in {time.monotonic() - started:.1f}s")
     return R_IMAGE
 
@@ -213,7 +214,7 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 def r_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> E2EBackend:
     """Each backend with its R kernelspec (skips where R cannot run)."""
     if request.param == "ssh" and not irkernel_available():
-        pytest.skip("R with IRkernel is not installed (r-cran-irkernel)")
+        cannot_run(missing_packages_message("r") or "R with IRkernel does not load")
     name = "e2e_ssh" if request.param == "ssh" else "e2e_docker_r"
     chosen: E2EBackend = request.getfixturevalue(name)
     assert chosen.r_spec

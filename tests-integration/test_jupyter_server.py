@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from backends.system_packages import cannot_run, missing_packages_message
 from jupyter_server_helpers import (
     KernelSocket,
     Server,
@@ -87,7 +88,7 @@ async def test_failed_launch_answers_with_phase_and_reason(server: Server) -> No
 @pytest.mark.asyncio
 async def test_r_kernel_through_the_server(server: Server) -> None:
     if not has_irkernel():
-        pytest.skip("R with IRkernel is not installed (r-cran-irkernel)")
+        cannot_run(missing_packages_message("r") or "R with IRkernel does not load")
     code, model = await server.call("POST", "/api/kernels", {"name": R_SPEC})
     assert code == 201, model
     channel = await KernelSocket.open(server, model["id"])

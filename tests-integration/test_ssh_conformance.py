@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends.system_packages import cannot_run, missing_packages_message
 from conftest import SshKernelspec
 from test_conformance_helpers import irkernel_available
 
@@ -45,7 +46,7 @@ class TestSshConformance(ProvisionerConformance):
 @pytest.fixture
 def ssh_r_kernelspec(ssh_kernelspec: SshKernelspec) -> str:
     if not irkernel_available():
-        pytest.skip("R with IRkernel is not installed (r-cran-irkernel)")
+        cannot_run(missing_packages_message("r") or "R with IRkernel does not load")
     prefix = ssh_kernelspec.jupyter_path.parent.parent
     if not (ssh_kernelspec.jupyter_path / "kernels" / R_KERNEL_NAME).exists():
         cli = Path(sys.executable).with_name("jupyter-ssh-spec")

@@ -46,6 +46,10 @@ from typing import IO, Any
 
 import pytest
 
+if not __package__:  # run as a script (nox -s bench): make the ``backends`` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from backends.system_packages import cannot_run, missing_packages_message
+
 REPO = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.getenv("GP_DOCKER_CACHE_DIR", str(REPO / ".cache")))
 KERNEL_IMAGE = "gp/kernel-py:latest"
@@ -71,7 +75,10 @@ class BackendUnavailable(RuntimeError):
 
 
 def dockerd_available() -> str:
-    """'' when a private dockerd can run here, else the reason (for ``pytest.skip``)."""
+    """'' when a private dockerd can run here, else the reason (the suites fail with it)."""
+    missing = missing_packages_message("docker")
+    if missing:
+        return missing
     if shutil.which("dockerd") is None:
         return "dockerd is not installed (apt-get install docker.io)"
     if os.geteuid() != 0:
@@ -433,14 +440,14 @@ def stop_shared_docker_backend() -> None:
 
 @pytest.fixture(scope="session")
 def docker_backend() -> Iterator[DockerBackend]:
-    """A private dockerd (Swarm manager) with the kernel image; skips when that cannot be."""
+    """A private dockerd (Swarm manager) with the kernel image; fails when that cannot be."""
     reason = dockerd_available()
     if reason:
-        pytest.skip(f"docker suites need a private dockerd: {reason}")
+        cannot_run(f"docker suites need a private dockerd: {reason}")
     try:
         backend = shared_docker_backend()
     except BackendUnavailable as err:
-        pytest.skip(f"docker suites cannot run: {err}")
+        cannot_run(f"docker suites cannot run: {err}")
     yield backend
     stop_shared_docker_backend()
 

@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backends.system_packages import missing_packages_message, packages_for
+
 SBIN = Path("/usr/sbin")
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "slurmrestd")
 COMMANDS = ("sbatch", "squeue", "scancel", "scontrol", "sinfo")
@@ -48,12 +50,15 @@ GPU_TYPE = "fake"
 
 def slurm_available() -> str:
     """'' when a Slurm cluster can be started here, else the reason it cannot."""
+    packages = missing_packages_message("slurm")
+    if packages:
+        return packages
     missing = [name for name in DAEMONS if not (SBIN / name).exists()]
     missing += [name for name in COMMANDS if shutil.which(name) is None]
     if missing:
         return (
             f"Slurm binaries missing: {', '.join(missing)} "
-            "(apt-get install slurm-wlm slurmrestd munge)"
+            f"(apt-get install {' '.join(packages_for('slurm'))})"
         )
     if os.geteuid() != 0:
         return "the single-node Slurm cluster runs slurmd as root"

@@ -14,14 +14,15 @@ import pytest
 
 from backends.slurm import SlurmCluster, slurm_available
 from backends.slurm_kernels import SlurmKernelspecs, install_kernelspecs, kernelspec_environment
+from backends.system_packages import cannot_run
 
 
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[SlurmCluster]:
-    """munged + slurmctld + slurmd + slurmrestd on 127.0.0.1; skips without Slurm."""
+    """munged + slurmctld + slurmd + slurmrestd on 127.0.0.1; fails without Slurm."""
     reason = slurm_available()
     if reason:
-        pytest.skip(f"the Slurm suites need a real Slurm: {reason}")
+        cannot_run(f"the Slurm suites need a real Slurm: {reason}")
     cluster = SlurmCluster().start()
     try:
         yield cluster

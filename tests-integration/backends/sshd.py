@@ -24,6 +24,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backends.system_packages import missing_packages_message
+
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "ssh-keygen"
 DEFAULT_ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
@@ -31,7 +33,10 @@ PRIVSEP_DIR = Path("/run/sshd")
 
 
 def sshd_available() -> str:
-    """'' when sshd can run here, else the reason it cannot (for ``pytest.skip``)."""
+    """'' when sshd can run here, else the reason it cannot (the suites fail with it)."""
+    missing = missing_packages_message("ssh")
+    if missing:
+        return missing
     if not os.path.exists(SSHD):
         return f"{SSHD} is missing (apt-get install openssh-server)"
     if shutil.which(SSH_KEYGEN) is None:
