@@ -69,9 +69,14 @@ def install_packages(session: nox.Session, *names: str, extras: str = "test") ->
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.6")
+    session.install("ruff>=0.6", "check-jsonschema>=0.29", "zizmor>=1.5")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # The publishing workflow cannot run here: check it against GitHub's workflow schema (as
+    # vendored by check-jsonschema) and audit it with zizmor, both offline.
+    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    session.run("zizmor", "--offline", *workflows)
 
 
 @nox.session
@@ -100,32 +105,20 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """Build every wheel, install each alone into an empty venv, load its entry points."""
-    session.install("build")
+    """What a release publishes, checked as PyPI users will meet it: build each package's sdist
+    and (from that sdist) its wheel, ``twine check`` them, check their contents, install each
+    from a local index that also holds the unrelated ``gp-core`` into an empty venv (it must
+    resolve to ours, load its entry points and require exactly what it imports), and check that
+    every distribution name is free on PyPI or ours."""
+    session.install("build", "twine>=6.1")
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     for name in PACKAGES:
-        session.run("python", "-m", "build", "--wheel", "--outdir", str(dist), package_path(name))
-    for name in PACKAGES:
-        wheel = next(dist.glob(f"{name.replace('-', '_')}-*.whl"))
-        venv = Path(session.create_tmp()) / f"alone-{name}"
-        shutil.rmtree(venv, ignore_errors=True)
-        session.run("python", "-m", "venv", str(venv))
-        python = str(venv / "bin" / "python")
-        # Only the wheel itself (and gp-provisioners-core's wheel, which is not published) come
-        # from here.
-        session.run(
-            python,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--find-links",
-            str(dist),
-            str(wheel),
-            external=True,
-        )
-        session.run(python, str(ROOT / "scripts" / "check_installed.py"), name, external=True)
+        session.run("python", "-m", "build", "--outdir", str(dist), package_path(name))
+    session.run("twine", "check", "--strict", *sorted(str(p) for p in dist.iterdir()))
+    session.run("python", "scripts/check_dist_contents.py", str(dist))
+    session.run("python", "scripts/check_local_index.py", "--dist", str(dist))
+    session.run("python", "scripts/check_pypi_names.py")
 
 
 @nox.session
@@ -152,10 +145,22 @@ def bench(session: nox.Session) -> None:
     session.run("python", "tests-integration/backends/k8s_cluster.py", "bench", "5,50")
 
 
-@nox.session(venv_backend="none")
+@nox.session
 def release(session: nox.Session) -> None:
-    """Release one package: ``nox -s release -- gp-k8s 1.2.0 [--dry-run]``."""
-    session.run("python3", "scripts/release.py", *session.posargs)
+    """Release one package: ``nox -s release -- gp-k8s 1.2.0 [--dry-run]``. Bumps its version,
+    compiles its changelog, commits and tags ``gp-k8s-v1.2.0`` (scripts/release.py), then builds
+    its sdist and wheel into ``dist/gp-k8s/`` and checks them with twine and
+    scripts/check_dist_contents.py. Pushing the tag publishes (.github/workflows/publish.yml)."""
+    if not session.posargs:
+        session.error("usage: nox -s release -- <package> <version> [--dry-run]")
+    session.install("build", "twine>=6.1")
+    session.run("python", "scripts/release.py", *session.posargs)
+    name = session.posargs[0]
+    out = ROOT / "dist" / name
+    shutil.rmtree(out, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", str(out), package_path(name))
+    session.run("twine", "check", "--strict", *sorted(str(p) for p in out.iterdir()))
+    session.run("python", "scripts/check_dist_contents.py", str(out), "--only", name)
 
 
 @nox.session

@@ -1,16 +1,24 @@
 """Run inside a venv holding one installed wheel: prove the distribution works alone.
 
 Loads every ``jupyter_client.kernel_provisioners`` entry point the distribution declares,
-runs each of its console scripts with ``--help``, and (for gp-provisioners-core) finds the packaged
-launcher.  Exits non-zero with a message naming what is missing.
+runs each of its console scripts with ``--help``, (for gp-provisioners-core) finds the packaged
+launcher, and compares the distribution's requirements with what its modules import: a required
+distribution that nothing imports, or an imported third-party module that no requirement (or
+extra) provides, is an error.  Exits non-zero with a message naming what is wrong.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
-from importlib.metadata import Distribution, PackageNotFoundError, distribution
+from importlib.metadata import (
+    Distribution,
+    PackageNotFoundError,
+    distribution,
+    packages_distributions,
+)
 from pathlib import Path
 
 BACKEND_SDKS = ("docker", "paramiko", "yarn-api-client", "kubernetes")
@@ -36,6 +44,68 @@ def stray_backend_sdks(dist: Distribution) -> list[str]:
     return stray
 
 
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[\s;<>=!~\[]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def imported_top_levels(dist: Distribution) -> tuple[set[str], set[str]]:
+    """The top-level modules the distribution's own Python files import, split into plain imports
+    and guarded ones (inside ``try`` with an ``except ImportError``: optional by design).
+    Launchers are left out: they run next to the kernel, not in the server."""
+    plain: set[str] = set()
+    guarded: set[str] = set()
+
+    def names(node: ast.AST) -> set[str]:
+        if isinstance(node, ast.Import):
+            return {alias.name.split(".")[0] for alias in node.names}
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            return {node.module.split(".")[0]}
+        return set()
+
+    def catches_import_error(handler: ast.ExceptHandler) -> bool:
+        caught = ast.unparse(handler.type) if handler.type else ""
+        return "ImportError" in caught or "ModuleNotFoundError" in caught
+
+    for file in dist.files or []:
+        if file.suffix != ".py" or "/launchers/" in f"/{file}":
+            continue
+        tree = ast.parse(Path(str(file.locate())).read_text())
+        for node in ast.walk(tree):
+            plain |= names(node)
+            if isinstance(node, ast.Try) and any(map(catches_import_error, node.handlers)):
+                for statement in node.body:
+                    for inner in ast.walk(statement):
+                        guarded |= names(inner)
+    return plain - guarded, guarded
+
+
+def dependency_mismatches(dist: Distribution) -> list[str]:
+    """Required distributions nothing imports, and imports no requirement provides."""
+    requirements = dist.requires or []
+    required = {requirement_name(r) for r in requirements if "extra ==" not in r}
+    optional = {requirement_name(r) for r in requirements if "extra ==" in r}
+    provided_by = packages_distributions()
+    own = {
+        str(f).split("/")[0] for f in dist.files or [] if str(f).endswith(".py") and "/" in str(f)
+    }
+    imported: dict[str, set[str]] = {}
+    unknown = []
+    plain, guarded = imported_top_levels(dist)
+    for module in sorted((plain | guarded) - own):
+        if module in sys.stdlib_module_names or module == "__future__":
+            continue
+        owners = {d.lower().replace("_", "-") for d in provided_by.get(module, [])}
+        if not owners & (required | optional) and module not in guarded:
+            unknown.append(module)
+        for owner in owners:
+            imported.setdefault(owner, set()).add(module)
+    problems = [f"imports {m}, which no requirement provides" for m in unknown]
+    problems += [
+        f"requires {r}, which none of its modules imports" for r in sorted(required - set(imported))
+    ]
+    return problems
+
+
 def main(name: str) -> int:
     dist = distribution(name)
     provisioners = [
@@ -49,6 +119,11 @@ def main(name: str) -> int:
         executable = Path(sys.executable).parent / ep.name
         subprocess.run([str(executable), "--help"], check=True, capture_output=True)
         print(f"{name}: {ep.name} --help works")
+    mismatches = dependency_mismatches(dist)
+    if mismatches:
+        print(f"{name}: " + "; ".join(mismatches))
+        return 1
+    print(f"{name}: requires exactly what it imports ({', '.join(sorted(dist.requires or []))})")
     stray = stray_backend_sdks(dist)
     if stray:
         print(f"{name}: pulled in backend SDKs it does not declare: {', '.join(stray)}")
