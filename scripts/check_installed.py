@@ -95,6 +95,8 @@ def dependency_mismatches(dist: Distribution) -> list[str]:
         if module in sys.stdlib_module_names or module == "__future__":
             continue
         owners = {d.lower().replace("_", "-") for d in provided_by.get(module, [])}
+        # An extra's distribution is not installed here: its import name must then match it.
+        owners = owners or {module.lower().replace("_", "-")}
         if not owners & (required | optional) and module not in guarded:
             unknown.append(module)
         for owner in owners:
