@@ -192,7 +192,14 @@ async def test_curve_encryption_when_the_spec_asks(kernels_dir):
 @pytest.mark.asyncio
 async def test_legacy_v1_launcher_only_with_opt_in(kernels_dir):
     v1 = ["--protocol-version", "1"]
-    allowed = make_spec(kernels_dir, extra_args=v1, config={"allow_legacy_launchers": True})
+
+    def v1_spec(config: dict[str, Any], declared: bool) -> str:
+        section = {"provisioner_name": "distributed-provisioner", "config": config}
+        if declared:
+            section["launcher_protocol_version"] = 1
+        return make_spec(kernels_dir, extra_args=v1, metadata={"kernel_provisioner": section})
+
+    allowed = v1_spec({"allow_legacy_launchers": True}, declared=True)
     km = AsyncKernelManager(kernel_name=allowed)
     await km.start_kernel(env=user_env())
     try:
@@ -205,10 +212,15 @@ async def test_legacy_v1_launcher_only_with_opt_in(kernels_dir):
         assert km.provisioner.legacy_launcher
     finally:
         await km.shutdown_kernel()
-    refused = make_spec(kernels_dir, extra_args=v1, config={"launch_timeout": 3})
-    km = AsyncKernelManager(kernel_name=refused)
-    with pytest.raises(LaunchTimeoutError, match="legacy v1 protocol"):
-        await km.start_kernel(env=user_env())
+    # Refused without the operator's opt-in, and without the kernelspec's declaration even
+    # when the operator allows legacy launchers.
+    for refused in (
+        v1_spec({"launch_timeout": 3}, declared=True),
+        v1_spec({"launch_timeout": 3, "allow_legacy_launchers": True}, declared=False),
+    ):
+        km = AsyncKernelManager(kernel_name=refused)
+        with pytest.raises(LaunchTimeoutError, match="legacy v1 protocol"):
+            await km.start_kernel(env=user_env())
 
 
 def _processes_with(text: str) -> list[int]:

@@ -71,6 +71,12 @@ def env_float(name: str, fallback: float) -> float:
     return float(text)
 
 
+def is_decimal(text: str) -> bool:
+    """Whether ``text`` is a plain ASCII decimal number (no ``nan``, ``inf``, exponent or
+    non-ASCII digits, all of which ``float()`` accepts)."""
+    return _DECIMAL.fullmatch(text.strip()) is not None
+
+
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 _DECIMAL = re.compile(r"[+-]?([0-9]{1,15}(\.[0-9]{0,9})?|\.[0-9]{1,9})")
 
