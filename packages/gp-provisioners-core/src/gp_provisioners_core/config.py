@@ -194,9 +194,8 @@ class RemoteProvisionerConfigMixin(Configurable):
         value = float(proposal["value"])
         if not 0 < value <= self.max_launch_timeout:
             raise TraitError(
-                f"launch_timeout (GP_LAUNCH_TIMEOUT) {proposal['value']!r} must be a number of "
-                f"seconds > 0 and <= {self.max_launch_timeout:g} (max_launch_timeout, "
-                "GP_MAX_LAUNCH_TIMEOUT)"
+                f"launch_timeout (GP_LAUNCH_TIMEOUT) {proposal['value']!r} must be > 0 and <= "
+                f"{self.max_launch_timeout:g} seconds (max_launch_timeout, GP_MAX_LAUNCH_TIMEOUT)"
             )
         return value
 

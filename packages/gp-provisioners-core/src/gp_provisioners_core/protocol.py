@@ -302,7 +302,7 @@ def _validated_conn_info(conn_info: Any, kernel_id: str) -> dict[str, Any]:
     if missing:
         raise ProtocolError("malformed", f"the connection info lacks {missing}", kernel_id)
     for name in (*REQUIRED_CONN_INFO_FIELDS[:5], "comm_port"):
-        port = conn_info.get(name)
+        port: Any = conn_info.get(name)
         if name == "comm_port" and port is None:
             continue
         if not _is_int(port) or not 0 < port < 65536:
@@ -310,7 +310,7 @@ def _validated_conn_info(conn_info: Any, kernel_id: str) -> dict[str, Any]:
                 "malformed", f"{name} {printable(port)} is not a TCP port", kernel_id
             )
     for name in PROCESS_ID_FIELDS:
-        value = conn_info.get(name)
+        value: Any = conn_info.get(name)
         if value is not None and (not _is_int(value) or not 0 < value < 2**31):
             raise ProtocolError(
                 "malformed", f"{name} {printable(value)} is not a process id", kernel_id
