@@ -16,7 +16,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import count_case
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,6 +26,7 @@ from gp_provisioners_core.config import env_float, env_int, parse_port_range
 from gp_provisioners_core.launchers import python_launcher
 from gp_provisioners_core.logsafe import printable
 from gp_provisioners_core.protocol import ProtocolError, ServerKeyPair, open_message
+from gp_provisioners_core.testing.fuzz import count_case
 
 KERNEL_ID = "0f0e0d0c-aaaa-bbbb-cccc-000000000009"
 
