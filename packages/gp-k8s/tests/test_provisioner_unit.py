@@ -143,3 +143,22 @@ async def test_poll_reads_the_cache() -> None:
         }
     )
     assert await with_cache(FakeCache(failed, True)).poll() == 137
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_api_is_one_clear_error_not_a_max_retry_error():
+    from kubernetes import client as k8s_client
+
+    from gp_k8s import operations as ops
+
+    configuration = k8s_client.Configuration()
+    configuration.host = "http://127.0.0.1:9"  # discard port: nothing listens
+    configuration.retries = 0
+    api = k8s_client.ApiClient(configuration)
+    with pytest.raises(ops.KubernetesUnreachableError) as caught:
+        await ops.run_blocking(ops.delete_secret, api, "kernels", "s-launch")
+    message = str(caught.value)
+    assert "http://127.0.0.1:9" in message
+    assert "delete_secret" in message
+    assert "MaxRetryError" not in message
+    assert "kubeconfig" in message
