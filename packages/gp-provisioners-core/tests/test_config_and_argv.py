@@ -254,3 +254,27 @@ async def test_a_launch_failure_is_logged_once(caplog):
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
     assert "the backend said no" in errors[0].getMessage()
+
+
+def test_the_response_manager_takes_the_servers_traitlets_config():
+    from traitlets.config import Config
+
+    from gp_provisioners_core import ResponseManager
+
+    saved = ResponseManager._instance
+    ResponseManager.clear_instance()
+    config = Config()
+    config.ResponseManager.response_ip = "127.0.0.1"
+    config.ResponseManager.response_port = 0
+    config.ResponseManager.key_size = 2048
+    config.ResponseManager.read_timeout = 2.5
+    config.ResponseManager.max_connections = 9
+    spec = KernelSpec(argv=["python"], display_name="Spec", resource_dir="/specs/x")
+    try:
+        manager = Provisioner(kernel_id="k-1", kernel_spec=spec, config=config).response_manager
+        assert (manager.key_size, manager.read_timeout, manager.max_connections) == (2048, 2.5, 9)
+        assert manager.response_address.startswith("127.0.0.1:")
+    finally:
+        ResponseManager.instance().stop_response_manager()
+        ResponseManager.clear_instance()
+        ResponseManager._instance = saved
