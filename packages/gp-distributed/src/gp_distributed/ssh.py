@@ -595,13 +595,21 @@ def _run_on(
     return RemoteResult(status, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
 
 
-def _read_all(recv: Callable[[int], bytes]) -> bytes:
+MAX_COMMAND_OUTPUT = 4 * 1024 * 1024
+
+
+def _read_all(recv: Callable[[int], bytes], limit: int = MAX_COMMAND_OUTPUT) -> bytes:
+    """Everything the remote command wrote, up to ``limit`` bytes kept (the rest is read and
+    dropped so the command can finish): a remote host cannot make this process hold more."""
     chunks: list[bytes] = []
+    kept = 0
     while True:
         chunk = recv(65536)
         if not chunk:
             return b"".join(chunks)
-        chunks.append(chunk)
+        if kept < limit:
+            chunks.append(chunk[: limit - kept])
+            kept += len(chunks[-1])
 
 
 _executor: concurrent.futures.ThreadPoolExecutor | None = None
