@@ -251,7 +251,10 @@ def test_bound_to_all_interfaces_advertising_a_name_receives_a_launch():
         assert rm.bound_address[0] == ""
         port = rm.bound_address[1]
         # A launcher resolves the advertised name; any local address reaches the server.
-        for address in ("127.0.0.1", "127.0.0.2"):
+        addresses = ["127.0.0.1", "127.0.0.2"]
+        if _has_ipv6_loopback():
+            addresses.append("::1")  # one dual-stack socket: the same port over IPv6
+        for address in addresses:
             other = asyncio.run(send_to((address, port), b"not base64!"))
             assert other == {"status": "rejected", "reason": "malformed"}
         reply = asyncio.run(send(rm, seal_v2(rm.public_key, KERNEL_ID, "s7", conn_info())))
@@ -353,6 +356,15 @@ def test_port_taken_moves_to_the_next_and_says_so():
     finally:
         rm.stop_response_manager()
         blocker.close()
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
 
 
 def test_ipv6_loopback_is_served():
