@@ -123,7 +123,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         kernel_id = str(self.kernel_id)
         if not is_valid_kernel_id(kernel_id):
             raise InvalidLaunchParameterError(
-                f"Kernel id {kernel_id!r} may hold only letters, digits, '.', '_' and '-' "
+                f"Kernel id {printable(kernel_id)} may hold only letters, digits, '.', '_' and '-' "
                 "(at most 128); start the kernel with another id",
                 kernel_id=kernel_id,
             )
