@@ -278,3 +278,17 @@ def test_the_response_manager_takes_the_servers_traitlets_config():
         ResponseManager.instance().stop_response_manager()
         ResponseManager.clear_instance()
         ResponseManager._instance = saved
+
+
+@pytest.mark.asyncio
+async def test_cleanup_does_not_start_the_response_manager():
+    from gp_provisioners_core import ResponseManager
+
+    saved = ResponseManager._instance
+    ResponseManager.clear_instance()
+    try:
+        await make().cleanup()  # e.g. a re-attached kernel: no RSA key made on the loop
+        assert ResponseManager.instance()._thread is None
+    finally:
+        ResponseManager.clear_instance()
+        ResponseManager._instance = saved

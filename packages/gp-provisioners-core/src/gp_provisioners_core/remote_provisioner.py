@@ -178,7 +178,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         return self.connection_info
 
     async def _abandon_launch(self, err: BaseException) -> None:
-        self.response_manager.unregister_event(str(self.kernel_id))
+        ResponseManager.instance(config=self.config).unregister_event(str(self.kernel_id))
         if isinstance(err, ProvisionerError) and not getattr(err, "gp_logged", False):
             err.gp_logged = True  # type: ignore[attr-defined]
             self.log.error("%s", err)
@@ -237,8 +237,11 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
             await asyncio.sleep(0.05)
 
     async def cleanup(self, restart: bool = False) -> None:
-        """Forget the launch; subclasses release their files and watches, then call super."""
-        self.response_manager.unregister_event(str(self.kernel_id))
+        """Forget the launch; subclasses release their files and watches, then call super.
+
+        Does not start the response manager (a re-attached kernel's cleanup must not make an
+        RSA key on the event loop)."""
+        ResponseManager.instance(config=self.config).unregister_event(str(self.kernel_id))
         self.kernel_channel = None
 
     async def get_provisioner_info(self) -> dict[str, Any]:
