@@ -292,6 +292,8 @@ class RefusalLog:
 def parse_port_range(text: str) -> tuple[int, int]:
     try:
         lower_text, upper_text = text.split("..")
+        if not all(t.isascii() and t.isdigit() for t in (lower_text, upper_text)):
+            raise ValueError(text)
         lower, upper = int(lower_text), int(upper_text)
     except ValueError:
         raise SystemExit(f"--port-range {text!r} is not of the form LOWER..UPPER") from None
