@@ -5,6 +5,7 @@ legacy (v1) launchers."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -235,3 +236,14 @@ def _processes_with(text: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+@pytest.mark.asyncio
+async def test_a_failed_launch_is_one_error_record(kernels_dir, caplog):
+    name = make_spec(kernels_dir, extra_args=["--spark-context-initialization-mode", "eager"])
+    km = AsyncKernelManager(kernel_name=name)
+    with caplog.at_level(logging.ERROR), pytest.raises(LaunchFailedError):
+        await km.start_kernel(env=user_env())
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [(r.pathname, r.lineno) for r in errors]  # jupyter_client's
+    assert "failed in launch phase" in errors[0].getMessage()

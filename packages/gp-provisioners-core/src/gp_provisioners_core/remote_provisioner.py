@@ -39,7 +39,6 @@ from .errors import (
     KernelSpecConfigError,
     LaunchFailedError,
     LaunchTimeoutError,
-    ProvisionerError,
     UnauthorizedUserError,
 )
 from .logsafe import printable
@@ -178,10 +177,9 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         return self.connection_info
 
     async def _abandon_launch(self, err: BaseException) -> None:
+        # Not logged here: jupyter_client's KernelManager logs every failed start once (with
+        # its traceback); logging it here too made two or three ERROR records per failure.
         ResponseManager.instance(config=self.config).unregister_event(str(self.kernel_id))
-        if isinstance(err, ProvisionerError) and not getattr(err, "gp_logged", False):
-            err.gp_logged = True  # type: ignore[attr-defined]
-            self.log.error("%s", err)
         try:
             await self.kill()
         except Exception as kill_error:  # noqa: BLE001 - the launch error matters more
@@ -455,22 +453,20 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         )
 
     def fail_launch(self, reason: str) -> NoReturn:
-        """Raise ``LaunchFailedError`` for the current phase with the backend's ``reason``."""
-        self.log_and_raise(
-            LaunchFailedError(
-                f"Kernel {self.kernel_id} failed in launch phase '{self.launch_phases.current}' "
-                f"after {self.launch_phases.elapsed:.1f}s: {reason}",
-                kernel_id=str(self.kernel_id),
-                phase=self.launch_phases.current,
-            )
+        """Raise ``LaunchFailedError`` for the current phase with the backend's ``reason``.
+
+        Not logged here: the KernelManager that called ``launch_kernel`` logs the failure."""
+        raise LaunchFailedError(
+            f"Kernel {self.kernel_id} failed in launch phase '{self.launch_phases.current}' "
+            f"after {self.launch_phases.elapsed:.1f}s: {reason}",
+            kernel_id=str(self.kernel_id),
+            phase=self.launch_phases.current,
         )
 
     def log_and_raise(self, error: Exception) -> NoReturn:
-        """Log ``error`` at error level, then raise it; a launch that fails with it is not
-        logged again by ``launch_kernel`` (one record per failure)."""
-        if not getattr(error, "gp_logged", False):
-            self.log.error("%s", error)
-            error.gp_logged = True  # type: ignore[attr-defined]
+        """Log ``error`` at error level, then raise it.  For failures outside a launch (a
+        launch failure is logged by jupyter_client's KernelManager: use ``fail_launch``)."""
+        self.log.error("%s", error)
         raise error
 
     async def signal_through_channel(self, signum: int) -> bool:
