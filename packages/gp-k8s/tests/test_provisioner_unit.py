@@ -162,3 +162,19 @@ async def test_an_unreachable_api_is_one_clear_error_not_a_max_retry_error():
     assert "delete_secret" in message
     assert "MaxRetryError" not in message
     assert "kubeconfig" in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("GP_MAX_MEMORY", "lots"), ("GP_KERNEL_UID", "x1"), ("GP_MAX_CPUS", "many")],
+)
+def test_a_bad_variable_is_named(monkeypatch, variable, value):
+    from traitlets import TraitError
+
+    from gp_k8s.settings import KubernetesSettings
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises((ValueError, TraitError)) as caught:
+        KubernetesSettings().limits("kernel:1")
+    assert variable in str(caught.value)
+    assert repr(value) in str(caught.value)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from traitlets import Bool, Float, Int, Set, Unicode, default, validate
+from traitlets import Bool, Float, Int, Set, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
-from gp_provisioners_core.config import env_bool, env_float, env_int, env_set
+from gp_provisioners_core.config import env_bool, env_float, env_int, env_set, validate_settings
 
 from .parameters import _MEMORY, _MEMORY_UNITS, Limits
 
@@ -38,7 +38,7 @@ def _env_ints(name: str, fallback: str) -> set[int]:
 
 def _optional_int(name: str) -> int | None:
     raw = os.getenv(name, "").strip()
-    return int(raw, 10) if raw else None
+    return env_int(name, 0) if raw else None
 
 
 class KubernetesSettings(Configurable):
@@ -197,7 +197,11 @@ class KubernetesSettings(Configurable):
 
     @validate("default_memory", "max_memory")
     def _validate_memory(self, proposal: dict[str, Any]) -> str:
-        parse_memory(str(proposal["value"]))
+        name = proposal["trait"].name
+        try:
+            parse_memory(str(proposal["value"]))
+        except ValueError as err:
+            raise TraitError(f"{name} (GP_{name.upper()}): {err}") from None
         return str(proposal["value"])
 
     max_gpus = Int(config=True, help="The largest KERNEL_GPUS (GP_MAX_GPUS, 0: none).")
@@ -275,6 +279,9 @@ class KubernetesSettings(Configurable):
         return env_float("GP_DELETION_TIMEOUT", 60.0)
 
     def limits(self, image: str) -> Limits:
+        # Values from GP_* variables are not validated by traitlets until set: check them so
+        # a bad one is named (GP_MAX_MEMORY=lots), not a bare ValueError.
+        validate_settings(self, "default_memory", "max_memory")
         return Limits(
             image=image,
             allowed_images=frozenset(self.allowed_images),
