@@ -100,7 +100,10 @@ def integration(session: nox.Session) -> None:
     """End-to-end suites against real backends (sshd) on loopback."""
     install_packages(session, *BACKENDS)
     session.install(*TEST_TOOLS, *E2E_CLIENTS)
-    session.run("pytest", "tests-integration", *session.posargs)
+    # ``nox -s integration -- tests-integration/test_x.py -x`` runs that file alone; without a
+    # path among the arguments, the whole suite.
+    named = any(arg.startswith("tests-integration") for arg in session.posargs)
+    session.run("pytest", *([] if named else ["tests-integration"]), *session.posargs)
 
 
 @nox.session
@@ -131,11 +134,15 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Launch, shutdown and event-loop-lag figures (LocalProvisioner, ours on localhost and over
-    ssh to 127.0.0.2, gateway-provisioners 0.5.0 on both), then backend API calls per poll
-    interval as kernels grow.  Prints; never fails on timings."""
+    """Hostile-connection figures (response and comm port, before and after hardening), launch,
+    shutdown and event-loop-lag figures (LocalProvisioner, ours on localhost and over ssh to
+    127.0.0.2, gateway-provisioners 0.5.0 on both), then backend API calls per poll interval as
+    kernels grow.  Prints; never fails on timings."""
     install_packages(session, *BACKENDS, extras="")
     session.install("ipykernel")
+    # Hostile connections: memory and log per 1,000, before (b225c49) and after; launch time
+    # under a response-port flood.  About a minute.
+    session.run("python", "benchmarks/hostile_bench.py")
     session.run("python", "benchmarks/launch_bench.py", *session.posargs)
     # Backend API calls made by poll() as kernels grow: each prints, or says why it skipped.
     session.run("python", "tests-integration/bench_slurm.py", "--kernels", "2,10")

@@ -1,14 +1,21 @@
 """A real kernel launch while the response port is attacked.
 
 Idle connections, random bytes, a 10 MB body, a forged payload for the pending kernel id (sealed
-with the server's public key but without the launch secret) and a v1 payload with legacy
-launchers off: the launch still succeeds, none of it is accepted, each is logged once.
+with the server's public key but without the launch secret), a v1 payload with legacy
+launchers off and a kernel id crafted to forge a log line, from two other addresses (loopback
+aliases) than the launcher's: the launch still succeeds, none of it is accepted, the idle
+address is capped at max_connections_per_peer, each connection is counted, and the log holds one
+line per reason, not one per connection.
 (gateway-provisioners 0.5.0 timed out a concurrent launch under such a flood.)
+
+Also: a response manager bound to all interfaces that advertises a host name receives a launch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import os
 import socket
@@ -24,8 +31,11 @@ from gp_provisioners_core.protocol import seal_v1, seal_v2
 from gp_provisioners_core.testing import execute, isolated_jupyter_paths
 
 KERNEL_NAME = "gp_hostile"
-IDLE_CONNECTIONS = 100
+IDLE_CONNECTIONS = 100  # more than max_connections_per_peer (64): the rest are closed at once
 GARBAGE_MESSAGES = 20
+# The attackers are other hosts than the launcher (127.0.0.1): loopback aliases.
+IDLE_SOURCE = ("127.0.0.2", 0)
+ATTACK_SOURCE = ("127.0.0.3", 0)
 
 
 class Recorder(logging.Handler):
@@ -65,7 +75,7 @@ def conn_info(kernel_id: str) -> dict[str, object]:
 
 async def exchange(address: tuple[str, int], payload: bytes, newline: bool = True) -> bytes:
     try:
-        reader, writer = await asyncio.open_connection(*address)
+        reader, writer = await asyncio.open_connection(*address, local_addr=ATTACK_SOURCE)
         writer.write(payload + (b"\n" if newline else b""))
         if not newline:
             writer.write_eof()
@@ -73,7 +83,7 @@ async def exchange(address: tuple[str, int], payload: bytes, newline: bool = Tru
         reply = await asyncio.wait_for(reader.readline(), timeout=10)
         writer.close()
         return reply
-    except ConnectionError:
+    except (ConnectionError, OSError):  # the server stops reading at the size cap
         return b"reset"
 
 
@@ -87,7 +97,10 @@ async def test_launch_succeeds_under_a_flood_and_nothing_hostile_is_accepted(
     kernel_id = str(uuid.uuid4())
     rejected_before = manager.rejected_count
 
-    idle = [socket.create_connection(address) for _ in range(IDLE_CONNECTIONS)]
+    idle = [
+        socket.create_connection(address, source_address=IDLE_SOURCE)
+        for _ in range(IDLE_CONNECTIONS)
+    ]
     km = AsyncKernelManager(kernel_name=kernelspec)
     env = dict(os.environ, KERNEL_USERNAME="alice")
     launch = asyncio.ensure_future(km.start_kernel(kernel_id=kernel_id, env=env))
@@ -101,6 +114,9 @@ async def test_launch_succeeds_under_a_flood_and_nothing_hostile_is_accepted(
     attacks.append(
         exchange(address, seal_v1(manager.public_key, conn_info(kernel_id)), newline=False)
     )
+    forged_id = "x\nERROR kernel started for admin" + "y" * 2000
+    forged = {"version": 2, "kernel_id": forged_id, "key": "", "nonce": "", "conn_info": ""}
+    attacks.append(exchange(address, base64.b64encode(json.dumps(forged).encode())))
     try:
         replies = await asyncio.gather(*attacks)
         await asyncio.wait_for(launch, timeout=60)
@@ -120,10 +136,46 @@ async def test_launch_succeeds_under_a_flood_and_nothing_hostile_is_accepted(
 
     assert all(reply == b"reset" or b'"rejected"' in reply for reply in replies)
     await asyncio.sleep(manager.read_timeout + 1)  # idle clients hit the read deadline
-    hostile = GARBAGE_MESSAGES + 3 + IDLE_CONNECTIONS
+    hostile = GARBAGE_MESSAGES + 4 + IDLE_CONNECTIONS
     assert manager.rejected_count - rejected_before == hostile
-    refusals = [m for m in recorder.messages if "refused a message" in m]
-    assert len(refusals) == hostile
+    refusals = [m for m in recorder.messages if "refused" in m]
+    # One line per reason (malformed, too-large, bad-secret, legacy-refused,
+    # too-many-connections, timeout, empty), not one per connection; the rest are summed up at
+    # the end of the interval.
+    assert len(refusals) <= 8
+    assert sum("(too-many-connections)" in m for m in refusals) == 1
     assert sum("(bad-secret)" in m for m in refusals) == 1
     assert sum("(legacy-refused)" in m for m in refusals) == 1
     assert sum("(too-large)" in m for m in refusals) == 1
+    assert not any("ERROR kernel started" in m.split("\n", 1)[-1] for m in refusals if "\n" in m)
+    assert all("\n" not in m and len(m) < 600 for m in refusals)
+
+
+@pytest.mark.asyncio
+async def test_bound_to_all_interfaces_advertising_a_name_receives_a_launch(
+    kernelspec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved = ResponseManager.instance()
+    ResponseManager.clear_instance()
+    monkeypatch.setenv("GP_RESPONSE_IP", "localhost")  # advertised: a name, as a Service's
+    monkeypatch.setenv("GP_RESPONSE_BIND_IP", "*")
+    monkeypatch.setenv("GP_RESPONSE_PORT", "0")
+    km = AsyncKernelManager(kernel_name=kernelspec)
+    try:
+        await asyncio.wait_for(
+            km.start_kernel(env=dict(os.environ, KERNEL_USERNAME="alice")), timeout=60
+        )
+        manager = ResponseManager.instance()
+        assert manager.response_address.startswith("localhost:")
+        assert manager.bound_address[0] == ""  # all interfaces
+        client = km.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=30)
+        assert (await execute(client, "print(6 * 7)")).stdout.strip() == "42"
+        client.stop_channels()
+    finally:
+        if km.has_kernel:
+            await km.shutdown_kernel(now=True)
+        ResponseManager.instance().stop_response_manager()
+        ResponseManager.clear_instance()
+        ResponseManager._instance = saved

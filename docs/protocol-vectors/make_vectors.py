@@ -243,6 +243,18 @@ def build(previous: dict[str, Any] | None) -> dict[str, Any]:
             "message": "this is not base64!",
             "reason": "malformed",
         },
+        {
+            "name": "kernel-id-trailing-newline",
+            "comment": "a kernel id is checked as a whole string: a trailing newline is refused",
+            "message": variant(kernel_id=KERNEL_ID + "\n"),
+            "reason": "malformed",
+        },
+        {
+            "name": "deeply-nested-json",
+            "comment": "5,000 nested arrays: refused as malformed, not an internal error",
+            "message": base64.b64encode(b"[" * 5000).decode(),
+            "reason": "malformed",
+        },
     ]
 
     # v1 (legacy) launch message, as gateway_provisioners launchers make it

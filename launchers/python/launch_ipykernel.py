@@ -64,6 +64,10 @@ PROTOCOL_VERSION = 2
 LAUNCH_SECRET_ENV = "GP_LAUNCH_SECRET"  # noqa: S105 - a variable name
 COMM_REQUEST_MAX_SKEW_MS = 30_000
 MAX_REQUEST_BYTES = 64 * 1024
+COMM_MAX_CONNECTIONS = 64  # comm-port connections handled at once
+COMM_MAX_CONNECTIONS_PER_PEER = 8  # of those, from one address
+COMM_REFUSAL_LOG_INTERVAL = 60.0  # seconds: one summary line per refusal reason per interval
+MAX_SIGNUM = 64
 SEND_ATTEMPTS = 8
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")
 SPARK_MODES = ("lazy", "eager", "none")
@@ -149,8 +153,19 @@ def comm_signing_input(kernel_id: str, request: dict[str, Any], ts_ms: int, nonc
     return json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
 
 
+class CommRequestError(ValueError):
+    """A comm-port request the launcher refuses; ``reason`` is a short code that is safe to
+    log and to send back (``{"ok": false, "error": reason}``): it never echoes the request."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class CommRequestVerifier:
     """Checks the signature, freshness and uniqueness of comm-port requests."""
+
+    MAX_NONCES = 10_000
 
     def __init__(self, connection_key: str, kernel_id: str) -> None:
         self._key = connection_key.encode()
@@ -158,30 +173,115 @@ class CommRequestVerifier:
         self._seen: dict[str, int] = {}
 
     def verify(self, message: Any, now_ms: int | None = None) -> dict[str, Any]:
-        """Return the inner request, or raise ValueError saying why it is refused."""
+        """Return the inner request, or raise CommRequestError saying why it is refused."""
         now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         if not isinstance(message, dict):
-            raise ValueError("not a JSON object")
+            raise CommRequestError("not a JSON object")
         request, ts, nonce = message.get("request"), message.get("ts"), message.get("nonce")
         signature = message.get("signature")
-        if not isinstance(request, dict) or not isinstance(ts, int) or not isinstance(nonce, str):
-            raise ValueError("unsigned or incomplete request")
+        if (
+            not isinstance(request, dict)
+            or type(ts) is not int
+            or not isinstance(nonce, str)
+            or len(nonce) > 256
+        ):
+            raise CommRequestError("unsigned or incomplete request")
         if not isinstance(signature, str) or message.get("kernel_id") != self._kernel_id:
-            raise ValueError("unsigned request or another kernel's request")
-        expected = hmac.new(
-            self._key, comm_signing_input(self._kernel_id, request, ts, nonce), hashlib.sha256
-        ).hexdigest()
-        if not hmac.compare_digest(expected, signature):
-            raise ValueError("bad signature")
+            raise CommRequestError("unsigned request or another kernel's request")
+        try:
+            signed = comm_signing_input(self._kernel_id, request, ts, nonce)
+        except (ValueError, TypeError, RecursionError):
+            raise CommRequestError("unsigned or incomplete request") from None
+        expected = hmac.new(self._key, signed, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
+            raise CommRequestError("bad signature")
         if abs(now_ms - ts) > COMM_REQUEST_MAX_SKEW_MS:
-            raise ValueError("stale request")
+            raise CommRequestError("stale request")
         self._seen = {
             n: t for n, t in self._seen.items() if now_ms - t <= 2 * COMM_REQUEST_MAX_SKEW_MS
         }
         if nonce in self._seen:
-            raise ValueError("replayed request")
+            raise CommRequestError("replayed request")
+        if len(self._seen) >= self.MAX_NONCES:
+            raise CommRequestError("too many requests")
         self._seen[nonce] = ts
         return request
+
+
+def parse_comm_request(raw: bytes, verifier: Any, protocol_version: int) -> dict[str, Any]:
+    """One comm-port request as the launcher acts on it: ``{"signum": N}`` or
+    ``{"shutdown": 1}``.  Raises :class:`CommRequestError` and nothing else, whatever ``raw``
+    holds (non-UTF-8, deeply nested JSON, wrong types)."""
+    try:
+        message = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise CommRequestError("not JSON") from None
+    request = message if protocol_version == 1 else verifier.verify(message)
+    if not isinstance(request, dict):
+        raise CommRequestError("not a JSON object")
+    if request.get("shutdown"):
+        return {"shutdown": 1}
+    signum = request.get("signum")
+    if type(signum) is not int or not 0 <= signum <= MAX_SIGNUM:
+        raise CommRequestError("no valid signum")
+    return {"signum": signum}
+
+
+class CommGate:
+    """Caps comm-port connections in all and per peer address; owns the refusal log."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.by_peer: dict[str, int] = {}
+        self.refusals = RefusalLog()
+
+    def enter(self, host: str) -> bool:
+        if self.open >= COMM_MAX_CONNECTIONS:
+            return False
+        if self.by_peer.get(host, 0) >= COMM_MAX_CONNECTIONS_PER_PEER:
+            return False
+        self.open += 1
+        self.by_peer[host] = self.by_peer.get(host, 0) + 1
+        return True
+
+    def leave(self, host: str) -> None:
+        self.open -= 1
+        self.by_peer[host] -= 1
+        if self.by_peer[host] <= 0:
+            del self.by_peer[host]
+
+
+class RefusalLog:
+    """Refused comm-port connections, logged once per reason and then summed up once per
+    interval, so a flood of the comm port does not flood the launcher's log (which the server
+    relays for local and ssh launches).  Mirrors gp_provisioners_core.logsafe.RejectionLog."""
+
+    def __init__(self, interval: float = COMM_REFUSAL_LOG_INTERVAL) -> None:
+        self.interval = interval
+        self._windows: dict[str, list[float]] = {}  # reason -> [started, suppressed]
+
+    def record(self, reason: str, peer: str) -> None:
+        now = time.monotonic()
+        self.flush(now)
+        window = self._windows.get(reason)
+        if window is not None:
+            window[1] += 1
+            return
+        self._windows[reason] = [now, 0]
+        log.warning("Refused a comm-port request from %s: %s", peer, reason)
+
+    def flush(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        for reason, (started, suppressed) in list(self._windows.items()):
+            if now - started >= self.interval:
+                del self._windows[reason]
+                if suppressed:
+                    log.warning(
+                        "Refused %d more comm-port request(s) (%s) in the last %.0fs",
+                        suppressed,
+                        reason,
+                        now - started,
+                    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,6 +292,8 @@ class CommRequestVerifier:
 def parse_port_range(text: str) -> tuple[int, int]:
     try:
         lower_text, upper_text = text.split("..")
+        if not all(t.isascii() and t.isdigit() for t in (lower_text, upper_text)):
+            raise ValueError(text)
         lower, upper = int(lower_text), int(upper_text)
     except ValueError:
         raise SystemExit(f"--port-range {text!r} is not of the form LOWER..UPPER") from None
@@ -202,7 +304,7 @@ def parse_port_range(text: str) -> tuple[int, int]:
 
 def parse_address(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not (port.isascii() and port.isdigit()):
         raise SystemExit(f"--response-address {text!r} is not of the form IP:PORT")
     return host.strip("[]"), int(port)
 
@@ -256,6 +358,14 @@ class Launcher:
             f"gp-kernel-{self.kernel_id[:8]}-{os.urandom(6).hex()}",
         )
         os.mkdir(self.workdir, 0o700)
+
+    @property
+    def gate(self) -> CommGate:
+        """Who is connected to the comm port, and what was refused (made on first use)."""
+        gate = self.__dict__.get("_gate")
+        if gate is None:
+            gate = self.__dict__["_gate"] = CommGate()
+        return gate
 
     @property
     def kernel_picks_ports(self) -> bool:
@@ -392,11 +502,13 @@ class Launcher:
         assert self.kernel is not None
         loop = asyncio.get_running_loop()
         verifier = CommRequestVerifier(self.conn_info["key"], self.kernel_id)
-        self.comm_socket.listen(16)
+        self.comm_socket.listen(128)
         self.comm_socket.setblocking(False)
         server = await asyncio.start_server(
             lambda r, w: self._handle_comm(r, w, verifier), sock=self.comm_socket
         )
+        flusher = loop.create_task(self._flush_refusals())
+        forget = loop.create_task(self.forget_connection_file())
         for signum in (
             signal.SIGTERM,
             signal.SIGINT,
@@ -406,9 +518,40 @@ class Launcher:
         ):
             loop.add_signal_handler(signum, self._on_signal, signum)
         exit_code = await loop.run_in_executor(None, self.kernel.wait)
+        flusher.cancel()
+        forget.cancel()
+        self.gate.refusals.flush(time.monotonic() + self.gate.refusals.interval)
         server.close()
         log.info("Kernel %s exited with %s", self.kernel_id, exit_code)
         return exit_code
+
+    async def forget_connection_file(self, timeout: float = 300.0) -> None:
+        """Remove the connection file (it holds the kernel's key) as soon as the kernel has
+        read it, so that a launcher killed hard (SIGKILL, OOM) leaves no key behind.
+
+        The kernel reads the file before it binds its ports: when it picked its own ports
+        they are already known here; otherwise wait until its shell port accepts."""
+        if not self.kernel_picks_ports:
+            deadline = time.monotonic() + timeout
+            port = int(self.conn_info["shell_port"])
+            while time.monotonic() < deadline:
+                try:
+                    _, writer = await asyncio.open_connection(self.ip, port)
+                except OSError:
+                    await asyncio.sleep(0.05)
+                    continue
+                writer.close()
+                break
+        for path in (self.connection_file, self.workdir):
+            try:
+                (os.rmdir if path == self.workdir else os.unlink)(path)
+            except OSError:
+                pass
+
+    async def _flush_refusals(self) -> None:
+        while True:
+            await asyncio.sleep(5)
+            self.gate.refusals.flush()
 
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGTERM:
@@ -419,16 +562,31 @@ class Launcher:
     async def _handle_comm(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, verifier: Any
     ) -> None:
+        peer_info = writer.get_extra_info("peername")
+        host = str(peer_info[0]) if isinstance(peer_info, tuple) and peer_info else "?"
+        gate = self.gate
+        if not gate.enter(host):
+            gate.refusals.record("too many connections", host)
+            writer.close()
+            return
+        try:
+            await self._serve_one(reader, writer, verifier, host)
+        finally:
+            gate.leave(host)
+
+    async def _serve_one(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, verifier: Any, host: str
+    ) -> None:
         try:
             raw = await asyncio.wait_for(self._read_request(reader), timeout=5)
-            if self.args.protocol_version == 1:
-                request = json.loads(raw)
-            else:
-                request = verifier.verify(json.loads(raw))
+            request = parse_comm_request(raw, verifier, self.args.protocol_version)
             reply = await self.apply(request)
-        except (ValueError, asyncio.TimeoutError, OSError) as err:
-            log.warning("Refused a comm-port request: %s", err)
-            reply = {"ok": False, "error": str(err)}
+        except CommRequestError as err:
+            self.gate.refusals.record(err.reason, host)
+            reply = {"ok": False, "error": err.reason}
+        except (asyncio.TimeoutError, OSError):
+            self.gate.refusals.record("no complete request in time", host)
+            reply = {"ok": False, "error": "no complete request in time"}
         try:
             if self.args.protocol_version != 1:
                 writer.write(json.dumps(reply).encode() + b"\n")
@@ -448,19 +606,21 @@ class Launcher:
             data += chunk
             if self.args.protocol_version != 1 and b"\n" in data:
                 return data[: data.index(b"\n")]
-        raise ValueError("request too large")
+        raise CommRequestError("request too large")
 
     async def apply(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Act on a request from :func:`parse_comm_request`."""
         assert self.kernel is not None
         if request.get("shutdown"):
             asyncio.get_running_loop().create_task(self.stop_kernel())
             return {"ok": True}
-        signum = request.get("signum")
-        if not isinstance(signum, int) or signum < 0:
-            raise ValueError(f"no valid signum in {request}")
+        signum = request["signum"]
         alive = self.kernel.poll() is None
         if alive and signum:
-            self.kernel.send_signal(signum)
+            try:
+                self.kernel.send_signal(signum)
+            except (ValueError, OSError):
+                raise CommRequestError("no such signal") from None
             log.info("Sent signal %s to kernel %s", signum, self.kernel_id)
         return {"ok": True, "alive": alive}
 

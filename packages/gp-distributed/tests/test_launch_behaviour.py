@@ -5,6 +5,7 @@ legacy (v1) launchers."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -192,7 +193,14 @@ async def test_curve_encryption_when_the_spec_asks(kernels_dir):
 @pytest.mark.asyncio
 async def test_legacy_v1_launcher_only_with_opt_in(kernels_dir):
     v1 = ["--protocol-version", "1"]
-    allowed = make_spec(kernels_dir, extra_args=v1, config={"allow_legacy_launchers": True})
+
+    def v1_spec(config: dict[str, Any], declared: bool) -> str:
+        section = {"provisioner_name": "distributed-provisioner", "config": config}
+        if declared:
+            section["launcher_protocol_version"] = 1
+        return make_spec(kernels_dir, extra_args=v1, metadata={"kernel_provisioner": section})
+
+    allowed = v1_spec({"allow_legacy_launchers": True}, declared=True)
     km = AsyncKernelManager(kernel_name=allowed)
     await km.start_kernel(env=user_env())
     try:
@@ -205,10 +213,15 @@ async def test_legacy_v1_launcher_only_with_opt_in(kernels_dir):
         assert km.provisioner.legacy_launcher
     finally:
         await km.shutdown_kernel()
-    refused = make_spec(kernels_dir, extra_args=v1, config={"launch_timeout": 3})
-    km = AsyncKernelManager(kernel_name=refused)
-    with pytest.raises(LaunchTimeoutError, match="legacy v1 protocol"):
-        await km.start_kernel(env=user_env())
+    # Refused without the operator's opt-in, and without the kernelspec's declaration even
+    # when the operator allows legacy launchers.
+    for refused in (
+        v1_spec({"launch_timeout": 3}, declared=True),
+        v1_spec({"launch_timeout": 3, "allow_legacy_launchers": True}, declared=False),
+    ):
+        km = AsyncKernelManager(kernel_name=refused)
+        with pytest.raises(LaunchTimeoutError, match="legacy v1 protocol"):
+            await km.start_kernel(env=user_env())
 
 
 def _processes_with(text: str) -> list[int]:
@@ -223,3 +236,14 @@ def _processes_with(text: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+@pytest.mark.asyncio
+async def test_a_failed_launch_is_one_error_record(kernels_dir, caplog):
+    name = make_spec(kernels_dir, extra_args=["--spark-context-initialization-mode", "eager"])
+    km = AsyncKernelManager(kernel_name=name)
+    with caplog.at_level(logging.ERROR), pytest.raises(LaunchFailedError):
+        await km.start_kernel(env=user_env())
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [(r.pathname, r.lineno) for r in errors]  # jupyter_client's
+    assert "failed in launch phase" in errors[0].getMessage()

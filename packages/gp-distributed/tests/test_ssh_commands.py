@@ -385,3 +385,41 @@ def test_launch_script_without_setsid_falls_back_to_nohup(tmp_path: Path) -> Non
     wait_for(out)
     assert json.loads(out.read_text())["pid"] != launched.pid  # the wrapper's child
     wait_for(exit_file(launched.log_path))
+
+
+def test_a_kernel_log_line_cannot_forge_a_status():
+    # str.splitlines() splits at \x1c and \u2028 too: a log line could forge a GP_STATUS line.
+    stdout = (
+        "GP_STATUS k-1 gone\n"
+        "GP_LOG k-1 x\x1cGP_STATUS k-2 running\n"
+        "GP_LOG k-1 y\u2028GP_STATUS k-3 exited 0\n"
+        "GP_LOG k-1 \x1b[31mred\x1b[0m\n"
+    )
+    statuses = parse_status(stdout)
+    assert set(statuses) == {"k-1"}
+    assert all("\x1b" not in line and "\x1c" not in line for line in statuses["k-1"].tail)
+    assert "\\x1b[31mred" in statuses["k-1"].tail[2]
+
+
+def test_status_parsing_is_bounded():
+    huge = "GP_STATUS k-1 exited 3\n" + "GP_LOG k-1 " + "z" * 100_000 + "\n"
+    huge += "GP_LOG k-1 more\n" * 10_000
+    huge += "GP_STATUS " + "k" * 500 + " running\n"  # not a kernel id
+    huge += "GP_STATUS k-2 exited \u0661\n"  # an Arabic digit is not an exit code
+    huge += "GP_STATUS k-3 sleeping\n"  # not a state
+    statuses = parse_status(huge)
+    assert set(statuses) == {"k-1", "k-2"}
+    assert statuses["k-1"].exit_code == 3
+    assert statuses["k-2"].exit_code is None
+    assert len(statuses["k-1"].tail) == 20
+    assert all(len(line) <= 510 for line in statuses["k-1"].tail)
+
+
+def test_launched_line_needs_ascii_numbers_and_a_path():
+    assert parse_launched("GP_LAUNCHED \u0661\u0662 0 /tmp/x/launcher.log\n") is None
+    assert parse_launched("GP_LAUNCHED 0 0 /tmp/x/launcher.log\n") is None
+    launched = parse_launched("noise\x1cGP_LAUNCHED 12 12 /tmp/x/launcher.log\r\n")
+    assert launched is None
+    launched = parse_launched("GP_LAUNCHED 12 12 /tmp/x/launcher.log\r\n")
+    assert launched is not None
+    assert (launched.pid, launched.pgid, launched.log_path) == (12, 12, "/tmp/x/launcher.log")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from docker_fakes import FakeClient
 
 from gp_docker.builders import KERNEL_ID_LABEL
@@ -69,3 +70,14 @@ def test_counter_counts_each_response() -> None:
         counter.hook(SimpleNamespace(request=SimpleNamespace(method="GET", path_url=path)))
     assert counter.snapshot() == {"GET tasks": 2, "GET containers/{id}/logs": 1}
     assert counter.total() == 3
+
+
+def test_an_unreachable_daemon_is_one_clear_error(monkeypatch, tmp_path):
+    from gp_docker import docker_api
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
+    docker_api.reset_clients()
+    with pytest.raises(docker_api.DockerUnreachableError) as caught:
+        docker_api.docker_client()
+    assert f"unix://{tmp_path}/no-such.sock" in str(caught.value)
+    assert "DOCKER_HOST" in str(caught.value)

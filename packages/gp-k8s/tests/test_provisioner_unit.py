@@ -143,3 +143,38 @@ async def test_poll_reads_the_cache() -> None:
         }
     )
     assert await with_cache(FakeCache(failed, True)).poll() == 137
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_api_is_one_clear_error_not_a_max_retry_error():
+    from kubernetes import client as k8s_client
+
+    from gp_k8s import operations as ops
+
+    configuration = k8s_client.Configuration()
+    configuration.host = "http://127.0.0.1:9"  # discard port: nothing listens
+    configuration.retries = 0
+    api = k8s_client.ApiClient(configuration)
+    with pytest.raises(ops.KubernetesUnreachableError) as caught:
+        await ops.run_blocking(ops.delete_secret, api, "kernels", "s-launch")
+    message = str(caught.value)
+    assert "http://127.0.0.1:9" in message
+    assert "delete_secret" in message
+    assert "MaxRetryError" not in message
+    assert "kubeconfig" in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("GP_MAX_MEMORY", "lots"), ("GP_KERNEL_UID", "x1"), ("GP_MAX_CPUS", "many")],
+)
+def test_a_bad_variable_is_named(monkeypatch, variable, value):
+    from traitlets import TraitError
+
+    from gp_k8s.settings import KubernetesSettings
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises((ValueError, TraitError)) as caught:
+        KubernetesSettings().limits("kernel:1")
+    assert variable in str(caught.value)
+    assert repr(value) in str(caught.value)

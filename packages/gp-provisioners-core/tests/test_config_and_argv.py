@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -103,6 +104,13 @@ def test_kernelspec_overrides_win_and_bad_ones_name_the_spec():
         ({"alice"}, set(), "bob", False),
         ({"alice"}, {"alice"}, "alice", False),  # denial wins
         ({"alice"}, {"root"}, "alice", True),
+        # Compared after NFKC, trimming and case folding, on both sides.
+        (set(), {"root"}, "ROOT", False),
+        (set(), {"root"}, " root\t", False),
+        (set(), {"root"}, "\uff52\uff4f\uff4f\uff54", False),  # full-width letters
+        (set(), {" Root "}, "root", False),
+        ({"Alice"}, set(), "alice", True),
+        ({"alice"}, set(), "", False),
     ],
 )
 def test_authorization(authorized, unauthorized, user, allowed):
@@ -113,7 +121,7 @@ def test_authorization(authorized, unauthorized, user, allowed):
         with pytest.raises(UnauthorizedUserError) as refused:
             p.authorize_user(user)
         assert refused.value.status_code == 403
-        assert repr(user) in str(refused.value)
+        assert "not authorized" in str(refused.value)
 
 
 def test_argv_values_stay_inside_their_argument():
@@ -135,6 +143,9 @@ def test_argv_values_stay_inside_their_argument():
         ("-leading", False),
         ("", False),
         ("a" * 129, False),
+        ("abc\n", False),  # a trailing newline passes ^...$ with re.match, not fullmatch
+        ("abc\r", False),
+        ("k\u0661", False),  # a non-ASCII digit
     ],
 )
 def test_kernel_id_validation(kernel_id, valid):
@@ -166,3 +177,118 @@ def test_launch_variables_and_spec_names_travel_too():
 def test_variables_that_cannot_be_passed_as_data_are_named(env, expected):
     with pytest.raises(ValueError, match=re.escape(expected)):
         travelling_env(env)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("GP_LAUNCH_TIMEOUT", "abc"),
+        ("GP_LAUNCH_TIMEOUT", "nan"),
+        ("GP_MAX_LAUNCH_TIMEOUT", "1e999"),
+        ("GP_MIN_PORT_RANGE_SIZE", "lots"),
+        ("GP_PORT_RANGE", "9000-9100"),
+        ("GP_PORT_RANGE", "1..70000"),
+    ],
+)
+def test_a_bad_variable_is_named_when_the_provisioner_is_made(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(KernelSpecConfigError) as caught:
+        make()
+    assert variable in str(caught.value)
+    assert repr(value) in str(caught.value)
+
+
+def test_bad_request_numbers_are_400(monkeypatch):
+    from gp_provisioners_core import InvalidLaunchParameterError
+
+    p = make()
+    for raw in ("abc", "nan", "inf", "-1", "1e999", "\u0661\u0662"):
+        with pytest.raises(InvalidLaunchParameterError) as caught:
+            p._requested_launch_timeout({"KERNEL_LAUNCH_TIMEOUT": raw})
+        assert caught.value.status_code == 400
+        assert "KERNEL_LAUNCH_TIMEOUT" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "allowed", "expected"),
+    [
+        ({}, True, False),  # the operator allows, the kernelspec does not declare v1
+        ({"launcher_protocol_version": 1}, False, False),  # declared, not allowed
+        ({"launcher_protocol_version": 1}, True, True),
+        ({"launcher_protocol_version": 2}, True, False),
+    ],
+)
+def test_legacy_needs_the_kernelspec_declaration_and_the_operator(section, allowed, expected):
+    spec = KernelSpec(
+        argv=["python"],
+        display_name="Spec",
+        metadata={"kernel_provisioner": {"provisioner_name": "x", "config": {}, **section}},
+    )
+    p = Provisioner(kernel_id="k-1", kernel_spec=spec, allow_legacy_launchers=allowed)
+    assert p.legacy_allowed() is expected
+
+
+def test_a_bad_launcher_protocol_declaration_names_the_kernelspec():
+    spec = KernelSpec(
+        argv=["python"],
+        display_name="Spec",
+        metadata={"kernel_provisioner": {"launcher_protocol_version": "1"}},
+    )
+    with pytest.raises(KernelSpecConfigError, match="launcher_protocol_version"):
+        Provisioner(kernel_id="k-1", kernel_spec=spec).legacy_allowed()
+
+
+class FailingProvisioner(Provisioner):
+    async def submit_kernel(self, cmd: list[str], env: dict[str, str], **kwargs: Any) -> None:
+        self.fail_launch("the backend said no")
+
+
+@pytest.mark.asyncio
+async def test_a_launch_failure_is_raised_not_logged_by_the_provisioner(caplog):
+    # jupyter_client's KernelManager logs a failed start once; the provisioner must not add
+    # records of its own (gp-distributed's tests check the one record through a manager).
+    from gp_provisioners_core import LaunchFailedError
+
+    spec = KernelSpec(argv=["python"], display_name="Spec", resource_dir="/specs/x")
+    p = FailingProvisioner(kernel_id="k-fail", kernel_spec=spec)
+    with caplog.at_level(logging.ERROR), pytest.raises(LaunchFailedError, match="said no"):
+        await p.launch_kernel(["python"], env={})
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_the_response_manager_takes_the_servers_traitlets_config():
+    from traitlets.config import Config
+
+    from gp_provisioners_core import ResponseManager
+
+    saved = ResponseManager._instance
+    ResponseManager.clear_instance()
+    config = Config()
+    config.ResponseManager.response_ip = "127.0.0.1"
+    config.ResponseManager.response_port = 0
+    config.ResponseManager.key_size = 2048
+    config.ResponseManager.read_timeout = 2.5
+    config.ResponseManager.max_connections = 9
+    spec = KernelSpec(argv=["python"], display_name="Spec", resource_dir="/specs/x")
+    try:
+        manager = Provisioner(kernel_id="k-1", kernel_spec=spec, config=config).response_manager
+        assert (manager.key_size, manager.read_timeout, manager.max_connections) == (2048, 2.5, 9)
+        assert manager.response_address.startswith("127.0.0.1:")
+    finally:
+        ResponseManager.instance().stop_response_manager()
+        ResponseManager.clear_instance()
+        ResponseManager._instance = saved
+
+
+@pytest.mark.asyncio
+async def test_cleanup_does_not_start_the_response_manager():
+    from gp_provisioners_core import ResponseManager
+
+    saved = ResponseManager._instance
+    ResponseManager.clear_instance()
+    try:
+        await make().cleanup()  # e.g. a re-attached kernel: no RSA key made on the loop
+        assert ResponseManager.instance()._thread is None
+    finally:
+        ResponseManager.clear_instance()
+        ResponseManager._instance = saved

@@ -292,3 +292,89 @@ async def test_legacy_channel_talks_to_a_v1_launcher(vectors, launcher):
         assert kernel.signals == [2]
     finally:
         server.close()
+
+
+async def _exchange(port: int, payload: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(payload)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(4096), timeout=5)
+    except ConnectionError:
+        return b""
+    finally:
+        writer.close()
+
+
+async def test_a_comm_port_flood_is_refused_with_short_reasons_and_logged_per_reason(
+    vectors, launcher, caplog
+):
+    case = vectors["comm"]["requests"][0]
+    server, kernel, port = await serve_comm(launcher, case["key"], case["kernel_id"], 2)
+    hostile = [
+        b"\xff\xfe not utf-8\n",
+        b"[" * 30_000 + b"\n",
+        b'{"signum": 9}\n',
+        json.dumps({**case["message"], "signature": "0" * 64}).encode() + b"\n",
+        json.dumps({**case["message"], "request": {"signum": "9"}}).encode() + b"\n",
+    ]
+    try:
+        with caplog.at_level("WARNING", logger="gp-launcher"):
+            replies = [await _exchange(port, payload) for payload in hostile * 10]
+        assert kernel.signals == []
+        for reply in replies:
+            decoded = json.loads(reply)
+            assert decoded["ok"] is False
+            assert len(decoded["error"]) < 60  # a short reason, not the request echoed back
+        refusals = [r for r in caplog.records if r.name == "gp-launcher"]
+        assert 1 <= len(refusals) <= len({json.loads(r)["error"] for r in replies})
+    finally:
+        server.close()
+
+
+async def test_one_peer_cannot_hold_every_comm_connection(vectors, launcher):
+    case = vectors["comm"]["requests"][0]
+    server, _kernel, port = await serve_comm(launcher, case["key"], case["kernel_id"], 2)
+    idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(8)]
+    try:
+        await asyncio.sleep(0.1)
+        crowded = await _exchange(port, case["line"].encode())
+        assert crowded == b""  # closed at once: this address has 8 open already
+    finally:
+        for _, writer in idle:
+            writer.close()
+    await asyncio.sleep(0.1)
+    channel = KernelChannel(case["kernel_id"], "127.0.0.1", port, case["key"], timeout=5)
+    assert await channel.is_alive() is True
+    server.close()
+
+
+async def test_the_connection_file_goes_once_the_kernel_has_read_it(launcher, tmp_path):
+    # A launcher killed with SIGKILL runs no cleanup: the key must not wait for it on disk.
+    instance = launcher.Launcher.__new__(launcher.Launcher)
+    instance.args = SimpleNamespace(kernel_language="python")
+    instance.port_range = (0, 0)  # the kernel picked its ports: it has read the file
+    instance.workdir = str(tmp_path / "gp-kernel-x")
+    Path(instance.workdir).mkdir()
+    instance.connection_file = str(Path(instance.workdir) / "kernel-x.json")
+    Path(instance.connection_file).write_text('{"key": "secret"}')
+    await instance.forget_connection_file()
+    assert not Path(instance.workdir).exists()
+
+
+async def test_with_fixed_ports_the_file_goes_when_the_kernel_listens(launcher, tmp_path):
+    instance = launcher.Launcher.__new__(launcher.Launcher)
+    instance.args = SimpleNamespace(kernel_language="python")
+    instance.port_range = (40000, 41000)
+    listener = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    instance.ip = "127.0.0.1"
+    instance.conn_info = {"shell_port": listener.sockets[0].getsockname()[1]}
+    instance.workdir = str(tmp_path / "gp-kernel-y")
+    Path(instance.workdir).mkdir()
+    instance.connection_file = str(Path(instance.workdir) / "kernel-y.json")
+    Path(instance.connection_file).write_text('{"key": "secret"}')
+    try:
+        await asyncio.wait_for(instance.forget_connection_file(), timeout=10)
+    finally:
+        listener.close()
+    assert not Path(instance.connection_file).exists()

@@ -4,13 +4,16 @@ nothing a client sends can disturb a pending launch."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
+from traitlets import TraitError
 
 from gp_provisioners_core.protocol import seal_v1, seal_v2
 from gp_provisioners_core.response_manager import ResponseManager
@@ -62,7 +65,13 @@ def manager() -> Iterator[tuple[ResponseManager, Recorder]]:
 
 async def send(rm: ResponseManager, payload: bytes, *, newline: bool = True) -> dict[str, str]:
     host, port = rm.response_address.rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+    return await send_to((host.strip("[]"), int(port)), payload, newline=newline)
+
+
+async def send_to(
+    address: tuple[str, int], payload: bytes, *, newline: bool = True
+) -> dict[str, str]:
+    reader, writer = await asyncio.open_connection(*address)
     writer.write(payload + (b"\n" if newline else b""))
     if not newline:
         writer.write_eof()
@@ -131,6 +140,7 @@ async def test_a_message_for_another_key_is_undecryptable(manager):
 async def test_garbage_oversize_and_idle_clients_do_not_delay_a_launch(manager):
     rm, recorder = manager
     rm.register_event(KERNEL_ID, "the-secret")
+    before = rm.rejected_count
     host, port = rm.response_address.rsplit(":", 1)
     idle = [socket.create_connection((host, int(port))) for _ in range(50)]
     try:
@@ -151,9 +161,183 @@ async def test_garbage_oversize_and_idle_clients_do_not_delay_a_launch(manager):
     assert sum("(too-large)" in m for m in recorder.messages) == 1
     assert accepted == {"status": "accepted"}
     assert took < rm.read_timeout, "idle clients must not hold up a genuine launcher"
-    await asyncio.sleep(rm.read_timeout + 0.5)  # the idle ones time out, each logged once
+    await asyncio.sleep(rm.read_timeout + 0.5)  # the idle ones are closed or time out
+    assert rm.rejected_count - before == 50 + 3
+    # Counted one by one, logged once per reason (the rest go into a summary line later).
     timeouts = [m for m in recorder.messages if "(timeout)" in m or "(empty)" in m]
-    assert len(timeouts) == 50
+    assert 1 <= len(timeouts) <= 2
+
+
+@pytest.mark.asyncio
+async def test_rejections_are_summed_up_per_reason_and_interval(manager):
+    rm, recorder = manager
+    rm.rejection_log_interval = 0.5
+    for _ in range(30):
+        await send(rm, b"garbage!")
+    await send(rm, base64.b64encode(b'{"version": 7}'))
+    await asyncio.sleep(1.6)  # the interval ends; the periodic flush writes the summary
+    malformed = [m for m in recorder.messages if "(malformed)" in m]
+    assert len(malformed) == 2, malformed
+    assert "29 more connection(s) (malformed)" in malformed[1]
+    assert sum("(unsupported-version)" in m for m in recorder.messages) == 1
+    assert rm.rejected_count >= 31
+
+
+@pytest.mark.asyncio
+async def test_a_crafted_kernel_id_cannot_forge_a_log_line(manager):
+    rm, recorder = manager
+    forged = "k\nWARNING root: kernel admin started" + "x" * 5000
+    envelope = {"version": 2, "kernel_id": forged, "key": "", "nonce": "", "conn_info": ""}
+    reply = await send(rm, base64.b64encode(json.dumps(envelope).encode()))
+    assert reply == {"status": "rejected", "reason": "malformed"}
+    line = next(m for m in recorder.messages if "(malformed)" in m)
+    assert "\n" not in line  # on one line,
+    assert "\\n" in line  # with the newline escaped
+    assert len(line) < 400
+    assert "chars)" in line  # and says it was cut
+
+
+@pytest.mark.asyncio
+async def test_one_peer_cannot_take_every_connection(manager):
+    rm, recorder = manager
+    rm.max_connections_per_peer = 5
+    rm.register_event(KERNEL_ID, "the-secret")
+    host, port = rm.response_address.rsplit(":", 1)
+    idle = [socket.create_connection((host, int(port))) for _ in range(5)]
+    try:
+        await asyncio.sleep(0.2)
+        try:  # the sixth connection from this address is closed at once
+            crowded = await send(rm, b"x")
+        except ConnectionError:
+            crowded = {}
+        assert crowded == {}
+        assert any("too many connections" in m for m in recorder.messages)
+    finally:
+        for sock in idle:
+            sock.close()
+    await asyncio.sleep(0.2)
+    accepted = await send(rm, seal_v2(rm.public_key, KERNEL_ID, "the-secret", conn_info()))
+    assert accepted == {"status": "accepted"}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"[" * 50_000,
+        base64.b64encode(b"[" * 40_000),
+        base64.b64encode(b"\xff\xfe\x00garbage"),
+        base64.b64encode(json.dumps({"version": 2, "kernel_id": 5}).encode()),
+        base64.b64encode(json.dumps({"version": [2]}).encode()),
+        base64.b64encode(json.dumps({"version": 1, "key": {}, "conn_info": []}).encode()),
+    ],
+    ids=["nested", "nested-json", "not-utf8", "id-not-a-string", "version-list", "v1-types"],
+)
+@pytest.mark.asyncio
+async def test_any_input_gets_a_status_reply(manager, payload):
+    rm, _ = manager
+    rm.register_event(KERNEL_ID, "s", allow_legacy=True)
+    reply = await send(rm, payload)
+    assert reply["status"] == "rejected"
+    assert reply["reason"] in ("malformed", "unsupported-version", "too-large")
+
+
+def test_bound_to_all_interfaces_advertising_a_name_receives_a_launch():
+    rm = ResponseManager(
+        response_ip="localhost", response_bind_ip="*", response_port=0, key_size=2048
+    )
+    try:
+        rm.register_event(KERNEL_ID, "s7")
+        assert rm.response_address.startswith("localhost:")
+        assert rm.bound_address[0] == ""
+        port = rm.bound_address[1]
+        # A launcher resolves the advertised name; any local address reaches the server.
+        addresses = ["127.0.0.1", "127.0.0.2"]
+        if _has_ipv6_loopback():
+            addresses.append("::1")  # one dual-stack socket: the same port over IPv6
+        for address in addresses:
+            other = asyncio.run(send_to((address, port), b"not base64!"))
+            assert other == {"status": "rejected", "reason": "malformed"}
+        reply = asyncio.run(send(rm, seal_v2(rm.public_key, KERNEL_ID, "s7", conn_info())))
+        assert reply == {"status": "accepted"}
+    finally:
+        rm.stop_response_manager()
+
+
+def test_bind_address_differs_from_the_advertised_one():
+    rm = ResponseManager(
+        response_ip="10.255.255.1", response_bind_ip="127.0.0.1", response_port=0, key_size=2048
+    )
+    try:
+        rm.register_event(KERNEL_ID, "s8")
+        assert rm.response_address.startswith("10.255.255.1:")
+        message = seal_v2(rm.public_key, KERNEL_ID, "s8", conn_info())
+        assert asyncio.run(send_to(("127.0.0.1", rm.bound_address[1]), message)) == {
+            "status": "accepted"
+        }
+    finally:
+        rm.stop_response_manager()
+
+
+@pytest.mark.asyncio
+async def test_start_async_makes_the_key_off_the_callers_thread(monkeypatch):
+    from gp_provisioners_core import protocol
+
+    threads: list[str] = []
+    generate = protocol.ServerKeyPair.generate.__func__  # type: ignore[attr-defined]
+
+    def spy(cls, key_size):
+        threads.append(threading.current_thread().name)
+        return generate(cls, key_size)
+
+    monkeypatch.setattr(protocol.ServerKeyPair, "generate", classmethod(spy))
+    rm = ResponseManager(response_ip="127.0.0.1", response_port=0, key_size=2048)
+    try:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        task = asyncio.ensure_future(ticker())
+        await rm.start_async()
+        task.cancel()
+        assert threads == ["gp-response-manager"]
+        assert ticks > 0
+    finally:
+        rm.stop_response_manager()
+
+
+def test_traitlets_configuration_reaches_the_response_manager():
+    from traitlets.config import Config
+
+    config = Config()
+    config.ResponseManager.response_port = 0
+    config.ResponseManager.key_size = 2048
+    config.ResponseManager.read_timeout = 1.5
+    config.ResponseManager.max_connections = 7
+    config.ResponseManager.response_ip = "127.0.0.1"
+    rm = ResponseManager(config=config)
+    assert (rm.key_size, rm.read_timeout, rm.max_connections) == (2048, 1.5, 7)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("GP_RESPONSE_PORT", "abc"),
+        ("GP_RESPONSE_PORT", "70000"),
+        ("GP_RESPONSE_READ_TIMEOUT", "soon"),
+        ("GP_RESPONSE_KEY_SIZE", "1024"),
+        ("GP_RESPONSE_IP", "not an address!"),
+        ("GP_RESPONSE_BIND_IP", "example.com"),
+    ],
+)
+def test_bad_settings_name_the_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises((ValueError, TraitError)) as caught:
+        ResponseManager()  # at start-up, not at first use
+    assert variable in str(caught.value)
 
 
 def test_port_taken_moves_to_the_next_and_says_so():
@@ -172,6 +356,15 @@ def test_port_taken_moves_to_the_next_and_says_so():
     finally:
         rm.stop_response_manager()
         blocker.close()
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
 
 
 def test_ipv6_loopback_is_served():
@@ -193,5 +386,5 @@ def test_ipv6_loopback_is_served():
 
 
 def test_bad_response_ip_names_the_value():
-    with pytest.raises(Exception, match="not-an-ip"):
-        ResponseManager(response_ip="not-an-ip")
+    with pytest.raises(TraitError, match=r"GP_RESPONSE_IP.*'not an ip'"):
+        ResponseManager(response_ip="not an ip")

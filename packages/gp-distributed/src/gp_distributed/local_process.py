@@ -13,6 +13,9 @@ from collections.abc import Mapping, Sequence
 OUTPUT_TAIL_LINES = 20
 
 
+MAX_RELAYED_LINE_BYTES = 4096
+
+
 class LocalLauncherProcess:
     """One launcher process on this machine, in a session (process group) of its own.
 
@@ -53,11 +56,15 @@ class LocalLauncherProcess:
     def _relay_output(self, log: logging.Logger) -> None:
         assert self._process is not None
         assert self._process.stdout is not None
-        for raw in self._process.stdout:
-            line = raw.decode(errors="replace").rstrip()
+        stdout = self._process.stdout
+        while raw := stdout.readline(MAX_RELAYED_LINE_BYTES):
+            # Bounded (a line without a newline is cut into pieces) and one log line each:
+            # control characters the kernel printed are escaped.
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            line = "".join(c if c.isprintable() or c == "\t" else ascii(c)[1:-1] for c in line)
             self._tail.append(line)
             log.info("[launcher %s] %s", self.pid, line)
-        self._process.stdout.close()
+        stdout.close()
 
     def output_tail(self) -> str:
         return "\n".join(self._tail)

@@ -19,7 +19,7 @@ from traitlets import Bool, Float, List, Set, Unicode, default, validate
 
 from gp_provisioners_core import RemoteProvisionerBase
 from gp_provisioners_core.channel import KernelChannelError
-from gp_provisioners_core.config import env_bool, env_set
+from gp_provisioners_core.config import env_bool, env_float, env_set
 from gp_provisioners_core.errors import (
     InvalidLaunchParameterError,
     KernelSpecConfigError,
@@ -98,7 +98,7 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
 
     @default("host_cool_down")
     def _host_cool_down_default(self) -> float:
-        return float(os.getenv("GP_HOST_COOL_DOWN", "60"))
+        return env_float("GP_HOST_COOL_DOWN", 60.0)
 
     remote_env_allowlist = Set(
         Unicode(),
@@ -132,7 +132,7 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
 
     @default("ssh_launch_check_interval")
     def _ssh_launch_check_interval_default(self) -> float:
-        return float(os.getenv("GP_SSH_LAUNCH_CHECK_INTERVAL", "1.0"))
+        return env_float("GP_SSH_LAUNCH_CHECK_INTERVAL", 1.0)
 
     persisted_fields: ClassVar[tuple[str, ...]] = (
         *RemoteProvisionerBase.persisted_fields,

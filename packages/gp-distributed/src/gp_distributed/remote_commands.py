@@ -15,14 +15,20 @@ also holds the launcher and the kernel.
 from __future__ import annotations
 
 import posixpath
+import re
 import shlex
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gp_provisioners_core.argv import travelling_env
+from gp_provisioners_core.argv import is_valid_kernel_id, travelling_env
 
 LOG_TAIL_LINES = 20
+MAX_STATUS_OUTPUT = 1024 * 1024  # characters of a status script's output that are read
+MAX_TAIL_LINE_CHARS = 500  # a longer log line is cut (and says so)
+_NUMBER = re.compile(r"[0-9]{1,10}")
+_EXIT_CODE = re.compile(r"-?[0-9]{1,4}")
+_SAFE_PATH = re.compile(r"/[^\x00-\x1f\x7f]{1,4095}")
 LOG_NAME = "launcher.log"
 EXIT_NAME = "exit"
 _WRAPPER = f'"$@" >>"$0/{LOG_NAME}" 2>&1 </dev/null; echo $? >"$0/{EXIT_NAME}"'
@@ -90,12 +96,30 @@ class Launched:
 
 
 def parse_launched(stdout: str) -> Launched | None:
-    """The ``GP_LAUNCHED`` line of a launch script's output, or None."""
-    for line in stdout.splitlines():
+    """The ``GP_LAUNCHED`` line of a launch script's output, or None (never raises)."""
+    for line in _lines(stdout):
         parts = line.split(" ", 3)
-        if len(parts) == 4 and parts[0] == "GP_LAUNCHED" and parts[1].isdigit():
-            return Launched(int(parts[1]), int(parts[2]) if parts[2].isdigit() else 0, parts[3])
+        if len(parts) == 4 and parts[0] == "GP_LAUNCHED" and _NUMBER.fullmatch(parts[1]):
+            pgid = int(parts[2]) if _NUMBER.fullmatch(parts[2]) else 0
+            if 0 < int(parts[1]) and _SAFE_PATH.fullmatch(parts[3]):
+                return Launched(int(parts[1]), pgid, parts[3])
     return None
+
+
+def _lines(output: str) -> list[str]:
+    """``output`` cut to MAX_STATUS_OUTPUT characters and split at ``\n`` only.
+
+    ``str.splitlines`` also splits at ``\x1c``, ``\x85``, ``\u2028`` and friends, so a
+    kernel that prints one of them in its log could forge a ``GP_STATUS`` line in the tail.
+    """
+    return [line.removesuffix("\r") for line in output[:MAX_STATUS_OUTPUT].split("\n")]
+
+
+def _escaped(line: str) -> str:
+    """A tailed log line with control characters escaped, cut to MAX_TAIL_LINE_CHARS."""
+    cut = line[:MAX_TAIL_LINE_CHARS]
+    shown = "".join(c if c.isprintable() or c == "\t" else ascii(c)[1:-1] for c in cut)
+    return shown + ("..." if len(line) > len(cut) else "")
 
 
 # -- checking on launchers ----------------------------------------------------------------------
@@ -173,22 +197,32 @@ def status_script(refs: Sequence[RemoteLauncherRef], always_tail: bool = False) 
 
 
 def parse_status(stdout: str) -> dict[str, LauncherStatus]:
-    """The statuses a :func:`status_script` printed, by kernel id."""
+    """The statuses a :func:`status_script` printed, by kernel id.
+
+    Total and bounded, whatever the remote host printed: it never raises, reads at most
+    MAX_STATUS_OUTPUT characters, keeps at most LOG_TAIL_LINES lines of at most
+    MAX_TAIL_LINE_CHARS per kernel with control characters escaped, and only takes status
+    lines for valid kernel ids with a known state.
+    """
     statuses: dict[str, LauncherStatus] = {}
-    for line in stdout.splitlines():
+    for line in _lines(stdout):
         if line.startswith("GP_STATUS "):
-            parts = line.split()
-            if len(parts) < 3:
+            parts = line.split(" ")
+            if len(parts) < 3 or not is_valid_kernel_id(parts[1]):
+                continue
+            state = parts[2]
+            if state not in ("running", "exited", "gone"):
                 continue
             code: int | None = None
-            if parts[2] == "exited":
+            if state == "exited":
                 raw = parts[3] if len(parts) > 3 else ""
-                code = int(raw) if raw.lstrip("-").isdigit() else None
-            statuses[parts[1]] = LauncherStatus(parts[2], code)
+                code = int(raw) if _EXIT_CODE.fullmatch(raw) else None
+            statuses[parts[1]] = LauncherStatus(state, code)
         elif line.startswith("GP_LOG "):
             _, kid, *rest = line.split(" ", 2)
-            if kid in statuses:
-                statuses[kid].tail.append(rest[0] if rest else "")
+            status = statuses.get(kid)
+            if status is not None and len(status.tail) < LOG_TAIL_LINES:
+                status.tail.append(_escaped(rest[0] if rest else ""))
     return statuses
 
 

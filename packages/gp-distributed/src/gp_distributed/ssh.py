@@ -23,7 +23,7 @@ import paramiko
 from traitlets import Bool, Float, Int, Unicode, default, validate
 from traitlets.config import Configurable
 
-from gp_provisioners_core.config import env_bool
+from gp_provisioners_core.config import env_bool, env_float, env_int
 
 HOST_KEY_POLICIES = ("reject", "warn", "auto-add")
 T = TypeVar("T")
@@ -86,7 +86,7 @@ def parse_host_entry(entry: str) -> HostEntry:
         raise ValueError(f"host entry {entry!r} has no host, or white space in it")
     port = 0
     if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
             raise ValueError(f"host entry {entry!r} has port {port_text!r}; use 1-65535")
         port = int(port_text)
     return HostEntry(host=host, user=user, port=port)
@@ -173,7 +173,7 @@ def resolve_target(
     port = parsed.port or settings.port
     if not port:
         raw_port = str(found.get("port") or DEFAULT_SSH_PORT)
-        if not raw_port.isdigit():
+        if not (raw_port.isascii() and raw_port.isdigit()):
             raise ValueError(f"ssh config gives Port {raw_port!r} for host entry {entry!r}")
         port = int(raw_port)
     if settings.key_file:
@@ -237,7 +237,7 @@ class SshConfigMixin(Configurable):
 
     @default("ssh_port")
     def _ssh_port_default(self) -> int:
-        return int(os.getenv("GP_SSH_PORT", "0"))
+        return env_int("GP_SSH_PORT", 0)
 
     @validate("ssh_port")
     def _validate_ssh_port(self, proposal: dict[str, Any]) -> int:
@@ -311,7 +311,7 @@ class SshConfigMixin(Configurable):
 
     @default("ssh_connect_timeout")
     def _ssh_connect_timeout_default(self) -> float:
-        return float(os.getenv("GP_SSH_CONNECT_TIMEOUT", "10"))
+        return env_float("GP_SSH_CONNECT_TIMEOUT", 10.0)
 
     ssh_command_timeout = Float(
         config=True,
@@ -321,7 +321,7 @@ class SshConfigMixin(Configurable):
 
     @default("ssh_command_timeout")
     def _ssh_command_timeout_default(self) -> float:
-        return float(os.getenv("GP_SSH_COMMAND_TIMEOUT", "30"))
+        return env_float("GP_SSH_COMMAND_TIMEOUT", 30.0)
 
     ssh_max_sessions = Int(
         config=True,
@@ -331,7 +331,7 @@ class SshConfigMixin(Configurable):
 
     @default("ssh_max_sessions")
     def _ssh_max_sessions_default(self) -> int:
-        return int(os.getenv("GP_SSH_MAX_SESSIONS", "8"))
+        return env_int("GP_SSH_MAX_SESSIONS", 8)
 
     ssh_allow_agent = Bool(
         config=True,
@@ -595,13 +595,21 @@ def _run_on(
     return RemoteResult(status, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
 
 
-def _read_all(recv: Callable[[int], bytes]) -> bytes:
+MAX_COMMAND_OUTPUT = 4 * 1024 * 1024
+
+
+def _read_all(recv: Callable[[int], bytes], limit: int = MAX_COMMAND_OUTPUT) -> bytes:
+    """Everything the remote command wrote, up to ``limit`` bytes kept (the rest is read and
+    dropped so the command can finish): a remote host cannot make this process hold more."""
     chunks: list[bytes] = []
+    kept = 0
     while True:
         chunk = recv(65536)
         if not chunk:
             return b"".join(chunks)
-        chunks.append(chunk)
+        if kept < limit:
+            chunks.append(chunk[: limit - kept])
+            kept += len(chunks[-1])
 
 
 _executor: concurrent.futures.ThreadPoolExecutor | None = None

@@ -75,6 +75,11 @@ _clients_lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 
 
+class DockerUnreachableError(ConnectionError):
+    """The Docker daemon could not be reached: one message naming DOCKER_HOST and what to
+    check, instead of the SDK's nested connection errors."""
+
+
 def docker_host() -> str:
     """The daemon this process talks to: ``DOCKER_HOST``, else the SDK's default socket."""
     return os.getenv("DOCKER_HOST", "") or "unix:///var/run/docker.sock"
@@ -92,7 +97,13 @@ def docker_client(purpose: str = "calls") -> docker.DockerClient:
         client = _clients.get(key)
     if client is not None:
         return client
-    created = docker.DockerClient.from_env(max_pool_size=POOL_SIZE, timeout=60)
+    try:
+        created = docker.DockerClient.from_env(max_pool_size=POOL_SIZE, timeout=60)
+    except docker.errors.DockerException as err:
+        raise DockerUnreachableError(
+            f"The Docker daemon at {docker_host()} is unreachable ({str(err)[:200]}). Check "
+            "DOCKER_HOST and that dockerd runs and this user may use its socket."
+        ) from err
     created.api.hooks["response"].append(API_CALLS.hook)
     API_CALLS.add("GET version")  # made by from_env before the hook existed
     with _clients_lock:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from .client import path, request
 
@@ -33,7 +34,28 @@ async def run_blocking(function: Callable[..., T], *args: Any) -> T:
     with _executor_lock:
         if _executor is None:
             _executor = ThreadPoolExecutor(API_THREADS, thread_name_prefix="gp-k8s-api")
-    return await asyncio.get_running_loop().run_in_executor(_executor, function, *args)
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_executor, function, *args)
+    except (Urllib3Error, OSError) as err:
+        raise KubernetesUnreachableError.about(function, args, err) from err
+
+
+class KubernetesUnreachableError(ConnectionError):
+    """The Kubernetes API server could not be reached (connection refused, DNS, TLS, retries
+    exhausted): one clear message naming the API address and what to check, instead of
+    urllib3's ``MaxRetryError`` with its connection-pool internals."""
+
+    @classmethod
+    def about(cls, function: Callable[..., Any], args: tuple[Any, ...], err: BaseException) -> Any:
+        configuration = getattr(args[0], "configuration", None) if args else None
+        host = getattr(configuration, "host", "") or "(unknown address)"
+        reason = getattr(err, "reason", None) or err
+        step = getattr(function, "__name__", "a call")
+        return cls(
+            f"The Kubernetes API at {host} is unreachable ({step}: "
+            f"{type(reason).__name__}: {str(reason)[:200]}). Check the server's kubeconfig or "
+            "in-cluster service account, and that the API server is up and reachable from here."
+        )
 
 
 def api_message(err: ApiException) -> str:

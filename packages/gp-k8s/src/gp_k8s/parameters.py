@@ -166,7 +166,7 @@ class _Checker:
         value = self.raw(name)
         if value is None:
             return default
-        match = _MEMORY.match(value.strip())
+        match = _MEMORY.fullmatch(value.strip())
         if match is None:
             raise self.refuse(
                 name, value, "it must be bytes or a quantity such as 512Mi, 2Gi or 1G"
@@ -286,7 +286,7 @@ def _node_selector(check: _Checker, limits: Limits) -> tuple[tuple[str, str], ..
                 raw,
                 f"entries are KEY=VALUE with KEY one of the allowed keys ({allowed})",
             )
-        if not _LABEL_VALUE.match(value):
+        if not _LABEL_VALUE.fullmatch(value):
             raise check.refuse("KERNEL_NODE_SELECTOR", raw, f"{value!r} is not a label value")
         pairs[key] = value
     return tuple(sorted(pairs.items()))
@@ -307,7 +307,7 @@ def _tolerations(check: _Checker, limits: Limits) -> tuple[tuple[str, str, str],
                 raw,
                 f"entries are KEY[=VALUE][:EFFECT] with KEY one of the allowed keys ({allowed})",
             )
-        if not _LABEL_VALUE.match(value) or (effect and effect not in _TOLERATION_EFFECTS):
+        if not _LABEL_VALUE.fullmatch(value) or (effect and effect not in _TOLERATION_EFFECTS):
             raise check.refuse(
                 "KERNEL_TOLERATIONS",
                 raw,
@@ -318,19 +318,19 @@ def _tolerations(check: _Checker, limits: Limits) -> tuple[tuple[str, str, str],
 
 
 def is_label_value(text: str) -> bool:
-    return bool(_LABEL_VALUE.match(text))
+    return bool(_LABEL_VALUE.fullmatch(text))
 
 
 def is_label_name(text: str) -> bool:
-    return bool(_LABEL_NAME.match(text))
+    return bool(_LABEL_NAME.fullmatch(text))
 
 
 def is_dns_label(text: str) -> bool:
-    return bool(_DNS_LABEL.match(text))
+    return bool(_DNS_LABEL.fullmatch(text))
 
 
 def is_dns_subdomain(text: str) -> bool:
-    return bool(_DNS_SUBDOMAIN.match(text)) and len(text) <= 253
+    return bool(_DNS_SUBDOMAIN.fullmatch(text)) and len(text) <= 253
 
 
 def parameter_schema(limits: Limits) -> dict[str, Any]:

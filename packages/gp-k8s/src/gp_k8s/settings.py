@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from traitlets import Bool, Float, Int, Set, Unicode, default, validate
+from traitlets import Bool, Float, Int, Set, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
-from gp_provisioners_core.config import env_bool, env_set
+from gp_provisioners_core.config import env_bool, env_float, env_int, env_set, validate_settings
 
 from .parameters import _MEMORY, _MEMORY_UNITS, Limits
 
@@ -22,7 +22,7 @@ def parse_memory(text: str) -> int:
     """``512Mi``, ``2G`` or a number of bytes as bytes; ``""`` is 0."""
     if not text:
         return 0
-    match = _MEMORY.match(text.strip())
+    match = _MEMORY.fullmatch(text.strip())
     if match is None:
         raise ValueError(f"{text!r} is not a memory quantity (e.g. 512Mi, 2Gi, 1G or bytes)")
     return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2)])
@@ -38,7 +38,7 @@ def _env_ints(name: str, fallback: str) -> set[int]:
 
 def _optional_int(name: str) -> int | None:
     raw = os.getenv(name, "").strip()
-    return int(raw, 10) if raw else None
+    return env_int(name, 0) if raw else None
 
 
 class KubernetesSettings(Configurable):
@@ -173,13 +173,13 @@ class KubernetesSettings(Configurable):
 
     @default("default_cpus")
     def _default_cpus_default(self) -> float:
-        return float(os.getenv("GP_DEFAULT_CPUS", "0"))
+        return env_float("GP_DEFAULT_CPUS", 0.0)
 
     max_cpus = Float(config=True, help="The largest KERNEL_CPUS(_LIMIT) (GP_MAX_CPUS, 4).")
 
     @default("max_cpus")
     def _max_cpus_default(self) -> float:
-        return float(os.getenv("GP_MAX_CPUS", "4"))
+        return env_float("GP_MAX_CPUS", 4.0)
 
     default_memory = Unicode(
         config=True, help="Memory request without KERNEL_MEMORY (GP_DEFAULT_MEMORY, e.g. 1Gi)."
@@ -197,14 +197,18 @@ class KubernetesSettings(Configurable):
 
     @validate("default_memory", "max_memory")
     def _validate_memory(self, proposal: dict[str, Any]) -> str:
-        parse_memory(str(proposal["value"]))
+        name = proposal["trait"].name
+        try:
+            parse_memory(str(proposal["value"]))
+        except ValueError as err:
+            raise TraitError(f"{name} (GP_{name.upper()}): {err}") from None
         return str(proposal["value"])
 
     max_gpus = Int(config=True, help="The largest KERNEL_GPUS (GP_MAX_GPUS, 0: none).")
 
     @default("max_gpus")
     def _max_gpus_default(self) -> int:
-        return int(os.getenv("GP_MAX_GPUS", "0"))
+        return env_int("GP_MAX_GPUS", 0)
 
     gpu_resource_name = Unicode(
         config=True, help="Resource name of GPUs (GP_GPU_RESOURCE_NAME, nvidia.com/gpu)."
@@ -262,7 +266,7 @@ class KubernetesSettings(Configurable):
 
     @default("termination_grace_period")
     def _termination_grace_period_default(self) -> int:
-        return int(os.getenv("GP_POD_GRACE_PERIOD", "5"))
+        return env_int("GP_POD_GRACE_PERIOD", 5)
 
     deletion_timeout = Float(
         config=True,
@@ -272,9 +276,12 @@ class KubernetesSettings(Configurable):
 
     @default("deletion_timeout")
     def _deletion_timeout_default(self) -> float:
-        return float(os.getenv("GP_DELETION_TIMEOUT", "60"))
+        return env_float("GP_DELETION_TIMEOUT", 60.0)
 
     def limits(self, image: str) -> Limits:
+        # Values from GP_* variables are not validated by traitlets until set: check them so
+        # a bad one is named (GP_MAX_MEMORY=lots), not a bare ValueError.
+        validate_settings(self, "default_memory", "max_memory")
         return Limits(
             image=image,
             allowed_images=frozenset(self.allowed_images),

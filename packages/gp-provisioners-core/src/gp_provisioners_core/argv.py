@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_KERNEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_KERNEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def substitute_argv(argv: Iterable[str], values: Mapping[str, str]) -> tuple[list[str], set[str]]:
@@ -30,10 +30,10 @@ def substitute_argv(argv: Iterable[str], values: Mapping[str, str]) -> tuple[lis
 
 def is_valid_kernel_id(kernel_id: str) -> bool:
     """Kernel ids name files, labels and job names: letters, digits, ``.``, ``_`` and ``-``."""
-    return bool(_KERNEL_ID.match(kernel_id))
+    return isinstance(kernel_id, str) and _KERNEL_ID.fullmatch(kernel_id) is not None
 
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LAUNCH_ENV = frozenset({"GP_LAUNCH_SECRET", "GP_TRANSPORT_ENCRYPTION"})
 
 
@@ -53,7 +53,7 @@ def travelling_env(
     for name, value in env.items():
         if not (name.startswith("KERNEL_") or name in allowed):
             continue
-        if not ENV_NAME.match(name):
+        if not ENV_NAME.fullmatch(name):
             raise ValueError(f"environment variable name {name!r} is not a valid variable name")
         if "\0" in value:
             raise ValueError(f"environment variable {name} holds a NUL byte")

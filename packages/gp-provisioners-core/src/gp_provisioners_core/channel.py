@@ -7,9 +7,11 @@ import json
 import logging
 from typing import Any
 
+from .logsafe import printable
 from .protocol import sign_comm_request
 
 DEFAULT_REQUEST_TIMEOUT = 5.0
+MAX_REPLY_BYTES = 4096
 
 
 class KernelChannelError(ConnectionError):
@@ -55,7 +57,8 @@ class KernelChannel:
             body = json.dumps(signed).encode() + b"\n"
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), timeout=self.timeout
+                asyncio.open_connection(self.host, self.port, limit=MAX_REPLY_BYTES),
+                timeout=self.timeout,
             )
         except (OSError, asyncio.TimeoutError) as err:
             raise KernelChannelError(
@@ -69,19 +72,35 @@ class KernelChannel:
                 return {}
             await writer.drain()
             raw = await asyncio.wait_for(reader.readline(), timeout=self.timeout)
+        except ValueError as err:  # a line over MAX_REPLY_BYTES
+            raise KernelChannelError(
+                f"Kernel {self.kernel_id}: the comm port {self.host}:{self.port} answered with "
+                f"more than {MAX_REPLY_BYTES} bytes; is it this kernel's launcher?"
+            ) from err
         except (OSError, asyncio.TimeoutError) as err:
             raise KernelChannelError(
                 f"Kernel {self.kernel_id}: no answer from comm port {self.host}:{self.port}: {err}"
             ) from err
         finally:
             writer.close()
+        return self._parse_reply(raw, request)
+
+    def _parse_reply(self, raw: bytes, request: dict[str, Any]) -> dict[str, Any]:
+        """The launcher's reply; :class:`KernelChannelError` for anything but a JSON object
+        with a true ``ok`` (and a boolean ``alive`` when present), whatever ``raw`` holds."""
         try:
             reply = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             reply = None
-        if not isinstance(reply, dict) or not reply.get("ok"):
+        if (
+            not isinstance(reply, dict)
+            or reply.get("ok") is not True
+            or not isinstance(reply.get("alive", False), bool)
+        ):
+            error = reply.get("error") if isinstance(reply, dict) else None
+            said = printable(error) if error is not None else printable(raw.decode("latin-1"))
             raise KernelChannelError(
-                f"Kernel {self.kernel_id}: the launcher refused {request}: {raw[:200]!r}"
+                f"Kernel {self.kernel_id}: the launcher refused {request}: {said}"
             )
         return reply
 

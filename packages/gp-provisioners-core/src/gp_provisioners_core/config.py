@@ -9,6 +9,7 @@ environment variable as its default.  A kernelspec may override settings for its
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from traitlets import Bool, Float, HasTraits, Int, Set, TraitError, Unicode, default, validate
@@ -38,13 +39,68 @@ def env_bool(name: str, fallback: bool) -> bool:
     raise ValueError(f"{name}={raw!r} is not a boolean; use true or false")
 
 
+def env_int(name: str, fallback: int) -> int:
+    """An integer from the environment, ``fallback`` when unset or empty.
+
+    Raises ``ValueError`` naming the variable and the accepted form for anything else, so a
+    typo stops the server at start-up with a message that says what to fix.
+    """
+    raw = os.getenv(name)
+    if raw is None or raw.strip() == "":
+        return fallback
+    text = raw.strip()
+    if not _INTEGER.fullmatch(text):
+        raise ValueError(f"{name}={raw!r} is not an integer; use a whole number such as {fallback}")
+    return int(text)
+
+
+def env_float(name: str, fallback: float) -> float:
+    """A finite number from the environment, ``fallback`` when unset or empty.
+
+    Raises ``ValueError`` naming the variable and the accepted form for anything else
+    (``abc``, ``nan``, ``inf``).
+    """
+    raw = os.getenv(name)
+    if raw is None or raw.strip() == "":
+        return fallback
+    text = raw.strip()
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(
+            f"{name}={raw!r} is not a number; use a decimal number of seconds such as {fallback:g}"
+        )
+    return float(text)
+
+
+def is_decimal(text: str) -> bool:
+    """Whether ``text`` is a plain ASCII decimal number (no ``nan``, ``inf``, exponent or
+    non-ASCII digits, all of which ``float()`` accepts)."""
+    return _DECIMAL.fullmatch(text.strip()) is not None
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+_DECIMAL = re.compile(r"[+-]?([0-9]{1,15}(\.[0-9]{0,9})?|\.[0-9]{1,9})")
+
+
+def validate_settings(target: HasTraits, *names: str) -> None:
+    """Run the validators of ``names`` on their current values, defaults included.
+
+    traitlets does not run ``@validate`` on a dynamic default (one read from a ``GP_*``
+    variable), so without this a bad variable would only fail at first use.  Called from
+    ``__init__`` by the configurables that read variables; raises ``TraitError`` naming the
+    setting and the variable.
+    """
+    for name in names:
+        if not target.trait_has_value(name):
+            setattr(target, name, getattr(target, name))
+
+
 def parse_port_range(text: str) -> tuple[int, int]:
     """``"LOWER..UPPER"`` as two ints; ``"0..0"`` means any port.
 
     Raises ``ValueError`` naming the value when it is malformed or out of order.
     """
     parts = str(text).split("..")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+    if len(parts) != 2 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
         raise ValueError(f"port range {text!r} is not of the form LOWER..UPPER (e.g. 40000..41000)")
     lower, upper = int(parts[0]), int(parts[1])
     if (lower, upper) == (0, 0):
@@ -98,15 +154,19 @@ class RemoteProvisionerConfigMixin(Configurable):
 
     @default("min_port_range_size")
     def _min_port_range_size_default(self) -> int:
-        return int(os.getenv("GP_MIN_PORT_RANGE_SIZE", "1000"))
+        return env_int("GP_MIN_PORT_RANGE_SIZE", 1000)
 
     @validate("port_range")
     def _validate_port_range(self, proposal: dict[str, Any]) -> str:
-        lower, upper = parse_port_range(proposal["value"])
+        try:
+            lower, upper = parse_port_range(proposal["value"])
+        except ValueError as err:
+            raise TraitError(f"port_range (GP_PORT_RANGE): {err}") from None
         if upper and upper - lower < self.min_port_range_size:
             raise TraitError(
-                f"port range {proposal['value']!r} spans {upper - lower} ports; at least "
-                f"{self.min_port_range_size} are required (min_port_range_size)"
+                f"port_range (GP_PORT_RANGE) {proposal['value']!r} spans {upper - lower} ports; "
+                f"at least {self.min_port_range_size} are required (min_port_range_size, "
+                "GP_MIN_PORT_RANGE_SIZE)"
             )
         return str(proposal["value"])
 
@@ -118,7 +178,7 @@ class RemoteProvisionerConfigMixin(Configurable):
 
     @default("launch_timeout")
     def _launch_timeout_default(self) -> float:
-        return float(os.getenv("GP_LAUNCH_TIMEOUT", "30"))
+        return env_float("GP_LAUNCH_TIMEOUT", 30.0)
 
     max_launch_timeout = Float(
         config=True,
@@ -127,14 +187,15 @@ class RemoteProvisionerConfigMixin(Configurable):
 
     @default("max_launch_timeout")
     def _max_launch_timeout_default(self) -> float:
-        return float(os.getenv("GP_MAX_LAUNCH_TIMEOUT", "600"))
+        return env_float("GP_MAX_LAUNCH_TIMEOUT", 600.0)
 
     @validate("launch_timeout")
     def _validate_launch_timeout(self, proposal: dict[str, Any]) -> float:
         value = float(proposal["value"])
         if not 0 < value <= self.max_launch_timeout:
             raise TraitError(
-                f"launch_timeout {proposal['value']!r} must be > 0 and <= {self.max_launch_timeout}"
+                f"launch_timeout (GP_LAUNCH_TIMEOUT) {proposal['value']!r} must be > 0 and <= "
+                f"{self.max_launch_timeout:g} seconds (max_launch_timeout, GP_MAX_LAUNCH_TIMEOUT)"
             )
         return value
 

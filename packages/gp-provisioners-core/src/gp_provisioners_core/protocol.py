@@ -21,7 +21,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -34,12 +36,21 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .argv import is_valid_kernel_id
+from .logsafe import printable
+
 PROTOCOL_VERSION = 2
 LEGACY_PROTOCOL_VERSION = 1
 DEFAULT_KEY_SIZE = 3072
 MINIMUM_KEY_SIZE = 2048
 COMM_REQUEST_MAX_SKEW_MS = 30_000
 LAUNCH_SECRET_ENV = "GP_LAUNCH_SECRET"  # noqa: S105 - the name of the variable, not a secret
+
+MAX_CONNECTION_KEY_CHARS = 1024
+MAX_HOST_CHARS = 253
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?")
+PROCESS_ID_FIELDS = ("pid", "pgid", "kernel_pid")
+OPTIONAL_STRING_FIELDS = ("transport", "signature_scheme", "kernel_name")
 
 REQUIRED_CONN_INFO_FIELDS = (
     "shell_port",
@@ -180,7 +191,20 @@ def open_message(data: bytes, key_pair: ServerKeyPair, *, allow_legacy: bool) ->
     Called by the response manager for every message it receives.  Raises :class:`ProtocolError`
     for anything that is not a well-formed message sealed with this server's key.  A v1 message
     raises ``legacy-refused`` unless ``allow_legacy`` is true (the caller decides per kernel).
+    Whatever ``data`` holds (deeply nested or non-UTF-8 JSON, wrong types), the only exception
+    is :class:`ProtocolError`.
     """
+    try:
+        return _open_message(data, key_pair, allow_legacy=allow_legacy)
+    except ProtocolError:
+        raise
+    except Exception as err:
+        raise ProtocolError(
+            "malformed", f"the message could not be read ({type(err).__name__})"
+        ) from err
+
+
+def _open_message(data: bytes, key_pair: ServerKeyPair, *, allow_legacy: bool) -> OpenedMessage:
     envelope = _decode_envelope(data)
     version = envelope.get("version")
     if type(version) is not int:  # not true/false (== 1/0) nor 2.0
@@ -201,7 +225,7 @@ def _decode_envelope(data: bytes) -> dict[str, Any]:
     try:
         decoded = base64.b64decode(data.strip(), validate=True)
         envelope = json.loads(decoded)
-    except (binascii.Error, ValueError) as err:
+    except (binascii.Error, ValueError, RecursionError) as err:
         raise ProtocolError("malformed", "the message is not base64-encoded JSON") from err
     if not isinstance(envelope, dict):
         raise ProtocolError("malformed", "the message is not a JSON object")
@@ -222,6 +246,8 @@ def _open_v2(envelope: dict[str, Any], key_pair: ServerKeyPair) -> OpenedMessage
     kernel_id = envelope.get("kernel_id")
     if not isinstance(kernel_id, str) or not kernel_id:
         raise ProtocolError("malformed", "field 'kernel_id' is missing")
+    if not is_valid_kernel_id(kernel_id):
+        raise ProtocolError("malformed", f"kernel id {printable(kernel_id)} is not a kernel id")
     wrapped, nonce, ciphertext = (_field_bytes(envelope, n) for n in ("key", "nonce", "conn_info"))
     if len(nonce) != 12:
         raise ProtocolError("malformed", "the nonce is not 12 bytes", kernel_id)
@@ -234,7 +260,7 @@ def _open_v2(envelope: dict[str, Any], key_pair: ServerKeyPair) -> OpenedMessage
         ) from err
     try:
         body = json.loads(plaintext)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise ProtocolError("malformed", "the sealed body is not JSON", kernel_id) from err
     secret = body.get("launch_secret") if isinstance(body, dict) else None
     if not isinstance(secret, str):
@@ -254,31 +280,72 @@ def _open_v1(envelope: dict[str, Any], key_pair: ServerKeyPair) -> OpenedMessage
         unpadder = padding.PKCS7(128).unpadder()
         plaintext = unpadder.update(padded) + unpadder.finalize()
         body = json.loads(plaintext)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise ProtocolError("undecryptable", "the v1 payload could not be decrypted") from err
     if not isinstance(body, dict) or not isinstance(body.get("kernel_id"), str):
         raise ProtocolError("malformed", "the v1 connection info names no kernel id")
     kernel_id = body["kernel_id"]
+    if not is_valid_kernel_id(kernel_id):
+        raise ProtocolError("malformed", f"kernel id {printable(kernel_id)} is not a kernel id")
     return OpenedMessage(
         LEGACY_PROTOCOL_VERSION, kernel_id, None, _validated_conn_info(body, kernel_id)
     )
 
 
 def _validated_conn_info(conn_info: Any, kernel_id: str) -> dict[str, Any]:
+    """The connection info, typed: ports are ints in 1..65535, process ids positive ints, the
+    address an IP address or host name, the key a bounded string.  These values reach sockets
+    and ``kill``, so nothing loosely typed gets through."""
     if not isinstance(conn_info, dict):
         raise ProtocolError("malformed", "the connection info is not an object", kernel_id)
     missing = [name for name in REQUIRED_CONN_INFO_FIELDS if name not in conn_info]
     if missing:
         raise ProtocolError("malformed", f"the connection info lacks {missing}", kernel_id)
     for name in (*REQUIRED_CONN_INFO_FIELDS[:5], "comm_port"):
-        port = conn_info.get(name)
+        port: Any = conn_info.get(name)
         if name == "comm_port" and port is None:
             continue
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-            raise ProtocolError("malformed", f"{name} {port!r} is not a TCP port", kernel_id)
+        if not _is_int(port) or not 0 < port < 65536:
+            raise ProtocolError(
+                "malformed", f"{name} {printable(port)} is not a TCP port", kernel_id
+            )
+    for name in PROCESS_ID_FIELDS:
+        value: Any = conn_info.get(name)
+        if value is not None and (not _is_int(value) or not 0 < value < 2**31):
+            raise ProtocolError(
+                "malformed", f"{name} {printable(value)} is not a process id", kernel_id
+            )
+    if not is_host(conn_info["ip"]):
+        raise ProtocolError(
+            "malformed", f"ip {printable(conn_info['ip'])} is not an address", kernel_id
+        )
+    key = conn_info["key"]
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_CONNECTION_KEY_CHARS:
+        raise ProtocolError("malformed", "the connection key is not a short string", kernel_id)
+    for name in (*OPTIONAL_STRING_FIELDS, "curve_publickey", "curve_secretkey"):
+        value = conn_info.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > 256):
+            raise ProtocolError("malformed", f"{name} is not a short string", kernel_id)
+    if ("curve_publickey" in conn_info) != ("curve_secretkey" in conn_info):
+        raise ProtocolError("malformed", "only one of the CurveZMQ keys is present", kernel_id)
     if conn_info.get("kernel_id", kernel_id) != kernel_id:
         raise ProtocolError("malformed", "the connection info names another kernel", kernel_id)
     return conn_info
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_host(value: Any) -> bool:
+    """An IP address (IPv4, or IPv6 with or without brackets) or a DNS host name."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_HOST_CHARS:
+        return False
+    try:
+        ipaddress.ip_address(value.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return _HOST_NAME.fullmatch(value) is not None
+    return True
 
 
 def _b64(raw: bytes) -> str:

@@ -16,6 +16,7 @@ import os
 import secrets
 import sys
 import time
+import unicodedata
 from abc import abstractmethod
 from typing import Any, ClassVar, NoReturn, cast
 
@@ -27,14 +28,20 @@ from traitlets import TraitError
 from . import phases as phase
 from .argv import is_valid_kernel_id, substitute_argv
 from .channel import KernelChannel, KernelChannelError
-from .config import RemoteProvisionerConfigMixin, apply_kernelspec_overrides
+from .config import (
+    RemoteProvisionerConfigMixin,
+    apply_kernelspec_overrides,
+    is_decimal,
+    validate_settings,
+)
 from .errors import (
     InvalidLaunchParameterError,
+    KernelSpecConfigError,
     LaunchFailedError,
     LaunchTimeoutError,
-    ProvisionerError,
     UnauthorizedUserError,
 )
+from .logsafe import printable
 from .phases import LaunchPhases
 from .protocol import LAUNCH_SECRET_ENV
 from .response_manager import ResponseManager
@@ -81,6 +88,15 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in _CONSTRUCTOR_KEYS}
         super().__init__(**kwargs)
         apply_kernelspec_overrides(self, overrides, self._spec_label())
+        try:
+            validate_settings(
+                self, "min_port_range_size", "port_range", "max_launch_timeout", "launch_timeout"
+            )
+        except (TraitError, ValueError) as err:
+            raise KernelSpecConfigError(
+                f"Kernelspec {self._spec_label()}: the provisioner's settings are invalid: {err}",
+                kernel_id=str(self.kernel_id or ""),
+            ) from err
         self.assigned_host: str = ""
         self.assigned_ip: str = ""
         self.comm_port: int = 0
@@ -106,7 +122,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         kernel_id = str(self.kernel_id)
         if not is_valid_kernel_id(kernel_id):
             raise InvalidLaunchParameterError(
-                f"Kernel id {kernel_id!r} may hold only letters, digits, '.', '_' and '-' "
+                f"Kernel id {printable(kernel_id)} may hold only letters, digits, '.', '_' and '-' "
                 "(at most 128); start the kernel with another id",
                 kernel_id=kernel_id,
             )
@@ -117,9 +133,11 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         self._effective_launch_timeout = self._requested_launch_timeout(env)
         self.transport_encryption = self._transport_encryption_policy()
 
-        manager = self.response_manager
+        # The key pair is made on the response server's thread; this loop keeps running.
+        manager = ResponseManager.instance(config=self.config)
+        await manager.start_async()
         launch_secret = secrets.token_urlsafe(32)
-        manager.register_event(kernel_id, launch_secret, allow_legacy=self.allow_legacy_launchers)
+        manager.register_event(kernel_id, launch_secret, allow_legacy=self.legacy_allowed())
         env.update(
             KERNEL_ID=kernel_id,
             KERNEL_USERNAME=self.kernel_username,
@@ -159,9 +177,9 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         return self.connection_info
 
     async def _abandon_launch(self, err: BaseException) -> None:
-        self.response_manager.unregister_event(str(self.kernel_id))
-        if isinstance(err, ProvisionerError):
-            self.log.error("%s", err)
+        # Not logged here: jupyter_client's KernelManager logs every failed start once (with
+        # its traceback); logging it here too made two or three ERROR records per failure.
+        ResponseManager.instance(config=self.config).unregister_event(str(self.kernel_id))
         try:
             await self.kill()
         except Exception as kill_error:  # noqa: BLE001 - the launch error matters more
@@ -217,8 +235,11 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
             await asyncio.sleep(0.05)
 
     async def cleanup(self, restart: bool = False) -> None:
-        """Forget the launch; subclasses release their files and watches, then call super."""
-        self.response_manager.unregister_event(str(self.kernel_id))
+        """Forget the launch; subclasses release their files and watches, then call super.
+
+        Does not start the response manager (a re-attached kernel's cleanup must not make an
+        RSA key on the event loop)."""
+        ResponseManager.instance(config=self.config).unregister_event(str(self.kernel_id))
         self.kernel_channel = None
 
     async def get_provisioner_info(self) -> dict[str, Any]:
@@ -242,6 +263,14 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         for name in self.persisted_fields:
             if name in provisioner_info:
                 setattr(self, name, provisioner_info[name])
+        for name in ("pid", "pgid", "kernel_pid", "comm_port"):
+            value = getattr(self, name, 0)
+            limit = 65536 if name == "comm_port" else 2**31
+            if type(value) is not int or not 0 <= value < limit:
+                raise ValueError(
+                    f"Kernel {self.kernel_id}: saved provisioner info has {name}={value!r}, "
+                    "which is not a valid number; the kernel cannot be re-attached"
+                )
         self._open_kernel_channel()
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
@@ -254,9 +283,45 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
 
     @property
     def response_manager(self) -> ResponseManager:
-        manager = ResponseManager.instance()
+        """The process's response manager, configured from this provisioner's config
+        (``c.ResponseManager.*``) when this is the first to ask for it.  Blocks while it
+        starts: ``pre_launch`` has already started it without blocking the loop."""
+        manager = ResponseManager.instance(config=self.config)
         manager.start()
         return manager
+
+    def declared_launcher_protocol(self) -> int:
+        """The launcher protocol version the kernelspec declares
+        (``metadata.kernel_provisioner.launcher_protocol_version``, default 2).
+
+        It is a property of the kernelspec's launcher, not of the operator's settings, so it
+        is read from the kernelspec alone.  Raises ``KernelSpecConfigError`` for anything but
+        1 or 2.
+        """
+        metadata = getattr(self.kernel_spec, "metadata", None) or {}
+        section = metadata.get("kernel_provisioner") or {}
+        declared = section.get("launcher_protocol_version", 2) if isinstance(section, dict) else 2
+        if type(declared) is not int or declared not in (1, 2):
+            raise KernelSpecConfigError(
+                f"Kernelspec {self._spec_label()}: metadata.kernel_provisioner."
+                f"launcher_protocol_version is {declared!r}; use 1 (a legacy launcher) or 2",
+                kernel_id=str(self.kernel_id),
+            )
+        return declared
+
+    def legacy_allowed(self) -> bool:
+        """Whether a v1 payload may answer this launch: the operator allows legacy launchers
+        (``allow_legacy_launchers``) and the kernelspec declares a v1 launcher.  Called by
+        ``pre_launch``; an override must keep both conditions."""
+        declared_v1 = self.declared_launcher_protocol() == 1
+        if declared_v1 and not self.allow_legacy_launchers:
+            self.log.warning(
+                "Kernel %s: kernelspec %s declares a legacy (v1) launcher, but "
+                "allow_legacy_launchers is off: its answer will be refused",
+                self.kernel_id,
+                self._spec_label(),
+            )
+        return declared_v1 and self.allow_legacy_launchers
 
     def argv_substitutions(self) -> dict[str, str]:
         """Values for the kernelspec's argv placeholders; subclasses may add their own."""
@@ -277,13 +342,17 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
 
     def authorize_user(self, username: str) -> None:
         """Refuse ``username`` when listed as unauthorized or missing from a non-empty
-        authorized list (denial wins).  Raises HTTP 403 before anything is started."""
-        refused = username in self.unauthorized_users or (
-            bool(self.authorized_users) and username not in self.authorized_users
-        )
+        authorized list (denial wins).  Raises HTTP 403 before anything is started.
+
+        Names are compared after :func:`normalize_username` on both sides, so ``" Root"``,
+        ``"ROOT"`` and root in full-width letters are all root."""
+        name = normalize_username(username)
+        denied = {normalize_username(u) for u in self.unauthorized_users}
+        allowed = {normalize_username(u) for u in self.authorized_users}
+        refused = not name or name in denied or (bool(allowed) and name not in allowed)
         if refused:
             raise UnauthorizedUserError(
-                f"User {username!r} is not authorized to start kernel {self.kernel_id} "
+                f"User {printable(username)} is not authorized to start kernel {self.kernel_id} "
                 f"({self._spec_label()}). Ask the operator to adjust authorized_users / "
                 "unauthorized_users (GP_AUTHORIZED_USERS, GP_UNAUTHORIZED_USERS), or start "
                 "it as another KERNEL_USERNAME.",
@@ -370,8 +439,9 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         if manager.legacy_refusals_since(self.launch_phases.started):
             hint += (
                 " During this launch the response server refused a payload of the legacy v1 "
-                "protocol: if this kernel's launcher is an old one, enable "
-                "allow_legacy_launchers or update the kernel image."
+                "protocol: if this kernel's launcher is an old one, declare it in the "
+                "kernelspec (metadata.kernel_provisioner.launcher_protocol_version: 1) and "
+                "enable allow_legacy_launchers, or update the kernel image."
             )
         raise LaunchTimeoutError(
             f"Kernel {self.kernel_id} did not start within {self._effective_launch_timeout:g}s: "
@@ -383,18 +453,19 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         )
 
     def fail_launch(self, reason: str) -> NoReturn:
-        """Raise ``LaunchFailedError`` for the current phase with the backend's ``reason``."""
-        self.log_and_raise(
-            LaunchFailedError(
-                f"Kernel {self.kernel_id} failed in launch phase '{self.launch_phases.current}' "
-                f"after {self.launch_phases.elapsed:.1f}s: {reason}",
-                kernel_id=str(self.kernel_id),
-                phase=self.launch_phases.current,
-            )
+        """Raise ``LaunchFailedError`` for the current phase with the backend's ``reason``.
+
+        Not logged here: the KernelManager that called ``launch_kernel`` logs the failure."""
+        raise LaunchFailedError(
+            f"Kernel {self.kernel_id} failed in launch phase '{self.launch_phases.current}' "
+            f"after {self.launch_phases.elapsed:.1f}s: {reason}",
+            kernel_id=str(self.kernel_id),
+            phase=self.launch_phases.current,
         )
 
     def log_and_raise(self, error: Exception) -> NoReturn:
-        """Log ``error`` once at error level, then raise it."""
+        """Log ``error`` at error level, then raise it.  For failures outside a launch (a
+        launch failure is logged by jupyter_client's KernelManager: use ``fail_launch``)."""
         self.log.error("%s", error)
         raise error
 
@@ -451,6 +522,8 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         if raw is None or raw == "":
             return self.launch_timeout
         try:
+            if not is_decimal(raw):
+                raise ValueError("not a plain decimal number")
             value = float(raw)
             if not 0 < value <= self.max_launch_timeout:
                 raise TraitError("out of range")
@@ -501,4 +574,10 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
             )
 
 
-__all__ = ["CONNECTION_KEYS", "RemoteProvisionerBase"]
+def normalize_username(name: str) -> str:
+    """``name`` as compared with the allow and deny lists: Unicode NFKC, surrounding white
+    space removed, case folded."""
+    return unicodedata.normalize("NFKC", str(name)).strip().casefold()
+
+
+__all__ = ["CONNECTION_KEYS", "RemoteProvisionerBase", "normalize_username"]

@@ -15,7 +15,7 @@ from typing import Any
 from traitlets import Float, Int, Set, Unicode, default, validate
 from traitlets.config import Configurable
 
-from gp_provisioners_core.config import env_set
+from gp_provisioners_core.config import env_float, env_set
 
 from .jobspec import REST_VERSIONS, check_env_allowlist
 from .resources import ResourceLimits
@@ -116,7 +116,7 @@ class SlurmSubmissionConfig(Configurable):
 
     @default("slurm_command_timeout")
     def _slurm_command_timeout_default(self) -> float:
-        return float(os.getenv("GP_SLURM_COMMAND_TIMEOUT", "30"))
+        return env_float("GP_SLURM_COMMAND_TIMEOUT", 30.0)
 
     status_interval = Float(
         config=True,
@@ -126,7 +126,7 @@ class SlurmSubmissionConfig(Configurable):
 
     @default("status_interval")
     def _status_interval_default(self) -> float:
-        return float(os.getenv("GP_SLURM_STATUS_INTERVAL", "3"))
+        return env_float("GP_SLURM_STATUS_INTERVAL", 3.0)
 
     launch_status_interval = Float(
         config=True,
@@ -136,7 +136,7 @@ class SlurmSubmissionConfig(Configurable):
 
     @default("launch_status_interval")
     def _launch_status_interval_default(self) -> float:
-        return float(os.getenv("GP_SLURM_LAUNCH_STATUS_INTERVAL", "0.25"))
+        return env_float("GP_SLURM_LAUNCH_STATUS_INTERVAL", 0.25)
 
     @validate("status_interval", "launch_status_interval", "slurm_command_timeout")
     def _validate_positive(self, proposal: dict[str, Any]) -> float:

@@ -129,6 +129,6 @@ def parse_sbatch_job_id(stdout: str) -> str:
     """The job id from ``sbatch --parsable`` output (``ID`` or ``ID;CLUSTER``)."""
     first = stdout.strip().splitlines()[0] if stdout.strip() else ""
     job_id = first.split(";", 1)[0].strip()
-    if not job_id.isdigit():
+    if not (job_id.isascii() and job_id.isdigit()):
         raise ValueError(f"sbatch printed no job id: {stdout.strip()[:200]!r}")
     return job_id

@@ -99,8 +99,8 @@ def parse_time_limit(text: str) -> int:
     value = text.strip()
     days, dash, clock = value.partition("-") if "-" in value else ("", "", value)
     parts = clock.split(":")
-    if not all(p.isdigit() and len(p) <= 6 for p in parts) or (
-        dash and not (days.isdigit() and len(days) <= 4)
+    if not all(p.isascii() and p.isdigit() and len(p) <= 6 for p in parts) or (
+        dash and not (days.isascii() and days.isdigit() and len(days) <= 4)
     ):
         raise ValueError(f"{text!r} is not a Slurm time (minutes, H:MM:SS or D-HH:MM:SS)")
     numbers = [int(p) for p in parts]
@@ -124,7 +124,7 @@ def parse_time_limit(text: str) -> int:
 
 def parse_memory(text: str) -> int:
     """``512``, ``512M``, ``2G``, ``1T`` (case-insensitive, optional ``B``) as whole MB."""
-    match = _MEMORY.match(text.strip())
+    match = _MEMORY.fullmatch(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not an amount of memory (e.g. 512M, 4G; plain = MB)")
     megabytes = math.ceil(int(match.group(1)) * _MB_PER_UNIT[match.group(2).upper()])
@@ -133,7 +133,7 @@ def parse_memory(text: str) -> int:
 
 def parse_count(text: str) -> int:
     """A positive whole number written plainly (no sign, no leading zero)."""
-    if not _COUNT.match(text.strip()):
+    if not _COUNT.fullmatch(text.strip()):
         raise ValueError(f"{text!r} is not a positive whole number")
     return int(text)
 
@@ -143,7 +143,7 @@ def parse_gpus(text: str) -> tuple[str, int]:
     kind, _, count = text.strip().rpartition(":")
     if count == "0" and not kind:
         return "", 0
-    if kind and not _NAME.match(kind):
+    if kind and not _NAME.fullmatch(kind):
         raise ValueError(f"{text!r}: GPU type {kind!r} is not a plain name")
     try:
         return kind, parse_count(count)
@@ -153,7 +153,7 @@ def parse_gpus(text: str) -> tuple[str, int]:
 
 def is_plain_name(text: str) -> bool:
     """Whether ``text`` is a plain Slurm name (partition, account, QOS, GPU type)."""
-    return bool(_NAME.match(text))
+    return bool(_NAME.fullmatch(text))
 
 
 def resolve_resources(

@@ -141,7 +141,7 @@ class RestSubmitter(SlurmSubmitter):
         status, payload = await asyncio.to_thread(self.call, "POST", "/job/submit", body)
         failure = self._failure(status, payload)
         job_id = str(payload.get("job_id", "")) if isinstance(payload, dict) else ""
-        if job_id.isdigit():
+        if job_id.isascii() and job_id.isdigit():
             return Submission(job_id, failure)  # queued, perhaps with a warning
         raise SlurmError(failure or f"slurmrestd answered HTTP {status} without a job id")
 

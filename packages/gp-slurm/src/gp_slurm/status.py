@@ -107,7 +107,7 @@ def parse_squeue(text: str) -> dict[str, JobStatus]:
     found: dict[str, JobStatus] = {}
     for line in text.splitlines():
         parts = line.split("|", 4)
-        if len(parts) != 5 or not parts[0].strip().isdigit():
+        if len(parts) != 5 or not (parts[0].strip().isascii() and parts[0].strip().isdigit()):
             continue
         job_id, state, host, reason, name = parts
         found[job_id.strip()] = JobStatus(

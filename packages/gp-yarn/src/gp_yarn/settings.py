@@ -15,7 +15,7 @@ from typing import Any
 from traitlets import Bool, Float, List, Unicode, default, validate
 from traitlets.config import Configurable
 
-from gp_provisioners_core.config import env_bool
+from gp_provisioners_core.config import env_bool, env_float
 
 from .endpoints import normalize_endpoint
 
@@ -91,7 +91,7 @@ class YarnConfigMixin(Configurable):
 
     @default("yarn_request_timeout")
     def _yarn_request_timeout_default(self) -> float:
-        return float(os.getenv("GP_YARN_REQUEST_TIMEOUT", "10"))
+        return env_float("GP_YARN_REQUEST_TIMEOUT", 10.0)
 
     yarn_status_interval = Float(
         config=True,
@@ -101,7 +101,7 @@ class YarnConfigMixin(Configurable):
 
     @default("yarn_status_interval")
     def _yarn_status_interval_default(self) -> float:
-        return float(os.getenv("GP_YARN_STATUS_INTERVAL", "3"))
+        return env_float("GP_YARN_STATUS_INTERVAL", 3.0)
 
     yarn_application_types = List(
         Unicode(),
@@ -124,4 +124,4 @@ class YarnConfigMixin(Configurable):
 
     @default("yarn_accepted_report_after")
     def _yarn_accepted_report_after_default(self) -> float:
-        return float(os.getenv("GP_YARN_ACCEPTED_REPORT_AFTER", "5"))
+        return env_float("GP_YARN_ACCEPTED_REPORT_AFTER", 5.0)
