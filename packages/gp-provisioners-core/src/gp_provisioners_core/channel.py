@@ -7,6 +7,7 @@ import json
 import logging
 from typing import Any
 
+from . import metrics
 from .protocol import sign_comm_request
 
 DEFAULT_REQUEST_TIMEOUT = 5.0
@@ -58,6 +59,7 @@ class KernelChannel:
                 asyncio.open_connection(self.host, self.port), timeout=self.timeout
             )
         except (OSError, asyncio.TimeoutError) as err:
+            metrics.comm_rejected("unreachable")
             raise KernelChannelError(
                 f"Kernel {self.kernel_id}: comm port {self.host}:{self.port} unreachable: {err}"
             ) from err
@@ -70,6 +72,7 @@ class KernelChannel:
             await writer.drain()
             raw = await asyncio.wait_for(reader.readline(), timeout=self.timeout)
         except (OSError, asyncio.TimeoutError) as err:
+            metrics.comm_rejected("no-answer")
             raise KernelChannelError(
                 f"Kernel {self.kernel_id}: no answer from comm port {self.host}:{self.port}: {err}"
             ) from err
@@ -80,6 +83,7 @@ class KernelChannel:
         except ValueError:
             reply = None
         if not isinstance(reply, dict) or not reply.get("ok"):
+            metrics.comm_rejected("refused")
             raise KernelChannelError(
                 f"Kernel {self.kernel_id}: the launcher refused {request}: {raw[:200]!r}"
             )

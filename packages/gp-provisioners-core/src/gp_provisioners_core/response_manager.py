@@ -27,6 +27,7 @@ from jupyter_client.localinterfaces import public_ips
 from traitlets import Bool, Float, Int, Unicode, default, validate
 from traitlets.config import SingletonConfigurable
 
+from . import metrics
 from .protocol import (
     DEFAULT_KEY_SIZE,
     MINIMUM_KEY_SIZE,
@@ -395,6 +396,7 @@ class ResponseManager(SingletonConfigurable):
 
     def _reject(self, peer: str, reason: str, detail: str, kernel_id: str | None) -> None:
         self.rejected_count += 1
+        metrics.response_rejected(reason)
         if reason == "legacy-refused":
             with self._lock:
                 self._legacy_refused_at.append(time.monotonic())
