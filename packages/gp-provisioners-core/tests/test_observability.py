@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -363,3 +364,22 @@ def test_the_installed_package_enables_the_extension() -> None:
 async def _no_leftover_tasks() -> AsyncIterator[None]:
     yield
     await settle()
+
+
+def test_the_grafana_dashboard_queries_only_metrics_we_export() -> None:
+    dashboard = json.loads(
+        (REPO / "docs" / "operators" / "grafana" / "gp-provisioners-dashboard.json").read_text()
+    )
+    queries = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    assert metrics.available()
+    exported = {
+        sample.name
+        for family in prometheus_client.REGISTRY.collect()
+        if family.name.startswith("gp_")
+        for sample in family.samples
+    } | {f"{family.name}_total" for family in prometheus_client.REGISTRY.collect()}
+    used = set(re.findall(r"\bgp_[a-z_]+", " ".join(queries)))
+    assert used, "the dashboard queries nothing"
+    assert used <= exported, used - exported
+    for query in queries:
+        assert "kernel_id" not in query
