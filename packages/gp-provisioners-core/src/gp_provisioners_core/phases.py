@@ -49,6 +49,7 @@ class LaunchPhases:
     backend: str = ""
     kernelspec: str = ""
     ended: bool = False
+    noted: set[str] = field(default_factory=set)
 
     def complete(self, phase: str, detail: str = "") -> None:
         """Mark ``phase`` done, log its duration, and move to the next phase."""
@@ -74,8 +75,12 @@ class LaunchPhases:
     def note(self, step: str, detail: str = "") -> None:
         """Report a step inside the current phase that the backend knows of (``SCHEDULED``,
         ``IMAGE_PULLED``): logged and emitted as a ``progress`` event; the phase does not
-        change.  Called by backends' ``confirm_remote_startup`` as their watch sees the step.
+        change.  Each step is reported once per launch (later calls do nothing).  Called by
+        backends' ``report_launch_steps`` as their watch sees the step.
         """
+        if step in self.noted:
+            return
+        self.noted.add(step)
         suffix = f" ({detail})" if detail else ""
         self.log.info(
             "Kernel %s launch step '%s' after %.3fs%s", self.kernel_id, step, self.elapsed, suffix

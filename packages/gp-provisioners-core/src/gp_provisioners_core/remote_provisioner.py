@@ -322,11 +322,13 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
                     await self.handle_launch_timeout()
                 await asyncio.wait({receiving}, timeout=min(self.launch_check_interval, remaining))
                 if not receiving.done():
+                    self.report_launch_steps(final=False)
                     await self.detect_launch_failure()
             message = receiving.result()
         finally:
             if not receiving.done():
                 receiving.cancel()
+        self.report_launch_steps(final=True)
         info = message.conn_info
         self.legacy_launcher = message.version == 1
         self.pid = int(info.get("pid") or 0)
@@ -364,6 +366,16 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
                 continue
             writer.close()
             return
+
+    def report_launch_steps(self, *, final: bool) -> None:
+        """Report the steps the backend has taken so far (``self.launch_phases.note``:
+        ``phases.SCHEDULED``, ``phases.IMAGE_PULLED``), each once.
+
+        Called by ``receive_connection_info`` before each ``detect_launch_failure`` and once
+        more (``final=True``) when the launcher answered, before that phase closes: a step the
+        answer implies but the backend's cache has not shown yet may be reported then.  Must be
+        cheap (read a watcher's cache).  The default reports nothing.
+        """
 
     async def detect_launch_failure(self) -> None:
         """Raise (through ``fail_launch``) when the backend reports the launch failed.
