@@ -139,6 +139,8 @@ def bench(session: nox.Session) -> None:
     # prometheus_client and jupyter_events: the gp_obs_on / gp_obs_off rows (metrics and events).
     session.install("ipykernel", "prometheus_client", "jupyter_events")
     session.run("python", "benchmarks/launch_bench.py", *session.posargs)
+    # The loop time metrics and launch events take per launch, on and off.
+    session.run("python", "benchmarks/observability_cost.py")
     # Backend API calls made by poll() as kernels grow: each prints, or says why it skipped.
     session.run("python", "tests-integration/bench_slurm.py", "--kernels", "2,10")
     session.run("python", "tests-integration/backends/yarn_harness.py")
