@@ -55,9 +55,27 @@ def use_event_logger(event_logger: Any, loop: asyncio.AbstractEventLoop | None =
     global _event_logger, _loop
     if event_logger is not None and SCHEMA_ID not in getattr(event_logger, "schemas", ()):
         event_logger.register_event_schema(schema_path())
+        _warm_validator(event_logger)
     with _lock:
         _event_logger = event_logger
         _loop = loop
+
+
+def _warm_validator(event_logger: Any) -> None:
+    """Validate one sample event now (at server start-up), so that the validator's one-off
+    set-up does not land on the event loop during the first launch."""
+    sample = launch_event(
+        kernel_id="warm-up",
+        backend="none",
+        kernelspec="none",
+        phase="ready",
+        status="done",
+        elapsed=0.0,
+    )
+    try:
+        event_logger.schemas.validate_event(SCHEMA_ID, sample)
+    except Exception as err:  # noqa: BLE001 - a warm-up only
+        log.debug("Launch event schema warm-up failed: %s", err)
 
 
 def active() -> bool:
