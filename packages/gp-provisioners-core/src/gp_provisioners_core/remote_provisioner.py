@@ -322,13 +322,13 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
                     await self.handle_launch_timeout()
                 await asyncio.wait({receiving}, timeout=min(self.launch_check_interval, remaining))
                 if not receiving.done():
-                    self.report_launch_steps(final=False)
+                    self._report_launch_steps(final=False)
                     await self.detect_launch_failure()
             message = receiving.result()
         finally:
             if not receiving.done():
                 receiving.cancel()
-        self.report_launch_steps(final=True)
+        self._report_launch_steps(final=True)
         info = message.conn_info
         self.legacy_launcher = message.version == 1
         self.pid = int(info.get("pid") or 0)
@@ -481,6 +481,12 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         return LaunchPhases(
             kernel_id, self.log, backend=self.metrics_backend(), kernelspec=kernelspec
         )
+
+    def _report_launch_steps(self, *, final: bool) -> None:
+        try:
+            self.report_launch_steps(final=final)
+        except Exception as err:  # noqa: BLE001 - reporting a step never fails a launch
+            self.log.debug("Kernel %s: launch steps not reported: %s", self.kernel_id, err)
 
     def _count_running(self, running: bool) -> None:
         """Keep ``gp_kernels_running`` right: +1 once per launched or re-attached kernel, -1 at
