@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -21,7 +22,7 @@ from jupyter_events import EventLogger
 from traitlets import Unicode
 from traitlets.config import Configurable
 
-from gp_provisioners_core import RemoteProvisionerBase, launch_events, metrics
+from gp_provisioners_core import KernelChannel, RemoteProvisionerBase, launch_events, metrics
 from gp_provisioners_core.jupyter_extension import (
     _jupyter_server_extension_points,
     _load_jupyter_server_extension,
@@ -383,3 +384,14 @@ def test_the_grafana_dashboard_queries_only_metrics_we_export() -> None:
     assert used <= exported, used - exported
     for query in queries:
         assert "kernel_id" not in query
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_comm_port_is_counted() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    before = sample("gp_comm_port_rejections_total", reason="unreachable")
+    channel = KernelChannel("k-comm", "127.0.0.1", port, "key", timeout=5)
+    assert not await channel.is_alive()
+    assert sample("gp_comm_port_rejections_total", reason="unreachable") == before + 1
