@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -189,3 +190,44 @@ async def test_metrics_and_events_follow_a_success_and_a_failure(server: Server)
 
 def test_the_server_log_says_observability_is_on(server: Server) -> None:
     assert "Gateway Provisioners observability: metrics on, launch events on" in server.log_text()
+
+
+@pytest.mark.asyncio
+async def test_the_switches_in_the_server_configuration_turn_both_off(tmp_path: Path) -> None:
+    """``--Observability.*`` reaches the provisioners through the extension: a launch is then
+    neither counted nor streamed."""
+    with isolated_jupyter_paths(tmp_path) as prefix:
+        install_distributed_spec(["install", "--prefix", str(prefix), "--kernel-name", LOCAL])
+        quiet = start_server(
+            tmp_path,
+            tmp_path / "quiet.log",
+            "--Observability.metrics_enabled=False",
+            "--Observability.events_enabled=False",
+        )
+        try:
+            assert await wait_for_log(quiet, "Gateway Provisioners observability:")
+            assert "metrics off, launch events off" in quiet.log_text()
+            events = await subscribe(quiet)
+            code, model = await quiet.call("POST", "/api/kernels", {"name": LOCAL})
+            assert code == 201, model
+            samples = await scrape(quiet)
+            assert not [name for name, _ in samples if name.startswith("gp_")]
+            code, _ = await quiet.call("DELETE", f"/api/kernels/{model['id']}")
+            assert code == 204
+            # The server's own kernel events arrive; none of ours came before them.
+            while True:
+                event = json.loads(await asyncio.wait_for(events.read_message(), BOUND) or "{}")
+                assert event.get("schema_id") != SCHEMA_ID, event
+                if "kernel_actions" in str(event.get("schema_id")):
+                    break
+            events.close()
+        finally:
+            stop_server(quiet)
+
+
+async def wait_for_log(server: Server, text: str) -> bool:
+    for _ in range(600):
+        if text in server.log_text():
+            return True
+        await asyncio.sleep(0.1)
+    return False
