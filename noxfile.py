@@ -135,15 +135,18 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Hostile-connection figures (response and comm port, before and after hardening), launch,
-    shutdown and event-loop-lag figures (LocalProvisioner, ours on localhost and over ssh to
-    127.0.0.2, gateway-provisioners 0.5.0 on both), then backend API calls per poll interval as
-    kernels grow.  Prints; never fails on timings."""
+    shutdown and event-loop-lag figures (LocalProvisioner, ours on localhost with metrics and
+    launch events on and off and over ssh to 127.0.0.2, gateway-provisioners 0.5.0 on both),
+    then backend API calls per poll interval as kernels grow.  Prints; never fails on timings."""
     install_packages(session, *BACKENDS, extras="")
-    session.install("ipykernel")
+    # prometheus_client and jupyter_events: the gp_obs_on / gp_obs_off rows (metrics and events).
+    session.install("ipykernel", "prometheus_client", "jupyter_events")
     # Hostile connections: memory and log per 1,000, before (b225c49) and after; launch time
     # under a response-port flood.  About a minute.
     session.run("python", "benchmarks/hostile_bench.py")
     session.run("python", "benchmarks/launch_bench.py", *session.posargs)
+    # The loop time metrics and launch events take per launch, on and off.
+    session.run("python", "benchmarks/observability_cost.py")
     # Backend API calls made by poll() as kernels grow: each prints, or says why it skipped.
     session.run("python", "tests-integration/bench_slurm.py", "--kernels", "2,10")
     session.run("python", "tests-integration/backends/yarn_harness.py")

@@ -73,6 +73,14 @@ def prestart(kind: str) -> float | None:
         from gp_provisioners_core import ResponseManager
 
         ResponseManager.instance().start()
+        try:  # the server extension makes the metrics at server start-up: do it here too
+            from gp_provisioners_core import metrics
+        except ImportError:  # an older core
+            pass
+        else:
+            metrics.available()
+        if os.environ.get("GP_BENCH_LAUNCH_EVENTS") == "1":
+            subscribe_to_launch_events()
     elif kind == "gateway_provisioners":
         # Its constructor generates the RSA key, binds the socket and starts its
         # PeriodicCallback on the running loop; normally this happens in the first launch.
@@ -84,6 +92,23 @@ def prestart(kind: str) -> float | None:
     else:
         return None
     return time.perf_counter() - started
+
+
+def subscribe_to_launch_events() -> None:
+    """Give the provisioners an event logger with one listener, as Jupyter Server does for a
+    client on /api/events/subscribe (the listener serializes each event, as that one does)."""
+    from jupyter_events import EventLogger
+
+    from gp_provisioners_core import launch_events
+
+    received: list[str] = []
+
+    async def listener(logger: Any, schema_id: str, data: dict[str, Any]) -> None:
+        received.append(json.dumps(dict(schema_id=schema_id, **data)))
+
+    logger = EventLogger()
+    launch_events.use_event_logger(logger)
+    logger.add_listener(schema_id=launch_events.SCHEMA_ID, listener=listener)
 
 
 def warm_process(kernel_name: str) -> float:

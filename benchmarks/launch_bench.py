@@ -318,9 +318,34 @@ def setup_gp050_row(
     }
 
 
+def make_gp_observability_off(ctx: Context) -> Variant:
+    """The ``gp`` row with metrics and launch events switched off (``Observability``)."""
+    variant = make_gp_distributed(ctx)
+    variant.key, variant.label = "gp_obs_off", "gp-distributed (localhost), metrics+events off"
+    switches = {"GP_METRICS_ENABLED": "false", "GP_LAUNCH_EVENTS_ENABLED": "false"}
+    variant.env = {**variant.env, **switches}
+    return variant
+
+
+def make_gp_observability_on(ctx: Context) -> Variant:
+    """The ``gp`` row with metrics on and a subscribed launch-event listener, as in a Jupyter
+    Server with one client on /api/events/subscribe (``_one_launch.py`` attaches it)."""
+    variant = make_gp_distributed(ctx)
+    variant.key, variant.label = "gp_obs_on", "gp-distributed (localhost), metrics+events on"
+    variant.env = {
+        **variant.env,
+        "GP_METRICS_ENABLED": "true",
+        "GP_LAUNCH_EVENTS_ENABLED": "true",
+        "GP_BENCH_LAUNCH_EVENTS": "1",
+    }
+    return variant
+
+
 VARIANT_FACTORIES: dict[str, Callable[[Context], Variant]] = {
     "local": make_local,
     "gp": make_gp_distributed,
+    "gp_obs_off": make_gp_observability_off,
+    "gp_obs_on": make_gp_observability_on,
     "gp_ssh": make_gp_ssh,
     "gp050": make_gp050,
     "gp050_ssh": make_gp050_ssh,

@@ -2,7 +2,8 @@
 
 Every class registered under the ``jupyter_client.kernel_provisioners`` entry point by a ``gp-*``
 distribution gets a table of its configurable traits (name, type, default, environment
-variable, help), plus the ResponseManager's, so the reference cannot drift from the code.
+variable, help), plus the ResponseManager's and Observability's, so the reference cannot
+drift from the code.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ def render() -> str:
         "",
     ]
     parts += [*_rows(ResponseManager), ""]
+    from gp_provisioners_core.settings import Observability
+
+    parts += ["## Observability", "", "`gp_provisioners_core.settings.Observability`", ""]
+    parts += [*_rows(Observability), ""]
     return "\n".join(parts)
 
 

@@ -59,6 +59,7 @@ async def test_an_error_status_fails_the_launch_with_the_backend_reason():
     assert "kernel-k-7 is exited" in message
     assert "ImportError: no module named ipykernel" in message
     assert failure.value.phase == "submitted"
+    assert failure.value.failure_reason == "kernel-exited"  # for metrics and launch events
 
 
 @pytest.mark.asyncio

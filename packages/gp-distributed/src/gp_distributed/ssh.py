@@ -23,6 +23,7 @@ import paramiko
 from traitlets import Bool, Float, Int, Unicode, default, validate
 from traitlets.config import Configurable
 
+from gp_provisioners_core import metrics
 from gp_provisioners_core.config import env_bool, env_float, env_int
 
 HOST_KEY_POLICIES = ("reject", "warn", "auto-add")
@@ -544,11 +545,21 @@ def run_script(target: SshTarget, script: str, timeout: float) -> RemoteResult:
     """
     pool = SshConnectionPool.instance()
     for attempt in (1, 2):
-        client = pool.client(target)
+        try:
+            client = pool.client(target)
+        except Exception:
+            metrics.api_request("distributed", "ssh connect", ok=False)
+            raise
         with pool.session_slot(target):
             try:
-                return _run_on(client, target, script, timeout)
+                result = _run_on(client, target, script, timeout)
+                metrics.api_request("distributed", "ssh command", ok=True)
+                return result
+            except SshCommandError:
+                metrics.api_request("distributed", "ssh command", ok=False)
+                raise
             except _StaleConnection as stale:
+                metrics.api_request("distributed", "ssh command", ok=False)
                 pool.discard(target, client)
                 if attempt == 2:
                     raise SshConnectError(

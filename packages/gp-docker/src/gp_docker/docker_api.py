@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 import docker
 
+from gp_provisioners_core import metrics
+
 T = TypeVar("T")
 
 SDK_WORKERS = 16
@@ -41,7 +43,10 @@ class ApiCallCounter:
     def hook(self, response: Any, *args: Any, **kwargs: Any) -> None:
         """A ``requests`` response hook: one count per request (a stream counts once)."""
         request = response.request
-        self.add(f"{request.method} {endpoint_of(str(request.path_url))}")
+        key = f"{request.method} {endpoint_of(str(request.path_url))}"
+        self.add(key)
+        status = int(getattr(response, "status_code", 0) or 0)
+        metrics.api_request("docker", key, ok=status < 400)
 
     def add(self, key: str, count: int = 1) -> None:
         with self._lock:

@@ -60,7 +60,10 @@ class DockerProvisioner(DockerProvisionerBase):
         try:
             self.container_id = await run_sdk(self._create, client, spec)
         except ImageNotFound:
-            self.fail_launch(missing_image_reason(spec.image, self.docker_host))
+            self.fail_launch(
+                missing_image_reason(spec.image, self.docker_host),
+                failure_reason="image-unavailable",
+            )
         except APIError as err:
             self.fail_launch(f"Docker refused to create container {spec.name}: {_reason(err)}")
         try:

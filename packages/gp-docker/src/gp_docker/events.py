@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from gp_provisioners_core import metrics
+
 from .builders import KERNEL_ID_LABEL, SWARM_SERVICE_ID_LABEL
 
 ACTION_STATUS = {
@@ -256,10 +258,13 @@ class DockerEventsWatcher:
             try:
                 self._follow()
                 backoff = 0.2
+                if not self._stopped.is_set():
+                    metrics.watch_restarted("docker", "closed")
             except Exception as err:  # noqa: BLE001 - reported, then reconnect
                 self.last_error = f"{type(err).__name__}: {err}"
                 if not self._stopped.is_set():
                     self.log.warning("Docker events stream (%s): %s", self.name, self.last_error)
+                    metrics.watch_restarted("docker", "error")
             finally:
                 self.synced = False
                 self._stream = None

@@ -30,6 +30,8 @@ CONTAINER_ERROR_STATES = {"exited", "dead", "removing", "removed"}
 class DockerSwarmProvisioner(DockerProvisionerBase):
     """Kernels as Docker Swarm services."""
 
+    backend_label: ClassVar[str] = "swarm"
+
     persisted_fields: ClassVar[tuple[str, ...]] = (
         *DockerProvisionerBase.persisted_fields,
         "service_id",

@@ -21,6 +21,10 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from gp_provisioners_core import metrics
+
+from .api_metrics import BACKEND, api_operation
+
 
 class RequestCounter:
     """Thread-safe count of API requests, in total and by method and resource path."""
@@ -70,7 +74,15 @@ class CountingApiClient(k8s.ApiClient):
 
     def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         REQUESTS.add(method, urlsplit(url).path)
-        return super().call_api(method, url, *args, **kwargs)
+        operation = api_operation(method, url)
+        try:
+            response = super().call_api(method, url, *args, **kwargs)
+        except Exception:
+            metrics.api_request(BACKEND, operation, ok=False)
+            raise
+        status = int(getattr(response, "status", 0) or 0)
+        metrics.api_request(BACKEND, operation, ok=200 <= status <= 299)
+        return response
 
 
 def path(template: str, *names: str) -> str:

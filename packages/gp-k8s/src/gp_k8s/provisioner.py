@@ -31,6 +31,7 @@ from gp_provisioners_core.protocol import LAUNCH_SECRET_ENV
 from . import operations as ops
 from .client import CountingApiClient, get_api_client
 from .diagnosis import ERROR_STATES, INITIAL_STATES, describe, exit_code, pod_status
+from .launch_steps import PodLaunchSteps
 from .manifests import (
     KERNEL_SELECTOR,
     PodRequest,
@@ -50,7 +51,7 @@ UNSEEN_GRACE = 30.0
 """Seconds a pod this process created may stay unseen by the watch before it counts as gone."""
 
 
-class KubernetesProvisioner(KubernetesSettings, ContainerProvisionerBase):  # type: ignore[metaclass]
+class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisionerBase):  # type: ignore[metaclass]
     """Runs each kernel's launcher as the container of a pod.
 
     The launch and the clean-up are split into steps that gp-crd's ``CustomResourceProvisioner``

@@ -34,6 +34,9 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
+from gp_provisioners_core import metrics
+
+from .api_metrics import BACKEND
 from .client import request
 from .manifests import KERNEL_SELECTOR
 
@@ -192,10 +195,13 @@ class WatchCache(Generic[S]):
                     self._list()
                 self._watch()
                 backoff = 0.5
+                if not self._stopped.is_set() and self.resource_version:
+                    metrics.watch_restarted(BACKEND, "closed")  # the server ended it
             except ApiException as err:
                 if err.status == 410:
                     self._gone()
                     continue
+                metrics.watch_restarted(BACKEND, "error")
                 self._failed(f"HTTP {err.status}: {err.reason}", backoff)
                 backoff = min(backoff * 2, 10.0)
             except Exception as err:  # noqa: BLE001 - keep watching whatever happens
@@ -204,6 +210,7 @@ class WatchCache(Generic[S]):
                 if self._reconnecting:  # we closed the stream ourselves
                     self._reconnecting = False
                     continue
+                metrics.watch_restarted(BACKEND, "error")
                 self._failed(f"{type(err).__name__}: {err}", backoff)
                 backoff = min(backoff * 2, 10.0)
 
@@ -214,6 +221,7 @@ class WatchCache(Generic[S]):
 
     def _gone(self) -> None:
         self.relists_after_gone += 1
+        metrics.watch_restarted(BACKEND, "gone")
         self.log.info(
             "%s: resourceVersion %s is gone; listing again",
             self.watch_label(),

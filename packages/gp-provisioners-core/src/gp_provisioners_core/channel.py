@@ -7,6 +7,7 @@ import json
 import logging
 from typing import Any
 
+from . import metrics
 from .logsafe import printable
 from .protocol import sign_comm_request
 
@@ -61,6 +62,7 @@ class KernelChannel:
                 timeout=self.timeout,
             )
         except (OSError, asyncio.TimeoutError) as err:
+            metrics.comm_rejected("unreachable")
             raise KernelChannelError(
                 f"Kernel {self.kernel_id}: comm port {self.host}:{self.port} unreachable: {err}"
             ) from err
@@ -78,6 +80,7 @@ class KernelChannel:
                 f"more than {MAX_REPLY_BYTES} bytes; is it this kernel's launcher?"
             ) from err
         except (OSError, asyncio.TimeoutError) as err:
+            metrics.comm_rejected("no-answer")
             raise KernelChannelError(
                 f"Kernel {self.kernel_id}: no answer from comm port {self.host}:{self.port}: {err}"
             ) from err
@@ -97,6 +100,7 @@ class KernelChannel:
             or reply.get("ok") is not True
             or not isinstance(reply.get("alive", False), bool)
         ):
+            metrics.comm_rejected("refused")
             error = reply.get("error") if isinstance(reply, dict) else None
             said = printable(error) if error is not None else printable(raw.decode("latin-1"))
             raise KernelChannelError(

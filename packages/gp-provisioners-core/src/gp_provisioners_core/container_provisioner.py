@@ -86,7 +86,8 @@ class ContainerProvisionerBase(RemoteProvisionerBase):
         status = self.get_container_status()
         if status in self.get_error_states():
             self.fail_launch(
-                f"container {self.container_name} is {status}: {self.describe_failure()}"
+                f"container {self.container_name} is {status}: {self.describe_failure()}",
+                failure_reason="kernel-exited",
             )
 
     async def poll(self) -> int | None:

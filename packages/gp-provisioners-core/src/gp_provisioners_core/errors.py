@@ -46,11 +46,18 @@ class InvalidLaunchParameterError(ProvisionerError):
 
 
 class LaunchFailedError(ProvisionerError):
-    """The launch failed in a known phase, for a reason the backend gave (HTTP 500)."""
+    """The launch failed in a known phase, for a reason the backend gave (HTTP 500).
 
-    def __init__(self, message: str, *, kernel_id: str = "", phase: str = "") -> None:
+    ``failure_reason`` is optional: one of ``gp_provisioners_core.metrics.FAILURE_REASONS``
+    (e.g. ``image-unavailable``), for metrics and launch events; others are ignored.
+    """
+
+    def __init__(
+        self, message: str, *, kernel_id: str = "", phase: str = "", failure_reason: str = ""
+    ) -> None:
         super().__init__(500, message, kernel_id=kernel_id)
         self.phase = phase
+        self.failure_reason = failure_reason
 
 
 class LaunchTimeoutError(LaunchFailedError):

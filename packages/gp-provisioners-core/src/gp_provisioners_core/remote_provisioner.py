@@ -25,6 +25,7 @@ from jupyter_client.localinterfaces import is_local_ip, local_ips
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import TraitError
 
+from . import metrics
 from . import phases as phase
 from .argv import is_valid_kernel_id, substitute_argv
 from .channel import KernelChannel, KernelChannelError
@@ -83,6 +84,9 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
     )
     launch_check_interval: ClassVar[float] = 0.1
     """Seconds between ``detect_launch_failure`` calls while a launch waits."""
+    backend_label: ClassVar[str] = ""
+    """The ``backend`` label of metrics and launch events; empty: the package's name without
+    ``gp_`` (``gp_docker.docker_provisioner`` -> ``docker``)."""
 
     def __init__(self, **kwargs: Any) -> None:
         overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in _CONSTRUCTOR_KEYS}
@@ -106,7 +110,8 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         self.legacy_launcher: bool = False
         self.kernel_username: str = ""
         self.kernel_channel: KernelChannel | None = None
-        self.launch_phases = LaunchPhases(self.kernel_id or "", self.log)
+        self.launch_phases = self._new_launch_phases(self.kernel_id or "")
+        self._counted_running = False
         self.transport_encryption: str = "none"
         self._effective_launch_timeout: float = self.launch_timeout
 
@@ -117,8 +122,15 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
 
         Subclasses that override it must call ``super().pre_launch(**kwargs)`` and return its
         result (with their additions); anything that can refuse a launch should run before
-        they submit anything.
+        they submit anything.  A refusal here is counted as a ``refused`` launch.
         """
+        try:
+            return await self._prepare_launch(**kwargs)
+        except ProvisionerError as err:
+            self.launch_phases.fail(err, phase=phase.PRE_LAUNCH)
+            raise
+
+    async def _prepare_launch(self, **kwargs: Any) -> dict[str, Any]:
         kernel_id = str(self.kernel_id)
         if not is_valid_kernel_id(kernel_id):
             raise InvalidLaunchParameterError(
@@ -126,7 +138,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
                 "(at most 128); start the kernel with another id",
                 kernel_id=kernel_id,
             )
-        self.launch_phases = LaunchPhases(kernel_id, self.log)
+        self.launch_phases = self._new_launch_phases(kernel_id)
         env: dict[str, str] = dict(kwargs.pop("env", None) or os.environ)
         self.kernel_username = env.get("KERNEL_USERNAME") or getpass.getuser()
         self.authorize_user(self.kernel_username)
@@ -171,6 +183,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
             await self.confirm_remote_startup()
             await self.wait_for_kernel_ports()
             self.launch_phases.complete(phase.READY, f"total {self.launch_phases.elapsed:.3f}s")
+            self._count_running(True)
         except BaseException as err:
             await self._abandon_launch(err)
             raise
@@ -179,6 +192,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
     async def _abandon_launch(self, err: BaseException) -> None:
         # Not logged here: jupyter_client's KernelManager logs every failed start once (with
         # its traceback); logging it here too made two or three ERROR records per failure.
+        self.launch_phases.fail(err)
         ResponseManager.instance(config=self.config).unregister_event(str(self.kernel_id))
         try:
             await self.kill()
@@ -239,6 +253,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
 
         Does not start the response manager (a re-attached kernel's cleanup must not make an
         RSA key on the event loop)."""
+        self._count_running(False)
         ResponseManager.instance(config=self.config).unregister_event(str(self.kernel_id))
         self.kernel_channel = None
 
@@ -272,6 +287,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
                     "which is not a valid number; the kernel cannot be re-attached"
                 )
         self._open_kernel_channel()
+        self._count_running(True)
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
         return recommended
@@ -375,11 +391,13 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
                     await self.handle_launch_timeout()
                 await asyncio.wait({receiving}, timeout=min(self.launch_check_interval, remaining))
                 if not receiving.done():
+                    self._report_launch_steps(final=False)
                     await self.detect_launch_failure()
             message = receiving.result()
         finally:
             if not receiving.done():
                 receiving.cancel()
+        self._report_launch_steps(final=True)
         info = message.conn_info
         self.legacy_launcher = message.version == 1
         self.pid = int(info.get("pid") or 0)
@@ -418,6 +436,16 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
             writer.close()
             return
 
+    def report_launch_steps(self, *, final: bool) -> None:
+        """Report the steps the backend has taken so far (``self.launch_phases.note``:
+        ``phases.SCHEDULED``, ``phases.IMAGE_PULLED``), each once.
+
+        Called by ``receive_connection_info`` before each ``detect_launch_failure`` and once
+        more (``final=True``) when the launcher answered, before that phase closes: a step the
+        answer implies but the backend's cache has not shown yet may be reported then.  Must be
+        cheap (read a watcher's cache).  The default reports nothing.
+        """
+
     async def detect_launch_failure(self) -> None:
         """Raise (through ``fail_launch``) when the backend reports the launch failed.
 
@@ -452,15 +480,18 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
             phase=self.launch_phases.current,
         )
 
-    def fail_launch(self, reason: str) -> NoReturn:
+    def fail_launch(self, reason: str, *, failure_reason: str = "") -> NoReturn:
         """Raise ``LaunchFailedError`` for the current phase with the backend's ``reason``.
 
-        Not logged here: the KernelManager that called ``launch_kernel`` logs the failure."""
+        ``failure_reason`` (optional) classifies it for metrics and launch events, one of
+        ``metrics.FAILURE_REASONS`` (``image-unavailable``, ``unschedulable``, ...). Not logged
+        here: the KernelManager that called ``launch_kernel`` logs the failure."""
         raise LaunchFailedError(
             f"Kernel {self.kernel_id} failed in launch phase '{self.launch_phases.current}' "
             f"after {self.launch_phases.elapsed:.1f}s: {reason}",
             kernel_id=str(self.kernel_id),
             phase=self.launch_phases.current,
+            failure_reason=failure_reason,
         )
 
     def log_and_raise(self, error: Exception) -> NoReturn:
@@ -506,6 +537,32 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         return is_local_ip(ip) or ip in ("localhost", "0.0.0.0") or ip in local_ips()  # noqa: S104
 
     # -- internals -------------------------------------------------------------------------------
+
+    def metrics_backend(self) -> str:
+        """The ``backend`` label of this provisioner's metrics and launch events."""
+        if self.backend_label:
+            return self.backend_label
+        package = type(self).__module__.split(".", 1)[0]
+        return package.removeprefix("gp_") or package
+
+    def _new_launch_phases(self, kernel_id: str) -> LaunchPhases:
+        kernelspec = str(getattr(self.parent, "kernel_name", "") or "")
+        return LaunchPhases(
+            kernel_id, self.log, backend=self.metrics_backend(), kernelspec=kernelspec
+        )
+
+    def _report_launch_steps(self, *, final: bool) -> None:
+        try:
+            self.report_launch_steps(final=final)
+        except Exception as err:  # noqa: BLE001 - reporting a step never fails a launch
+            self.log.debug("Kernel %s: launch steps not reported: %s", self.kernel_id, err)
+
+    def _count_running(self, running: bool) -> None:
+        """Keep ``gp_kernels_running`` right: +1 once per launched or re-attached kernel, -1 at
+        its cleanup (a restart cleans up, then launches again)."""
+        if running != self._counted_running:
+            self._counted_running = running
+            metrics.kernel_running(self.metrics_backend(), 1 if running else -1)
 
     def _spec_label(self) -> str:
         spec = self.kernel_spec

@@ -27,6 +27,7 @@ from jupyter_client.localinterfaces import public_ips
 from traitlets import Bool, Float, Int, TraitError, Unicode, default, validate
 from traitlets.config import SingletonConfigurable
 
+from . import metrics
 from .config import env_float, env_int, validate_settings
 from .logsafe import RejectionLog, printable
 from .protocol import (
@@ -588,6 +589,7 @@ class ResponseManager(SingletonConfigurable):
 
     def _reject(self, peer: str, reason: str, detail: str, kernel_id: str | None) -> None:
         self.rejected_count += 1
+        metrics.response_rejected(reason)
         if reason == "legacy-refused":
             with self._lock:
                 self._legacy_refused_at.append(time.monotonic())

@@ -16,6 +16,9 @@ import subprocess
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
+from gp_provisioners_core import metrics
+
+from .api_metrics import BACKEND
 from .jobspec import JobRequest, parse_sbatch_job_id, sbatch_argv
 from .status import JobStatus, parse_squeue, squeue_argv
 from .submitter import (
@@ -73,6 +76,7 @@ class CommandSubmitter(SlurmSubmitter):
                 env=env,
             )
         except OSError as error:
+            metrics.api_request(BACKEND, os.path.basename(argv[0]), ok=False)
             raise SlurmError(f"cannot run {argv[0]}: {error}") from None
         try:
             out, err = await asyncio.wait_for(process.communicate(stdin), self.timeout)
@@ -80,11 +84,14 @@ class CommandSubmitter(SlurmSubmitter):
             process.kill()
             await process.wait()
             name = os.path.basename(argv[0])
+            metrics.api_request(BACKEND, name, ok=False)
             raise SlurmTimeoutError(f"{name} gave no answer within {self.timeout:g}s") from None
         except asyncio.CancelledError:
             process.kill()
             raise
-        return int(process.returncode or 0), out, err
+        code = int(process.returncode or 0)
+        metrics.api_request(BACKEND, os.path.basename(argv[0]), ok=code == 0)
+        return code, out, err
 
     async def submit(self, request: JobRequest) -> Submission:
         argv = sbatch_argv(self.command("sbatch"), request)
@@ -118,14 +125,19 @@ class CommandSubmitter(SlurmSubmitter):
             raise SlurmError(_last_lines(err) or f"scancel exited with code {code}")
 
     def fetch(self, job_ids: Collection[str]) -> dict[str, JobStatus]:
-        done = subprocess.run(
-            squeue_argv(self.command("squeue"), job_ids),
-            capture_output=True,
-            text=True,
-            env=self.command_env(),
-            timeout=self.timeout,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                squeue_argv(self.command("squeue"), job_ids),
+                capture_output=True,
+                text=True,
+                env=self.command_env(),
+                timeout=self.timeout,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            metrics.api_request(BACKEND, "squeue", ok=False)
+            raise
+        metrics.api_request(BACKEND, "squeue", ok=done.returncode == 0)
         if done.returncode != 0:
             if "Invalid job id" in done.stderr:
                 return {}  # every id is forgotten: they all finished

@@ -27,6 +27,7 @@ from gp_provisioners_core.watcher import BatchedStatusWatcher
 from .commands import CommandSubmitter
 from .config import SlurmResourceConfig, SlurmSubmissionConfig
 from .jobspec import JobRequest, batch_script, job_environment
+from .launch_steps import JobLaunchSteps
 from .resources import JobResources, ResourceRequestError, check_limits, resolve_resources
 from .rest import RestSubmitter
 from .status import FAILED, FINISHED, WAITING, JobStatus, classify
@@ -36,7 +37,7 @@ OUTPUT_TAIL_LINES = 20
 
 
 class SlurmProvisioner(  # type: ignore[metaclass]
-    SlurmSubmissionConfig, SlurmResourceConfig, RemoteProvisionerBase
+    JobLaunchSteps, SlurmSubmissionConfig, SlurmResourceConfig, RemoteProvisionerBase
 ):
     """Runs each kernel's launcher as a Slurm batch job."""
 

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gp_provisioners_core import metrics
+
+from .api_metrics import BACKEND, rest_operation
 from .jobspec import JobRequest, rest_job_body
 from .status import WAITING_STATES, JobStatus, parse_rest_jobs
 from .submitter import (
@@ -100,19 +103,23 @@ class RestSubmitter(SlurmSubmitter):
         request.add_header("Accept", "application/json")
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        operation = rest_operation(method, path)
         try:
             with _OPENER.open(request, timeout=self.timeout) as answer:
                 status, raw = answer.status, answer.read()
         except urllib.error.HTTPError as err:
             status, raw = err.code, err.read()
         except (TimeoutError, urllib.error.URLError) as err:
+            metrics.api_request(BACKEND, operation, ok=False)
             if isinstance(err, TimeoutError) or isinstance(err.reason, TimeoutError):
                 raise SlurmTimeoutError(
                     f"slurmrestd at {self.url} gave no answer within {self.timeout:g}s"
                 ) from None
             raise SlurmError(f"slurmrestd at {self.url} unreachable: {err}") from None
         except (OSError, ValueError) as err:
+            metrics.api_request(BACKEND, operation, ok=False)
             raise SlurmError(f"slurmrestd at {self.url} unreachable: {err}") from None
+        metrics.api_request(BACKEND, operation, ok=200 <= status <= 299)
         try:
             payload = json.loads(raw) if raw.strip() else {}
         except ValueError:

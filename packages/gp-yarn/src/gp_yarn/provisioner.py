@@ -28,6 +28,7 @@ from gp_provisioners_core.errors import (
 
 from .applications import YarnApp, YarnAppWatch, pick_app
 from .endpoints import EndpointConfigError, candidate_endpoints
+from .launch_steps import AppLaunchSteps
 from .rm_client import RMRequestError, RMSettings, RMUnavailableError
 from .settings import YarnConfigMixin
 from .submitter import SubmitterProcess
@@ -39,7 +40,7 @@ LAUNCH_ENV_NAMES = ("KERNEL_ID", "KERNEL_USERNAME", IMPERSONATION_ENV, APP_TAG_E
 GP_TRANSPORT_ENCRYPTION, set by gp-provisioners-core)."""
 
 
-class YarnProvisioner(YarnConfigMixin, RemoteProvisionerBase):  # type: ignore[metaclass]
+class YarnProvisioner(AppLaunchSteps, YarnConfigMixin, RemoteProvisionerBase):  # type: ignore[metaclass]
     """Runs each kernel as a YARN application submitted by the kernelspec's run.sh."""
 
     persisted_fields: ClassVar[tuple[str, ...]] = (

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from yarn_api_client import ResourceManager  # type: ignore[import-untyped]
 from yarn_api_client.errors import APIError  # type: ignore[import-untyped]
 
+from gp_provisioners_core import metrics
 from gp_provisioners_core.errors import KernelSpecConfigError
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,8 @@ class ResourceManagerClient:
                 application_types=list(application_types) or None,
                 started_time_begin=None if started_time_begin is None else str(started_time_begin),
                 de_selects=["resourceRequests"],
-            )
+            ),
+            name="GET apps",
         )
         apps = data.get("apps") or {}  # the RM answers {"apps": null} when none match
         found = apps.get("app") or [] if isinstance(apps, dict) else []
@@ -143,7 +145,7 @@ class ResourceManagerClient:
     def application(self, app_id: str) -> dict[str, Any] | None:
         """``GET /ws/v1/cluster/apps/{id}``; None when the RM does not know the id (404)."""
         try:
-            data = self.call(lambda rm: rm.cluster_application(app_id))
+            data = self.call(lambda rm: rm.cluster_application(app_id), name="GET app")
         except RMRequestError as err:
             if err.status == 404:
                 return None
@@ -154,21 +156,22 @@ class ResourceManagerClient:
     def kill(self, app_id: str) -> str:
         """``PUT /ws/v1/cluster/apps/{id}/state {"state": "KILLED"}``; the state it reports
         (the RM answers 202 with the current state while the kill is in progress)."""
-        data = self.call(lambda rm: rm.cluster_application_kill(app_id))
+        data = self.call(lambda rm: rm.cluster_application_kill(app_id), name="PUT app/state")
         return str(data.get("state", ""))
 
     # -- machinery ---------------------------------------------------------------------------
 
-    def call(self, operation: Callable[[Any], Any]) -> dict[str, Any]:
+    def call(self, operation: Callable[[Any], Any], name: str = "request") -> dict[str, Any]:
         """Run ``operation(resource_manager)`` on the active RM; find the active RM again and
-        retry once when the one in use went away.  Returns the answer's JSON data.
+        retry once when the one in use went away.  Returns the answer's JSON data.  Each try
+        counts in ``gp_backend_api_requests_total`` as ``name`` (a fixed string of the caller).
 
         Raises :class:`RMUnavailableError` when no active RM answers, :class:`RMRequestError`
         when the active one refuses the request.
         """
         rm = self._current()
         try:
-            return self._data(operation(rm))
+            return self._data(_counted(operation, rm, name))
         except Exception as err:
             if not self._means_failover(err):
                 raise self._refused(err) from err
@@ -179,7 +182,7 @@ class ResourceManagerClient:
             )
         rm = self._reresolve(rm)
         try:
-            return self._data(operation(rm))
+            return self._data(_counted(operation, rm, name))
         except Exception as err:
             if self._means_failover(err):
                 with self._lock:
@@ -257,3 +260,14 @@ class ResourceManagerClient:
                 reasons[endpoint] = f"haState {ha_state}"
         detail = "; ".join(f"{endpoint}: {reason}" for endpoint, reason in reasons.items())
         raise RMUnavailableError(f"No active YARN ResourceManager answers ({detail})")
+
+
+def _counted(operation: Callable[[Any], Any], rm: Any, name: str) -> Any:
+    """``operation(rm)``, counted as one YARN API request (ok or error)."""
+    try:
+        answer = operation(rm)
+    except Exception:
+        metrics.api_request("yarn", name, ok=False)
+        raise
+    metrics.api_request("yarn", name, ok=True)
+    return answer
