@@ -40,6 +40,7 @@ from .errors import (
     KernelSpecConfigError,
     LaunchFailedError,
     LaunchTimeoutError,
+    ProvisionerError,
     UnauthorizedUserError,
 )
 from .logsafe import printable
