@@ -12,7 +12,14 @@ import pytest
 from gp_provisioners_core.installer import InstallerError, KernelSpecInstaller
 from gp_provisioners_core.remote_provisioner import RemoteProvisionerBase
 
-FILLED = {"kernel_id", "response_address", "public_key", "port_range", "resource_dir"}
+FILLED = {
+    "kernel_id",
+    "response_address",
+    "public_key",
+    "port_range",
+    "resource_dir",
+    "transport_encryption",
+}
 
 
 class DemoInstaller(KernelSpecInstaller):

@@ -16,8 +16,7 @@ from gp_provisioners_core.installer import InstallerError
 
 class CrdSpecInstaller(K8sSpecInstaller):
     command = "jupyter crd-spec"
-    default_kernel_name = SPARK_OPERATOR_KERNEL_NAME
-    default_display_name = SPARK_OPERATOR_DISPLAY_NAME
+    default_names = {"python": (SPARK_OPERATOR_KERNEL_NAME, SPARK_OPERATOR_DISPLAY_NAME)}
     description = "Install a kernelspec that runs each kernel as a custom resource."
 
     def add_backend_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -29,14 +28,15 @@ class CrdSpecInstaller(K8sSpecInstaller):
             "as k8s-spec's --crd --spark)",
         )
 
-    def install(self, args: argparse.Namespace) -> str:
-        """Require the kind of custom resource, then install as ``k8s-spec --crd --spark``."""
+    def run(self, args: argparse.Namespace) -> str:
+        """Require the kind of custom resource, then install as ``k8s-spec --crd --spark``.
+        Called by the ``install`` application's ``start``."""
         if not args.spark_operator:
             raise InstallerError(
                 "choose the kind of custom resource: --spark-operator (the only one so far)"
             )
         args.crd = args.spark = True
-        return super().install(args)
+        return super().run(args)
 
 
 def main(argv: list[str] | None = None) -> int:

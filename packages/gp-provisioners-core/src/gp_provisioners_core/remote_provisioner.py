@@ -269,6 +269,9 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
             "prefix": sys.prefix,
             "python": sys.executable,
             "resource_dir": str(getattr(self.kernel_spec, "resource_dir", "")),
+            # none | auto | required: the launcher's --transport-encryption (gateway_provisioners
+            # specs pass it; the same value also travels as GP_TRANSPORT_ENCRYPTION)
+            "transport_encryption": self.transport_encryption,
         }
         connection_file = getattr(parent, "connection_file", "")
         if connection_file:
