@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from gp_k8s.cli import SPARK_OPERATOR_DISPLAY_NAME, SPARK_OPERATOR_KERNEL_NAME, K8sSpecInstaller
 from gp_provisioners_core.installer import InstallerError
@@ -28,15 +29,19 @@ class CrdSpecInstaller(K8sSpecInstaller):
             "as k8s-spec's --crd --spark)",
         )
 
-    def run(self, args: argparse.Namespace) -> str:
-        """Require the kind of custom resource, then install as ``k8s-spec --crd --spark``.
-        Called by the ``install`` application's ``start``."""
+    def prepare(self, args: argparse.Namespace) -> None:
+        """Require the kind of custom resource, then prepare as ``k8s-spec --crd --spark``.
+        Called by ``run`` and by the migrate command."""
         if not args.spark_operator:
             raise InstallerError(
                 "choose the kind of custom resource: --spark-operator (the only one so far)"
             )
         args.crd = args.spark = True
-        return super().run(args)
+        super().prepare(args)
+
+    def migration_flags(self, spec: dict[str, Any]) -> list[str]:
+        """A gateway_provisioners spark-operator spec is a SparkApplication spec."""
+        return ["--spark-operator"]
 
 
 def main(argv: list[str] | None = None) -> int:

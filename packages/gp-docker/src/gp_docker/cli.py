@@ -22,6 +22,7 @@ DEFAULT_R_IMAGE = "gp/kernel-r:latest"  # docker-images/build.py --image r
 DEFAULT_SCALA_IMAGE = "gp/kernel-scala:latest"  # not built here yet: no Toree launcher
 CONTAINER_LAUNCHER = "/usr/local/bin/launch_ipykernel.py"
 CONTAINER_TOREE_LAUNCHER = "/usr/local/bin/run_toree.sh"
+SWARM = "docker-swarm-provisioner"
 DEFAULT_IMAGES = {"python": DEFAULT_IMAGE, "R": DEFAULT_R_IMAGE, "scala": DEFAULT_SCALA_IMAGE}
 
 
@@ -79,13 +80,18 @@ class DockerSpecInstaller(KernelSpecInstaller):
             return argv
         return [args.python, args.launcher_path, *argv[2:]]
 
+    def migration_flags(self, spec: dict[str, Any]) -> list[str]:
+        """A gateway_provisioners spec for the Swarm provisioner stays a Swarm spec."""
+        provisioner = spec.get("metadata", {}).get("kernel_provisioner", {})
+        return ["--swarm"] if provisioner.get("provisioner_name") == SWARM else []
+
     def scala_launcher(self, args: argparse.Namespace) -> str:
         return CONTAINER_TOREE_LAUNCHER
 
     def build_kernel_json(self, args: argparse.Namespace) -> dict[str, Any]:
         spec = super().build_kernel_json(args)
         if args.swarm:
-            spec["metadata"]["kernel_provisioner"]["provisioner_name"] = "docker-swarm-provisioner"
+            spec["metadata"]["kernel_provisioner"]["provisioner_name"] = SWARM
         return spec
 
 

@@ -199,6 +199,8 @@ class KernelSpecInstaller:
                 raise InstallerError(f"--launch-timeout {args.launch_timeout:g} must be > 0")
             config["launch_timeout"] = args.launch_timeout
         config.update(self.backend_config(args))
+        # settings an old spec chose that no flag expresses (set by the migrate command)
+        config.update(getattr(args, "kept_config", None) or {})
         env = dict(self.backend_env(args))
         if args.spark:
             env.update(SPARK_HOME=args.spark_home, SPARK_OPTS=args.extra_spark_opts)
@@ -224,18 +226,7 @@ class KernelSpecInstaller:
         spec = self.build_kernel_json(args)
         with tempfile.TemporaryDirectory() as staging:
             folder = Path(staging) / args.kernel_name
-            (folder / "scripts").mkdir(parents=True)
-            (folder / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
-            languages = {"python", args.language} - {"scala"}  # R uses the Python listener
-            for language in sorted(languages):
-                try:
-                    source = launcher_dir(language)
-                except FileNotFoundError as err:
-                    raise InstallerError(f"--language {args.language}: {err}") from None
-                for item in source.iterdir():
-                    if item.is_file() and not item.name.startswith("."):
-                        shutil.copy2(item, folder / "scripts" / item.name)
-            self.add_resources(folder, args)
+            self.write_files(folder, args, spec)
             prefix = sys.prefix if args.sys_prefix else args.prefix
             manager = KernelSpecManager()
             destination = Path(
@@ -256,9 +247,31 @@ class KernelSpecInstaller:
                     "overwrite an existing one, or --user / --prefix for another location"
                 ) from err
 
-    def run(self, args: argparse.Namespace) -> str:
-        """Check the flags that concern every backend, fill the default names, install, and say
-        where.  Called by the ``install`` application's ``start``."""
+    def write_files(self, folder: Path, args: argparse.Namespace, spec: dict[str, Any]) -> None:
+        """Write ``spec`` as ``folder/kernel.json`` with the launchers in ``scripts/`` and the
+        backend's resources.  Called by ``install`` (a staging folder) and by the migrate
+        command (the spec's own folder, after its backup)."""
+        (folder / "scripts").mkdir(parents=True, exist_ok=True)
+        (folder / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
+        languages = {"python", args.language} - {"scala"}  # R uses the Python listener
+        for language in sorted(languages):
+            try:
+                source = launcher_dir(language)
+            except FileNotFoundError as err:
+                raise InstallerError(f"--language {args.language}: {err}") from None
+            for item in source.iterdir():
+                if item.is_file() and not item.name.startswith("."):
+                    shutil.copy2(item, folder / "scripts" / item.name)
+        self.add_resources(folder, args)
+
+    def migration_flags(self, spec: dict[str, Any]) -> list[str]:
+        """Flags that reproduce what an old (gateway_provisioners) ``spec`` chose beyond
+        language, names and Spark, e.g. ``--swarm``.  Called by the migrate command."""
+        return []
+
+    def prepare(self, args: argparse.Namespace) -> None:
+        """Check the flags that concern every backend and fill the default names.  Called by
+        ``run`` and by the migrate command."""
         if sum((bool(args.user), args.prefix is not None, bool(args.sys_prefix))) > 1:
             raise InstallerError("choose one of --user, --prefix and --sys-prefix")
         args.language = normalize_language(args.language)
@@ -271,6 +284,11 @@ class KernelSpecInstaller:
             raise InstallerError(f"--kernel-name {args.kernel_name!r} must be a plain folder name")
         if not args.display_name:
             args.display_name = default_display
+
+    def run(self, args: argparse.Namespace) -> str:
+        """Prepare, install, and say where.  Called by the ``install`` application's
+        ``start``."""
+        self.prepare(args)
         path = self.install(args)
         if args.language == "scala":
             print(

@@ -35,6 +35,7 @@ from .errors import (
     ProvisionerError,
     UnauthorizedUserError,
 )
+from .legacy_specs import check_kernelspec
 from .phases import LaunchPhases
 from .protocol import LAUNCH_SECRET_ENV
 from .response_manager import ResponseManager
@@ -97,7 +98,9 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
     # -- what KernelManager calls ------------------------------------------------------------
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        """Authorize the user, validate the request, and build argv and env as data.
+        """Refuse a kernelspec that cannot run here (e.g. one gateway_provisioners wrote, see
+        ``legacy_specs``), authorize the user, validate the request, and build argv and env as
+        data.
 
         Subclasses that override it must call ``super().pre_launch(**kwargs)`` and return its
         result (with their additions); anything that can refuse a launch should run before
@@ -110,6 +113,14 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
                 "(at most 128); start the kernel with another id",
                 kernel_id=kernel_id,
             )
+        spec = self.kernel_spec
+        metadata = (getattr(spec, "metadata", None) or {}).get("kernel_provisioner") or {}
+        check_kernelspec(
+            spec,
+            str(metadata.get("provisioner_name") or type(self).__name__),
+            allow_legacy_launchers=self.allow_legacy_launchers,
+            kernel_id=kernel_id,
+        )
         self.launch_phases = LaunchPhases(kernel_id, self.log)
         env: dict[str, str] = dict(kwargs.pop("env", None) or os.environ)
         self.kernel_username = env.get("KERNEL_USERNAME") or getpass.getuser()
