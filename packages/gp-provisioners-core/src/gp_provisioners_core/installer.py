@@ -304,8 +304,12 @@ class KernelSpecInstaller:
     def main(self, argv: list[str] | None = None) -> int:
         """``jupyter <x>-spec`` as a function: ``main(["install", "--user"])``.  Errors raise
         ``SystemExit`` (``InstallerError``) with a message naming the flag."""
+        from .coexistence import shadowing_message
         from .installer_app import run_app
 
+        clash = shadowing_message()
+        if clash:
+            print(f"Warning: {clash}", file=sys.stderr)
         return run_app(self, argv)
 
 

@@ -27,6 +27,7 @@ from traitlets import TraitError
 from . import phases as phase
 from .argv import is_valid_kernel_id, substitute_argv
 from .channel import KernelChannel, KernelChannelError
+from .coexistence import warn_if_shadowed
 from .config import RemoteProvisionerConfigMixin, apply_kernelspec_overrides
 from .errors import (
     InvalidLaunchParameterError,
@@ -35,6 +36,7 @@ from .errors import (
     ProvisionerError,
     UnauthorizedUserError,
 )
+from .legacy_env import apply_legacy_environment
 from .legacy_specs import check_kernelspec
 from .phases import LaunchPhases
 from .protocol import LAUNCH_SECRET_ENV
@@ -79,6 +81,10 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
     """Seconds between ``detect_launch_failure`` calls while a launch waits."""
 
     def __init__(self, **kwargs: Any) -> None:
+        # Once per process, before any setting reads its GP_* default: gateway_provisioners'
+        # dropped variables, and gateway_provisioners itself installed next to us.
+        apply_legacy_environment()
+        warn_if_shadowed()
         overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in _CONSTRUCTOR_KEYS}
         super().__init__(**kwargs)
         apply_kernelspec_overrides(self, overrides, self._spec_label())
