@@ -91,7 +91,13 @@ def install_app_class(installer: KernelSpecInstaller) -> type[BaseSpecApp]:
     aliases: dict[Any, Any] = {}
     flags: dict[Any, Any] = {"debug": base_flags["debug"]}
     for action in _actions(parser):
-        name, dest, help_text = _flag_name(action), action.dest, action.help or ""
+        dest, help_text = action.dest, action.help or ""
+        default = parser.get_default(dest)
+        if default not in (None, "", False) and "default" not in help_text:
+            help_text += f" (default: {default})"  # the trait's own default is None: unset
+        # --spark-init-mode and --spark_init_mode (gateway_provisioners' docs use both)
+        dashed = _flag_name(action)
+        name: Any = (dashed, dashed.replace("-", "_")) if "-" in dashed else dashed
         if isinstance(action, argparse._StoreTrueAction):
             traits[dest] = Bool(False, help=help_text).tag(config=True)
             flags[name] = ({cls_name: {dest: True}}, help_text)
