@@ -23,6 +23,7 @@ def old_spec(
 ) -> KernelSpec:
     """A spec folder shaped as gateway_provisioners 0.5.0 installed it (absolute paths)."""
     folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
     for relative, text in files.items():
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         (folder / relative).write_text(text)
@@ -154,3 +155,18 @@ async def test_pre_launch_refuses_before_registering(
     with pytest.raises(KernelSpecConfigError, match="gp-migrate-specs k8s_python"):
         await probe.pre_launch(env={"KERNEL_USERNAME": "alice"})
     assert registered == []
+
+
+def test_unfilled_template_placeholders_are_refused_with_what_to_do(tmp_path: Path) -> None:
+    spec = old_spec(
+        tmp_path,
+        "yarn_spark_python",
+        ["run.sh", *GP_FLAGS],
+        "yarn-provisioner",
+        {},
+    )
+    spec.argv[0] = "${install_dir}/bin/run.sh"  # 0.5.0 left it unfilled
+    message = refusal(spec, "yarn-provisioner")
+    assert "template placeholders ${install_dir}" in message
+    assert "Install it again" in message
+    assert "gp-migrate-specs" not in message

@@ -12,6 +12,7 @@ it reads the spec folder and changes nothing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,10 @@ CONTAINER_PROVISIONERS = {
 # Files only gateway_provisioners' launchers came with.
 LEGACY_LAUNCHER_MARKER = "scripts/server_listener.py"
 LEGACY_RUN_SH_MARKER = "PROG_HOME="
-TOREE_LAUNCHER_NAME = "run_toree.sh"  # where our Scala specs expect the Toree launcher
+TOREE_LAUNCHER_NAME = "run_toree.sh"
+_TEMPLATE = re.compile(
+    r"\$\{[a-z_]+\}"
+)  # gateway_provisioners' ${install_dir} & co.  # where our Scala specs expect the Toree launcher
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class SpecProblem:
     reason: str
     migratable: bool = True
     legacy_launcher_only: bool = False  # runs unchanged with allow_legacy_launchers
+    fix: str = ""  # what to do instead, when the rewrite cannot help
 
 
 def _local_path(arg: str, resource_dir: str) -> Path | None:
@@ -64,6 +69,15 @@ def find_problem(
     """The first reason the spec (its ``argv``, folder and provisioner) cannot run on our
     ``provisioner_name``, or None.  Called by :func:`check_kernelspec` and the migrate command."""
     container = provisioner_name in CONTAINER_PROVISIONERS
+    unfilled = sorted({m for arg in argv for m in _TEMPLATE.findall(arg)})
+    if unfilled:
+        return SpecProblem(
+            f"its argv still holds gateway_provisioners' template placeholders "
+            f"{', '.join(unfilled)}: its installer failed while writing the spec (0.5.0's "
+            "yarn-spec install --yarn-endpoint always does), so it never ran anywhere",
+            migratable=False,
+            fix="Install it again with this backend's jupyter <x>-spec install command",
+        )
     for arg in argv[:3]:
         name = Path(arg).name
         if name in SERVER_SIDE_LAUNCHERS:
@@ -149,7 +163,7 @@ def check_kernelspec(
         if problem.legacy_launcher_only:
             fix += " (or set allow_legacy_launchers / GP_ALLOW_LEGACY_LAUNCHERS=true)"
     else:
-        fix = "The rewrite command cannot fix this"
+        fix = problem.fix or "The rewrite command cannot fix this"
     raise KernelSpecConfigError(
         f"Kernel {kernel_id}: kernelspec {name!r}{where} cannot run on {provisioner_name}: "
         f"{problem.reason}. {fix}.",
