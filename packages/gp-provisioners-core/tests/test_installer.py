@@ -134,7 +134,7 @@ def test_user_and_sys_prefix_locations(tmp_path, monkeypatch):
         (["--port-range", "9..3"], "--port-range"),
         (["--launch-timeout", "0"], "--launch-timeout"),
         (["--kernel-name", "a/b"], "--kernel-name"),
-        (["--language", "R", "--spark"], "--spark-init-mode none"),
+        (["--language", "R", "--spark", "--spark-init-mode", "eager"], "--spark-init-mode none"),
         (["--language", "R", "--ipykernel-subclass-name", "a.B"], "--language python only"),
     ],
 )

@@ -87,10 +87,10 @@ def test_language_is_case_insensitive_and_names_follow_it(
 
 
 def test_spark_adds_the_spark_suffix_to_default_names_only(tmp_path: Path) -> None:
-    spec = install(
-        tmp_path, "--spark", "--language", "R", "--spark-init-mode", "none", name="demo_r_spark"
-    )
+    spec = install(tmp_path, "--spark", "--language", "R", name="demo_r_spark")
     assert spec["display_name"] == "Demo R (with Spark)"
+    # R kernels start their Spark context from the notebook (SparkR): none by default
+    assert spec["argv"][spec["argv"].index("--spark-context-initialization-mode") + 1] == "none"
     mine = install(tmp_path, "--spark", "--kernel-name", "my kernel", name="my_kernel")
     assert mine["display_name"] == "Demo Python (with Spark)"
 

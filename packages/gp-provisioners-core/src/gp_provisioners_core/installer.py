@@ -92,7 +92,13 @@ class KernelSpecInstaller:
         add("--spark", action="store_true", help="start a Spark context in the kernel")
         add("--spark-home", default="/opt/spark", help="SPARK_HOME for Spark kernels")
         add("--spark-master", default="", help="the Spark master URL")
-        add("--spark-init-mode", default="lazy", choices=("lazy", "eager", "none"))
+        add(
+            "--spark-init-mode",
+            default=None,
+            choices=("lazy", "eager", "none"),
+            help="when the kernel starts its Spark context (default: lazy; none for R, whose "
+            "Spark context the notebook starts with SparkR)",
+        )
         add("--extra-spark-opts", default="", help="more spark-submit options")
         add("--user", action="store_true", help="install for this user")
         add("--prefix", default=None, help="install under this prefix")
@@ -147,7 +153,8 @@ class KernelSpecInstaller:
 
     def launcher_argv(self, args: argparse.Namespace) -> list[str]:
         """The spec's argv: the launcher, with placeholders the provisioner fills at launch."""
-        mode = args.spark_init_mode if args.spark else "none"
+        default_mode = "none" if args.language == "R" else "lazy"
+        mode = (args.spark_init_mode or default_mode) if args.spark else "none"
         if args.language == "scala":
             return [self.scala_launcher(args), *self.launcher_flags(args, mode)]
         argv = [
@@ -156,10 +163,11 @@ class KernelSpecInstaller:
             *self.launcher_flags(args, mode),
         ]
         if args.language == "R":
-            if args.spark and args.spark_init_mode != "none":
+            if mode != "none":
                 raise InstallerError(
-                    "--spark with --language R: the Spark context can only be initialized for "
-                    "Python kernels; add --spark-init-mode none"
+                    f"--spark-init-mode {mode} with --language R: the launcher starts a Spark "
+                    "context for Python kernels only; use --spark-init-mode none (and SparkR in "
+                    "the notebook)"
                 )
             argv += ["--kernel-language", "R"]
         if args.ipykernel_subclass_name and args.language != "python":
