@@ -46,7 +46,7 @@ DROPPED: tuple[DroppedVariable, ...] = (
     ),
     DroppedVariable(
         "GP_REMOTE_USER",
-        "GP_SSH_USER (or c.SshSettings.ssh_user)",
+        "GP_SSH_USER (or c.DistributedProvisioner.ssh_user)",
         maps_to="GP_SSH_USER",
         translate=lambda name, value: value,
     ),
