@@ -135,3 +135,8 @@ def test_bad_values_are_refused_naming_them(tmp_path: Path, flags: list[str], me
 def test_no_subcommand_fails_and_names_install() -> None:
     with pytest.raises(SystemExit, match="give a subcommand, one of: install"):
         ListInstaller().main([])
+
+
+def test_a_repeated_text_flag_takes_the_last_value(tmp_path: Path) -> None:
+    spec = install(tmp_path, "--display-name", "First", "--display-name=Last", name="demo_python")
+    assert spec["display_name"] == "Last"

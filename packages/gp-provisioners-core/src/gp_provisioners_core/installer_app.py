@@ -29,6 +29,14 @@ BASE_CLASS = "BaseSpecApp"
 SPARK_CLASS = "BaseSpecSparkApp"
 
 
+class LastUnicode(Unicode):  # type: ignore[type-arg]
+    """A text option given more than once on the command line takes the last value, as our
+    argparse-based commands always did (callers repeat e.g. ``--spark-home`` to override)."""
+
+    def from_string_list(self, s_list: list[str]) -> Any:
+        return self.from_string(s_list[-1])
+
+
 class BaseSpecApp(JupyterApp):
     """The common part of every ``install`` subcommand; :func:`spec_app` adds the traits."""
 
@@ -106,7 +114,7 @@ def install_app_class(installer: KernelSpecInstaller) -> type[BaseSpecApp]:
             traits[dest] = List(Unicode(), default_value=None, allow_none=True, help=help_text)
             traits[dest].tag(config=True)
         else:
-            traits[dest] = Unicode(None, allow_none=True, help=help_text).tag(config=True)
+            traits[dest] = LastUnicode(None, allow_none=True, help=help_text).tag(config=True)
         aliases[name] = f"{cls_name}.{dest}"
         if action.nargs == "?" and action.const is not None:  # a flag alone means const
             flags[name] = ({cls_name: {dest: str(action.const)}}, help_text)
