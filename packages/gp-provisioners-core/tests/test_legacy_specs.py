@@ -170,3 +170,9 @@ def test_unfilled_template_placeholders_are_refused_with_what_to_do(tmp_path: Pa
     assert "template placeholders ${install_dir}" in message
     assert "Install it again" in message
     assert "gp-migrate-specs" not in message
+
+
+def test_container_argv_may_name_the_spec_folder(tmp_path: Path) -> None:
+    """The k8s suite's node agent runs pods as local processes from the spec folder."""
+    argv = ["python3", "{resource_dir}/scripts/launch_ipykernel.py", *GP_FLAGS]
+    assert find_problem(argv, str(tmp_path), "kubernetes-provisioner") is None

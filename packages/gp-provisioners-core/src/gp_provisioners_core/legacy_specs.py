@@ -113,11 +113,7 @@ def find_problem(
         path = _local_path(arg, resource_dir)
         if path is None:
             continue
-        if container and (arg.startswith("{resource_dir}/") or _in_folder(path, resource_dir)):
-            return SpecProblem(
-                f"its argv names {path}, a file of the kernelspec folder on the server; "
-                f"{provisioner_name} runs argv inside the kernel image, where it does not exist"
-            )
+        # (container argv may name the spec folder on purpose, e.g. when the node mounts it)
         if not container and (arg.startswith("{resource_dir}/") or _in_folder(path, resource_dir)):
             if not path.exists():
                 why = (
