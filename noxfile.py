@@ -95,7 +95,9 @@ def integration(session: nox.Session) -> None:
     """End-to-end suites against real backends (sshd) on loopback."""
     install_packages(session, *BACKENDS)
     session.install(*TEST_TOOLS, *E2E_CLIENTS)
-    session.run("pytest", "tests-integration", *session.posargs)
+    # `nox -s integration -- tests-integration/test_x.py -x` runs only that file
+    named = any(arg.startswith("tests-integration") for arg in session.posargs)
+    session.run("pytest", *([] if named else ["tests-integration"]), *session.posargs)
 
 
 @nox.session
