@@ -72,7 +72,11 @@ def test_application_template_flag(tmp_path: Path) -> None:
     config = config_of(
         install(tmp_path, "--spark-operator", "--spark-application-template", str(template))
     )
-    assert config["custom_resource_template_file"] == str(template.resolve())
+    assert config["custom_resource_template_file"] == "spark-application-template.yaml"
+    copied = (
+        tmp_path / "share" / "jupyter" / "kernels" / "crd_t" / "spark-application-template.yaml"
+    )
+    assert copied.read_text() == template.read_text()
     bad = tmp_path / "pod.yaml"
     bad.write_text("kind: Pod\n")
     missing = tmp_path / "missing.yaml"

@@ -15,10 +15,10 @@ from gp_docker.cli import CONTAINER_LAUNCHER, DEFAULT_IMAGE, main
 from gp_docker.docker_provisioner import DockerProvisioner
 from gp_provisioners_core.installer import InstallerError
 
-FILLED = {"kernel_id", "response_address", "public_key", "port_range"}
+FILLED = {"kernel_id", "response_address", "public_key", "port_range", "transport_encryption"}
 
 
-def install(tmp_path: Path, *flags: str, name: str = "python_docker") -> dict[str, Any]:
+def install(tmp_path: Path, *flags: str, name: str = "docker_python") -> dict[str, Any]:
     assert main(["install", "--prefix", str(tmp_path), *flags]) == 0
     return read(tmp_path / "share" / "jupyter" / "kernels" / name)
 
@@ -36,7 +36,7 @@ def config_of(spec: dict[str, Any]) -> dict[str, Any]:
 
 def test_defaults(tmp_path: Path) -> None:
     spec = install(tmp_path)
-    assert spec["display_name"] == "Python on Docker"
+    assert spec["display_name"] == "Docker Python"
     assert spec["language"] == "python"
     assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "docker-provisioner"
     assert config_of(spec) == {"image_name": DEFAULT_IMAGE}
@@ -52,7 +52,7 @@ def test_defaults(tmp_path: Path) -> None:
 def test_swarm(tmp_path: Path) -> None:
     spec = install(tmp_path, "--swarm")
     assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "docker-swarm-provisioner"
-    assert spec["display_name"] == "Python on Docker Swarm"
+    assert spec["display_name"] == "Docker Python"  # gateway_provisioners' name, swarm or not
 
 
 @pytest.mark.parametrize(
@@ -119,16 +119,19 @@ def test_names_language_and_subclass(tmp_path: Path) -> None:
     assert spec["argv"][-2:] == ["--kernel-class-name", "pkg.module.MyKernel"]
 
 
-def test_language_r_needs_an_r_image(tmp_path: Path) -> None:
-    with pytest.raises(InstallerError, match="--language R needs --image-name"):
-        main(["install", "--prefix", str(tmp_path), "--language", "R"])
+def test_language_r_defaults_to_the_r_image(tmp_path: Path) -> None:
+    default = install(tmp_path, "--language", "r", name="docker_r")
+    assert default["display_name"] == "Docker R"
+    assert config_of(default)["image_name"] == "gp/kernel-r:latest"
+    assert default["metadata"]["debugger"] is False
+    assert "supported_encryption" not in default["metadata"]
     spec = install(
         tmp_path,
         *("--language", "R", "--image-name", "me/kernel-r:1", "--kernel-name", "r_docker"),
         name="r_docker",
     )
     assert spec["language"] == "R"
-    assert spec["display_name"] == "R on Docker"
+    assert spec["display_name"] == "Docker R"
     assert config_of(spec)["image_name"] == "me/kernel-r:1"
     assert spec["argv"][:2] == ["python", CONTAINER_LAUNCHER]
     assert spec["argv"][spec["argv"].index("--kernel-language") + 1] == "R"
@@ -186,4 +189,5 @@ def test_console_script(tmp_path: Path) -> None:
         check=True,
     )
     assert "Installed kernelspec sw" in completed.stdout
-    assert read(tmp_path / "share" / "jupyter" / "kernels" / "sw")["display_name"].endswith("Swarm")
+    spec = read(tmp_path / "share" / "jupyter" / "kernels" / "sw")
+    assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "docker-swarm-provisioner"

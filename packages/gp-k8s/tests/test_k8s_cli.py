@@ -119,7 +119,7 @@ def test_every_k8s_flag(tmp_path: Path) -> None:
         "default_kernel_service_account_name": "kernel-sa",
         "allowed_service_accounts": ["reader"],
         "allowed_images": ["img:2", "img:3"],
-        "pod_template_file": str(template.resolve()),
+        "pod_template_file": "pod-template.yaml",  # copied into the spec folder
         "max_cpus": 8.0,
         "max_memory": "32Gi",
         "max_gpus": 2,
@@ -127,6 +127,8 @@ def test_every_k8s_flag(tmp_path: Path) -> None:
         "kernel_gid": 100,
     }
     assert spec["argv"][:2] == ["/usr/bin/python3", "/opt/launch.py"]
+    folder = tmp_path / "share" / "jupyter" / "kernels" / "k8s_t"
+    assert (folder / "pod-template.yaml").read_text() == template.read_text()
     schema = spec["metadata"]["kernel_parameters_schema"]["properties"]
     assert schema["KERNEL_NAMESPACE"]["enum"] == ["kernels", "team-a", "team-b"]
     assert "at most 8" in schema["KERNEL_CPUS"]["description"]
@@ -248,7 +250,9 @@ def test_crd_spark_selects_the_spark_operator(tmp_path: Path) -> None:
     config = config_of(spec)
     assert config["image_name"] == DEFAULT_SPARK_IMAGE
     assert config["executor_image_name"] == DEFAULT_SPARK_IMAGE
-    assert config["custom_resource_template_file"] == str(template.resolve())
+    assert config["custom_resource_template_file"] == "spark-application-template.yaml"
+    folder = tmp_path / "share" / "jupyter" / "kernels" / cli.SPARK_OPERATOR_KERNEL_NAME
+    assert (folder / "spark-application-template.yaml").read_text() == template.read_text()
     assert spec["argv"][spec["argv"].index("--spark-context-initialization-mode") + 1] == "lazy"
     assert spec["env"]["SPARK_HOME"] == "/opt/spark"
     assert spec["metadata"]["kernel_parameters_schema"]["properties"]["KERNEL_IMAGE"]

@@ -12,7 +12,14 @@ import pytest
 from gp_provisioners_core.installer import InstallerError, KernelSpecInstaller
 from gp_provisioners_core.remote_provisioner import RemoteProvisionerBase
 
-FILLED = {"kernel_id", "response_address", "public_key", "port_range", "resource_dir"}
+FILLED = {
+    "kernel_id",
+    "response_address",
+    "public_key",
+    "port_range",
+    "resource_dir",
+    "transport_encryption",
+}
 
 
 class DemoInstaller(KernelSpecInstaller):
@@ -127,7 +134,7 @@ def test_user_and_sys_prefix_locations(tmp_path, monkeypatch):
         (["--port-range", "9..3"], "--port-range"),
         (["--launch-timeout", "0"], "--launch-timeout"),
         (["--kernel-name", "a/b"], "--kernel-name"),
-        (["--language", "R", "--spark"], "--spark-init-mode none"),
+        (["--language", "R", "--spark", "--spark-init-mode", "eager"], "--spark-init-mode none"),
         (["--language", "R", "--ipykernel-subclass-name", "a.B"], "--language python only"),
     ],
 )

@@ -17,7 +17,14 @@ from gp_provisioners_core.installer import InstallerError
 from gp_yarn.cli import main
 from gp_yarn.provisioner import LAUNCH_ENV_NAMES
 
-FILLED = {"kernel_id", "response_address", "public_key", "port_range", "resource_dir"}
+FILLED = {
+    "kernel_id",
+    "response_address",
+    "public_key",
+    "port_range",
+    "resource_dir",
+    "transport_encryption",
+}
 # What run.sh may read: set by the provisioner at launch (gp-yarn's and gp-provisioners-core's), by
 # kernel.json's env, or optional (documented in run.sh and the README).
 RUN_SH_VARIABLES = {
@@ -69,7 +76,7 @@ def test_the_default_kernel_name(tmp_path: Path) -> None:
     spec = json.loads(
         (tmp_path / "share/jupyter/kernels/yarn_spark_python/kernel.json").read_text()
     )
-    assert spec["display_name"] == "Spark - Python (YARN Cluster Mode)"
+    assert spec["display_name"] == "Spark Python (YARN Cluster)"  # gateway_provisioners' name
 
 
 def test_every_yarn_flag(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from gp_k8s.cli import SPARK_OPERATOR_DISPLAY_NAME, SPARK_OPERATOR_KERNEL_NAME, K8sSpecInstaller
 from gp_provisioners_core.installer import InstallerError
@@ -16,8 +17,7 @@ from gp_provisioners_core.installer import InstallerError
 
 class CrdSpecInstaller(K8sSpecInstaller):
     command = "jupyter crd-spec"
-    default_kernel_name = SPARK_OPERATOR_KERNEL_NAME
-    default_display_name = SPARK_OPERATOR_DISPLAY_NAME
+    default_names = {"python": (SPARK_OPERATOR_KERNEL_NAME, SPARK_OPERATOR_DISPLAY_NAME)}
     description = "Install a kernelspec that runs each kernel as a custom resource."
 
     def add_backend_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -29,14 +29,19 @@ class CrdSpecInstaller(K8sSpecInstaller):
             "as k8s-spec's --crd --spark)",
         )
 
-    def install(self, args: argparse.Namespace) -> str:
-        """Require the kind of custom resource, then install as ``k8s-spec --crd --spark``."""
+    def prepare(self, args: argparse.Namespace) -> None:
+        """Require the kind of custom resource, then prepare as ``k8s-spec --crd --spark``.
+        Called by ``run`` and by the migrate command."""
         if not args.spark_operator:
             raise InstallerError(
                 "choose the kind of custom resource: --spark-operator (the only one so far)"
             )
         args.crd = args.spark = True
-        return super().install(args)
+        super().prepare(args)
+
+    def migration_flags(self, spec: dict[str, Any]) -> list[str]:
+        """A gateway_provisioners spark-operator spec is a SparkApplication spec."""
+        return ["--spark-operator"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,15 +15,22 @@ from .ssh import HOST_KEY_POLICIES, parse_host_entry
 class SshSpecInstaller(KernelSpecInstaller):
     command = "jupyter ssh-spec"
     provisioner_name = "distributed-provisioner"
-    default_kernel_name = "ssh_python"
-    default_display_name = "Python on remote hosts"
+    # gateway_provisioners 0.5.0's names; --spark adds "_spark" / " (with Spark)"
+    default_names = {
+        "python": ("ssh_python", "Python SSH"),
+        "R": ("ssh_r", "R SSH"),
+        "scala": ("ssh_scala", "Scala SSH"),
+    }
+    spark_renames = True
     description = "Install a kernelspec that runs kernels on remote hosts (or this one)."
+    list_options = KernelSpecInstaller.list_options | {"remote_hosts"}
 
     def add_backend_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--remote-hosts",
             default="",
-            help="comma-separated hosts (default: GP_REMOTE_HOSTS at launch, else localhost)",
+            help="hosts, repeated (--remote-hosts=h1 --remote-hosts=h2) or comma-separated "
+            "(default: GP_REMOTE_HOSTS at launch, else localhost)",
         )
         parser.add_argument(
             "--load-balancing-algorithm", default="", choices=("", *ALGORITHMS), help="host choice"

@@ -9,6 +9,7 @@ container's command, as data.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -17,20 +18,33 @@ from gp_provisioners_core.installer import InstallerError, KernelSpecInstaller
 from .builders import check_network
 
 DEFAULT_IMAGE = "gp/kernel-py:latest"
+DEFAULT_R_IMAGE = "gp/kernel-r:latest"  # docker-images/build.py --image r
+DEFAULT_SCALA_IMAGE = "gp/kernel-scala:latest"  # not built here yet: no Toree launcher
 CONTAINER_LAUNCHER = "/usr/local/bin/launch_ipykernel.py"
-_DEFAULT_DISPLAY = "\0default"
+CONTAINER_TOREE_LAUNCHER = "/usr/local/bin/run_toree.sh"
+SWARM = "docker-swarm-provisioner"
+DEFAULT_IMAGES = {"python": DEFAULT_IMAGE, "R": DEFAULT_R_IMAGE, "scala": DEFAULT_SCALA_IMAGE}
 
 
 class DockerSpecInstaller(KernelSpecInstaller):
     command = "jupyter docker-spec"
     provisioner_name = "docker-provisioner"
-    default_kernel_name = "python_docker"
-    default_display_name = _DEFAULT_DISPLAY
+    # gateway_provisioners 0.5.0's names (the same with --swarm)
+    default_names = {
+        "python": ("docker_python", "Docker Python"),
+        "R": ("docker_r", "Docker R"),
+        "scala": ("docker_scala", "Docker Scala"),
+    }
     description = "Install a kernelspec whose kernels run in Docker containers or Swarm services."
+    list_options = KernelSpecInstaller.list_options | {"allowed_images"}
 
     def add_backend_arguments(self, parser: argparse.ArgumentParser) -> None:
         add = parser.add_argument
-        add("--image-name", default="", help=f"the kernel image (python: {DEFAULT_IMAGE})")
+        add(
+            "--image-name",
+            default="",
+            help=f"the kernel image (GP_IMAGE_NAME; python: {DEFAULT_IMAGE}, R: {DEFAULT_R_IMAGE})",
+        )
         add("--executor-image-name", default="", help="the image of Spark executors")
         add("--swarm", action="store_true", help="run kernels as Docker Swarm services")
         add("--network", default="", help="host (default), none, bridge or a network name")
@@ -40,16 +54,12 @@ class DockerSpecInstaller(KernelSpecInstaller):
         parser.set_defaults(python="python")
 
     def backend_config(self, args: argparse.Namespace) -> dict[str, Any]:
-        image = args.image_name.strip()
-        if not image and args.language != "python":
-            raise InstallerError(
-                f"--language {args.language} needs --image-name: an image with the launcher and "
-                f"the {args.language} kernel (docker-images/build.py --image r builds "
-                "gp/kernel-r:latest)"
-            )
-        if not image and args.image_name:
+        # gateway_provisioners read GP_IMAGE_NAME when --image-name was not given
+        given = args.image_name or os.environ.get("GP_IMAGE_NAME", "")
+        image = given.strip()
+        if not image and given:
             raise InstallerError("--image-name must name an image")
-        config: dict[str, Any] = {"image_name": image or DEFAULT_IMAGE}
+        config: dict[str, Any] = {"image_name": image or DEFAULT_IMAGES[args.language]}
         if args.executor_image_name:
             config["executor_image_name"] = args.executor_image_name
         if args.network:
@@ -66,15 +76,22 @@ class DockerSpecInstaller(KernelSpecInstaller):
         if not args.launcher_path.startswith("/"):
             raise InstallerError(f"--launcher-path {args.launcher_path!r} must be absolute")
         argv = super().launcher_argv(args)
+        if args.language == "scala":
+            return argv
         return [args.python, args.launcher_path, *argv[2:]]
 
+    def migration_flags(self, spec: dict[str, Any]) -> list[str]:
+        """A gateway_provisioners spec for the Swarm provisioner stays a Swarm spec."""
+        provisioner = spec.get("metadata", {}).get("kernel_provisioner", {})
+        return ["--swarm"] if provisioner.get("provisioner_name") == SWARM else []
+
+    def scala_launcher(self, args: argparse.Namespace) -> str:
+        return CONTAINER_TOREE_LAUNCHER
+
     def build_kernel_json(self, args: argparse.Namespace) -> dict[str, Any]:
-        if args.display_name == _DEFAULT_DISPLAY:
-            language = "Python" if args.language == "python" else args.language
-            args.display_name = f"{language} on Docker{' Swarm' if args.swarm else ''}"
         spec = super().build_kernel_json(args)
         if args.swarm:
-            spec["metadata"]["kernel_provisioner"]["provisioner_name"] = "docker-swarm-provisioner"
+            spec["metadata"]["kernel_provisioner"]["provisioner_name"] = SWARM
         return spec
 
 

@@ -12,12 +12,17 @@ this package does not depend on; the installer refuses the flags when gp-crd is 
 operator's SparkApplication template.
 ``jupyter k8s-spec schema --kernel-name NAME`` prints the JSON Schema of the ``KERNEL_*``
 parameters that kernelspec accepts; ``install`` also stores it in the kernel.json metadata.
+``--pod-template FILE`` (and ``--spark-application-template FILE``) are copied into the installed
+kernelspec folder and named relatively, so the spec keeps working when FILE moves or the spec is
+copied to another server.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from typing import Any
 import yaml
 
 from gp_provisioners_core.installer import InstallerError, KernelSpecInstaller
+from gp_provisioners_core.installer_app import SubcommandApp
 
 from .parameters import is_dns_label, parameter_schema
 from .settings import KubernetesSettings, parse_memory
@@ -35,7 +41,13 @@ DEFAULT_IMAGE = "gp/kernel-py:latest"
 DEFAULT_R_IMAGE = "gp/kernel-r:latest"
 DEFAULT_TF_IMAGE = "gp/kernel-tf-py:latest"
 DEFAULT_SPARK_IMAGE = "gp/kernel-spark-py:latest"
+DEFAULT_SCALA_IMAGE = "gp/kernel-scala:latest"  # not built here yet: no Toree launcher
 IMAGE_LAUNCHER = "/usr/local/bin/launch_ipykernel.py"  # where docker-images/ puts it
+IMAGE_TOREE_LAUNCHER = "/usr/local/bin/run_toree.sh"
+# The operator's templates, copied into the installed kernelspec folder and named relatively
+# (the provisioner reads a relative template path from the kernelspec's folder).
+POD_TEMPLATE_NAME = "pod-template.yaml"
+APPLICATION_TEMPLATE_NAME = "spark-application-template.yaml"
 SCHEMA_METADATA_KEY = "kernel_parameters_schema"
 PROVISIONER_GROUP = "jupyter_client.kernel_provisioners"
 
@@ -52,16 +64,29 @@ def _names(text: str) -> list[str]:
 class K8sSpecInstaller(KernelSpecInstaller):
     command = "jupyter k8s-spec"
     provisioner_name = "kubernetes-provisioner"
-    default_kernel_name = "k8s_python"
-    default_display_name = "Kubernetes Python"
+    # gateway_provisioners 0.5.0's names; --spark adds "_spark" / " (with Spark)"
+    default_names = {
+        "python": ("k8s_python", "Kubernetes Python"),
+        "R": ("k8s_r", "Kubernetes R"),
+        "scala": ("k8s_scala", "Kubernetes Scala"),
+    }
+    spark_renames = True
     description = "Install a kernelspec that runs each kernel in a Kubernetes pod."
+    list_options = KernelSpecInstaller.list_options | {
+        "allowed_namespaces",
+        "allowed_service_accounts",
+        "allowed_images",
+    }
 
-    def build_parser(self) -> argparse.ArgumentParser:
-        parser = super().build_parser()
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        schema = commands.add_parser("schema", help="print the KERNEL_* parameter schema")
-        schema.add_argument("--kernel-name", default=self.default_kernel_name)
-        return parser
+    def subcommand_apps(self) -> dict[str, Any]:
+        """``schema``: print the ``KERNEL_*`` parameter schema of an installed kernelspec."""
+        return {"schema": (K8sSchemaApp, K8sSchemaApp.description)}
+
+    def names_for(self, args: argparse.Namespace) -> tuple[str, str]:
+        """A ``--crd --spark`` spec's default names are the Spark operator's."""
+        if args.crd:
+            return SPARK_OPERATOR_KERNEL_NAME, SPARK_OPERATOR_DISPLAY_NAME
+        return super().names_for(args)
 
     def add_backend_arguments(self, parser: argparse.ArgumentParser) -> None:
         add = parser.add_argument
@@ -107,19 +132,21 @@ class K8sSpecInstaller(KernelSpecInstaller):
         )
 
     def _image(self, args: argparse.Namespace) -> str:
-        if args.image_name:
-            return str(args.image_name)
+        # gateway_provisioners read GP_IMAGE_NAME when --image-name was not given
+        if args.image_name or os.environ.get("GP_IMAGE_NAME"):
+            return str(args.image_name or os.environ["GP_IMAGE_NAME"])
         if args.language == "R":
             return DEFAULT_R_IMAGE
+        if args.language == "scala":
+            return DEFAULT_SCALA_IMAGE
         if args.tensorflow:
             return DEFAULT_TF_IMAGE
         return DEFAULT_SPARK_IMAGE if args.spark else DEFAULT_IMAGE
 
     def install(self, args: argparse.Namespace) -> str:
-        """Check the custom-resource flags, give a ``--crd`` spec its own default names, then
-        install (see the base class)."""
+        """Check the custom-resource flags, then install (see the base class)."""
         if args.crd:
-            select_spark_operator(args, self.default_kernel_name, self.default_display_name)
+            select_spark_operator(args)
         elif args.spark_application_template:
             raise InstallerError("--spark-application-template applies with --crd --spark only")
         return super().install(args)
@@ -130,13 +157,27 @@ class K8sSpecInstaller(KernelSpecInstaller):
 
     def launcher_argv(self, args: argparse.Namespace) -> list[str]:
         argv = super().launcher_argv(args)
-        argv[1] = args.image_launcher
+        if args.language != "scala":
+            argv[1] = args.image_launcher
         return argv
+
+    def scala_launcher(self, args: argparse.Namespace) -> str:
+        return IMAGE_TOREE_LAUNCHER
+
+    def add_resources(self, folder: Path, args: argparse.Namespace) -> None:
+        """Copy the operator's templates into the staged spec (``backend_config`` named them
+        relatively)."""
+        if args.pod_template:
+            shutil.copyfile(Path(args.pod_template).expanduser(), folder / POD_TEMPLATE_NAME)
+        if args.crd and args.spark_application_template:
+            source = Path(args.spark_application_template).expanduser()
+            shutil.copyfile(source, folder / APPLICATION_TEMPLATE_NAME)
 
     def backend_config(self, args: argparse.Namespace) -> dict[str, Any]:
         config: dict[str, Any] = {"image_name": self._image(args)}
-        if args.executor_image_name or args.spark:
-            config["executor_image_name"] = args.executor_image_name or config["image_name"]
+        executor = args.executor_image_name or os.environ.get("GP_EXECUTOR_IMAGE_NAME", "")
+        if executor or args.spark:
+            config["executor_image_name"] = executor or config["image_name"]
         for flag, value in (
             ("--namespace", args.namespace),
             ("--service-account", args.service_account),
@@ -179,11 +220,11 @@ class K8sSpecInstaller(KernelSpecInstaller):
                     raise InstallerError(f"{flag} {value} must be a positive id (0 is root)")
                 config[key] = value
         if args.pod_template:
-            config["pod_template_file"] = self._checked_template(args.pod_template)
+            self._checked_template(args.pod_template)
+            config["pod_template_file"] = POD_TEMPLATE_NAME
         if args.crd and args.spark_application_template:
-            config["custom_resource_template_file"] = checked_application_template(
-                args.spark_application_template
-            )
+            checked_application_template(args.spark_application_template)
+            config["custom_resource_template_file"] = APPLICATION_TEMPLATE_NAME
         return config
 
     @staticmethod
@@ -204,19 +245,22 @@ class K8sSpecInstaller(KernelSpecInstaller):
         spec["metadata"][SCHEMA_METADATA_KEY] = schema_for_config(provisioner["config"])
         return spec
 
-    def main(self, argv: list[str] | None = None) -> int:
-        raw = list(sys.argv[1:] if argv is None else argv)
-        if raw[:1] == ["schema"]:
-            args = self.build_parser().parse_args(raw)
-            print(json.dumps(installed_schema(args.kernel_name), indent=2))
-            return 0
-        return super().main(raw)
+
+class K8sSchemaApp(SubcommandApp):
+    """``jupyter k8s-spec schema --kernel-name NAME``."""
+
+    name = "jupyter-k8s-spec-schema"
+    description = "Print the JSON Schema of the KERNEL_* parameters a kernelspec accepts."
+
+    def start(self) -> None:
+        """Called by the ``jupyter k8s-spec`` application: print the installed spec's schema."""
+        print(json.dumps(installed_schema(self.kernel_name or "k8s_python"), indent=2))
 
 
-def select_spark_operator(args: argparse.Namespace, kernel_name: str, display_name: str) -> None:
-    """Validate ``--crd`` and rename a spec left at the command's default names
-    (``kernel_name``, ``display_name``) to the Spark operator's defaults.  Called by
-    ``K8sSpecInstaller.install`` before anything is written."""
+def select_spark_operator(args: argparse.Namespace) -> None:
+    """Validate ``--crd``: it needs ``--spark``, Python and gp-crd's provisioner.  Called by
+    ``K8sSpecInstaller.install`` before anything is written (the default names were chosen by
+    ``names_for``)."""
     if not args.spark:
         raise InstallerError(
             "--crd needs the kind of custom resource: add --spark for the Spark operator's "
@@ -232,10 +276,6 @@ def select_spark_operator(args: argparse.Namespace, kernel_name: str, display_na
             f"--crd --spark: provisioner {SPARK_OPERATOR_PROVISIONER!r} is not installed in "
             f"{sys.prefix}; it comes with gp-crd: pip install gp-crd"
         )
-    if args.kernel_name == kernel_name:
-        args.kernel_name = SPARK_OPERATOR_KERNEL_NAME
-    if args.display_name == display_name:
-        args.display_name = SPARK_OPERATOR_DISPLAY_NAME
 
 
 def provisioner_installed(name: str) -> bool:
@@ -246,7 +286,8 @@ def provisioner_installed(name: str) -> bool:
 
 
 def checked_application_template(path_text: str) -> str:
-    """The absolute path of a readable YAML file holding one SparkApplication."""
+    """The absolute path of ``path_text``, a readable YAML file holding one SparkApplication;
+    raises ``InstallerError`` naming the file otherwise."""
     path = Path(path_text).expanduser().resolve()
     try:
         loaded = yaml.safe_load(path.read_text())

@@ -1,9 +1,13 @@
 """The base of every ``jupyter <x>-spec install`` command.
 
-A backend subclasses :class:`KernelSpecInstaller`, names its provisioner, adds its own flags in
-``add_backend_arguments`` and its settings in ``backend_config``.  The base writes kernel.json as
-data (argv is a list, config a dict: nothing is templated as text), copies the launcher into the
-spec's ``scripts/`` folder, and installs the spec with jupyter_client's KernelSpecManager.
+A backend subclasses :class:`KernelSpecInstaller`, names its provisioner and its default kernel
+and display names per language, adds its own flags in ``add_backend_arguments`` and its settings
+in ``backend_config``.  The flags are declared once, as argparse arguments; ``installer_app``
+turns them into the Jupyter (traitlets) application that parses the command line, so config
+files, ``--Class.trait=value``, ``--debug`` and repeatable list flags work as they did in
+gateway_provisioners.  The base writes kernel.json as data (argv is a list, config a dict:
+nothing is templated as text), copies the launcher into the spec's ``scripts/`` folder, and
+installs the spec with jupyter_client's KernelSpecManager.
 """
 
 from __future__ import annotations
@@ -21,7 +25,22 @@ from jupyter_client.kernelspec import KernelSpecManager
 from .config import parse_port_range
 from .launchers import launcher_dir
 
-LANGUAGES = ("python", "R")
+# --language is case-insensitive; the spec's "language" field is spelled as on the right.
+LANGUAGES = {"python": "python", "r": "R", "scala": "scala"}
+DEFAULT_KERNEL_CLASS = "ipykernel.ipkernel.IPythonKernel"
+# No Toree launcher ships with gp-* yet: Scala specs name where it will be (see docs/migration.md).
+TOREE_LAUNCHER = "{resource_dir}/bin/run_toree.sh"
+SPARK_SUFFIX = "_spark"
+SPARK_DISPLAY_SUFFIX = " (with Spark)"
+
+
+def normalize_language(text: str) -> str:
+    """``Python``/``python`` -> ``python``, ``r`` -> ``R``, ``SCALA`` -> ``scala``; raises
+    ``InstallerError`` naming the value otherwise.  Called by ``KernelSpecInstaller.run``."""
+    try:
+        return LANGUAGES[str(text).strip().lower()]
+    except KeyError:
+        raise InstallerError(f"--language {text!r}: choose Python, R or Scala") from None
 
 
 class InstallerError(SystemExit):
@@ -33,25 +52,39 @@ class KernelSpecInstaller:
 
     command: ClassVar[str] = "jupyter x-spec"
     provisioner_name: ClassVar[str] = ""
-    default_kernel_name: ClassVar[str] = ""
-    default_display_name: ClassVar[str] = ""
+    # language -> (kernel name, display name), gateway_provisioners' defaults where it had them
+    default_names: ClassVar[dict[str, tuple[str, str]]] = {}
+    # Spark kernels get "_spark" / " (with Spark)" added to the default names (ssh, k8s)
+    spark_renames: ClassVar[bool] = False
     description: ClassVar[str] = "Install a kernelspec for a Gateway Provisioners provisioner."
+    # flags whose values are lists: repeatable (appending) and comma-separated
+    list_options: ClassVar[frozenset[str]] = frozenset({"authorized_users", "unauthorized_users"})
+    # (flag, dest, value): flags that set another flag's value (gateway_provisioners spellings)
+    extra_flags: ClassVar[tuple[tuple[str, str, Any], ...]] = ()
 
-    def build_parser(self) -> argparse.ArgumentParser:
-        parser = argparse.ArgumentParser(prog=self.command, description=self.description)
-        commands = parser.add_subparsers(dest="subcommand", required=True)
-        install = commands.add_parser("install", help="install a kernelspec")
-        self.add_common_arguments(install)
-        self.add_backend_arguments(install)
+    @property
+    def default_kernel_name(self) -> str:
+        return self.default_names.get("python", ("", ""))[0]
+
+    @property
+    def default_display_name(self) -> str:
+        return self.default_names.get("python", ("", ""))[1]
+
+    def install_parser(self) -> argparse.ArgumentParser:
+        """The ``install`` subcommand's arguments: the single declaration of every flag, read
+        by ``installer_app`` to build the traitlets application."""
+        parser = argparse.ArgumentParser(prog=f"{self.command} install", add_help=False)
+        self.add_common_arguments(parser)
+        self.add_backend_arguments(parser)
         return parser
 
     def add_common_arguments(self, parser: argparse.ArgumentParser) -> None:
         add = parser.add_argument
-        add("--kernel-name", default=self.default_kernel_name, help="the kernelspec's folder name")
-        add("--display-name", default=self.default_display_name, help="the name users see")
-        add("--language", default="python", choices=LANGUAGES, help="the kernel's language")
-        add("--authorized-users", default="", help="comma-separated users allowed")
-        add("--unauthorized-users", default="", help="comma-separated users refused")
+        add("--kernel-name", default=None, help="the kernelspec's folder name")
+        add("--display-name", default=None, help="the name users see")
+        add("--language", default="python", help="Python (default), R or Scala")
+        add("--authorized-users", default="", help="users allowed (repeat or comma-separate)")
+        add("--unauthorized-users", default="", help="users refused (repeat or comma-separate)")
         add("--port-range", default="", help="LOWER..UPPER ports for the kernel")
         add("--launch-timeout", type=float, default=None, help="seconds to start")
         add("--ipykernel-subclass-name", default="", help="a Kernel subclass to run")
@@ -59,16 +92,25 @@ class KernelSpecInstaller:
         add("--spark", action="store_true", help="start a Spark context in the kernel")
         add("--spark-home", default="/opt/spark", help="SPARK_HOME for Spark kernels")
         add("--spark-master", default="", help="the Spark master URL")
-        add("--spark-init-mode", default="lazy", choices=("lazy", "eager", "none"))
+        add(
+            "--spark-init-mode",
+            default=None,
+            choices=("lazy", "eager", "none"),
+            help="when the kernel starts its Spark context (default: lazy; none for R, whose "
+            "Spark context the notebook starts with SparkR)",
+        )
         add("--extra-spark-opts", default="", help="more spark-submit options")
-        where = parser.add_mutually_exclusive_group()
-        where.add_argument("--user", action="store_true", help="install for this user")
-        where.add_argument("--prefix", default=None, help="install under this prefix")
-        where.add_argument("--sys-prefix", action="store_true", help=f"install in {sys.prefix}")
+        add("--user", action="store_true", help="install for this user")
+        add("--prefix", default=None, help="install under this prefix")
+        add("--sys-prefix", action="store_true", help=f"install in {sys.prefix}")
         add("--replace", action="store_true", help="replace an existing spec of that name")
 
     def add_backend_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """Add the backend's own flags.  Called once by ``build_parser``."""
+        """Add the backend's own flags.  Called once by ``install_parser``."""
+
+    def subcommand_apps(self) -> dict[str, Any]:
+        """More subcommands than ``install`` (name -> (JupyterApp class, help)); none here."""
+        return {}
 
     def backend_config(self, args: argparse.Namespace) -> dict[str, Any]:
         """The backend's entries of ``metadata.kernel_provisioner.config``."""
@@ -82,11 +124,20 @@ class KernelSpecInstaller:
         """Add the backend's own files (e.g. ``bin/run.sh``) to the staged spec ``folder``.
         Called by ``install`` after the launcher was copied; the default adds nothing."""
 
-    def launcher_argv(self, args: argparse.Namespace) -> list[str]:
-        """The spec's argv: the launcher, with placeholders the provisioner fills at launch."""
-        argv = [
-            args.python,
-            "{resource_dir}/scripts/launch_ipykernel.py",
+    def names_for(self, args: argparse.Namespace) -> tuple[str, str]:
+        """The default kernel and display names for ``args.language`` (and ``--spark``).
+        Called by ``run`` for the names the user did not give."""
+        names = self.default_names or {
+            "python": (self.default_kernel_name, self.default_display_name)
+        }
+        kernel, display = names.get(args.language) or names["python"]
+        if self.spark_renames and args.spark:
+            kernel, display = kernel + SPARK_SUFFIX, display + SPARK_DISPLAY_SUFFIX
+        return kernel, display
+
+    def launcher_flags(self, args: argparse.Namespace, mode: str) -> list[str]:
+        """The launcher's flags with the placeholders the provisioner fills at launch."""
+        flags = [
             "--kernel-id",
             "{kernel_id}",
             "--port-range",
@@ -95,21 +146,49 @@ class KernelSpecInstaller:
             "{response_address}",
             "--public-key",
             "{public_key}",
-            "--spark-context-initialization-mode",
-            args.spark_init_mode if args.spark else "none",
+        ]
+        if args.language == "python":
+            flags += ["--transport-encryption", "{transport_encryption}"]
+        return [*flags, "--spark-context-initialization-mode", mode]
+
+    def launcher_argv(self, args: argparse.Namespace) -> list[str]:
+        """The spec's argv: the launcher, with placeholders the provisioner fills at launch."""
+        default_mode = "none" if args.language == "R" else "lazy"
+        mode = (args.spark_init_mode or default_mode) if args.spark else "none"
+        if args.language == "scala":
+            return [self.scala_launcher(args), *self.launcher_flags(args, mode)]
+        argv = [
+            args.python,
+            "{resource_dir}/scripts/launch_ipykernel.py",
+            *self.launcher_flags(args, mode),
         ]
         if args.language == "R":
-            if args.spark and args.spark_init_mode != "none":
+            if mode != "none":
                 raise InstallerError(
-                    "--spark with --language R: the Spark context can only be initialized for "
-                    "Python kernels; add --spark-init-mode none"
+                    f"--spark-init-mode {mode} with --language R: the launcher starts a Spark "
+                    "context for Python kernels only; use --spark-init-mode none (and SparkR in "
+                    "the notebook)"
                 )
             argv += ["--kernel-language", "R"]
-        if args.ipykernel_subclass_name:
-            if args.language != "python":
-                raise InstallerError("--ipykernel-subclass-name applies to --language python only")
-            argv += ["--kernel-class-name", args.ipykernel_subclass_name]
+        if args.ipykernel_subclass_name and args.language != "python":
+            raise InstallerError("--ipykernel-subclass-name applies to --language python only")
+        if args.language == "python":
+            argv += ["--kernel-class-name", args.ipykernel_subclass_name or DEFAULT_KERNEL_CLASS]
         return argv
+
+    def scala_launcher(self, args: argparse.Namespace) -> str:
+        """Where a Scala spec's launcher (Apache Toree behind the launcher protocol) is: in the
+        spec folder for host backends; container backends override it with a path in the
+        image."""
+        return TOREE_LAUNCHER
+
+    @staticmethod
+    def kernel_metadata(language: str) -> dict[str, Any]:
+        """``supported_encryption`` and ``debugger`` as they are: ipykernel implements the
+        debug protocol and runs CurveZMQ channels; IRkernel and Toree do neither."""
+        if language == "python":
+            return {"supported_encryption": ["curve"], "debugger": True}
+        return {"debugger": False}
 
     def build_kernel_json(self, args: argparse.Namespace) -> dict[str, Any]:
         config: dict[str, Any] = {}
@@ -128,11 +207,16 @@ class KernelSpecInstaller:
                 raise InstallerError(f"--launch-timeout {args.launch_timeout:g} must be > 0")
             config["launch_timeout"] = args.launch_timeout
         config.update(self.backend_config(args))
+        # settings an old spec chose that no flag expresses (set by the migrate command)
+        config.update(getattr(args, "kept_config", None) or {})
         env = dict(self.backend_env(args))
         if args.spark:
             env.update(SPARK_HOME=args.spark_home, SPARK_OPTS=args.extra_spark_opts)
             if args.spark_master:
                 env["SPARK_MASTER"] = args.spark_master
+        if args.language == "scala":
+            env.setdefault("__TOREE_OPTS__", "--alternate-sigint USR2")
+            env.setdefault("__TOREE_SPARK_OPTS__", args.extra_spark_opts)
         return {
             "argv": self.launcher_argv(args),
             "display_name": args.display_name,
@@ -140,7 +224,7 @@ class KernelSpecInstaller:
             "interrupt_mode": "signal",
             "env": env,
             "metadata": {
-                "debugger": False,
+                **self.kernel_metadata(args.language),
                 "kernel_provisioner": {"provisioner_name": self.provisioner_name, "config": config},
             },
         }
@@ -150,17 +234,7 @@ class KernelSpecInstaller:
         spec = self.build_kernel_json(args)
         with tempfile.TemporaryDirectory() as staging:
             folder = Path(staging) / args.kernel_name
-            (folder / "scripts").mkdir(parents=True)
-            (folder / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
-            for language in {"python", args.language}:  # R kernels use the Python listener
-                try:
-                    source = launcher_dir(language)
-                except FileNotFoundError as err:
-                    raise InstallerError(f"--language {args.language}: {err}") from None
-                for item in source.iterdir():
-                    if item.is_file() and not item.name.startswith("."):
-                        shutil.copy2(item, folder / "scripts" / item.name)
-            self.add_resources(folder, args)
+            self.write_files(folder, args, spec)
             prefix = sys.prefix if args.sys_prefix else args.prefix
             manager = KernelSpecManager()
             destination = Path(
@@ -181,15 +255,70 @@ class KernelSpecInstaller:
                     "overwrite an existing one, or --user / --prefix for another location"
                 ) from err
 
-    def main(self, argv: list[str] | None = None) -> int:
-        args = self.build_parser().parse_args(argv)
-        if not args.kernel_name or any(c in args.kernel_name for c in "/\\ "):
+    def write_files(self, folder: Path, args: argparse.Namespace, spec: dict[str, Any]) -> None:
+        """Write ``spec`` as ``folder/kernel.json`` with the launchers in ``scripts/`` and the
+        backend's resources.  Called by ``install`` (a staging folder) and by the migrate
+        command (the spec's own folder, after its backup)."""
+        (folder / "scripts").mkdir(parents=True, exist_ok=True)
+        (folder / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
+        languages = {"python", args.language} - {"scala"}  # R uses the Python listener
+        for language in sorted(languages):
+            try:
+                source = launcher_dir(language)
+            except FileNotFoundError as err:
+                raise InstallerError(f"--language {args.language}: {err}") from None
+            for item in source.iterdir():
+                if item.is_file() and not item.name.startswith("."):
+                    shutil.copy2(item, folder / "scripts" / item.name)
+        self.add_resources(folder, args)
+
+    def migration_flags(self, spec: dict[str, Any]) -> list[str]:
+        """Flags that reproduce what an old (gateway_provisioners) ``spec`` chose beyond
+        language, names and Spark, e.g. ``--swarm``.  Called by the migrate command."""
+        return []
+
+    def prepare(self, args: argparse.Namespace) -> None:
+        """Check the flags that concern every backend and fill the default names.  Called by
+        ``run`` and by the migrate command."""
+        if sum((bool(args.user), args.prefix is not None, bool(args.sys_prefix))) > 1:
+            raise InstallerError("choose one of --user, --prefix and --sys-prefix")
+        args.language = normalize_language(args.language)
+        default_kernel, default_display = self.names_for(args)
+        if args.kernel_name is None:
+            args.kernel_name = default_kernel
+        else:
+            args.kernel_name = args.kernel_name.replace(" ", "_")  # as gateway_provisioners did
+        if not args.kernel_name or any(c in args.kernel_name for c in "/\\"):
             raise InstallerError(f"--kernel-name {args.kernel_name!r} must be a plain folder name")
         if not args.display_name:
-            args.display_name = args.kernel_name
+            args.display_name = default_display
+
+    def run(self, args: argparse.Namespace) -> str:
+        """Prepare, install, and say where.  Called by the ``install`` application's
+        ``start``."""
+        self.prepare(args)
         path = self.install(args)
+        if args.language == "scala":
+            print(
+                f"Note: kernelspec {args.kernel_name} names the Scala (Apache Toree) launcher "
+                f"{self.scala_launcher(args)}, which gp-* does not ship yet: put it there (in "
+                "the spec folder, or in the image for container backends) before starting "
+                "these kernels (docs/migration.md).",
+                file=sys.stderr,
+            )
         print(f"Installed kernelspec {args.kernel_name} in {path}")
-        return 0
+        return path
+
+    def main(self, argv: list[str] | None = None) -> int:
+        """``jupyter <x>-spec`` as a function: ``main(["install", "--user"])``.  Errors raise
+        ``SystemExit`` (``InstallerError``) with a message naming the flag."""
+        from .coexistence import shadowing_message
+        from .installer_app import run_app
+
+        clash = shadowing_message()
+        if clash:
+            print(f"Warning: {clash}", file=sys.stderr)
+        return run_app(self, argv)
 
 
 def _user_list(text: str) -> list[str]:

@@ -29,6 +29,7 @@ from . import metrics
 from . import phases as phase
 from .argv import is_valid_kernel_id, substitute_argv
 from .channel import KernelChannel, KernelChannelError
+from .coexistence import warn_if_shadowed
 from .config import (
     RemoteProvisionerConfigMixin,
     apply_kernelspec_overrides,
@@ -43,6 +44,8 @@ from .errors import (
     ProvisionerError,
     UnauthorizedUserError,
 )
+from .legacy_env import apply_legacy_environment
+from .legacy_specs import check_kernelspec
 from .logsafe import printable
 from .phases import LaunchPhases
 from .protocol import LAUNCH_SECRET_ENV
@@ -90,6 +93,10 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
     ``gp_`` (``gp_docker.docker_provisioner`` -> ``docker``)."""
 
     def __init__(self, **kwargs: Any) -> None:
+        # Once per process, before any setting reads its GP_* default: gateway_provisioners'
+        # dropped variables, and gateway_provisioners itself installed next to us.
+        apply_legacy_environment()
+        warn_if_shadowed()
         overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in _CONSTRUCTOR_KEYS}
         super().__init__(**kwargs)
         apply_kernelspec_overrides(self, overrides, self._spec_label())
@@ -119,7 +126,9 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
     # -- what KernelManager calls ------------------------------------------------------------
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        """Authorize the user, validate the request, and build argv and env as data.
+        """Refuse a kernelspec that cannot run here (e.g. one gateway_provisioners wrote, see
+        ``legacy_specs``), authorize the user, validate the request, and build argv and env as
+        data.
 
         Subclasses that override it must call ``super().pre_launch(**kwargs)`` and return its
         result (with their additions); anything that can refuse a launch should run before
@@ -139,6 +148,14 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
                 "(at most 128); start the kernel with another id",
                 kernel_id=kernel_id,
             )
+        spec = self.kernel_spec
+        metadata = (getattr(spec, "metadata", None) or {}).get("kernel_provisioner") or {}
+        check_kernelspec(
+            spec,
+            str(metadata.get("provisioner_name") or type(self).__name__),
+            allow_legacy_launchers=self.allow_legacy_launchers,
+            kernel_id=kernel_id,
+        )
         self.launch_phases = self._new_launch_phases(kernel_id)
         env: dict[str, str] = dict(kwargs.pop("env", None) or os.environ)
         self.kernel_username = env.get("KERNEL_USERNAME") or getpass.getuser()
@@ -351,6 +368,9 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
             "prefix": sys.prefix,
             "python": sys.executable,
             "resource_dir": str(getattr(self.kernel_spec, "resource_dir", "")),
+            # none | auto | required: the launcher's --transport-encryption (gateway_provisioners
+            # specs pass it; the same value also travels as GP_TRANSPORT_ENCRYPTION)
+            "transport_encryption": self.transport_encryption,
         }
         connection_file = getattr(parent, "connection_file", "")
         if connection_file:

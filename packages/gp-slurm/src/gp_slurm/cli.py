@@ -50,8 +50,12 @@ def _names(text: str) -> list[str]:
 class SlurmSpecInstaller(KernelSpecInstaller):
     command = "jupyter slurm-spec"
     provisioner_name = "slurm-provisioner"
-    default_kernel_name = "slurm_python"
-    default_display_name = "Python on Slurm"
+    default_names = {
+        "python": ("slurm_python", "Python on Slurm"),
+        "R": ("slurm_r", "R on Slurm"),
+        "scala": ("slurm_scala", "Scala on Slurm"),
+    }
+    list_options = KernelSpecInstaller.list_options | set(_LIST_SETTINGS)
     description = "Install a kernelspec that runs each kernel as a Slurm batch job."
 
     def add_backend_arguments(self, parser: argparse.ArgumentParser) -> None:

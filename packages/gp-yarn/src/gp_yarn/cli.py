@@ -15,7 +15,11 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from gp_provisioners_core.installer import InstallerError, KernelSpecInstaller
+from gp_provisioners_core.installer import (
+    DEFAULT_KERNEL_CLASS,
+    InstallerError,
+    KernelSpecInstaller,
+)
 
 from .endpoints import EndpointConfigError, normalize_endpoint
 
@@ -39,8 +43,12 @@ def run_sh_source() -> Path:
 class YarnSpecInstaller(KernelSpecInstaller):
     command = "jupyter yarn-spec"
     provisioner_name = "yarn-provisioner"
-    default_kernel_name = "yarn_spark_python"
-    default_display_name = "Spark - Python (YARN Cluster Mode)"
+    # gateway_provisioners 0.5.0's names
+    default_names = {
+        "python": ("yarn_spark_python", "Spark Python (YARN Cluster)"),
+        "R": ("yarn_spark_r", "Spark R (YARN Cluster)"),
+        "scala": ("yarn_spark_scala", "Spark Scala (YARN Cluster)"),
+    }
     description = (
         "Install a kernelspec that runs kernels as YARN applications (Spark cluster mode)."
     )
@@ -68,6 +76,12 @@ class YarnSpecInstaller(KernelSpecInstaller):
         # Default by language: lazy for Python, none for R (set in launcher_argv).
         parser.set_defaults(spark_init_mode=None)
         add(
+            "--dask",
+            action="store_true",
+            help="Dask on YARN (gateway_provisioners): not supported by gp-yarn, refused",
+        )
+        add("--extra-dask-opts", default="", help="with --dask only (refused)")
+        add(
             "--python-root",
             default="",
             help="the Python installation that runs the launcher in YARN (uses ROOT/bin/python; "
@@ -75,6 +89,11 @@ class YarnSpecInstaller(KernelSpecInstaller):
         )
 
     def backend_config(self, args: argparse.Namespace) -> dict[str, Any]:
+        if args.dask or args.extra_dask_opts:
+            raise InstallerError(
+                "--dask: gp-yarn runs Spark kernels only (Dask-on-YARN kernelspecs of "
+                "gateway_provisioners are not supported); drop --dask and --extra-dask-opts"
+            )
         config: dict[str, Any] = {}
         for flag, name in (("yarn_endpoint", "yarn_endpoint"), ("alt_yarn_endpoint", "")):
             value = str(getattr(args, flag)).strip()
@@ -123,29 +142,19 @@ class YarnSpecInstaller(KernelSpecInstaller):
             )
         if r_kernel and args.ipykernel_subclass_name:
             raise InstallerError("--ipykernel-subclass-name applies to --language python only")
-        if mode == "none" and not r_kernel:
+        if mode == "none" and args.language == "python":
             print(
                 "Note: with --spark-init-mode none no SparkContext starts; Spark's YARN "
                 "application master fails after spark.yarn.am.waitTime (100 s) without one.",
                 file=sys.stderr,
             )
-        argv = [
-            "{resource_dir}/bin/run.sh",
-            "--kernel-id",
-            "{kernel_id}",
-            "--port-range",
-            "{port_range}",
-            "--response-address",
-            "{response_address}",
-            "--public-key",
-            "{public_key}",
-            "--spark-context-initialization-mode",
-            mode,
-        ]
+        if args.language == "scala":
+            return [self.scala_launcher(args), *self.launcher_flags(args, mode)]
+        argv = ["{resource_dir}/bin/run.sh", *self.launcher_flags(args, mode)]
         if r_kernel:
             argv += ["--kernel-language", "R"]
-        if args.ipykernel_subclass_name:
-            argv += ["--kernel-class-name", args.ipykernel_subclass_name]
+        else:
+            argv += ["--kernel-class-name", args.ipykernel_subclass_name or DEFAULT_KERNEL_CLASS]
         return argv
 
     def add_resources(self, folder: Path, args: argparse.Namespace) -> None:

@@ -1,0 +1,80 @@
+"""``jupyter gp-migrate-specs`` rewrites a gateway_provisioners ssh spec in place, keeps the old
+files in a backup, keeps what the user chose, and leaves a spec that pre_launch accepts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from gp_provisioners_core.legacy_specs import find_problem
+from gp_provisioners_core.migrate import BACKUP_PREFIX, main
+
+
+def gp_ssh_spec(root: Path) -> Path:
+    folder = root / "ssh_python"
+    (folder / "scripts").mkdir(parents=True)
+    (folder / "scripts" / "launch_ipykernel.py").write_text("# gateway_provisioners' v1\n")
+    (folder / "scripts" / "server_listener.py").write_text("")
+    (folder / "logo-64x64.png").write_bytes(b"png")
+    spec = {
+        "argv": [
+            "python",
+            f"{folder}/scripts/launch_ipykernel.py",
+            *("--kernel-id", "{kernel_id}", "--port-range", "{port_range}"),
+            *("--response-address", "{response_address}", "--public-key", "{public_key}"),
+            *("--transport-encryption", "{transport_encryption}"),
+            *("--kernel-class-name", "my.Kernel"),
+        ],
+        "display_name": "Python SSH",
+        "language": "python",
+        "metadata": {
+            "supported_encryption": ["curve"],
+            "debugger": True,
+            "kernel_provisioner": {
+                "provisioner_name": "distributed-provisioner",
+                "config": {"remote_hosts": ["h1", "h2"], "launch_timeout": 50},
+            },
+        },
+        "env": {},
+    }
+    (folder / "kernel.json").write_text(json.dumps(spec))
+    return folder
+
+
+def test_migrate_rewrites_in_place_with_a_backup(tmp_path: Path, capsys) -> None:
+    folder = gp_ssh_spec(tmp_path)
+    old = (folder / "kernel.json").read_text()
+    assert main([str(folder)]) == 0
+    assert "ssh_python: rewritten" in capsys.readouterr().out
+    spec = json.loads((folder / "kernel.json").read_text())
+    assert spec["argv"][:2] == ["python", "{resource_dir}/scripts/launch_ipykernel.py"]
+    assert spec["argv"][spec["argv"].index("--kernel-class-name") + 1] == "my.Kernel"
+    assert spec["display_name"] == "Python SSH"
+    assert spec["metadata"]["kernel_provisioner"]["config"] == {
+        "remote_hosts": ["h1", "h2"],
+        "launch_timeout": 50,
+    }
+    assert "--protocol-version" in (folder / "scripts" / "launch_ipykernel.py").read_text()  # ours
+    assert not (folder / "scripts" / "server_listener.py").exists()
+    assert (folder / "logo-64x64.png").read_bytes() == b"png"
+    (backup,) = folder.glob(f"{BACKUP_PREFIX}*")
+    assert (backup / "kernel.json").read_text() == old
+    assert (backup / "scripts" / "server_listener.py").exists()
+    assert find_problem(spec["argv"], str(folder), "distributed-provisioner") is None
+    assert main([str(folder)]) == 0
+    assert "runs as it is" in capsys.readouterr().out
+
+
+def test_dry_run_changes_nothing_and_unknown_names_fail(tmp_path: Path) -> None:
+    folder = gp_ssh_spec(tmp_path)
+    old = (folder / "kernel.json").read_text()
+    script = Path(sys.executable).with_name("jupyter-gp-migrate-specs")
+    done = subprocess.run([str(script), str(folder), "--dry-run"], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert "would rewrite" in done.stdout
+    assert (folder / "kernel.json").read_text() == old
+    missing = subprocess.run([str(script), "no_such_spec"], capture_output=True, text=True)
+    assert missing.returncode != 0
+    assert "'no_such_spec' is neither an installed kernelspec" in missing.stderr
