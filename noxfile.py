@@ -23,8 +23,9 @@ PACKAGES = (
     "gp-docker",
     "gp-k8s",
     "gp-crd",
+    "gp-server",
 )
-BACKENDS = tuple(p for p in PACKAGES if p != "gp-provisioners-core")
+BACKENDS = tuple(p for p in PACKAGES if p not in ("gp-provisioners-core", "gp-server"))
 TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.23")
 E2E_CLIENTS = ("jupyter_server>=2.10", "nbclient>=0.10", "nbformat>=5.9", "matplotlib")
 
@@ -81,7 +82,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    install_packages(session, *BACKENDS)
+    install_packages(session, *BACKENDS, "gp-server")
     session.install("mypy>=1.10", "types-paramiko", "types-docker", "types-PyYAML")
     session.run("mypy")
 
@@ -99,6 +100,7 @@ def test(session: nox.Session, package: str) -> None:
 def integration(session: nox.Session) -> None:
     """End-to-end suites against real backends (sshd) on loopback."""
     install_packages(session, *BACKENDS)
+    install_packages(session, "gp-server")
     session.install(*TEST_TOOLS, *E2E_CLIENTS)
     session.run("pytest", "tests-integration", *session.posargs)
 

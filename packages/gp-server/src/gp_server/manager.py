@@ -1,0 +1,497 @@
+"""PersistentKernelManager: Jupyter Server's kernel manager, plus a store of remote kernels.
+
+Every kernel whose provisioner is a gp-* remote provisioner is recorded when it starts, updated
+when it restarts and forgotten when it is shut down.  When the server starts (the extension's
+``_start_jupyter_server_extension`` calls :meth:`PersistentKernelManager.start_persistence`),
+every record is re-attached under its old kernel id; a record whose kernel is gone is dropped.
+
+Replicas sharing one PostgreSQL store each run a sweep every ``lease_renew_interval`` seconds:
+renew the leases of the kernels they drive, list the kernels others drive (so every replica
+lists every kernel and serves its websocket), and adopt a kernel whose lease expired.  Only the
+lease holder drives a kernel (restarter, restart, shutdown, culling); the others are *observers*
+that connect clients to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any, cast
+
+from cryptography.fernet import MultiFernet
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.provisioning.factory import KernelProvisionerFactory
+from jupyter_core.paths import jupyter_runtime_dir
+from jupyter_server._tz import utcnow
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from tornado import web
+from traitlets import Bool, Float, Int, Unicode, default, validate
+
+from gp_provisioners_core import RemoteProvisionerBase
+
+from .sealing import load_store_key, open_connection, seal_connection
+from .store import KernelRecord, KernelStore, make_store
+
+DEFAULT_STORE_FILE = "gp-server-kernels.sqlite"
+DEFAULT_KEY_FILE = "gp-server-store.key"
+JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+class PersistentKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
+    """Records remote kernels so that they outlive this server process.
+
+    Configure it with ``c.ServerApp.kernel_manager_class =
+    "gp_server.PersistentKernelManager"``; the ``gp_server`` extension (enabled when the package
+    is installed) then re-attaches the recorded kernels when the server starts.
+    """
+
+    store_url = Unicode(
+        config=True,
+        help="""Where kernels are recorded (GP_SERVER_STORE_URL): empty for a SQLite file in the
+        server's runtime directory, sqlite:///<path>, or postgresql://<user>@<host>:<port>/<db>
+        for replicas that share their kernels (needs gp-server[postgresql]).""",
+    )
+
+    @default("store_url")
+    def _store_url_default(self) -> str:
+        return os.environ.get("GP_SERVER_STORE_URL", "")
+
+    @validate("store_url")
+    def _validate_store_url(self, proposal: dict[str, Any]) -> str:
+        value = str(proposal["value"])
+        make_store(value, Path("unused"))  # raises ValueError naming a malformed URL
+        return value
+
+    store_key_file = Unicode(
+        config=True,
+        help="""File holding the Fernet key(s) that encrypt connection keys in the store
+        (GP_SERVER_STORE_KEY_FILE; GP_SERVER_STORE_KEY, the key itself, wins).  Default: a file
+        in the runtime directory, generated (mode 0600) on first use with a SQLite store.  A
+        PostgreSQL store needs a key the operator gives every replica.""",
+    )
+
+    @default("store_key_file")
+    def _store_key_file_default(self) -> str:
+        return os.environ.get("GP_SERVER_STORE_KEY_FILE") or str(
+            self._runtime_dir() / DEFAULT_KEY_FILE
+        )
+
+    replica_id = Unicode(
+        config=True,
+        help="""This server's name in kernel leases (GP_SERVER_REPLICA_ID); default host, pid and
+        a random suffix, new at every start.""",
+    )
+
+    @default("replica_id")
+    def _replica_id_default(self) -> str:
+        return os.environ.get("GP_SERVER_REPLICA_ID") or (
+            f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        )
+
+    lease_seconds = Float(
+        config=True,
+        help="""How long a replica's claim on a kernel lasts without renewal
+        (GP_SERVER_LEASE_SECONDS, 30).  Another replica adopts the kernel once it expires.""",
+    )
+
+    @default("lease_seconds")
+    def _lease_seconds_default(self) -> float:
+        return float(os.environ.get("GP_SERVER_LEASE_SECONDS", "30"))
+
+    lease_renew_interval = Float(
+        config=True,
+        help="""Seconds between sweeps that renew leases, list other replicas' kernels and adopt
+        orphaned ones (GP_SERVER_LEASE_RENEW_INTERVAL; default a third of lease_seconds).""",
+    )
+
+    @default("lease_renew_interval")
+    def _lease_renew_interval_default(self) -> float:
+        raw = os.environ.get("GP_SERVER_LEASE_RENEW_INTERVAL")
+        return float(raw) if raw else self.lease_seconds / 3
+
+    @validate("lease_renew_interval")
+    def _validate_lease_renew_interval(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if not 0 < value < self.lease_seconds:
+            raise ValueError(
+                f"lease_renew_interval {value:g} must be > 0 and below lease_seconds "
+                f"({self.lease_seconds:g}), or leases expire between renewals"
+            )
+        return value
+
+    reattach_concurrency = Int(
+        8,
+        config=True,
+        help="How many recorded kernels are re-attached at the same time when the server starts.",
+    )
+
+    keep_kernels_on_exit = Bool(
+        config=True,
+        help="""On a clean server stop, leave remote kernels running and recorded, releasing their
+        leases so another replica (or the next start) adopts them (GP_SERVER_KEEP_KERNELS_ON_EXIT,
+        false: kernels are shut down as Jupyter Server always does).""",
+    )
+
+    @default("keep_kernels_on_exit")
+    def _keep_kernels_on_exit_default(self) -> bool:
+        return os.environ.get("GP_SERVER_KEEP_KERNELS_ON_EXIT", "").lower() in ("1", "true", "yes")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._store: KernelStore | None = None
+        self._fernet: MultiFernet | None = None
+        self._store_lock = asyncio.Lock()
+        self._observed: set[str] = set()
+        self._started_at: dict[str, float] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Future[None]] = set()
+        self.reattach_report: dict[str, Any] = {}
+
+    # -- the store ---------------------------------------------------------------------------
+
+    def _runtime_dir(self) -> Path:
+        return Path(self.connection_dir or jupyter_runtime_dir())
+
+    async def store(self) -> KernelStore:
+        """The open store (opened on first use).  Called by every method that records."""
+        async with self._store_lock:
+            if self._store is None:
+                store = make_store(self.store_url, self._runtime_dir() / DEFAULT_STORE_FILE)
+                generate = not self.store_url.startswith(("postgresql:", "postgres:"))
+                self._fernet, origin = load_store_key(self.store_key_file, generate)
+                await store.open()
+                self.log.info(
+                    "gp_server: kernels recorded in %r as replica %s; connection keys encrypted "
+                    "under the key from %s",
+                    store,
+                    self.replica_id,
+                    origin,
+                )
+                self._store = store
+            return self._store
+
+    def _is_recordable(self, kernel_id: str) -> bool:
+        km = self._kernels.get(kernel_id)
+        return km is not None and isinstance(
+            getattr(km, "provisioner", None), RemoteProvisionerBase
+        )
+
+    async def record_kernel(self, kernel_id: str) -> None:
+        """Write (or rewrite) ``kernel_id``'s record from its provisioner's current state.
+
+        Called after a start and a restart; an override must call it for any other change to
+        what ``get_provisioner_info`` returns.
+        """
+        if not self._is_recordable(kernel_id):
+            return
+        store = await self.store()
+        assert self._fernet is not None
+        km = self._kernels[kernel_id]
+        info = await km.provisioner.get_provisioner_info()
+        public, sealed = seal_connection(self._fernet, dict(info.get("connection_info") or {}))
+        info["connection_info"] = public
+        now = time.time()
+        record = KernelRecord(
+            kernel_id=kernel_id,
+            kernel_name=str(km.kernel_name),
+            owner=str(getattr(km.provisioner, "kernel_username", "") or ""),
+            provisioner_info=json.loads(json.dumps(info, default=_json_default)),
+            sealed_secrets=sealed,
+            launch_args=_persistable_launch_args(getattr(km, "_launch_args", None) or {}),
+            started_at=self._started_at.setdefault(kernel_id, now),
+            updated_at=now,
+            replica=self.replica_id,
+        )
+        await store.put(record, self.lease_seconds)
+
+    async def forget_kernel(self, kernel_id: str) -> None:
+        """Delete ``kernel_id``'s record.  Called after a shutdown and when a kernel died."""
+        self._started_at.pop(kernel_id, None)
+        self._observed.discard(kernel_id)
+        if self._store is not None:
+            await self._store.delete(kernel_id)
+
+    # -- what Jupyter Server calls -------------------------------------------------------------
+
+    async def start_kernel(  # type: ignore[override]
+        self, *, kernel_id: str | None = None, path: Any = None, **kwargs: Any
+    ) -> str:
+        """Start a kernel as Jupyter Server does, then record it when it is remote."""
+        known = kernel_id is not None and kernel_id in self
+        new_id = cast(str, await super().start_kernel(kernel_id=kernel_id, path=path, **kwargs))
+        if not known and self._is_recordable(new_id):
+            await self._ready(new_id)
+            await self.record_kernel(new_id)
+        return new_id
+
+    async def restart_kernel(self, kernel_id: str, now: bool = False) -> Any:  # type: ignore[override]
+        """Restart (as the lease holder only) and record the kernel's new state."""
+        await self._take_over_or_refuse(kernel_id, "restart")
+        result = await super().restart_kernel(kernel_id, now=now)
+        await self.record_kernel(kernel_id)
+        return result
+
+    async def shutdown_kernel(  # type: ignore[override]
+        self, kernel_id: str, now: bool = False, restart: bool = False
+    ) -> None:
+        """Shut down (as the lease holder only) and forget the kernel."""
+        await self._take_over_or_refuse(kernel_id, "shut down")
+        await super().shutdown_kernel(kernel_id, now=now, restart=restart)
+        if not restart:
+            await self.forget_kernel(kernel_id)
+
+    def _handle_kernel_died(self, kernel_id: str) -> None:
+        super()._handle_kernel_died(kernel_id)
+        task = asyncio.ensure_future(self.forget_kernel(kernel_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def shutdown_all(self, now: bool = False) -> None:  # type: ignore[override]
+        """Stop the sweep; then shut every kernel down (Jupyter Server's default) or, with
+        ``keep_kernels_on_exit``, leave the recorded ones running and release their leases."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        if self.keep_kernels_on_exit and self._store is not None:
+            kept = [k for k in self.list_kernel_ids() if self._is_recordable(k)]
+            await self._store.release(self.replica_id, kept)
+            for kernel_id in kept:
+                self._detach(kernel_id)
+            self.log.info("gp_server: left %d kernel(s) running for the next server", len(kept))
+        else:
+            for kernel_id in list(self._observed):
+                self._detach(kernel_id)
+        await super().shutdown_all(now=now)
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    # -- re-attach and leases -------------------------------------------------------------------
+
+    async def start_persistence(self) -> None:
+        """Open the store, re-attach every recorded kernel and start the lease sweep.
+
+        Called once by the extension's ``_start_jupyter_server_extension`` when the event loop
+        runs.  Logs what it found: ``re-attached``, ``observed`` (another replica drives it) and
+        ``dropped`` (its backend resource is gone).
+        """
+        started = time.monotonic()
+        store = await self.store()
+        records = await store.list()
+        gate = asyncio.Semaphore(max(1, self.reattach_concurrency))
+
+        async def one(record: KernelRecord) -> str:
+            async with gate:
+                return await self._reconcile(record)
+
+        outcomes = await asyncio.gather(*(one(r) for r in records))
+        counts = {o: outcomes.count(o) for o in sorted(set(outcomes))}
+        self.reattach_report = {"seconds": time.monotonic() - started, **counts}
+        self.log.info(
+            "gp_server: %d recorded kernel(s) in %.2fs: %s",
+            len(records),
+            time.monotonic() - started,
+            ", ".join(f"{n} {o}" for o, n in counts.items()) or "none",
+        )
+        self._sweeper = asyncio.ensure_future(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_renew_interval)
+            try:
+                await self.sweep()
+            except Exception as err:  # noqa: BLE001 - a failed sweep must not end the next
+                self.log.warning("gp_server: lease sweep failed: %s", err)
+
+    async def sweep(self) -> None:
+        """Renew our leases, give up kernels another replica took, follow the store.
+
+        Called every ``lease_renew_interval`` seconds.  A kernel whose lease we lost (this
+        process stalled past ``lease_seconds``) becomes observed, never driven twice.
+        """
+        store = await self.store()
+        driven = [
+            k for k in self.list_kernel_ids() if k not in self._observed and self._is_recordable(k)
+        ]
+        kept = await store.renew(self.replica_id, driven, self.lease_seconds)
+        for kernel_id in sorted(set(driven) - kept):
+            self.log.warning(
+                "gp_server: kernel %s: lease lost to another replica; observing it from now on",
+                kernel_id,
+            )
+            self._demote(kernel_id)
+        records = {r.kernel_id: r for r in await store.list()}
+        for kernel_id in list(self._observed):
+            if kernel_id not in records:
+                self.log.info("gp_server: kernel %s was shut down by its replica", kernel_id)
+                self._detach(kernel_id)
+        for record in records.values():
+            if record.kernel_id not in self._kernels or record.kernel_id in self._observed:
+                await self._reconcile(record)
+
+    async def _reconcile(self, record: KernelRecord) -> str:
+        """Attach ``record`` as driver when its lease is free, else as observer; drop it when
+        its kernel is gone.  Returns what happened."""
+        kernel_id = record.kernel_id
+        store = await self.store()
+        driving = await store.acquire(kernel_id, self.replica_id, self.lease_seconds)
+        try:
+            if kernel_id not in self._kernels:
+                await self._attach(record)
+            if not driving:
+                self._observed.add(kernel_id)
+                return "observed"
+            km = self._kernels[kernel_id]
+            status = await km.provisioner.poll()
+        except Exception as err:  # noqa: BLE001 - one bad record must not stop the others
+            self.log.error(
+                "gp_server: kernel %s (%s) could not be re-attached, record kept: %s",
+                kernel_id,
+                record.kernel_name,
+                err,
+            )
+            if driving:
+                await store.release(self.replica_id, [kernel_id])
+            return "failed"
+        if status is not None:
+            self.log.warning(
+                "gp_server: kernel %s (%s, owner %s) is gone (exit status %s); dropping its record",
+                kernel_id,
+                record.kernel_name,
+                record.owner or "?",
+                status,
+            )
+            self._detach(kernel_id)
+            try:
+                await km.provisioner.cleanup(restart=False)
+            finally:
+                await self.forget_kernel(kernel_id)
+            return "dropped"
+        was_observed = kernel_id in self._observed
+        self._drive(kernel_id, record)
+        if was_observed:
+            self.log.info("gp_server: kernel %s adopted from replica %s", kernel_id, record.replica)
+            return "adopted"
+        self.log.info("gp_server: kernel %s (%s) re-attached", kernel_id, record.kernel_name)
+        return "re-attached"
+
+    async def _attach(self, record: KernelRecord) -> None:
+        """A KernelManager for ``record``'s running kernel, listed under its old id."""
+        assert self._fernet is not None
+        kernel_id = record.kernel_id
+        info = dict(record.provisioner_info)
+        connection = open_connection(
+            self._fernet, dict(info.get("connection_info") or {}), record.sealed_secrets, kernel_id
+        )
+        info["connection_info"] = connection
+        constructor: dict[str, Any] = {}
+        if self.kernel_spec_manager:
+            constructor["kernel_spec_manager"] = self.kernel_spec_manager
+        km = self.kernel_manager_factory(
+            connection_file=os.path.join(self.connection_dir, f"kernel-{kernel_id}.json"),
+            parent=self,
+            log=self.log,
+            kernel_name=record.kernel_name,
+            **constructor,
+        )
+        km.kernel_id = kernel_id
+        provisioner = KernelProvisionerFactory.instance(
+            parent=self.parent
+        ).create_provisioner_instance(kernel_id, km.kernel_spec, parent=km)
+        await provisioner.load_provisioner_info(info)
+        km.provisioner = provisioner
+        loaded = dict(connection)
+        for name in ("key", "curve_publickey", "curve_secretkey"):
+            if isinstance(loaded.get(name), str):
+                loaded[name] = loaded[name].encode()
+        km.load_connection_info(cast(KernelConnectionInfo, loaded))
+        for name in ("curve_publickey", "curve_secretkey"):
+            if name in loaded and hasattr(km, name):
+                setattr(km, name, loaded[name])
+        env = {**os.environ, **dict(record.launch_args.get("env") or {})}
+        km._launch_args = {**record.launch_args, "env": env}
+        if not km.ready.done():
+            km.ready.set_result(None)
+        self._started_at[kernel_id] = record.started_at
+        self._kernels[kernel_id] = km
+        self._kernel_connections[kernel_id] = 0
+        km.execution_state = "idle"
+        km.reason = ""
+        km.last_activity = utcnow()
+        self._kernel_ports[kernel_id] = km.ports
+        self.start_watching_activity(kernel_id)
+        if not self._initialized_culler:
+            self.initialize_culler()
+
+    def _drive(self, kernel_id: str, record: KernelRecord) -> None:
+        """Become ``kernel_id``'s driver: its restarter and death handling run here."""
+        self._observed.discard(kernel_id)
+        km = self._kernels[kernel_id]
+        km.start_restarter()
+        self.add_restart_callback(kernel_id, lambda: self._handle_kernel_died(kernel_id), "dead")
+
+    def _demote(self, kernel_id: str) -> None:
+        km = self._kernels.get(kernel_id)
+        if km is not None:
+            km.stop_restarter()
+        self._observed.add(kernel_id)
+
+    def _detach(self, kernel_id: str) -> None:
+        """Remove ``kernel_id`` from this server without touching the kernel."""
+        km = self._kernels.get(kernel_id)
+        if km is None:
+            return
+        km.stop_restarter()
+        self.stop_watching_activity(kernel_id)
+        self.stop_buffering(kernel_id)
+        self._kernels.pop(kernel_id, None)
+        self._kernel_connections.pop(kernel_id, None)
+        self._kernel_ports.pop(kernel_id, None)
+        self._observed.discard(kernel_id)
+
+    async def _take_over_or_refuse(self, kernel_id: str, action: str) -> None:
+        """Before a driver-only ``action`` on an observed kernel: take its lease when it is
+        free, else answer 409 naming the replica that drives it."""
+        if kernel_id not in self._observed:
+            return
+        store = await self.store()
+        if await store.acquire(kernel_id, self.replica_id, self.lease_seconds):
+            record = await store.get(kernel_id)
+            if record is not None:
+                self._drive(kernel_id, record)
+                return
+        record = await store.get(kernel_id)
+        holder = record.replica if record else "another replica"
+        raise web.HTTPError(
+            409,
+            f"Kernel {kernel_id} is driven by replica {holder}; {action} it there, or wait up to "
+            f"{self.lease_seconds:g}s (lease_seconds) for this replica to adopt it.",
+        )
+
+    async def _ready(self, kernel_id: str) -> None:
+        km = self._kernels.get(kernel_id)
+        ready = getattr(km, "ready", None)
+        if ready is not None and not ready.done():
+            await asyncio.shield(
+                asyncio.wrap_future(ready) if not isinstance(ready, asyncio.Future) else ready
+            )
+
+
+def _json_default(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _persistable_launch_args(launch_args: dict[str, Any]) -> dict[str, Any]:
+    """The launch arguments a restart after a re-attach needs: scalars (cwd, ...) and the
+    ``KERNEL_*`` variables of the env; the rest of the env is this server's and is rebuilt."""
+    kept: dict[str, Any] = {
+        k: v for k, v in launch_args.items() if isinstance(v, JSON_SCALARS) and k != "kernel_id"
+    }
+    env = launch_args.get("env") or {}
+    kept["env"] = {k: str(v) for k, v in env.items() if str(k).startswith("KERNEL_")}
+    return kept

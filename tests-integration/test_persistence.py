@@ -1,0 +1,186 @@
+"""Kernels that outlive the server (gp-server): a real Jupyter Server is killed with SIGKILL and
+started again on the same store; the kernel is listed under its old id and keeps its state.
+
+Local kernels (the distributed provisioner on this host); the store is SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from jupyter_server_helpers import (
+    KernelSocket,
+    Server,
+    processes_with,
+    start_server,
+    stop_server,
+    wait_until_gone,
+)
+
+from gp_distributed.cli import main as install_spec
+from gp_provisioners_core.testing import isolated_jupyter_paths
+
+PY = "persist_python"
+
+
+@pytest.fixture(scope="module")
+def kernelspecs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("jupyter")
+    with isolated_jupyter_paths(root) as prefix:
+        install_spec(["install", "--prefix", str(prefix), "--kernel-name", PY])
+        yield root
+
+
+def persistent_server(root: Path, store: Path, log: Path, *extra: str) -> Server:
+    return start_server(
+        root,
+        log,
+        "--ServerApp.kernel_manager_class=gp_server.PersistentKernelManager",
+        f"--PersistentKernelManager.store_url=sqlite:///{store}",
+        *extra,
+        env={"GP_SERVER_STORE_KEY_FILE": str(store.parent / "store.key")},
+    )
+
+
+def kill_hard(server: Server) -> None:
+    server.process.kill()  # SIGKILL: no shutdown hook runs
+    server.process.wait()
+
+
+async def listed_ids(server: Server, wanted: str, timeout: float = 60) -> list[str]:
+    """The kernel ids the server lists, once ``wanted`` is among them (or at ``timeout``):
+    re-attaching runs after the server starts listening."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, kernels = await server.call("GET", "/api/kernels")
+        assert code == 200
+        ids = [k["id"] for k in kernels]
+        if wanted in ids or time.monotonic() > deadline:
+            return ids
+        await asyncio.sleep(0.3)
+
+
+def kill_processes_with(text: str) -> None:
+    """SIGKILL every process whose command line holds ``text`` (the kernel and its launcher)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                argv = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if text in argv:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(entry.name), signal.SIGKILL)
+
+
+async def run(server: Server, kernel_id: str, code: str) -> dict[str, object]:
+    channel = await KernelSocket.open(server, kernel_id)
+    try:
+        return await channel.execute(code)
+    finally:
+        channel.close()
+
+
+@pytest.mark.asyncio
+async def test_kernel_survives_kill_9_of_the_server(kernelspecs: Path, tmp_path: Path) -> None:
+    store = tmp_path / "kernels.sqlite"
+    first = persistent_server(kernelspecs, store, tmp_path / "first.log")
+    try:
+        code, model = await first.call("POST", "/api/kernels", {"name": PY})
+        assert code == 201, model
+        kernel_id = model["id"]
+        assert (await run(first, kernel_id, "answer = 41"))["error"] == ""
+    finally:
+        kill_hard(first)
+    assert processes_with(kernel_id), "the kernel died with the server"
+
+    second = persistent_server(kernelspecs, store, tmp_path / "second.log")
+    try:
+        assert kernel_id in await listed_ids(second, kernel_id), second.log_text()[-3000:]
+        result = await run(second, kernel_id, "print(answer + 1)")
+        assert result["stdout"] == "42\n", result
+        assert f"kernel {kernel_id} ({PY}) re-attached" in second.log_text()
+
+        code, _ = await second.call("POST", f"/api/kernels/{kernel_id}/interrupt")
+        assert code == 204
+        code, _ = await second.call("DELETE", f"/api/kernels/{kernel_id}")
+        assert code == 204
+        assert await wait_until_gone(kernel_id) == []
+    finally:
+        stop_server(second)
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT count(*) FROM gp_kernels").fetchone() == (0,)
+
+
+@pytest.mark.asyncio
+async def test_store_holds_no_connection_key_in_clear(kernelspecs: Path, tmp_path: Path) -> None:
+    store = tmp_path / "kernels.sqlite"
+    server = persistent_server(kernelspecs, store, tmp_path / "server.log")
+    try:
+        code, model = await server.call("POST", "/api/kernels", {"name": PY})
+        assert code == 201, model
+        kernel_id = model["id"]
+        with sqlite3.connect(store) as db:
+            (info, sealed, owner, name) = db.execute(
+                "SELECT provisioner_info, sealed_secrets, owner, kernel_name FROM gp_kernels "
+                "WHERE kernel_id = ?",
+                (kernel_id,),
+            ).fetchone()
+        assert (owner, name) == ("alice", PY)
+        assert '"key"' not in info
+        assert "shell_port" in info
+        assert sealed.startswith("gAAAA")  # a Fernet token
+        files = [store, store.with_name(store.name + "-wal")]
+        raw = b"".join(f.read_bytes() for f in files if f.exists())
+        key = await kernel_key(server, kernel_id)
+        assert key
+        assert key.encode() not in raw
+        assert (store.stat().st_mode & 0o777) == 0o600
+    finally:
+        stop_server(server)
+
+
+async def kernel_key(server: Server, kernel_id: str) -> str:
+    """The kernel's connection key, as the kernel itself reports it."""
+    result = await run(
+        server,
+        kernel_id,
+        "from ipykernel.kernelapp import IPKernelApp\n"
+        "print(IPKernelApp.instance().session.key.decode())",
+    )
+    return str(result["stdout"]).strip()
+
+
+@pytest.mark.asyncio
+async def test_a_record_whose_kernel_is_gone_is_dropped(kernelspecs: Path, tmp_path: Path) -> None:
+    store = tmp_path / "kernels.sqlite"
+    first = persistent_server(kernelspecs, store, tmp_path / "first.log")
+    try:
+        code, model = await first.call("POST", "/api/kernels", {"name": PY})
+        assert code == 201, model
+        kernel_id = model["id"]
+    finally:
+        kill_hard(first)
+    kill_processes_with(kernel_id)
+    assert await wait_until_gone(kernel_id) == []
+
+    second = persistent_server(kernelspecs, store, tmp_path / "second.log")
+    try:
+        deadline = time.monotonic() + 60
+        while "dropping its record" not in second.log_text() and time.monotonic() < deadline:
+            await asyncio.sleep(0.3)
+        assert f"kernel {kernel_id} ({PY}, owner alice) is gone" in second.log_text()
+        code, kernels = await second.call("GET", "/api/kernels")
+        assert kernel_id not in [k["id"] for k in kernels]
+    finally:
+        stop_server(second)
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT count(*) FROM gp_kernels").fetchone() == (0,)
