@@ -15,6 +15,7 @@ that connect clients to it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import socket
@@ -30,10 +31,11 @@ from jupyter_core.paths import jupyter_runtime_dir
 from jupyter_server._tz import utcnow
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado import web
-from traitlets import Bool, Float, Int, Unicode, default, validate
+from traitlets import Bool, Enum, Float, Int, List, Unicode, default, validate
 
 from gp_provisioners_core import RemoteProvisionerBase
 
+from .orphans import STORE_ID_VARIABLE, OrphanSweeper, SweepReport, load_inventory
 from .sealing import load_store_key, open_connection, seal_connection
 from .store import KernelRecord, KernelStore, make_store
 
@@ -141,8 +143,53 @@ class PersistentKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
     def _keep_kernels_on_exit_default(self) -> bool:
         return os.environ.get("GP_SERVER_KEEP_KERNELS_ON_EXIT", "").lower() in ("1", "true", "yes")
 
+    orphan_cleanup = Enum(
+        ["remove", "dry-run", "off"],
+        config=True,
+        help="""What happens to backend resources of this store's kernels that no record claims
+        and whose owner is dead (GP_SERVER_ORPHAN_CLEANUP): remove them after
+        orphan_grace_period, only log them (dry-run), or do not look (off).""",
+    )
+
+    @default("orphan_cleanup")
+    def _orphan_cleanup_default(self) -> str:
+        return os.environ.get("GP_SERVER_ORPHAN_CLEANUP", "remove")
+
+    orphan_grace_period = Float(
+        config=True,
+        help="""Seconds a resource must have been without a record before it is removed
+        (GP_SERVER_ORPHAN_GRACE_PERIOD, 300); it must cover the longest launch.""",
+    )
+
+    @default("orphan_grace_period")
+    def _orphan_grace_period_default(self) -> float:
+        return float(os.environ.get("GP_SERVER_ORPHAN_GRACE_PERIOD", "300"))
+
+    orphan_sweep_interval = Float(
+        config=True,
+        help="Seconds between orphan sweeps (GP_SERVER_ORPHAN_SWEEP_INTERVAL, 60).",
+    )
+
+    @default("orphan_sweep_interval")
+    def _orphan_sweep_interval_default(self) -> float:
+        return float(os.environ.get("GP_SERVER_ORPHAN_SWEEP_INTERVAL", "60"))
+
+    orphan_inventories = List(
+        Unicode(),
+        config=True,
+        help="""Backends the orphan sweep lists (GP_SERVER_ORPHAN_INVENTORIES, comma-separated,
+        default local): local, docker, or module:Class of another inventory.""",
+    )
+
+    @default("orphan_inventories")
+    def _orphan_inventories_default(self) -> list[str]:
+        raw = os.environ.get("GP_SERVER_ORPHAN_INVENTORIES", "local")
+        return [name.strip() for name in raw.split(",") if name.strip()]
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._sweeper_of_orphans: OrphanSweeper | None = None
+        self.last_orphan_report: SweepReport | None = None
         self._store: KernelStore | None = None
         self._fernet: MultiFernet | None = None
         self._store_lock = asyncio.Lock()
@@ -174,6 +221,13 @@ class PersistentKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
                 )
                 self._store = store
             return self._store
+
+    @property
+    def store_id(self) -> str:
+        """A short digest naming this store; launches carry it as ``KERNEL_GP_SERVER_STORE`` so
+        that orphan sweeps touch only this store's kernels."""
+        where = self.store_url or str(self._runtime_dir().resolve() / DEFAULT_STORE_FILE)
+        return hashlib.sha256(where.split("@")[-1].encode()).hexdigest()[:16]
 
     def _is_recordable(self, kernel_id: str) -> bool:
         km = self._kernels.get(kernel_id)
@@ -223,6 +277,10 @@ class PersistentKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
     ) -> str:
         """Start a kernel as Jupyter Server does, then record it when it is remote."""
         known = kernel_id is not None and kernel_id in self
+        if not known:
+            env = dict(kwargs.pop("env", None) or os.environ)
+            env[STORE_ID_VARIABLE] = self.store_id
+            kwargs["env"] = env
         new_id = cast(str, await super().start_kernel(kernel_id=kernel_id, path=path, **kwargs))
         if not known and self._is_recordable(new_id):
             await self._ready(new_id)
@@ -257,6 +315,8 @@ class PersistentKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        for task in list(self._background):
+            task.cancel()
         if self.keep_kernels_on_exit and self._store is not None:
             kept = [k for k in self.list_kernel_ids() if self._is_recordable(k)]
             await self._store.release(self.replica_id, kept)
@@ -299,6 +359,39 @@ class PersistentKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
             ", ".join(f"{n} {o}" for o, n in counts.items()) or "none",
         )
         self._sweeper = asyncio.ensure_future(self._sweep_forever())
+        if self.orphan_cleanup != "off":
+            inventories = [load_inventory(name, self.store_id) for name in self.orphan_inventories]
+            self._sweeper_of_orphans = OrphanSweeper(
+                inventories, self.orphan_grace_period, self.orphan_cleanup == "dry-run", self.log
+            )
+            self.log.info(
+                "gp_server: orphan cleanup (%s) of %s after %gs without a record",
+                self.orphan_cleanup,
+                ", ".join(self.orphan_inventories),
+                self.orphan_grace_period,
+            )
+            task = asyncio.ensure_future(self._sweep_orphans_forever())
+            self._background.add(task)
+
+    async def sweep_orphans(self) -> SweepReport | None:
+        """One orphan sweep against the store's records and this server's kernels.  Called
+        every ``orphan_sweep_interval`` seconds from the first re-attach on."""
+        if self._sweeper_of_orphans is None:
+            return None
+        store = await self.store()
+        recorded = {r.kernel_id for r in await store.list()} | set(self._kernels)
+        recorded |= set(self._pending_kernels)
+        report = await self._sweeper_of_orphans.sweep(recorded)
+        self.last_orphan_report = report
+        return report
+
+    async def _sweep_orphans_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep_orphans()
+            except Exception as err:  # noqa: BLE001 - a failed sweep must not end the next
+                self.log.warning("gp_server: orphan sweep failed: %s", err)
+            await asyncio.sleep(self.orphan_sweep_interval)
 
     async def _sweep_forever(self) -> None:
         while True:
