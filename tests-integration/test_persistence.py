@@ -184,3 +184,60 @@ async def test_a_record_whose_kernel_is_gone_is_dropped(kernelspecs: Path, tmp_p
         stop_server(second)
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT count(*) FROM gp_kernels").fetchone() == (0,)
+
+
+def delete_store(store: Path) -> None:
+    for path in (store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")):
+        path.unlink(missing_ok=True)
+
+
+@pytest.mark.asyncio
+async def test_orphans_of_a_lost_store_are_listed_in_dry_run_then_removed(
+    kernelspecs: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "kernels.sqlite"
+    first = persistent_server(kernelspecs, store, tmp_path / "first.log")
+    try:
+        code, model = await first.call("POST", "/api/kernels", {"name": PY})
+        assert code == 201, model
+        kernel_id = model["id"]
+    finally:
+        kill_hard(first)
+    delete_store(store)
+    assert processes_with(kernel_id)
+
+    sweeping = ("--PersistentKernelManager.orphan_grace_period=2",)
+    sweeping += ("--PersistentKernelManager.orphan_sweep_interval=0.5",)
+    dry = persistent_server(
+        kernelspecs,
+        store,
+        tmp_path / "dry.log",
+        *sweeping,
+        "--PersistentKernelManager.orphan_cleanup=dry-run",
+    )
+    try:
+        assert await wait_for_log(dry, f"(kernel {kernel_id}), "), dry.log_text()[-3000:]
+        assert "dry run, not removed" in dry.log_text()
+        assert processes_with(kernel_id), "dry-run removed the kernel"
+    finally:
+        stop_server(dry)
+    assert processes_with(kernel_id)
+
+    cleaning = persistent_server(kernelspecs, store, tmp_path / "clean.log", *sweeping)
+    try:
+        assert await wait_for_log(cleaning, "removed orphan local process"), cleaning.log_text()[
+            -3000:
+        ]
+        assert f"(kernel {kernel_id})" in cleaning.log_text()
+        assert await wait_until_gone(kernel_id) == []
+    finally:
+        stop_server(cleaning)
+
+
+async def wait_for_log(server: Server, text: str, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while text not in server.log_text():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.3)
+    return True
