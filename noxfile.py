@@ -102,7 +102,9 @@ def integration(session: nox.Session) -> None:
     install_packages(session, *BACKENDS)
     install_packages(session, "gp-server")
     session.install(*TEST_TOOLS, *E2E_CLIENTS)
-    session.run("pytest", "tests-integration", *session.posargs)
+    # ``nox -s integration -- tests-integration/test_x.py -x`` runs that file alone.
+    named = any(not arg.startswith("-") for arg in session.posargs)
+    session.run("pytest", *([] if named else ["tests-integration"]), *session.posargs)
 
 
 @nox.session

@@ -49,6 +49,7 @@ async def test_the_store_file_is_private(store: SqliteKernelStore) -> None:
 
 
 async def test_a_live_lease_keeps_other_replicas_out(store: SqliteKernelStore) -> None:
+    store.shared = True  # as PostgreSQL: several servers
     await store.put(record(replica="a"), lease_seconds=30)
     assert not await store.acquire("k-1", "b", 30)
     assert await store.acquire("k-1", "a", 30)
@@ -58,6 +59,7 @@ async def test_a_live_lease_keeps_other_replicas_out(store: SqliteKernelStore) -
 async def test_an_expired_lease_goes_to_the_first_replica_that_asks(
     store: SqliteKernelStore,
 ) -> None:
+    store.shared = True
     await store.put(record(replica="a"), lease_seconds=-1)
     assert await store.acquire("k-1", "b", 30)
     assert not await store.acquire("k-1", "c", 30)
@@ -65,7 +67,16 @@ async def test_an_expired_lease_goes_to_the_first_replica_that_asks(
     assert await store.renew("b", ["k-1"], 30) == {"k-1"}
 
 
+async def test_a_server_restarted_on_its_own_store_takes_its_kernels_back(
+    store: SqliteKernelStore,
+) -> None:
+    await store.put(record(replica="a-before-kill-9"), lease_seconds=30)
+    assert await store.acquire("k-1", "a-after-restart", 30)
+    assert (await store.get("k-1")).replica == "a-after-restart"  # type: ignore[union-attr]
+
+
 async def test_release_hands_the_kernel_over_at_once(store: SqliteKernelStore) -> None:
+    store.shared = True
     await store.put(record(replica="a"), lease_seconds=30)
     await store.release("a", ["k-1"])
     assert await store.acquire("k-1", "b", 30)

@@ -151,9 +151,17 @@ class KernelStore(ABC):
         )
         return [KernelRecord.from_row(row) for row in rows]
 
+    shared: bool = True
+    """Whether several servers may use the store at once.  A store that is not shared belongs
+    to one server: every record in it is that server's, whatever lease a previous process of
+    it left, so ``acquire`` always succeeds."""
+
     async def acquire(self, kernel_id: str, replica: str, lease_seconds: float) -> bool:
         """Take (or keep) the lease of ``kernel_id`` for ``replica`` when it is free, expired
-        or already ours; False when another replica holds a live lease."""
+        or already ours (or the store is not shared); False when another replica holds a live
+        lease."""
+        if not self.shared:
+            await self.release("", [kernel_id], everyone=True)
         params: list[Any] = [replica]
         now = self._now(params)
         params += [lease_seconds, kernel_id, replica]
@@ -182,9 +190,15 @@ class KernelStore(ABC):
                 kept.add(kernel_id)
         return kept
 
-    async def release(self, replica: str, kernel_ids: list[str]) -> None:
-        """Let another replica adopt ``kernel_ids`` at once (a clean stop that keeps kernels)."""
+    async def release(self, replica: str, kernel_ids: list[str], *, everyone: bool = False) -> None:
+        """Let another replica adopt ``kernel_ids`` at once (a clean stop that keeps kernels);
+        ``everyone``: whoever holds them."""
         for kernel_id in kernel_ids:
+            if everyone:
+                await self._execute(
+                    "UPDATE gp_kernels SET lease_expires = 0 WHERE kernel_id = %s", [kernel_id]
+                )
+                continue
             await self._execute(
                 "UPDATE gp_kernels SET lease_expires = 0 WHERE kernel_id = %s AND replica = %s",
                 [kernel_id, replica],
@@ -200,7 +214,10 @@ class KernelStore(ABC):
 
 class SqliteKernelStore(KernelStore):
     """The embedded store: one SQLite file, for one server process (WAL mode, so readers such
-    as an operator's ``sqlite3`` shell do not block it)."""
+    as an operator's ``sqlite3`` shell do not block it).  Not shared: a restarted server takes
+    every record back at once, whatever lease its previous process left."""
+
+    shared = False
 
     def __init__(self, path: Path) -> None:
         self.path = path
