@@ -309,7 +309,7 @@ def make_store(url: str, default_sqlite: Path) -> KernelStore:
     if not url:
         return SqliteKernelStore(default_sqlite)
     if url.startswith("sqlite:///"):
-        return SqliteKernelStore(Path(url[len("sqlite://") :]))
+        return SqliteKernelStore(Path(url[len("sqlite:///") :]))
     if url.startswith(("postgresql://", "postgres://")):
         return PostgresKernelStore(url)
     raise ValueError(
