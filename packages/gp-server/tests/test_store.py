@@ -38,10 +38,10 @@ async def test_put_get_list_delete_round_trip(store: SqliteKernelStore) -> None:
     assert got is not None
     assert got.provisioner_info["pid"] == 12
     assert got.launch_args["env"] == {"KERNEL_USERNAME": "alice"}
-    assert [r.kernel_id for r in await store.list()] == ["k-1", "k-2"]
+    assert [r.kernel_id for r in await store.records()] == ["k-1", "k-2"]
     await store.delete("k-1")
     assert await store.get("k-1") is None
-    assert [r.kernel_id for r in await store.list()] == ["k-2"]
+    assert [r.kernel_id for r in await store.records()] == ["k-2"]
 
 
 async def test_the_store_file_is_private(store: SqliteKernelStore) -> None:
@@ -85,7 +85,7 @@ async def test_release_hands_the_kernel_over_at_once(store: SqliteKernelStore) -
 async def test_a_closed_store_says_so(tmp_path: Path) -> None:
     closed = SqliteKernelStore(tmp_path / "k.sqlite")
     with pytest.raises(RuntimeError, match="is not open; call open"):
-        await closed.list()
+        await closed.records()
 
 
 def test_make_store_understands_the_urls(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ DEFAULT_KEY_FILE = "gp-server-store.key"
 JSON_SCALARS = (str, int, float, bool, type(None))
 
 
-class PersistentKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
+class PersistentKernelManager(AsyncMappingKernelManager):
     """Records remote kernels so that they outlive this server process.
 
     Configure it with ``c.ServerApp.kernel_manager_class =
@@ -281,7 +281,7 @@ class PersistentKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
             env = dict(kwargs.pop("env", None) or os.environ)
             env[STORE_ID_VARIABLE] = self.store_id
             kwargs["env"] = env
-        new_id = cast(str, await super().start_kernel(kernel_id=kernel_id, path=path, **kwargs))
+        new_id: str = await super().start_kernel(kernel_id=kernel_id, path=path, **kwargs)
         if not known and self._is_recordable(new_id):
             await self._ready(new_id)
             await self.record_kernel(new_id)
@@ -342,7 +342,7 @@ class PersistentKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
         """
         started = time.monotonic()
         store = await self.store()
-        records = await store.list()
+        records = await store.records()
         gate = asyncio.Semaphore(max(1, self.reattach_concurrency))
 
         async def one(record: KernelRecord) -> str:
@@ -379,7 +379,7 @@ class PersistentKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
         if self._sweeper_of_orphans is None:
             return None
         store = await self.store()
-        recorded = {r.kernel_id for r in await store.list()} | set(self._kernels)
+        recorded = {r.kernel_id for r in await store.records()} | set(self._kernels)
         recorded |= set(self._pending_kernels)
         report = await self._sweeper_of_orphans.sweep(recorded)
         self.last_orphan_report = report
@@ -418,7 +418,7 @@ class PersistentKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
                 kernel_id,
             )
             self._demote(kernel_id)
-        records = {r.kernel_id: r for r in await store.list()}
+        records = {r.kernel_id: r for r in await store.records()}
         for kernel_id in list(self._observed):
             if kernel_id not in records:
                 self.log.info("gp_server: kernel %s was shut down by its replica", kernel_id)

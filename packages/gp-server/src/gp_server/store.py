@@ -15,11 +15,13 @@ import json
 import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gp_kernels (
@@ -98,7 +100,7 @@ class KernelStore(ABC):
     """Where kernel records live.  Every method is a coroutine that never blocks the loop.
 
     Called by ``PersistentKernelManager``: ``put`` after a start or restart, ``delete`` after a
-    shutdown, ``list`` on start and on every lease sweep, ``acquire``/``renew``/``release`` for
+    shutdown, ``records`` on start and on every lease sweep, ``acquire``/``renew``/``release`` for
     the leases.  An implementation must make ``acquire`` atomic (one statement).
     """
 
@@ -145,7 +147,7 @@ class KernelStore(ABC):
         )
         return KernelRecord.from_row(rows[0]) if rows else None
 
-    async def list(self) -> list[KernelRecord]:
+    async def records(self) -> list[KernelRecord]:
         rows = await self._execute(
             f"SELECT {', '.join(COLUMNS)} FROM gp_kernels ORDER BY started_at"  # noqa: S608
         )
@@ -256,7 +258,7 @@ class SqliteKernelStore(KernelStore):
 
         return await self._in_thread(run)
 
-    async def _in_thread(self, function: Any) -> Any:
+    async def _in_thread(self, function: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
 
@@ -300,7 +302,8 @@ class PostgresKernelStore(KernelStore):
             cursor = await self._connection.execute(sql, list(params))
             if cursor.description is None:
                 return []
-            return [tuple(row) for row in await cursor.fetchall()]
+            rows: list[tuple[Any, ...]] = [tuple(row) for row in await cursor.fetchall()]
+            return rows
 
 
 def make_store(url: str, default_sqlite: Path) -> KernelStore:
