@@ -429,17 +429,19 @@ class PersistentKernelManager(AsyncMappingKernelManager):
 
     async def _reconcile(self, record: KernelRecord) -> str:
         """Attach ``record`` as driver when its lease is free, else as observer; drop it when
-        its kernel is gone.  Returns what happened."""
+        its kernel is gone.  A kernel is listed only once it is known alive (driver) or
+        attached (observer).  Returns what happened."""
         kernel_id = record.kernel_id
         store = await self.store()
         driving = await store.acquire(kernel_id, self.replica_id, self.lease_seconds)
+        km = self._kernels.get(kernel_id)
         try:
-            if kernel_id not in self._kernels:
-                await self._attach(record)
+            if km is None:
+                km = await self._build_manager(record)
             if not driving:
+                self._register(km, record)
                 self._observed.add(kernel_id)
                 return "observed"
-            km = self._kernels[kernel_id]
             status = await km.provisioner.poll()
         except Exception as err:  # noqa: BLE001 - one bad record must not stop the others
             self.log.error(
@@ -466,6 +468,7 @@ class PersistentKernelManager(AsyncMappingKernelManager):
                 await self.forget_kernel(kernel_id)
             return "dropped"
         was_observed = kernel_id in self._observed
+        self._register(km, record)
         self._drive(kernel_id, record)
         if was_observed:
             self.log.info("gp_server: kernel %s adopted from replica %s", kernel_id, record.replica)
@@ -473,8 +476,8 @@ class PersistentKernelManager(AsyncMappingKernelManager):
         self.log.info("gp_server: kernel %s (%s) re-attached", kernel_id, record.kernel_name)
         return "re-attached"
 
-    async def _attach(self, record: KernelRecord) -> None:
-        """A KernelManager for ``record``'s running kernel, listed under its old id."""
+    async def _build_manager(self, record: KernelRecord) -> Any:
+        """A KernelManager for ``record``'s running kernel (not listed yet)."""
         assert self._fernet is not None
         kernel_id = record.kernel_id
         info = dict(record.provisioner_info)
@@ -510,6 +513,13 @@ class PersistentKernelManager(AsyncMappingKernelManager):
         km._launch_args = {**record.launch_args, "env": env}
         if not km.ready.done():
             km.ready.set_result(None)
+        return km
+
+    def _register(self, km: Any, record: KernelRecord) -> None:
+        """List ``km`` under its old kernel id, as Jupyter Server lists a kernel it started."""
+        kernel_id = record.kernel_id
+        if self._kernels.get(kernel_id) is km:
+            return
         self._started_at[kernel_id] = record.started_at
         self._kernels[kernel_id] = km
         self._kernel_connections[kernel_id] = 0
