@@ -62,7 +62,7 @@ class DockerContainerInventory:
         return await run_sdk(self._list)
 
     def _list(self) -> list[DockerResource]:
-        client = docker_client()
+        client: Any = docker_client()  # the SDK's low-level API is untyped
         marker = f"{STORE_ID_VARIABLE}={self.store_id}"
         found: list[DockerResource] = []
         listing = client.api.containers(all=True, filters={"label": [KERNEL_ID_LABEL]})
@@ -107,7 +107,7 @@ class DockerContainerInventory:
 
     @staticmethod
     def _remove(kind: str, name: str) -> None:
-        client = docker_client()
+        client: Any = docker_client()
         try:
             if kind == "service":
                 client.api.remove_service(name)
