@@ -241,3 +241,31 @@ async def wait_for_log(server: Server, text: str, timeout: float = 60) -> bool:
             return False
         await asyncio.sleep(0.3)
     return True
+
+
+@pytest.mark.asyncio
+async def test_keep_kernels_on_exit_survives_a_clean_stop(
+    kernelspecs: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "kernels.sqlite"
+    keep = "--PersistentKernelManager.keep_kernels_on_exit=True"
+    first = persistent_server(kernelspecs, store, tmp_path / "first.log", keep)
+    try:
+        code, model = await first.call("POST", "/api/kernels", {"name": PY})
+        assert code == 201, model
+        kernel_id = model["id"]
+        assert (await run(first, kernel_id, "kept = 'yes'"))["error"] == ""
+    finally:
+        stop_server(first)  # SIGTERM: Jupyter Server's clean shutdown
+    assert "left 1 kernel(s) running for the next server" in first.log_text()
+    assert processes_with(kernel_id)
+
+    second = persistent_server(kernelspecs, store, tmp_path / "second.log")
+    try:
+        assert kernel_id in await listed_ids(second, kernel_id), second.log_text()[-3000:]
+        assert (await run(second, kernel_id, "print(kept)"))["stdout"] == "yes\n"
+        code, _ = await second.call("DELETE", f"/api/kernels/{kernel_id}")
+        assert code == 204
+        assert await wait_until_gone(kernel_id) == []
+    finally:
+        stop_server(second)
