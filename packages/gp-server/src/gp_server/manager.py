@@ -31,7 +31,7 @@ from jupyter_core.paths import jupyter_runtime_dir
 from jupyter_server._tz import utcnow
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado import web
-from traitlets import Bool, Enum, Float, Int, List, Unicode, default, validate
+from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, default, validate
 
 from gp_provisioners_core import RemoteProvisionerBase
 
@@ -66,7 +66,10 @@ class PersistentKernelManager(AsyncMappingKernelManager):
     @validate("store_url")
     def _validate_store_url(self, proposal: dict[str, Any]) -> str:
         value = str(proposal["value"])
-        make_store(value, Path("unused"))  # raises ValueError naming a malformed URL
+        try:
+            make_store(value, Path("unused"))
+        except ValueError as err:
+            raise TraitError(str(err)) from None
         return value
 
     store_key_file = Unicode(
@@ -120,7 +123,7 @@ class PersistentKernelManager(AsyncMappingKernelManager):
     def _validate_lease_renew_interval(self, proposal: dict[str, Any]) -> float:
         value = float(proposal["value"])
         if not 0 < value < self.lease_seconds:
-            raise ValueError(
+            raise TraitError(
                 f"lease_renew_interval {value:g} must be > 0 and below lease_seconds "
                 f"({self.lease_seconds:g}), or leases expire between renewals"
             )
