@@ -87,7 +87,7 @@ async def test_docker_orphans_are_listed_in_dry_run_then_removed(
         kill_hard(first)
     delete_store(store)
     sweeping = (
-        "--PersistentKernelManager.orphan_inventories=['docker']",
+        "--PersistentKernelManager.orphan_inventories=docker",
         "--PersistentKernelManager.orphan_grace_period=2",
         "--PersistentKernelManager.orphan_sweep_interval=0.5",
     )
