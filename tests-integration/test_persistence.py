@@ -269,3 +269,34 @@ async def test_keep_kernels_on_exit_survives_a_clean_stop(
         assert await wait_until_gone(kernel_id) == []
     finally:
         stop_server(second)
+
+
+@pytest.mark.asyncio
+async def test_a_re_attached_kernel_restarts_and_is_recorded_again(
+    kernelspecs: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "kernels.sqlite"
+    first = persistent_server(kernelspecs, store, tmp_path / "first.log")
+    try:
+        code, model = await first.call("POST", "/api/kernels", {"name": PY})
+        assert code == 201, model
+        kernel_id = model["id"]
+    finally:
+        kill_hard(first)
+    second = persistent_server(kernelspecs, store, tmp_path / "second.log")
+    try:
+        assert kernel_id in await listed_ids(second, kernel_id), second.log_text()[-3000:]
+        code, _ = await second.call("POST", f"/api/kernels/{kernel_id}/restart")
+        assert code == 200, second.log_text()[-3000:]
+        assert (await run(second, kernel_id, "after = 'restart'"))["error"] == ""
+    finally:
+        kill_hard(second)
+    third = persistent_server(kernelspecs, store, tmp_path / "third.log")
+    try:
+        assert kernel_id in await listed_ids(third, kernel_id), third.log_text()[-3000:]
+        assert (await run(third, kernel_id, "print(after)"))["stdout"] == "restart\n"
+        code, _ = await third.call("DELETE", f"/api/kernels/{kernel_id}")
+        assert code == 204
+        assert await wait_until_gone(kernel_id) == []
+    finally:
+        stop_server(third)

@@ -36,7 +36,7 @@ from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, default
 from gp_provisioners_core import RemoteProvisionerBase
 
 from .orphans import STORE_ID_VARIABLE, OrphanSweeper, SweepReport, load_inventory
-from .sealing import load_store_key, open_connection, seal_connection
+from .sealing import SECRET_FIELDS, load_store_key, open_connection, seal_connection
 from .store import KernelRecord, KernelStore, make_store
 
 DEFAULT_STORE_FILE = "gp-server-kernels.sqlite"
@@ -200,6 +200,7 @@ class PersistentKernelManager(AsyncMappingKernelManager):
         self._started_at: dict[str, float] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[None]] = set()
+        self._recorded_digest: dict[str, str] = {}
         self.reattach_report: dict[str, Any] = {}
 
     # -- the store ---------------------------------------------------------------------------
@@ -265,10 +266,12 @@ class PersistentKernelManager(AsyncMappingKernelManager):
             replica=self.replica_id,
         )
         await store.put(record, self.lease_seconds)
+        self._recorded_digest[kernel_id] = _digest(record.provisioner_info)
 
     async def forget_kernel(self, kernel_id: str) -> None:
         """Delete ``kernel_id``'s record.  Called after a shutdown and when a kernel died."""
         self._started_at.pop(kernel_id, None)
+        self._recorded_digest.pop(kernel_id, None)
         self._observed.discard(kernel_id)
         if self._store is not None:
             await self._store.delete(kernel_id)
@@ -421,6 +424,8 @@ class PersistentKernelManager(AsyncMappingKernelManager):
                 kernel_id,
             )
             self._demote(kernel_id)
+        for kernel_id in sorted(kept):
+            await self._record_if_changed(kernel_id)
         records = {r.kernel_id: r for r in await store.records()}
         for kernel_id in list(self._observed):
             if kernel_id not in records:
@@ -429,6 +434,28 @@ class PersistentKernelManager(AsyncMappingKernelManager):
         for record in records.values():
             if record.kernel_id not in self._kernels or record.kernel_id in self._observed:
                 await self._reconcile(record)
+
+    async def _record_if_changed(self, kernel_id: str) -> None:
+        """Rewrite the record when the provisioner's state moved on without a restart through
+        this manager (the restarter's automatic restart: new ports, new backend ids)."""
+        km = self._kernels.get(kernel_id)
+        if km is None or not km.ready.done():
+            return
+        info = await km.provisioner.get_provisioner_info()
+        connection = dict(info.get("connection_info") or {})
+        if not connection:
+            return  # a restart in progress
+        info["connection_info"] = connection
+        digest = _digest(json.loads(json.dumps(info, default=_json_default)))
+        if digest != self._recorded_digest.get(kernel_id):
+            self.log.info("gp_server: kernel %s changed (restarted); record updated", kernel_id)
+            await self.record_kernel(kernel_id)
+
+    async def cull_kernel_if_idle(self, kernel_id: str) -> None:
+        """Jupyter Server's culler, for the kernels this replica drives only."""
+        if kernel_id in self._observed:
+            return
+        await super().cull_kernel_if_idle(kernel_id)
 
     async def _reconcile(self, record: KernelRecord) -> str:
         """Attach ``record`` as driver when its lease is free, else as observer; drop it when
@@ -524,6 +551,7 @@ class PersistentKernelManager(AsyncMappingKernelManager):
         if self._kernels.get(kernel_id) is km:
             return
         self._started_at[kernel_id] = record.started_at
+        self._recorded_digest[kernel_id] = _digest(record.provisioner_info)
         self._kernels[kernel_id] = km
         self._kernel_connections[kernel_id] = 0
         km.execution_state = "idle"
@@ -586,6 +614,17 @@ class PersistentKernelManager(AsyncMappingKernelManager):
             await asyncio.shield(
                 asyncio.wrap_future(ready) if not isinstance(ready, asyncio.Future) else ready
             )
+
+
+def _digest(info: dict[str, Any]) -> str:
+    """What changes when a kernel is restarted: its provisioner info, without the secret
+    connection fields (sealed apart) and the launch phases' timings."""
+    public = dict(info)
+    public["connection_info"] = {
+        k: v for k, v in dict(info.get("connection_info") or {}).items() if k not in SECRET_FIELDS
+    }
+    public.pop("launch_phases", None)
+    return hashlib.sha256(json.dumps(public, sort_keys=True).encode()).hexdigest()
 
 
 def _json_default(value: Any) -> Any:
