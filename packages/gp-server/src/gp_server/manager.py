@@ -541,6 +541,9 @@ class PersistentKernelManager(AsyncMappingKernelManager):
                 setattr(km, name, loaded[name])
         env = {**os.environ, **dict(record.launch_args.get("env") or {})}
         km._launch_args = {**record.launch_args, "env": env}
+        # As after a start: jupyter_client gives the next restart or shutdown a fresh `ready`
+        # future only when it believes a start was attempted.
+        km._attempted_start = True
         if not km.ready.done():
             km.ready.set_result(None)
         return km
