@@ -15,11 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from backends.k8s_cluster import k8s_cluster  # noqa: F401 - fixture
 from e2e_helpers import E2EBackend
 from jupyter_server_helpers import Server, processes_with, start_server, stop_server
 from test_e2e_backends import docker_backend, e2e_docker, e2e_ssh  # noqa: F401 - fixtures
 from test_e2e_clusters import e2e_k8s, e2e_slurm  # noqa: F401 - fixtures
 from test_persistence import delete_store, kill_hard, listed_ids, run, wait_for_log
+
+pytest_plugins = ["backends.slurm_fixtures"]
 
 BACKENDS = ["ssh", "docker", "slurm", "k8s"]
 
