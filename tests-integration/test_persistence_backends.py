@@ -12,6 +12,7 @@ The backends' bring-ups and kernelspecs are the end-to-end suites' fixtures.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from backends.k8s_cluster import k8s_cluster  # noqa: F401 - fixture
 from e2e_helpers import E2EBackend
 from jupyter_server_helpers import Server, processes_with, start_server, stop_server
 from test_e2e_backends import docker_backend, e2e_docker, e2e_ssh  # noqa: F401 - fixtures
-from test_e2e_clusters import e2e_k8s, e2e_slurm  # noqa: F401 - fixtures
+from test_e2e_clusters import K8S_KERNEL_NAMESPACE, e2e_k8s, e2e_slurm  # noqa: F401 - fixtures
 from test_persistence import delete_store, kill_hard, listed_ids, run, wait_for_log
 
 pytest_plugins = ["backends.slurm_fixtures"]
@@ -121,5 +122,56 @@ async def test_docker_orphans_are_listed_in_dry_run_then_removed(
         ]
         assert await e2e_docker.leftovers(kernel_id) == []
         assert processes_with(kernel_id) == []
+    finally:
+        stop_server(cleaning)
+
+
+@pytest.mark.asyncio
+async def test_k8s_orphan_pods_are_listed_in_dry_run_then_removed(
+    e2e_k8s: E2EBackend,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+) -> None:
+    backend = dataclasses.replace(
+        e2e_k8s, env={**e2e_k8s.env, "GP_SERVER_K8S_NAMESPACES": K8S_KERNEL_NAMESPACE}
+    )
+    store = tmp_path / "kernels.sqlite"
+    first = persistent_server(backend, store, tmp_path / "first.log")
+    try:
+        code, model = await first.call("POST", "/api/kernels", {"name": backend.python_spec})
+        assert code == 201, model
+        kernel_id = model["id"]
+    finally:
+        kill_hard(first)
+    delete_store(store)
+    sweeping = (
+        "--PersistentKernelManager.orphan_inventories=k8s",
+        "--PersistentKernelManager.orphan_grace_period=2",
+        "--PersistentKernelManager.orphan_sweep_interval=0.5",
+    )
+    dry = persistent_server(
+        backend,
+        store,
+        tmp_path / "dry.log",
+        *sweeping,
+        "--PersistentKernelManager.orphan_cleanup=dry-run",
+    )
+    try:
+        assert await wait_for_log(dry, f"(kernel {kernel_id}), "), dry.log_text()[-3000:]
+        assert "orphan k8s pod" in dry.log_text()
+        assert "dry run, not removed" in dry.log_text()
+    finally:
+        stop_server(dry)
+    assert await backend.leftovers(kernel_id) != [], "dry-run removed the pod"
+
+    cleaning = persistent_server(
+        backend,
+        store,
+        tmp_path / "clean.log",
+        *sweeping,
+        "--PersistentKernelManager.orphan_cleanup=remove",
+    )
+    try:
+        assert await wait_for_log(cleaning, "removed orphan k8s pod"), cleaning.log_text()[-3000:]
+        assert await backend.leftovers(kernel_id) == []
     finally:
         stop_server(cleaning)

@@ -226,6 +226,7 @@ def _kill_session(pgid: int) -> None:
 INVENTORIES = {
     "local": "gp_server.orphans:LocalProcessInventory",
     "docker": "gp_docker.inventory:DockerContainerInventory",
+    "k8s": "gp_k8s.inventory:KubernetesPodInventory",
 }
 """Built-in inventory names for ``orphan_inventories``; any ``module:Class`` works too."""
 
