@@ -300,3 +300,20 @@ async def test_a_re_attached_kernel_restarts_and_is_recorded_again(
         assert await wait_until_gone(kernel_id) == []
     finally:
         stop_server(third)
+
+
+@pytest.mark.asyncio
+async def test_a_clean_stop_shuts_kernels_down_and_forgets_them(
+    kernelspecs: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "kernels.sqlite"
+    server = persistent_server(kernelspecs, store, tmp_path / "server.log")
+    try:
+        code, model = await server.call("POST", "/api/kernels", {"name": PY})
+        assert code == 201, model
+        kernel_id = model["id"]
+    finally:
+        stop_server(server)  # SIGTERM: Jupyter Server shuts every kernel down
+    assert await wait_until_gone(kernel_id) == []
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT count(*) FROM gp_kernels").fetchone() == (0,)

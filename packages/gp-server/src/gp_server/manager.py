@@ -329,10 +329,15 @@ class PersistentKernelManager(AsyncMappingKernelManager):
             for kernel_id in kept:
                 self._detach(kernel_id)
             self.log.info("gp_server: left %d kernel(s) running for the next server", len(kept))
-        else:
+        stopped: list[str] = []
+        if not self.keep_kernels_on_exit:
             for kernel_id in list(self._observed):
                 self._detach(kernel_id)
+            stopped = [k for k in self.list_kernel_ids() if self._is_recordable(k)]
+        # jupyter_client shuts each kernel down without going through shutdown_kernel above.
         await super().shutdown_all(now=now)
+        for kernel_id in stopped:
+            await self.forget_kernel(kernel_id)
         if self._store is not None:
             await self._store.close()
             self._store = None
@@ -592,17 +597,29 @@ class PersistentKernelManager(AsyncMappingKernelManager):
         self._observed.discard(kernel_id)
 
     async def _take_over_or_refuse(self, kernel_id: str, action: str) -> None:
-        """Before a driver-only ``action`` on an observed kernel: take its lease when it is
-        free, else answer 409 naming the replica that drives it."""
-        if kernel_id not in self._observed:
+        """Before a driver-only ``action``: make sure this replica holds the kernel's lease
+        (taking it when it is free or expired), else answer 409 naming the replica that drives
+        it.  A driver that stalled past its lease learns here, not at its next sweep, that
+        another replica took the kernel over."""
+        if not self._is_recordable(kernel_id) or self._store is None:
             return
-        store = await self.store()
+        store = self._store
+        observed = kernel_id in self._observed
         if await store.acquire(kernel_id, self.replica_id, self.lease_seconds):
             record = await store.get(kernel_id)
-            if record is not None:
-                self._drive(kernel_id, record)
+            if record is None or not observed:
                 return
+            self._drive(kernel_id, record)
+            return
         record = await store.get(kernel_id)
+        if record is None:
+            return  # not recorded (yet): nothing to arbitrate
+        if not observed:
+            self.log.warning(
+                "gp_server: kernel %s: lease lost to another replica; observing it from now on",
+                kernel_id,
+            )
+            self._demote(kernel_id)
         holder = record.replica if record else "another replica"
         raise web.HTTPError(
             409,
