@@ -3,7 +3,8 @@
 Kernel pods carry the kernel labels (``app``, ``component=kernel``, ``kernel-id``) and the full
 kernel id in an annotation; a gp-server launch also puts ``KERNEL_GP_SERVER_STORE=<store id>``
 into the pod's environment, which is how one store's kernels are told from another's.  Removing
-a pod also removes the launch Secrets labelled with its kernel, and the namespace when it was
+a pod also removes its launch Secret (``<pod>-launch``) and other Secrets labelled with its
+kernel (where the server may list Secrets), and the namespace when it was
 created for that kernel (labelled with it).
 
 The cluster is the provisioner's (``GP_KUBECONFIG``, ``GP_KUBE_CONTEXT``); the namespaces
@@ -115,6 +116,7 @@ class KubernetesPodInventory:
             raise
         label = (pod["metadata"].get("labels") or {}).get(KERNEL_ID_LABEL, "")
         ops.delete_pod(api, namespace, pod_name, 1)
+        ops.delete_secret(api, namespace, f"{pod_name}-launch")  # the provisioner's naming
         if not label:
             return
         selector = f"{KERNEL_SELECTOR},{KERNEL_ID_LABEL}={label}"
