@@ -317,3 +317,27 @@ async def test_a_clean_stop_shuts_kernels_down_and_forgets_them(
     assert await wait_until_gone(kernel_id) == []
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT count(*) FROM gp_kernels").fetchone() == (0,)
+
+
+@pytest.mark.asyncio
+async def test_a_re_attached_kernel_restarted_then_deleted_leaves_nothing(
+    kernelspecs: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "kernels.sqlite"
+    first = persistent_server(kernelspecs, store, tmp_path / "first.log")
+    try:
+        code, model = await first.call("POST", "/api/kernels", {"name": PY})
+        assert code == 201, model
+        kernel_id = model["id"]
+    finally:
+        kill_hard(first)
+    second = persistent_server(kernelspecs, store, tmp_path / "second.log")
+    try:
+        assert kernel_id in await listed_ids(second, kernel_id), second.log_text()[-3000:]
+        code, _ = await second.call("POST", f"/api/kernels/{kernel_id}/restart")
+        assert code == 200, second.log_text()[-3000:]
+        code, _ = await second.call("DELETE", f"/api/kernels/{kernel_id}")
+        assert code == 204
+        assert await wait_until_gone(kernel_id) == []
+    finally:
+        stop_server(second)
