@@ -23,8 +23,9 @@ PACKAGES = (
     "gp-docker",
     "gp-k8s",
     "gp-crd",
+    "gp-server",
 )
-BACKENDS = tuple(p for p in PACKAGES if p != "gp-provisioners-core")
+BACKENDS = tuple(p for p in PACKAGES if p not in ("gp-provisioners-core", "gp-server"))
 TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.23")
 E2E_CLIENTS = ("jupyter_server>=2.10", "nbclient>=0.10", "nbformat>=5.9", "matplotlib")
 
@@ -81,7 +82,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    install_packages(session, *BACKENDS)
+    install_packages(session, *BACKENDS, "gp-server")
     session.install("mypy>=1.10", "types-paramiko", "types-docker", "types-PyYAML")
     session.run("mypy")
 
@@ -99,6 +100,7 @@ def test(session: nox.Session, package: str) -> None:
 def integration(session: nox.Session) -> None:
     """End-to-end suites against real backends (sshd) on loopback."""
     install_packages(session, *BACKENDS)
+    install_packages(session, "gp-server")
     session.install(*TEST_TOOLS, *E2E_CLIENTS)
     # ``nox -s integration -- tests-integration/test_x.py -x`` runs that file alone; without a
     # path among the arguments, the whole suite.
@@ -153,6 +155,10 @@ def bench(session: nox.Session) -> None:
     docker_bench = ["--bench", "--kernels", "1,20", "--seconds", "60"]
     session.run("python", "tests-integration/backends/dockerd.py", *docker_bench)
     session.run("python", "tests-integration/backends/k8s_cluster.py", "bench", "5,50")
+    # gp-server: re-attaching 50 local kernels after a kill -9 of the server.
+    install_packages(session, "gp-server", extras="")
+    session.install("jupyter_server>=2.10")
+    session.run("python", "benchmarks/reattach_bench.py", "--kernels", "50")
 
 
 @nox.session

@@ -1,6 +1,8 @@
 """Run inside a venv holding one installed wheel: prove the distribution works alone.
 
-Loads every ``jupyter_client.kernel_provisioners`` entry point the distribution declares,
+Loads every ``jupyter_client.kernel_provisioners`` entry point the distribution declares (for a
+Jupyter Server extension such as gp-server: its extension points and the
+``jupyter_server_config.d`` file that enables it),
 runs each of its console scripts with ``--help``, (for gp-provisioners-core) finds the packaged
 launcher, and compares the distribution's requirements with what its modules import: a required
 distribution that nothing imports, or an imported third-party module that no requirement (or
@@ -22,6 +24,8 @@ from importlib.metadata import (
 from pathlib import Path
 
 BACKEND_SDKS = ("docker", "paramiko", "yarn-api-client", "kubernetes")
+# Distributions that are Jupyter Server extensions (no provisioner): name -> import name.
+SERVER_EXTENSIONS = {"gp-server": "gp_server"}
 
 
 def stray_backend_sdks(dist: Distribution) -> list[str]:
@@ -138,9 +142,33 @@ def main(name: str) -> int:
             print(f"gp-provisioners-core: the packaged launcher is missing ({launcher})")
             return 1
         print(f"gp-provisioners-core: launcher packaged at {launcher}")
+    elif name in SERVER_EXTENSIONS:
+        return check_server_extension(name, SERVER_EXTENSIONS[name])
     elif not provisioners:
         print(f"{name}: declares no kernel provisioner entry point")
         return 1
+    return 0
+
+
+def check_server_extension(name: str, module: str) -> int:
+    """A Jupyter Server extension's entry: the module's extension points load, and the wheel
+    installed the ``jupyter_server_config.d`` file that enables it."""
+    import importlib
+    import json
+
+    points = importlib.import_module(module)._jupyter_server_extension_points()
+    if not any(point.get("module") == module for point in points):
+        print(f"{name}: {module}._jupyter_server_extension_points() does not name {module}")
+        return 1
+    config = Path(sys.prefix) / "etc" / "jupyter" / "jupyter_server_config.d" / f"{module}.json"
+    if not config.is_file():
+        print(f"{name}: the wheel did not install {config}, so the extension is not enabled")
+        return 1
+    enabled = json.loads(config.read_text())["ServerApp"]["jpserver_extensions"].get(module)
+    if enabled is not True:
+        print(f"{name}: {config} does not enable {module}")
+        return 1
+    print(f"{name}: server extension {module} enabled by {config}")
     return 0
 
 

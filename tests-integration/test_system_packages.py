@@ -16,7 +16,7 @@ from backends.system_packages import (
     read_package_list,
 )
 
-PARTS = ("demo", "tests", "ssh", "r", "slurm", "docker", "k8s", "images")
+PARTS = ("demo", "tests", "ssh", "r", "slurm", "docker", "k8s", "images", "postgres")
 
 
 def bootstrap_selection(part: str) -> list[str]:

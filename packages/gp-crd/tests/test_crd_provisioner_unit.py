@@ -98,3 +98,17 @@ async def test_wrong_template_kind_is_refused(tmp_path: Any) -> None:
     p = provisioner(custom_resource_template_file=str(template), image_name="img:1")
     with pytest.raises(KernelSpecConfigError, match="must be one SparkApplication"):
         await p.pre_launch(env={"KERNEL_USERNAME": "alice"})
+
+
+async def test_a_re_attached_kernel_is_not_dead_before_the_watches_sync() -> None:
+    """After a re-attach (no creation time, watches not listed yet, e.g. a stalled API
+    server), poll answers "still running" (None), never an exit code; the first listing then
+    decides."""
+    p, objects, pods = wired()
+    p._created_at = 0.0
+    objects.synced.clear()
+    pods.synced.clear()
+    assert await p.poll() is None
+    objects.synced.set()
+    pods.synced.set()
+    assert await p.poll() == 0  # listed, and the object is not there: gone

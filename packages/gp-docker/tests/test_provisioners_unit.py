@@ -72,6 +72,21 @@ async def test_docker_poll_reads_the_events_cache(
 
 
 @pytest.mark.asyncio
+async def test_docker_poll_says_unknown_while_the_daemon_does_not_answer(
+    events: DockerEventsWatcher,
+) -> None:
+    """A re-attach during a daemon stall: the events stream has not synced, the container is
+    not in the cache; the kernel is not reported dead (None) until the listing says so."""
+    provisioner = DockerProvisioner(kernel_id=KID, kernel_spec=spec(), parent=None)
+    provisioner.container_id = "c1"
+    assert not events.synced
+    assert await provisioner.poll() is None
+    events._replace([], 0.0)
+    events.synced = True
+    assert await provisioner.poll() == 0
+
+
+@pytest.mark.asyncio
 async def test_swarm_status_from_the_task_container_else_the_task(
     events: DockerEventsWatcher, tasks: FakeTasks, client: FakeClient
 ) -> None:

@@ -225,6 +225,15 @@ class DockerProvisionerBase(ContainerProvisionerBase):
     def forget_resources(self) -> None:
         """Drop this kernel's entries from the shared caches (after removal)."""
 
+    async def poll(self) -> int | None:
+        """None ("still running, as far as anyone knows") while the events stream is not
+        synced and the cache does not know the kernel's container: the daemon has not
+        answered, which says nothing about the kernel.  A re-attach during a daemon stall must
+        never report a live kernel dead; once the stream is back, the listing decides."""
+        if not self.events.synced and self.get_container_status() in ("", "new"):
+            return None
+        return await super().poll()
+
     async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
         """Restore the saved ids, then make sure the watcher knows the kernel's container."""
         await super().load_provisioner_info(provisioner_info)
