@@ -68,9 +68,12 @@ async def test_settled_waits_for_one_kind_of_one_kernel() -> None:
     reaper.track(
         Deletion("k1", "namespace", "namespace n", gone.is_set, lambda: False, lambda: None, 30)
     )
-    reaper.track(Deletion("k1", "pod", "pod n/p", lambda: False, lambda: False, lambda: None, 30))
+    pod_gone = threading.Event()
+    reaper.track(Deletion("k1", "pod", "pod n/p", pod_gone.is_set, lambda: False, lambda: None, 30))
     assert not await reaper.settled("k1", 0.2, kind="namespace")
     assert await reaper.settled("k2", 0.2)
     gone.set()
     assert await reaper.settled("k1", 5, kind="namespace")
     assert reaper.pending("k1") == ["pod n/p"]
+    pod_gone.set()
+    assert reaper.drain(5) == []

@@ -12,7 +12,9 @@ the process's one :class:`Reaper`, a daemon thread that
   :data:`MAX_ROUNDS` times, then it logs an error naming the object and the kernel);
 - lets a later step of the same kernel wait for what is still pending
   (:meth:`Reaper.settled`: a new launch into the kernel's own namespace), and anyone drain it
-  (:meth:`Reaper.drain`: tests, a server at exit).
+  (:meth:`Reaper.drain`: tests; and the process itself at exit, for at most
+  :data:`EXIT_DRAIN` seconds, so that a short-lived process, e.g. one that re-attached to a
+  kernel to shut it down, does not exit before its deletions are confirmed).
 
 It runs on a thread, not on an event loop: it survives the loop of the request that failed,
 and it never blocks one.
@@ -21,6 +23,7 @@ and it never blocks one.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import threading
 import time
@@ -35,6 +38,8 @@ API_CHECK_INTERVAL = 2.0
 """Seconds between API checks of an object the cache cannot answer for."""
 MAX_ROUNDS = 3
 """How many times an object that outlives its timeout is deleted again before giving up."""
+EXIT_DRAIN = 30.0
+"""Seconds a process waits at exit for its pending deletions to be confirmed."""
 
 
 @dataclass(eq=False)
@@ -78,6 +83,7 @@ class Reaper:
         self._thread: threading.Thread | None = None
         self.completed = 0
         self.abandoned: list[str] = []
+        self._exit_hook = False
 
     @classmethod
     def shared(cls) -> Reaper:
@@ -96,6 +102,9 @@ class Reaper:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="gp-k8s-reaper", daemon=True)
                 self._thread.start()
+            if not self._exit_hook:
+                self._exit_hook = True
+                atexit.register(self._at_exit)
             self._changed.notify_all()
 
     def pending(self, kernel_id: str | None = None, kind: str | None = None) -> list[str]:
@@ -124,6 +133,17 @@ class Reaper:
         with self._changed:
             self._changed.wait_for(lambda: not self._pending, max(deadline - time.monotonic(), 0))
             return [d.what for d in self._pending]
+
+    def _at_exit(self) -> None:
+        if not self.pending():
+            return
+        left = self.drain(EXIT_DRAIN)
+        if left:
+            log.warning(
+                "Exiting before these deletions were confirmed (the API accepted them; the "
+                "cluster completes them): %s",
+                ", ".join(left),
+            )
 
     # -- the thread -----------------------------------------------------------------------------
 
