@@ -4,7 +4,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES=(python3-venv openssh-server procps r-base-core r-cran-irkernel slurm-wlm slurm-wlm-jwt-plugin slurmrestd munge docker.io mmdebstrap etcd-server)
+APT_PACKAGES=(python3-venv openssh-server procps r-base-core r-cran-irkernel slurm-wlm slurm-wlm-jwt-plugin slurmrestd munge docker.io mmdebstrap etcd-server
+  containerd runc strace containernetworking-plugins gcc libc6-dev)  # the last six: the opt-in real kubelet node (GP_K8S_REAL_KUBELET=1)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
