@@ -103,7 +103,25 @@ def kubelet_specs(
     home = root / "home"
     home.mkdir()
     template.write_text(yaml.safe_dump(host_pod_template(sorted(set(mounts)), str(home))))
+    # The same pod without the host network: the loopback-only CNI cannot give its sandbox a
+    # network, and the kubelet says so only in FailedCreatePodSandBox events.
+    pod_network = root / "pod-network.yaml"
+    no_host_network = host_pod_template(sorted(set(mounts)), str(home))
+    no_host_network["spec"]["hostNetwork"] = False
+    pod_network.write_text(yaml.safe_dump(no_host_network))
     with isolated_jupyter_paths(root) as prefix:
+        install_kernelspec(
+            prefix,
+            "gp_k8s_kubelet_pod_network",
+            "--namespace",
+            NAMESPACE,
+            "--launch-timeout",
+            "120",
+            "--image-name",
+            HOST_LATEST,
+            "--pod-template",
+            str(pod_network),
+        )
         yield install_kernelspec(
             prefix,
             "gp_k8s_kubelet",
@@ -170,4 +188,19 @@ async def test_a_missing_image_fails_fast(k8s_cluster: K8sCluster, kubelet_specs
     print(f"real kubelet: missing image failed in {seconds:.1f}s: {failed.value}")
     assert seconds < 30
     assert "ErrImagePull" in str(failed.value) or "ImagePullBackOff" in str(failed.value)
+    assert await Reaper.shared().settled(str(manager.kernel_id), 120)
+
+
+@pytest.mark.usefixtures("admin_kubeconfig")
+async def test_a_sandbox_the_node_cannot_make_fails_fast(
+    k8s_cluster: K8sCluster, kubelet_specs: str
+) -> None:
+    manager = AsyncKernelManager(kernel_name="gp_k8s_kubelet_pod_network")
+    started = time.monotonic()
+    with pytest.raises(LaunchFailedError) as failed:
+        await manager.start_kernel(env=dict(os.environ, KERNEL_USERNAME="kubelet"))
+    seconds = time.monotonic() - started
+    print(f"real kubelet: sandbox failure reported in {seconds:.1f}s: {failed.value}")
+    assert seconds < 60  # the launch timeout is 120 s
+    assert "FailedCreatePodSandBox" in str(failed.value)
     assert await Reaper.shared().settled(str(manager.kernel_id), 120)
