@@ -193,6 +193,9 @@ async def failed_launch(kernel_name: str, **env: str) -> tuple[str, float, str]:
 
 
 async def assert_nothing_left(k8s_cluster: K8sCluster, kernel_id: str) -> None:
+    """Nothing of the kernel is left once the reaper saw its deletions through (a failed
+    launch returns once the kernel stopped; the pod object may still be going)."""
+    assert await Reaper.shared().settled(kernel_id, 30), Reaper.shared().pending(kernel_id)
     assert kernel_objects(k8s_cluster.api_client(), kernel_id) == []
     deadline = time.monotonic() + 10
     while processes_of(kernel_id) and time.monotonic() < deadline:
