@@ -155,6 +155,7 @@ def bench(session: nox.Session) -> None:
     docker_bench = ["--bench", "--kernels", "1,20", "--seconds", "60"]
     session.run("python", "tests-integration/backends/dockerd.py", *docker_bench)
     session.run("python", "tests-integration/backends/k8s_cluster.py", "bench", "5,50")
+    session.run("python", "tests-integration/backends/k8s_cluster.py", "bench-stop", "3")
     # gp-server: re-attaching 50 local kernels after a kill -9 of the server.
     install_packages(session, "gp-server", extras="")
     session.install("jupyter_server>=2.10")

@@ -31,6 +31,7 @@ from backends.k8s_cluster import (
 from backends.spark_crd import SPARK_CRD, install_crd
 from backends.spark_operator_emulator import SparkOperatorEmulator
 
+from gp_k8s.reaper import Reaper
 from gp_provisioners_core.testing import ConformanceBackend
 
 KERNEL_NAMESPACE = "gp-crd-kernels"
@@ -155,8 +156,10 @@ class SparkBackend(ConformanceBackend):
         )
 
     async def leftovers(self, provisioner_info: dict[str, Any]) -> list[str]:
-        """This launch's SparkApplication, driver pod, launch Secret and processes."""
+        """This launch's SparkApplication, driver pod, launch Secret and processes, once the
+        reaper saw through what the kernel's stop deleted (bounded)."""
         assert self.cluster is not None
+        await Reaper.shared().settled(str(provisioner_info["kernel_id"]), 60)
         api = self.cluster.api_client()
         namespace = provisioner_info["kernel_namespace_name"]
         name = provisioner_info["container_name"]

@@ -36,6 +36,7 @@ from backends.k8s_cluster import (
     wait_until_allowed,
 )
 
+from gp_k8s.reaper import Reaper
 from gp_provisioners_core.testing import (
     ConformanceBackend,
     ProvisionerConformance,
@@ -46,6 +47,8 @@ __all__ = ["k8s_cluster"]
 
 DEPLOY = Path(__file__).resolve().parents[1] / "packages" / "gp-k8s" / "deploy"
 SERVER_NAMESPACE = "gp-system"
+REAPER_BOUND = 60.0
+"""Seconds the leftovers check lets the reaper finish a kernel's deletions."""
 KERNEL_NAMESPACE = "gp-kernels"
 
 
@@ -67,8 +70,13 @@ class K8sBackend(ConformanceBackend):
 
     async def leftovers(self, provisioner_info: dict[str, Any]) -> list[str]:
         """This launch's pod, launch Secret and processes; the kernel's namespace when no pod
-        of the kernel is left in it.  (After a restart the kernel id lives on in a new pod.)"""
+        of the kernel is left in it.  (After a restart the kernel id lives on in a new pod.)
+
+        Stopping a kernel returns once its container stopped; its pod object and namespace
+        are seen through in the background by the process's reaper, which must finish
+        (bounded) before nothing is left."""
         assert self.cluster is not None
+        await Reaper.shared().settled(str(provisioner_info["kernel_id"]), REAPER_BOUND)
         api = self.cluster.api_client()
         found = []
         namespace = provisioner_info["kernel_namespace_name"]
@@ -154,6 +162,7 @@ class TestK8sNamespacePerKernelConformance(_K8sConformance):
 def test_nothing_of_any_kernel_is_left(k8s_cluster: K8sCluster) -> None:
     """After both suites (restarts, kills, re-attach, per-kernel namespaces included): no pod,
     launch Secret or kernel namespace of gp-k8s remains, and no kernel process runs."""
+    assert Reaper.shared().drain(REAPER_BOUND) == []
     api = k8s_cluster.api_client()
     selector = "app=gateway-provisioners,component=kernel"
     left = []

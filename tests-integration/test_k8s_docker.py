@@ -32,6 +32,7 @@ from backends.k8s_cluster import (
     raw,
 )
 
+from gp_k8s.reaper import Reaper
 from gp_provisioners_core.testing import (
     ConformanceBackend,
     ProvisionerConformance,
@@ -78,6 +79,8 @@ class DockerNodeBackend(ConformanceBackend):
         kubelet's container cleanup does): the container gets a few seconds to go."""
         assert self.cluster is not None
         assert self.docker is not None
+        # stopping returns once the container stopped; the reaper sees the pod object go
+        await Reaper.shared().settled(str(provisioner_info["kernel_id"]), 60)
         pod = provisioner_info["container_name"]
         found = [
             o

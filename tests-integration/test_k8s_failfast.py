@@ -1,19 +1,26 @@
-"""Launches that cannot succeed end in under 10 s with the cluster's own reason.
+"""Launches that cannot succeed end in under 10 s with the cluster's own reason, and stopping
+a kernel does not wait for its node to tear the pod down.
 
 Real kube-apiserver and kube-scheduler; pods run through OUR NODE AGENT, NOT A KUBELET.  The
-agent reports a missing image (any image not in its allow-list) as ErrImagePull, a container
-that exits with its exit code and last log lines (FallbackToLogsOnError), and restarts of a
-restartPolicy=Always pod as CrashLoopBackOff; the scheduler itself reports Unschedulable.
-Each case also leaves nothing behind (pod, launch Secret).
+agent reports a missing image (any image not in its allow-list) as ErrImagePull (or
+ErrImageNeverPull), a container that exits with its exit code and last log lines
+(FallbackToLogsOnError), and restarts of a restartPolicy=Always pod as CrashLoopBackOff; the
+scheduler itself reports Unschedulable.  Faults injected through pod annotations (see
+node_agent.py) emulate what a real kubelet does: a sandbox that cannot be created (the pod stays
+Pending, a FailedCreatePodSandBox warning repeats) and a slow teardown (a deleted pod object
+stays 30 s after its container stopped).  Each case also leaves nothing behind (pod, launch
+Secret), in the background where the node is slow.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from jupyter_client.manager import AsyncKernelManager
@@ -27,15 +34,30 @@ from backends.k8s_cluster import (
     k8s_cluster,
     kernel_objects,
     processes_of,
+    raw,
 )
 
-from gp_provisioners_core.errors import InvalidLaunchParameterError, LaunchFailedError
+from gp_k8s.reaper import Reaper
+from gp_provisioners_core.errors import (
+    InvalidLaunchParameterError,
+    LaunchFailedError,
+    LaunchTimeoutError,
+)
 from gp_provisioners_core.testing import isolated_jupyter_paths
 
 __all__ = ["k8s_cluster"]
 
 NAMESPACE = "gp-failfast"
 FAIL_FAST_SECONDS = 10.0
+SLOW_TEARDOWN = 30
+"""Seconds the node agent keeps a deleted pod object of the slow specs (a real kubelet: 6-62)."""
+STOPPED_WITHIN = 15.0
+"""Generous bound for shutdown(now=True): well below SLOW_TEARDOWN, so passing it proves the
+provisioner does not wait for the pod object."""
+SANDBOX_ERROR = (
+    "failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network "
+    "for sandbox (injected by the node agent)"
+)
 CRASHER = """\
 import sys
 for i in range(40):
@@ -56,6 +78,16 @@ def failfast_specs(
     crasher.write_text(CRASHER)
     always = root / "always.yaml"
     always.write_text("apiVersion: v1\nkind: Pod\nspec:\n  restartPolicy: Always\n")
+    slow = pod_template(root / "slow.yaml")
+    sandbox = pod_template(root / "sandbox.yaml", f"FailedCreatePodSandBox: {SANDBOX_ERROR}")
+    stuck = pod_template(
+        root / "stuck.yaml", "NetworkNotReady: network is not ready: cni config uninitialized"
+    )
+    never = root / "never.yaml"
+    never.write_text(
+        "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n"
+        "    - name: kernel\n      imagePullPolicy: Never\n"
+    )
     common = ["--namespace", NAMESPACE, "--launch-timeout", "60"]
     with isolated_jupyter_paths(root) as prefix:
         yield {
@@ -80,7 +112,69 @@ def failfast_specs(
                 "--pod-template",
                 str(always),
             ),
+            "badpath": install_kernelspec(
+                prefix,
+                "gp_k8s_badpath",
+                *common,
+                "--image-launcher",
+                "/nonexistent/gp/launch_ipykernel.py",
+            ),
+            "never": install_kernelspec(
+                prefix,
+                "gp_k8s_never",
+                *common,
+                "--allowed-images",
+                "gp-test/does-not-exist:1",
+                "--pod-template",
+                str(never),
+            ),
+            "slow": install_kernelspec(prefix, "gp_k8s_slow", *common, "--pod-template", str(slow)),
+            "sandbox": install_kernelspec(
+                prefix, "gp_k8s_sandbox", *common, "--pod-template", str(sandbox)
+            ),
+            "stuck": install_kernelspec(
+                prefix, "gp_k8s_stuck", *common, "--pod-template", str(stuck)
+            ),
         }
+
+
+def pod_template(path: Path, stuck: str = "") -> Path:
+    """A pod template whose pods the node agent tears down in SLOW_TEARDOWN seconds (and,
+    with ``stuck``, never starts: 'Reason: message' repeats as a Warning event)."""
+    lines = [
+        "apiVersion: v1",
+        "kind: Pod",
+        "metadata:",
+        "  annotations:",
+        f'    gp-test.node-agent/deletion-delay: "{SLOW_TEARDOWN}"',
+    ]
+    if stuck:
+        lines.append(f"    gp-test.node-agent/stuck: {stuck!r}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def slow_teardowns(k8s_cluster: K8sCluster) -> Iterator[list[str]]:
+    """Kernel ids whose pods the node agent tears down slowly: once the module's tests ran,
+    everything of theirs must be gone (the reaper saw it through), within the teardown time
+    and a margin."""
+    kernel_ids: list[str] = []
+    yield kernel_ids
+    deadline = time.monotonic() + SLOW_TEARDOWN + 60
+    left: dict[str, list[str]] = {}
+    while time.monotonic() < deadline:
+        left = {}
+        for kernel_id in kernel_ids:
+            objects = kernel_objects(k8s_cluster.api_client(), kernel_id)
+            pending = Reaper.shared().pending(kernel_id)
+            if objects or pending:
+                left[kernel_id] = objects + [f"reaper: {p}" for p in pending]
+        if not left:
+            break
+        time.sleep(1)
+    print(f"slow teardowns of {len(kernel_ids)} kernel(s) complete; left: {left}")
+    assert not left, f"left behind after the slow teardowns: {left}"
 
 
 @pytest.fixture
@@ -99,6 +193,9 @@ async def failed_launch(kernel_name: str, **env: str) -> tuple[str, float, str]:
 
 
 async def assert_nothing_left(k8s_cluster: K8sCluster, kernel_id: str) -> None:
+    """Nothing of the kernel is left once the reaper saw its deletions through (a failed
+    launch returns once the kernel stopped; the pod object may still be going)."""
+    assert await Reaper.shared().settled(kernel_id, 30), Reaper.shared().pending(kernel_id)
     assert kernel_objects(k8s_cluster.api_client(), kernel_id) == []
     deadline = time.monotonic() + 10
     while processes_of(kernel_id) and time.monotonic() < deadline:
@@ -167,3 +264,121 @@ async def test_refused_parameters_create_nothing(
     assert str(manager.kernel_id) in str(refused.value)
     assert refused.value.status_code == 400
     assert kernel_objects(k8s_cluster.api_client(), str(manager.kernel_id)) == []
+
+
+@pytest.mark.usefixtures("admin_kubeconfig")
+async def test_bad_launcher_path(k8s_cluster: K8sCluster, failfast_specs: dict[str, str]) -> None:
+    message, seconds, kernel_id = await failed_launch(failfast_specs["badpath"])
+    assert seconds < FAIL_FAST_SECONDS, message
+    assert "exited with code 2" in message
+    assert "/nonexistent/gp/launch_ipykernel.py" in message  # the interpreter's own words
+    await assert_nothing_left(k8s_cluster, kernel_id)
+
+
+@pytest.mark.usefixtures("admin_kubeconfig")
+async def test_missing_image_never_pulled(
+    k8s_cluster: K8sCluster, failfast_specs: dict[str, str]
+) -> None:
+    message, seconds, kernel_id = await failed_launch(
+        failfast_specs["never"], KERNEL_IMAGE="gp-test/does-not-exist:1"
+    )
+    assert seconds < FAIL_FAST_SECONDS, message
+    assert "ErrImageNeverPull" in message
+    assert "gp-test/does-not-exist:1" in message
+    await assert_nothing_left(k8s_cluster, kernel_id)
+
+
+def pods_of(k8s_cluster: K8sCluster, kernel_id: str) -> list[dict[str, Any]]:
+    found = raw(
+        k8s_cluster.api_client(),
+        "GET",
+        f"/api/v1/namespaces/{NAMESPACE}/pods",
+        labelSelector=f"kernel-id={kernel_id}",
+    )
+    return list(found.get("items") or [])
+
+
+@pytest.mark.usefixtures("admin_kubeconfig")
+async def test_stuck_sandbox_fails_fast_and_is_cleaned_up_in_the_background(
+    k8s_cluster: K8sCluster, failfast_specs: dict[str, str], slow_teardowns: list[str]
+) -> None:
+    message, seconds, kernel_id = await failed_launch(failfast_specs["sandbox"])
+    slow_teardowns.append(kernel_id)
+    print(f"stuck sandbox: failed after {seconds:.1f}s: {message}")
+    assert seconds < FAIL_FAST_SECONDS, message
+    assert f"FailedCreatePodSandBox: {SANDBOX_ERROR}" in message
+    assert "cannot start (phase Pending)" in message
+    # The node keeps the deleted pod for SLOW_TEARDOWN s: the launch did not wait for it...
+    assert [o.split()[0] for o in kernel_objects(k8s_cluster.api_client(), kernel_id)] == ["pod"]
+    # ...and the reaper sees it through (slow_teardowns checks that it goes).
+    assert Reaper.shared().pending(kernel_id)
+
+
+@pytest.mark.usefixtures("admin_kubeconfig")
+async def test_timeout_of_a_stuck_pod_names_its_phase_container_and_warnings(
+    k8s_cluster: K8sCluster, failfast_specs: dict[str, str], slow_teardowns: list[str]
+) -> None:
+    manager = AsyncKernelManager(kernel_name=failfast_specs["stuck"])
+    started = time.monotonic()
+    with pytest.raises(LaunchTimeoutError) as timed_out:
+        await manager.start_kernel(
+            env=dict(os.environ, KERNEL_USERNAME="failfast", KERNEL_LAUNCH_TIMEOUT="6")
+        )
+    seconds = time.monotonic() - started
+    slow_teardowns.append(str(manager.kernel_id))
+    message = str(timed_out.value)
+    print(f"stuck pod: timed out after {seconds:.1f}s: {message}")
+    assert seconds < 6 + FAIL_FAST_SECONDS, message  # the timeout, not the pod's teardown
+    assert "did not start within 6s" in message
+    assert "phase Pending (on node " in message
+    assert "container waiting (ContainerCreating)" in message
+    assert "NetworkNotReady: network is not ready: cni config uninitialized" in message
+
+
+@pytest.mark.usefixtures("admin_kubeconfig")
+async def test_shutdown_now_returns_once_the_kernel_stopped(
+    k8s_cluster: K8sCluster, failfast_specs: dict[str, str], slow_teardowns: list[str]
+) -> None:
+    manager = AsyncKernelManager(kernel_name=failfast_specs["slow"])
+    await manager.start_kernel(env=dict(os.environ, KERNEL_USERNAME="failfast"))
+    kernel_id = str(manager.kernel_id)
+    slow_teardowns.append(kernel_id)
+    (pod,) = pods_of(k8s_cluster, kernel_id)
+    # gp-test/kernel-py:latest with no policy would be "Always" (a pull per launch).
+    assert pod["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+    assert processes_of(kernel_id)
+    started = time.monotonic()
+    await manager.shutdown_kernel(now=True)
+    seconds = time.monotonic() - started
+    print(f"shutdown(now=True) returned after {seconds:.1f}s (pod teardown {SLOW_TEARDOWN}s)")
+    assert seconds < STOPPED_WITHIN
+    assert processes_of(kernel_id) == []  # the kernel is stopped...
+    (left,) = pods_of(k8s_cluster, kernel_id)  # ...while its pod object is still there
+    assert left["metadata"].get("deletionTimestamp")
+
+
+@pytest.mark.usefixtures("admin_kubeconfig")
+async def test_restart_now_does_not_wait_for_the_old_pod(
+    k8s_cluster: K8sCluster, failfast_specs: dict[str, str], slow_teardowns: list[str]
+) -> None:
+    manager = AsyncKernelManager(kernel_name=failfast_specs["slow"])
+    await manager.start_kernel(env=dict(os.environ, KERNEL_USERNAME="failfast"))
+    kernel_id = str(manager.kernel_id)
+    slow_teardowns.append(kernel_id)
+    (old,) = pods_of(k8s_cluster, kernel_id)
+    started = time.monotonic()
+    await manager.restart_kernel(now=True)
+    seconds = time.monotonic() - started
+    print(f"restart(now=True) returned after {seconds:.1f}s (pod teardown {SLOW_TEARDOWN}s)")
+    assert seconds < STOPPED_WITHIN + FAIL_FAST_SECONDS  # a stop and a whole new launch
+    assert await manager.is_alive()
+    client = manager.client()
+    client.start_channels()
+    try:
+        await asyncio.wait_for(client.wait_for_ready(timeout=30), 40)
+    finally:
+        client.stop_channels()
+    names = {p["metadata"]["name"] for p in pods_of(k8s_cluster, kernel_id)}
+    assert old["metadata"]["name"] in names
+    assert len(names) == 2
+    await manager.shutdown_kernel(now=True)

@@ -78,6 +78,7 @@ def test_shared_namespace_role_is_least_privilege(k8s_cluster: K8sCluster) -> No
     assert allowed(api, user, "create", "secrets", "lp-kern")
     assert allowed(api, user, "delete", "secrets", "lp-kern")
     assert allowed(api, user, "list", "events", "lp-kern")
+    assert allowed(api, user, "watch", "events", "lp-kern")
     # nothing more
     assert not allowed(api, user, "get", "secrets", "lp-kern")
     assert not allowed(api, user, "list", "secrets", "lp-kern")
@@ -99,6 +100,7 @@ def test_namespace_per_kernel_role_is_least_privilege(k8s_cluster: K8sCluster) -
     settle(api, user, "list", "pods", "")
     assert allowed(api, user, "list", "pods", "")
     assert allowed(api, user, "watch", "pods", "")
+    assert allowed(api, user, "watch", "events", "")  # the shared pod warning-event watch
     assert allowed(api, user, "create", "namespaces", "")
     assert allowed(api, user, "delete", "namespaces", "")
     assert allowed(api, user, "create", "rolebindings", "any", group="rbac.authorization.k8s.io")

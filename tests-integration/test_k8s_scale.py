@@ -37,6 +37,7 @@ from gp_k8s.bench import (
     start_kernels,
 )
 from gp_k8s.client import REQUESTS
+from gp_k8s.reaper import Reaper
 from gp_provisioners_core.testing import execute, isolated_jupyter_paths
 
 __all__ = ["k8s_cluster"]
@@ -99,6 +100,8 @@ async def test_many_kernels_ready_executed_shut_down_and_flat_idle_requests(
     assert large.requests_per_interval <= small.requests_per_interval + 1.0, rows
     assert large.requests_per_interval < KERNELS / 5
     api = k8s_cluster.api_client()
+    for kid in kernel_ids:  # stops return once the kernels stopped; the reaper sees pods go
+        await Reaper.shared().settled(kid, 60)
     leftovers = [o for kid in kernel_ids for o in kernel_objects(api, kid)]
     assert leftovers == []
     deadline = time.monotonic() + 30

@@ -48,6 +48,11 @@ def test_every_listed_package_is_installed_by_a_full_bootstrap() -> None:
     assert bootstrap_selection("all") == [p.name for p in read_package_list()]
 
 
+def test_every_bring_up_part_is_in_the_list() -> None:
+    for part in ("demo", "ssh", "r", "slurm", "docker", "k8s", "images", "postgres"):
+        assert packages_for(part)
+
+
 def test_slurm_needs_the_jwt_plugin() -> None:
     # slurmctld cannot load auth/jwt without it on Debian 12 (the fresh-machine failure).
     assert "slurm-wlm-jwt-plugin" in packages_for("slurm")

@@ -251,6 +251,7 @@ class K8sCluster:
     server: str = ""
     admin_kubeconfig: Path = Path()
     node_agent: Component | None = None
+    pki: Pki | None = None
     remove_workdir: bool = False
     """Delete ``workdir`` (logs, certificates) at stop: set for the clusters the tests start;
     GP_K8S_KEEP_CLUSTER_DIR=1 keeps it for a post-mortem."""
@@ -295,6 +296,7 @@ class K8sCluster:
             raise ClusterUnavailable("etcd is not installed (apt-get install etcd-server)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         pki = Pki(self.workdir / "pki")
+        self.pki = pki  # for nodes that join later (a real kubelet's certificates)
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         shm = Path("/dev/shm")
         etcd_dir = Path(tempfile.mkdtemp(prefix="gp-etcd-", dir=shm if shm.is_dir() else None))
@@ -870,9 +872,104 @@ def run_idle_request_bench(counts: tuple[int, ...] = (5, 50)) -> str:
     return format_table(rows)
 
 
+def run_stop_bench(runs: int = 3, teardown: int = 30) -> str:
+    """Bring up the cluster and time, with a node that keeps deleted pods ``teardown`` seconds
+    (as a real kubelet does): a launch whose sandbox fails, and ``shutdown(now=True)`` of a
+    running kernel: when the call returned, and when the reaper saw the pod go.  Returns the
+    table (``nox -s bench`` prints it)."""
+    import asyncio
+    import statistics
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    from gp_k8s.reaper import Reaper
+    from gp_provisioners_core.errors import LaunchFailedError
+    from gp_provisioners_core.testing import isolated_jupyter_paths
+
+    cluster = shared_cluster()
+    namespace = "gp-bench-stop"
+    ensure_namespace(cluster.api_client(), namespace)
+    root = Path(tempfile.mkdtemp(prefix="gp-k8s-bench-stop-"))
+    delay = f'    gp-test.node-agent/deletion-delay: "{teardown}"\n'
+    head = "apiVersion: v1\nkind: Pod\nmetadata:\n  annotations:\n"
+    (root / "slow.yaml").write_text(head + delay)
+    (root / "sandbox.yaml").write_text(
+        head + delay + "    gp-test.node-agent/stuck: 'FailedCreatePodSandBox: bench'\n"
+    )
+    env = dict(
+        os.environ,
+        KERNEL_USERNAME="bench",
+        GP_RESPONSE_IP="127.0.0.1",
+        GP_KUBECONFIG=str(cluster.admin_kubeconfig),
+    )
+    rows: dict[str, list[tuple[float, float]]] = {"failed launch": [], "shutdown(now=True)": []}
+
+    async def reaped(kernel_id: str, since: float) -> float:
+        await Reaper.shared().settled(kernel_id, teardown + 120)
+        return time.monotonic() - since
+
+    async def bench() -> None:
+        saved = {k: os.environ.get(k) for k in ("GP_RESPONSE_IP", "GP_KUBECONFIG")}
+        os.environ.update({k: env[k] for k in saved})
+        try:
+            for _ in range(runs):
+                manager = AsyncKernelManager(kernel_name="gp_k8s_bench_sandbox")
+                started = time.monotonic()
+                try:
+                    await manager.start_kernel(env=env)
+                except LaunchFailedError:
+                    pass
+                returned = time.monotonic() - started
+                rows["failed launch"].append(
+                    (returned, await reaped(str(manager.kernel_id), started))
+                )
+                manager = AsyncKernelManager(kernel_name="gp_k8s_bench_slow")
+                await manager.start_kernel(env=env)
+                started = time.monotonic()
+                await manager.shutdown_kernel(now=True)
+                returned = time.monotonic() - started
+                rows["shutdown(now=True)"].append(
+                    (returned, await reaped(str(manager.kernel_id), started))
+                )
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    try:
+        with isolated_jupyter_paths(root) as prefix:
+            common = ("--namespace", namespace, "--launch-timeout", "120")
+            for name in ("slow", "sandbox"):
+                install_kernelspec(
+                    prefix,
+                    f"gp_k8s_bench_{name}",
+                    *common,
+                    "--pod-template",
+                    str(root / f"{name}.yaml"),
+                )
+            asyncio.run(bench())
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    lines = [
+        f"gp-k8s stops with a node that keeps deleted pods {teardown}s (median of {runs}):",
+        f"{'case':<20} {'call returned (s)':>18} {'pod gone (s)':>13}",
+    ]
+    for case, samples in rows.items():
+        returned = statistics.median(r for r, _ in samples)
+        gone = statistics.median(g for _, g in samples)
+        lines.append(f"{case:<20} {returned:>18.2f} {gone:>13.2f}")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     # python k8s_cluster.py            bring a cluster up by hand (Ctrl-C stops it)
     # python k8s_cluster.py bench [5,50]   print idle API requests per interval
+    # python k8s_cluster.py bench-stop [runs]   print how long failed launches and stops take
+    if sys.argv[1:2] == ["bench-stop"]:
+        print(run_stop_bench(int(sys.argv[2]) if len(sys.argv) > 2 else 3))
+        sys.exit(0)
     if sys.argv[1:2] == ["bench"]:
         wanted = tuple(int(n) for n in (sys.argv[2] if len(sys.argv) > 2 else "5,50").split(","))
         print(run_idle_request_bench(wanted))

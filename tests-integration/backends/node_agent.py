@@ -20,8 +20,18 @@ real kube-apiserver instead, the way a kubelet does:
   delete; a force-deleted pod's processes are killed at once;
 - emits Events (Pulled, Created, Started, Failed, BackOff, Killing; Scheduled comes from the
   real scheduler) and simulates a missing image (``ErrImagePull`` then ``ImagePullBackOff``) for
-  every image not in the ``--images`` allow-list.  No image is ever pulled: nothing leaves the
-  machine.
+  every image not in the ``--images`` allow-list (``ErrImageNeverPull`` with
+  ``imagePullPolicy: Never``).  No image is ever pulled: nothing leaves the machine.
+
+Faults a test injects through the pod's annotations (a pod template sets them):
+
+- ``gp-test.node-agent/deletion-delay: "30"``: a deleted pod's container is stopped and
+  reported terminated at once, but the pod object stays for 30 more seconds, as a real kubelet
+  keeps it while it tears the sandbox and volumes down (6-62 s measured);
+- ``gp-test.node-agent/stuck: "Reason: message"``: the container never starts (phase Pending,
+  waiting in ``ContainerCreating``) and a Warning event ``Reason`` with ``message`` repeats
+  every 2 s (its count grows), as the kubelet reports ``FailedCreatePodSandBox`` or
+  ``FailedMount``.
 
 Run: ``python node_agent.py --kubeconfig K --node-name N --images a,b --workdir D
 [--docker-host unix:///path/docker.sock] [--label K=V] [--taint K=V:NoSchedule]``.
@@ -60,6 +70,9 @@ TERMINATION_LOG_BYTES = 2048
 TERMINATION_LOG_LINES = 80
 IMAGE_BACKOFF_AFTER = 2.0
 BASE_ENV_NAMES = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "VIRTUAL_ENV")
+DELETION_DELAY = "gp-test.node-agent/deletion-delay"
+STUCK = "gp-test.node-agent/stuck"
+STUCK_REPEAT = 2.0
 
 
 def now() -> str:
@@ -239,17 +252,37 @@ class PodWorker(threading.Thread):
         self.backoff_reported = False
         self.finished = False  # the container will not run again
         self.config_error = ""
+        annotations = pod["metadata"].get("annotations") or {}
+        self.deletion_delay = float(annotations.get(DELETION_DELAY) or 0)
+        reason, _, message = str(annotations.get(STUCK) or "").partition(":")
+        self.stuck = (reason.strip(), message.strip()) if reason.strip() else None
+        self.stuck_event = ""
+        self.stuck_count = 0
+        self.stuck_at = 0.0
 
     # -- API helpers -------------------------------------------------------------------------
 
-    def event(self, kind: str, reason: str, message: str) -> None:
+    def event(self, kind: str, reason: str, message: str, name: str = "", count: int = 1) -> None:
+        """Post an Event about the pod; with ``name`` and ``count`` > 1, update that event's
+        count (the kubelet's recorder aggregates a repeated event the same way)."""
+        name = name or f"{self.pod_name}.{uuid.uuid4().hex[:16]}"
+        if count > 1:
+            try:
+                self.agent.api.call(
+                    "PATCH",
+                    f"/api/v1/namespaces/{q(self.namespace)}/events/{q(name)}",
+                    {"count": count, "lastTimestamp": now()},
+                    content_type="application/merge-patch+json",
+                )
+                return
+            except ApiException as err:
+                if err.status != 404:
+                    log.warning("event %s for %s failed: %s", reason, self.pod_name, err.reason)
+                    return
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {
-                "name": f"{self.pod_name}.{uuid.uuid4().hex[:16]}",
-                "namespace": self.namespace,
-            },
+            "metadata": {"name": name, "namespace": self.namespace},
             "involvedObject": {
                 "apiVersion": "v1",
                 "kind": "Pod",
@@ -392,8 +425,28 @@ class PodWorker(threading.Thread):
             ids["group"] = int(gid)
         return ids
 
+    def report_stuck(self) -> None:
+        """The container cannot be created (the ``stuck`` fault): say why again."""
+        assert self.stuck is not None
+        reason, message = self.stuck
+        if not self.stuck_event:
+            self.stuck_event = f"{self.pod_name}.{uuid.uuid4().hex[:16]}"
+            self.patch_status("Pending", {"waiting": {"reason": "ContainerCreating"}}, False)
+        self.stuck_count += 1
+        self.stuck_at = time.monotonic()
+        self.event("Warning", reason, message, self.stuck_event, self.stuck_count)
+
     def start_container(self) -> None:
         image = self.container.get("image", "")
+        if self.stuck is not None:
+            self.report_stuck()
+            return
+        if not self.image_ok and self.container.get("imagePullPolicy") == "Never":
+            message = f'Container image "{image}" is not present with pull policy of Never'
+            self.event("Warning", "ErrImageNeverPull", message)
+            self.finish_config_error("ErrImageNeverPull", message)
+            self.backoff_reported = True
+            return
         if not self.image_ok:
             self.pull_failed_at = time.monotonic()
             self.event("Normal", "Pulling", f'Pulling image "{image}"')
@@ -550,10 +603,16 @@ class PodWorker(threading.Thread):
             if kind and pod["metadata"].get("deletionTimestamp"):
                 grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or 0)
                 self.kill(grace)
+                if self.deletion_delay and not self.tear_down_slowly():
+                    return  # force-deleted meanwhile
                 if self.process is not None:
                     self.process.remove()  # the pod object goes only when its container did
                 self.final_delete()
                 return
+            if self.stuck is not None:
+                if time.monotonic() - self.stuck_at >= STUCK_REPEAT:
+                    self.report_stuck()
+                continue
             if self.process is not None and not self.finished and self.restart_at == 0:
                 code = self.process.poll()
                 if code is not None:
@@ -578,6 +637,36 @@ class PodWorker(threading.Thread):
                     {"waiting": {"reason": "ImagePullBackOff", "message": message}},
                     False,
                 )
+
+    def tear_down_slowly(self) -> bool:
+        """The ``deletion-delay`` fault: report the stopped container, then keep the pod
+        object for the delay.  False when the pod was force-deleted meanwhile."""
+        process = self.process
+        if process is not None and not self.finished:
+            code = process.poll()
+            terminated: dict[str, Any] = {
+                "exitCode": 137 if code is None else code,
+                "reason": "Error" if code else "Completed",
+                "startedAt": self.started_at or now(),
+                "finishedAt": now(),
+                "containerID": process.container_id,
+            }
+            self.finished = True
+            self.patch_status(
+                "Failed" if terminated["exitCode"] else "Succeeded",
+                {"terminated": terminated},
+                False,
+            )
+        log.info("pod %s: keeping the deleted pod %gs", self.pod_name, self.deletion_delay)
+        deadline = time.monotonic() + self.deletion_delay
+        while time.monotonic() < deadline:
+            try:
+                kind, _ = self.updates.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if kind == "DELETED":
+                return False
+        return True
 
     def final_delete(self) -> None:
         """What the kubelet does once the containers are gone: delete with grace 0."""

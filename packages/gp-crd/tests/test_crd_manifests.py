@@ -132,6 +132,7 @@ def test_generic_object_carries_the_kernel_pod() -> None:
     assert pod["metadata"]["labels"]["kernel-id"] == "k1"
     assert pod["spec"]["containers"][0]["command"] == ARGV
     assert pod["spec"]["terminationGracePeriodSeconds"] == 10
+    assert pod["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
 
 
 def test_the_configured_executor_image_is_the_executors() -> None:

@@ -11,8 +11,9 @@ from jupyter_client.kernelspec import KernelSpec
 
 from gp_crd.object_cache import ObjectWatchCache
 from gp_crd.provisioner import SparkOperatorProvisioner
+from gp_k8s.event_cache import PodEventWatchCache
 from gp_k8s.pod_cache import PodWatchCache, pod_state
-from gp_provisioners_core.errors import KernelSpecConfigError
+from gp_provisioners_core.errors import KernelSpecConfigError, LaunchFailedError, LaunchTimeoutError
 
 KERNEL_ID = "0b7c9f61-2d4e-4f7a-8a5b-5e2f6c1d9a30"
 NAME = "kernel-app"
@@ -112,3 +113,32 @@ async def test_a_re_attached_kernel_is_not_dead_before_the_watches_sync() -> Non
     objects.synced.set()
     pods.synced.set()
     assert await p.poll() == 0  # listed, and the object is not there: gone
+
+
+async def test_a_driver_pod_that_cannot_start_ends_the_launch_and_a_timeout_names_it() -> None:
+    p, objects, pods = wired()
+    events = PodEventWatchCache(object(), "ns")  # type: ignore[arg-type]
+    events.synced.set()
+    p._events = events
+    objects.apply({"type": "ADDED", "object": app("RUNNING")})
+    creating = {"containerStatuses": [{"name": "kernel", "state": {"waiting": {}}}]}
+    pods._states[("ns", f"{NAME}-driver")] = pod_state(driver("Pending", **creating))
+    with pytest.raises(LaunchTimeoutError) as timed_out:
+        await p.handle_launch_timeout()
+    assert f"SparkApplication ns/{NAME}: state RUNNING; pod ns/{NAME}-driver: phase Pending" in str(
+        timed_out.value
+    )
+    assert "warning events: none" in str(timed_out.value)
+    await p.detect_launch_failure()  # pending, no warning: nothing to report yet
+    sandbox = {
+        "metadata": {"name": "e1", "namespace": "ns"},
+        "involvedObject": {"kind": "Pod", "name": f"{NAME}-driver"},
+        "type": "Warning",
+        "reason": "FailedCreatePodSandBox",
+        "message": "no sandbox for you",
+    }
+    events.apply({"type": "ADDED", "object": sandbox})
+    with pytest.raises(LaunchFailedError) as failed:
+        await p.detect_launch_failure()
+    assert f"its pod ns/{NAME}-driver cannot start (phase Pending)" in str(failed.value)
+    assert "FailedCreatePodSandBox: no sandbox for you" in str(failed.value)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from gp_k8s.diagnosis import ERROR_STATES, describe, exit_code, pod_status
+from gp_k8s.diagnosis import (
+    ERROR_STATES,
+    describe,
+    exit_code,
+    fatal_events,
+    kernel_stopped,
+    pod_status,
+    status_report,
+)
 from gp_k8s.pod_cache import pod_state
 
 
@@ -118,3 +126,52 @@ def test_running_and_terminating() -> None:
         )
     )
     assert pod_status(deleting, seen=True) == "terminating"
+
+
+def test_kernel_stopped() -> None:
+    assert kernel_stopped(None)
+    assert kernel_stopped(pod_state(pod({"phase": "Pending"})))
+    creating = pod_state(pod({"phase": "Pending", **container({"waiting": {}})}))
+    assert kernel_stopped(creating)
+    running = pod_state(pod({"phase": "Running", **container({"running": {}})}))
+    assert not kernel_stopped(running)
+    # deleted but still running on its node: not stopped yet
+    deleting = pod_state(
+        pod({"phase": "Running", **container({"running": {}})}, deletionTimestamp="t")
+    )
+    assert not kernel_stopped(deleting)
+    terminated = pod_state(
+        pod({"phase": "Running", **container({"terminated": {"exitCode": 137}})})
+    )
+    assert kernel_stopped(terminated)
+
+
+def test_fatal_events_and_their_counts() -> None:
+    events = [
+        {"type": "Warning", "reason": "FailedCreatePodSandBox", "message": "no sandbox"},
+        {"type": "Warning", "reason": "FailedMount", "message": "no volume", "count": 1},
+        {"type": "Normal", "reason": "FailedMount", "message": "not a warning", "count": 9},
+        {"type": "Warning", "reason": "BackOff", "message": "not fatal"},
+    ]
+    assert fatal_events(events) == ["FailedCreatePodSandBox: no sandbox"]
+    events[1]["count"] = 2
+    assert fatal_events(events) == [
+        "FailedCreatePodSandBox: no sandbox",
+        "FailedMount: no volume",
+    ]
+
+
+def test_status_report_always_has_phase_container_and_warnings() -> None:
+    stuck = pod_state(
+        pod({"phase": "Pending", **container({"waiting": {"reason": "ContainerCreating"}})})
+    )
+    warnings = [{"type": "Warning", "reason": "FailedCreatePodSandBox", "message": "boom"}]
+    assert status_report(stuck, warnings) == (
+        "phase Pending (on node node); container waiting (ContainerCreating); "
+        "warning events: FailedCreatePodSandBox: boom"
+    )
+    bare = pod_state(pod({"_node": "", "phase": "Pending"}))
+    assert status_report(bare) == (
+        "phase Pending (not scheduled); container: no status yet; warning events: none"
+    )
+    assert "does not exist" in status_report(None)

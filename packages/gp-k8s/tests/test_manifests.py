@@ -281,6 +281,24 @@ def test_template_is_kept_and_ours_wins() -> None:
     assert TEMPLATE["spec"]["containers"][0]["image"] == "will-be-replaced"  # not mutated
 
 
+@pytest.mark.parametrize("image", ["kernel:1", "kernel:latest", "registry.example/kernel"])
+def test_pull_policy_defaults_to_if_not_present(image: str) -> None:
+    # Without a policy the API turns ":latest" (and no tag) into Always: a registry pull on
+    # every launch.  The built pod always says IfNotPresent instead.
+    limits = Limits(image=image, namespace="kernels")
+    parameters = resolve_parameters({"KERNEL_USERNAME": "alice"}, limits, KERNEL_ID)
+    pod = build_pod(PodRequest(KERNEL_ID, "p", parameters, COMMAND, {}))
+    assert pod["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_the_templates_pull_policy_wins() -> None:
+    template = copy.deepcopy(TEMPLATE)
+    template["spec"]["containers"][0]["imagePullPolicy"] = "Always"
+    parameters = resolve_parameters(BASE_ENV, PERMISSIVE, KERNEL_ID)
+    pod = build_pod(PodRequest(KERNEL_ID, "p", parameters, COMMAND, {}, template=template))
+    assert pod["spec"]["containers"][0]["imagePullPolicy"] == "Always"
+
+
 def test_node_selector_and_tolerations() -> None:
     pod = pod_for(
         dict(BASE_ENV, KERNEL_NODE_SELECTOR="zone=a", KERNEL_TOLERATIONS="gpu=yes:NoSchedule,key")

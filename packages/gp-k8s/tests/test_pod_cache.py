@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiClient
 
+from gp_k8s.event_cache import PodEventWatchCache
 from gp_k8s.pod_cache import PodWatchCache
 
 
@@ -48,3 +49,32 @@ def test_gone_clears_the_resource_version_for_a_new_list() -> None:
     assert cache.relists_after_gone == 1
     with pytest.raises(RuntimeError, match="forbidden"):
         cache.apply({"type": "ERROR", "object": {"code": 403, "message": "forbidden"}})
+
+
+def test_the_event_cache_selects_pod_warnings_by_field_and_keys_them_by_pod() -> None:
+    cache = PodEventWatchCache(api_client=ApiClient(), namespace="ns")
+    assert cache.selector_query() == {"fieldSelector": "involvedObject.kind=Pod,type=Warning"}
+    assert cache.collection_path() == "/api/v1/namespaces/ns/events"
+
+    def warning(name: str, pod: str, uid: str, when: str) -> dict[str, Any]:
+        return {
+            "type": "ADDED",
+            "object": {
+                "metadata": {"name": name, "namespace": "ns", "resourceVersion": "1"},
+                "involvedObject": {"kind": "Pod", "name": pod, "uid": uid},
+                "type": "Warning",
+                "reason": "FailedMount",
+                "message": name,
+                "series": {"count": 3, "lastObservedTime": when},
+            },
+        }
+
+    cache.apply(warning("late", "a", "u2", "2026-01-01T00:00:09Z"))
+    cache.apply(warning("early", "a", "u2", "2026-01-01T00:00:01Z"))
+    cache.apply(warning("older-pod", "a", "u1", "2026-01-01T00:00:00Z"))
+    cache.apply(warning("other", "b", "u3", "2026-01-01T00:00:00Z"))
+    found = cache.warnings_for("ns", "a", "u2")
+    assert [e.message for e in found] == ["early", "late"]
+    assert found[0].count == 3
+    assert found[0].as_event()["reason"] == "FailedMount"
+    assert len(cache.warnings_for("ns", "a")) == 3

@@ -13,8 +13,12 @@ operator creates (found by their labels).
 the operator's ``.status.applicationState.state`` (lower case: ``submitted``,
 ``submission_failed``, ``failed``...) while the application is not running, the driver pod's
 phase once it runs.  Error states end the launch at once with the operator's
-``.status.applicationState.errorMessage``.  Deleting the resource removes its pods through
-their ownerReferences (Kubernetes' garbage collector).
+``.status.applicationState.errorMessage``; a driver pod that cannot start (gp-k8s's fatal
+Warning events: its sandbox or a volume) ends it too, and a launch timeout names the resource's
+state and the driver pod's phase, container state and warning events.  Deleting the resource
+removes its pods through their ownerReferences (Kubernetes' garbage collector); stopping a
+kernel returns once the driver's container stopped, and gp-k8s's reaper sees the resource and
+its pods go in the background.
 
 :class:`SparkOperatorProvisioner` (``spark-operator-provisioner``) submits a
 ``sparkoperator.k8s.io/v1beta2`` SparkApplication whose driver runs the kernel launcher.  In
@@ -24,9 +28,9 @@ spark_operator_emulator.py), on a real kube-apiserver.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
+from functools import partial
 from typing import Any, ClassVar
 
 from kubernetes.client.exceptions import ApiException
@@ -36,11 +40,11 @@ from gp_k8s import operations as ops
 from gp_k8s.client import CountingApiClient, path, request
 from gp_k8s.diagnosis import ERROR_STATES as POD_ERROR_STATES
 from gp_k8s.diagnosis import INITIAL_STATES as POD_INITIAL_STATES
-from gp_k8s.diagnosis import describe, exit_code, pod_status
-from gp_k8s.manifests import KERNEL_SELECTOR, kernel_label_value
+from gp_k8s.diagnosis import describe, exit_code, pod_status, status_report
+from gp_k8s.manifests import KERNEL_ID_LABEL, KERNEL_SELECTOR, kernel_label_value
 from gp_k8s.parameters import KernelParameters
 from gp_k8s.pod_cache import PodState
-from gp_k8s.provisioner import UNSEEN_GRACE, KubernetesProvisioner
+from gp_k8s.provisioner import UNSEEN_GRACE, KubernetesProvisioner, pod_stopped_in_cache
 
 from .manifests import (
     SPARK_GROUP,
@@ -229,6 +233,35 @@ class CustomResourceProvisioner(KubernetesProvisioner):
             self.fail_launch(f"{where} is {status.upper()}: {self.describe_failure()}")
         if self._submitted and self._object_gone():
             self.fail_launch(f"{where} was deleted")
+        pod = self.pod_state()
+        if pod is not None and self.fatal_warnings(pod):
+            events = await self.pod_events(pod.namespace, pod.name)
+            self.fail_launch(
+                f"{where}: its pod {pod.namespace}/{pod.name} cannot start (phase "
+                f"{pod.phase or 'unknown'}): {describe(pod, events + self.cached_warnings(pod))}"
+            )
+
+    async def launch_report(self) -> str:
+        """The resource's state (and the operator's message), then the driver pod's phase,
+        container state and warning events (gp-k8s's ``handle_launch_timeout`` adds it)."""
+        if not self.container_name:
+            return f"no {self.object_kind} was created"
+        where = f"{self.object_kind} {self.kernel_namespace_name}/{self.container_name}"
+        obj = self.object_state()
+        if obj is None:
+            report = f"{where}: not seen by the watch"
+        else:
+            report = f"{where}: state {obj.state or 'none yet'}"
+            if obj.error_message:
+                report += f" ({obj.error_message})"
+        pod = self.pod_state()
+        if pod is None:
+            return f"{report}; no pod of the kernel yet"
+        events = await self.pod_events(pod.namespace, pod.name)
+        return (
+            f"{report}; pod {pod.namespace}/{pod.name}: "
+            f"{status_report(pod, events + self.cached_warnings(pod))}"
+        )
 
     async def poll(self) -> int | None:
         status = self.get_container_status()
@@ -242,17 +275,32 @@ class CustomResourceProvisioner(KubernetesProvisioner):
     # -- stop and clean up -----------------------------------------------------------------
 
     async def delete_kernel_object(self, api: CountingApiClient, namespace: str, name: str) -> None:
-        """Delete the custom resource (its pods go with it through their ownerReferences)
-        and wait until the resource and the kernel's pods are gone.  Called by gp-k8s's
-        ``terminate_container_resources`` after the launch Secret is deleted."""
+        """Delete the custom resource (its pods go with it through their ownerReferences);
+        return once the kernel's pod stopped.  The reaper sees the resource and the kernel's
+        pods go.  Called by gp-k8s's ``stop_kernel_objects`` after the launch Secret is
+        deleted."""
         pod = self.pod_state()
         await ops.run_blocking(self._delete_object, api, namespace, name)
         if pod is not None and self._grace == 0:
             # A kill: do not wait for the garbage collector's graceful deletion.
             await ops.run_blocking(ops.delete_pod, api, namespace, pod.name, 0)
-        await self._wait_gone(namespace, name)
-        if self._objects is not None:  # the cache's memory of names seen stays bounded
-            self._objects.forget(namespace, name)
+        objects = self._objects
+        self.track_deletion(
+            self.object_kind,
+            f"{self.object_kind} {namespace}/{name} and its pods",
+            gone=partial(self._cached_all_gone, namespace, name),
+            confirm=partial(self._all_gone, api, namespace, name),
+            retry=partial(self._delete_object, api, namespace, name),
+            timeout=self.deletion_timeout + self.termination_grace_period,
+            on_gone=partial(objects.forget, namespace, name) if objects is not None else None,
+        )
+        if pod is not None:
+            await self.wait_kernel_stopped(
+                f"pod {namespace}/{pod.name}",
+                cached=partial(pod_stopped_in_cache, self._cache, namespace, pod.name),
+                confirm=partial(ops.pod_stopped, api, namespace, pod.name),
+                grace=max(self._grace, self.termination_grace_period),
+            )
 
     def create_kernel_object(self, api: CountingApiClient, body: dict[str, Any]) -> None:
         """POST the resource to its collection (called by gp-k8s's ``submit_kernel``)."""
@@ -277,34 +325,34 @@ class CustomResourceProvisioner(KubernetesProvisioner):
             raise
         return True
 
-    async def _wait_gone(self, namespace: str, name: str) -> None:
+    def _cached_all_gone(self, namespace: str, name: str) -> bool | None:
+        """Whether the watches saw the resource and the kernel's pods go (None: not synced)."""
         objects, pods = self._objects, self._cache
         if objects is None or pods is None:
-            return
+            return None
+        if not (objects.synced.is_set() and pods.synced.is_set()):
+            return None
+        if objects.get(namespace, name) is not None:
+            return False
         label = kernel_label_value(str(self.kernel_id))
+        return not any(p.namespace == namespace and p.kernel_label == label for p in pods.pods())
 
-        def gone() -> bool:
-            if not (objects.synced.is_set() and pods.synced.is_set()):
-                return False
-            if objects.get(namespace, name) is not None:
-                return False
-            return not any(
-                p.namespace == namespace and p.kernel_label == label for p in pods.pods()
-            )
-
-        deadline = time.monotonic() + self.deletion_timeout + self._grace
-        while time.monotonic() < deadline:
-            if gone():
-                return
-            await asyncio.sleep(0.05)
-        self.log.warning(
-            "Kernel %s: %s %s/%s or its pods still present %gs after its deletion",
-            self.kernel_id,
-            self.object_kind,
-            namespace,
-            name,
-            self.deletion_timeout,
+    def _all_gone(self, api: CountingApiClient, namespace: str, name: str) -> bool:
+        """The API's answer to :meth:`_cached_all_gone` (blocking; for the reaper)."""
+        try:
+            request(api, "GET", f"{self._collection(namespace)}/{path('{}', name)}")
+            return False
+        except ApiException as err:
+            if err.status != 404:
+                raise
+        selector = f"{KERNEL_SELECTOR},{KERNEL_ID_LABEL}={kernel_label_value(str(self.kernel_id))}"
+        pods = request(
+            api,
+            "GET",
+            path("/api/v1/namespaces/{}/pods", namespace),
+            query={"labelSelector": selector},
         )
+        return not pods.get("items")
 
 
 class SparkOperatorProvisioner(CustomResourceProvisioner):

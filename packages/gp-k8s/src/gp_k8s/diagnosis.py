@@ -32,6 +32,19 @@ ERROR_STATES = frozenset(
 )
 INITIAL_STATES = frozenset({"pending", "unknown", ""})
 MAX_LOG_LINES = 20
+FATAL_WARNING_EVENTS: Mapping[str, int] = {
+    "FailedCreatePodSandBox": 1,
+    "FailedCreatePodContainer": 1,
+    "FailedPostStartHook": 1,
+    "ErrImageNeverPull": 1,
+    "FailedMount": 2,
+    "FailedAttachVolume": 2,
+    "FailedMapVolume": 2,
+}
+"""Warning events that end a launch while the pod has not started, with the count from which
+they do: the kubelet retries these for ever (a sandbox the runtime cannot create, a volume it
+cannot mount) and says so only in events.  A volume gets one retry's grace (a Secret made a
+moment before the pod may be late in the kubelet's cache)."""
 
 
 def pod_status(state: PodState | None, *, seen: bool) -> str:
@@ -107,6 +120,65 @@ def describe(state: PodState | None, events: Iterable[Mapping[str, Any]] = ()) -
     if not parts:
         parts.append(f"pod phase {state.phase or 'unknown'}")
     return "\n".join(parts)
+
+
+def kernel_stopped(state: PodState | None) -> bool:
+    """Whether the kernel's container does not run (any more): the pod is gone, its
+    container terminated or never started.  A pod the node is still deleting counts as
+    stopped once its container did; the object itself may stay for many seconds after."""
+    if state is None:
+        return True
+    container = state.container
+    if container is None:
+        return state.phase != "Running"
+    return container.state != "running"
+
+
+def fatal_events(
+    events: Iterable[Mapping[str, Any]], fatal: Mapping[str, int] = FATAL_WARNING_EVENTS
+) -> list[str]:
+    """The Warning events among ``events`` that end a launch (``Reason: message``)."""
+    found: list[str] = []
+    for event in events:
+        reason = str(event.get("reason") or "")
+        if event.get("type") != "Warning" or reason not in fatal:
+            continue
+        if int(event.get("count") or 1) < fatal[reason]:
+            continue
+        text = f"{reason}: {event.get('message', '')}"
+        if text not in found:
+            found.append(text)
+    return found
+
+
+def status_report(state: PodState | None, events: Iterable[Mapping[str, Any]] = ()) -> str:
+    """The pod's phase, its container's state and its recent Warning events, always all
+    three (for a launch timeout: what the pod was doing when the launch gave up)."""
+    if state is None:
+        return "the pod does not exist (deleted, or never seen by the watch)"
+    where = f"on node {state.node_name}" if state.node_name else "not scheduled"
+    parts = [f"phase {state.phase or 'unknown'} ({where})"]
+    if state.unschedulable and not state.node_name:
+        parts.append(f"Unschedulable: {state.unschedulable}")
+    if state.deleting:
+        parts.append("being deleted")
+    container = state.container
+    if container is None:
+        parts.append("container: no status yet")
+    else:
+        detail = container.state or "unknown"
+        if container.state == "terminated":
+            detail += f" with exit code {container.exit_code}"
+        if container.reason:
+            detail += (
+                f" ({container.reason}{': ' + container.message if container.message else ''})"
+            )
+        if container.restart_count:
+            detail += f", restarted {container.restart_count} time(s)"
+        parts.append(f"container {detail}")
+    warnings = warning_events(events)
+    parts.append("warning events: " + ("; ".join(warnings) if warnings else "none"))
+    return "; ".join(parts)
 
 
 def warning_events(events: Iterable[Mapping[str, Any]], limit: int = 5) -> list[str]:

@@ -26,6 +26,8 @@ KERNEL_SELECTOR = f"{APP_LABEL}={APP_NAME},{COMPONENT_LABEL}=kernel"
 KERNEL_ID_ANNOTATION = "gateway-provisioners/kernel-id"
 USERNAME_ANNOTATION = "gateway-provisioners/kernel-username"
 CONTAINER_NAME = "kernel"
+DEFAULT_PULL_POLICY = "IfNotPresent"
+"""The kernel container's ``imagePullPolicy`` unless the operator's template sets one."""
 _NOT_NAME = re.compile(r"[^a-z0-9-]+")
 
 
@@ -202,7 +204,8 @@ def build_pod(request: PodRequest, *, gpu_resource_name: str = "nvidia.com/gpu")
     The operator's ``template`` (parsed YAML) is the base; this sets the name, namespace,
     kernel labels and annotations, the kernel container's image, command, env, resources and
     numeric security context, the service account, node selector and tolerations.  Values
-    from the template that the request does not set are kept.
+    from the template that the request does not set are kept; the container's
+    ``imagePullPolicy`` is :data:`DEFAULT_PULL_POLICY` unless the template sets one.
     """
     p = request.parameters
     pod: dict[str, Any] = copy.deepcopy(dict(request.template or {}))
@@ -228,6 +231,10 @@ def build_pod(request: PodRequest, *, gpu_resource_name: str = "nvidia.com/gpu")
     container["command"] = [str(arg) for arg in request.command]
     container.pop("args", None)
     container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
+    # Without a policy the API makes an image tagged ":latest" (or untagged) "Always": a pull
+    # from the registry on every launch, and a failed launch when the registry is unreachable
+    # even though the node holds the image.  The template's own policy wins.
+    container.setdefault("imagePullPolicy", DEFAULT_PULL_POLICY)
     if p.working_dir:
         container["workingDir"] = p.working_dir
     secret_variables = {

@@ -20,6 +20,8 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from .client import path, request
+from .diagnosis import kernel_stopped
+from .pod_cache import pod_state
 
 T = TypeVar("T")
 _executor: ThreadPoolExecutor | None = None
@@ -115,6 +117,18 @@ def pod_exists(api_client: k8s.ApiClient, namespace: str, name: str) -> bool:
     return True
 
 
+def pod_stopped(api_client: k8s.ApiClient, namespace: str, name: str) -> bool:
+    """Whether the pod's kernel container does not run (the pod is gone, its container
+    terminated or never started); one GET, for when the shared watch cannot answer."""
+    try:
+        pod = request(api_client, "GET", path("/api/v1/namespaces/{}/pods/{}", namespace, name))
+    except ApiException as err:
+        if err.status == 404:
+            return True
+        raise
+    return kernel_stopped(pod_state(pod))
+
+
 def create_secret(api_client: k8s.ApiClient, secret: Mapping[str, Any]) -> None:
     """Create the launch's Secret (its name is new for every launch)."""
     namespace = secret["metadata"]["namespace"]
@@ -176,18 +190,6 @@ def namespace_exists(api_client: k8s.ApiClient, name: str) -> bool:
         if err.status == 404:
             return False
         raise
-    return True
-
-
-def wait_namespace_gone(api_client: k8s.ApiClient, name: str, timeout: float) -> bool:
-    """Poll until the namespace is gone (only while a kernel shuts down)."""
-    deadline = time.monotonic() + timeout
-    delay = 0.25
-    while namespace_exists(api_client, name):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(delay)
-        delay = min(delay * 1.5, 2.0)
     return True
 
 

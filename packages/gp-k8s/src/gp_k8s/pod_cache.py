@@ -64,7 +64,7 @@ class PodState:
 def _container_state(status: Mapping[str, Any]) -> ContainerState:
     state = status.get("state") or {}
     last = (status.get("lastState") or {}).get("terminated") or {}
-    kind = next((k for k in ("terminated", "running", "waiting") if state.get(k)), "")
+    kind = next((k for k in ("terminated", "running", "waiting") if state.get(k) is not None), "")
     detail = state.get(kind) or {}
     exit_code = detail.get("exitCode") if kind == "terminated" else None
     return ContainerState(

@@ -7,6 +7,13 @@ one-time launch secret travels in a Secret of the launch, not in the pod spec.  
 from the process's one shared pod watch (:class:`~gp_k8s.pod_cache.PodWatchCache`): ``poll``
 and launch-failure checks read it and make no request.  Every Kubernetes call runs on worker
 threads (:func:`~gp_k8s.operations.run_blocking`).
+
+A launch fails as soon as its reason is known: the pod's status (image, scheduling, crash,
+exit code) or, for a pod that cannot start, the Warning events of the shared event watch
+(:class:`~gp_k8s.event_cache.PodEventWatchCache`: a sandbox or a volume the node cannot make).
+Stopping a kernel returns once its container stopped; the pod object, which a node may keep
+for many seconds while it tears the pod down, is seen through by the process's
+:class:`~gp_k8s.reaper.Reaper` in the background.
 """
 
 from __future__ import annotations
@@ -16,21 +23,38 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import yaml
 from kubernetes.client.exceptions import ApiException
 
 from gp_provisioners_core import ContainerProvisionerBase
 from gp_provisioners_core.argv import travelling_env
-from gp_provisioners_core.errors import InvalidLaunchParameterError, KernelSpecConfigError
+from gp_provisioners_core.errors import (
+    InvalidLaunchParameterError,
+    KernelSpecConfigError,
+    LaunchTimeoutError,
+)
 from gp_provisioners_core.protocol import LAUNCH_SECRET_ENV
 
 from . import operations as ops
 from .client import CountingApiClient, get_api_client
-from .diagnosis import ERROR_STATES, INITIAL_STATES, describe, exit_code, pod_status
+from .diagnosis import (
+    ERROR_STATES,
+    FATAL_WARNING_EVENTS,
+    INITIAL_STATES,
+    describe,
+    exit_code,
+    fatal_events,
+    kernel_stopped,
+    pod_status,
+    status_report,
+)
+from .event_cache import PodEventWatchCache
 from .launch_steps import PodLaunchSteps
 from .manifests import (
     KERNEL_SELECTOR,
@@ -43,12 +67,16 @@ from .manifests import (
 )
 from .parameters import KernelParameters, resolve_parameters
 from .pod_cache import PodState, PodWatchCache
+from .reaper import Deletion, Reaper
 from .settings import KubernetesSettings
 
 SECRET_KEY = "launch-secret"  # noqa: S105 - the key name in the Secret, not a secret
 EXECUTOR_IMAGE_ENV = "KERNEL_EXECUTOR_IMAGE"
 UNSEEN_GRACE = 30.0
 """Seconds a pod this process created may stay unseen by the watch before it counts as gone."""
+STOP_SLACK = 10.0
+"""Seconds beyond the grace period that stopping a kernel waits for its container to end;
+then it returns and the reaper carries on."""
 
 
 class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisionerBase):  # type: ignore[metaclass]
@@ -65,6 +93,9 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
     sigkill_grace: ClassVar[int] = 1
     """Grace period (seconds) of the deletion when ``send_signal(SIGKILL)`` cannot reach the
     launcher.  1 s, not 0: a grace of 0 is a force deletion."""
+    fatal_pod_events: ClassVar[Mapping[str, int]] = FATAL_WARNING_EVENTS
+    """Warning events that end a launch while the pod has not started, with the count from
+    which they do (:data:`~gp_k8s.diagnosis.FATAL_WARNING_EVENTS`)."""
 
     persisted_fields: ClassVar[tuple[str, ...]] = (
         *ContainerProvisionerBase.persisted_fields,
@@ -82,6 +113,7 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         self._template: dict[str, Any] | None = None
         self._api: CountingApiClient | None = None
         self._cache: PodWatchCache | None = None
+        self._events: PodEventWatchCache | None = None
         self._created_at = 0.0
         self._grace = 1
 
@@ -140,13 +172,16 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         return self._api
 
     def start_watches(self, api: CountingApiClient) -> None:
-        """Join the process's shared watches (the kernels' pods, with :attr:`pod_selector`).
+        """Join the process's shared watches (the kernels' pods, with :attr:`pod_selector`,
+        and the Warning events about pods).
 
         Called by :meth:`_ensure_client` before every launch, clean-up and re-attach; cheap
         once the caches are set.  An override joins its own watches and must call super().
         """
         if self._cache is None:
             self._cache = PodWatchCache.shared(api, self.watch_namespace, self.pod_selector)
+        if self._events is None:
+            self._events = PodEventWatchCache.shared(api, self.watch_namespace)
 
     def pod_env(self, env: dict[str, str]) -> dict[str, str]:
         """What travels into the pod: ``KERNEL_*``, the allow-list, the kernelspec's env and
@@ -214,6 +249,8 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
             return parameters
         if not self.kernel_namespace_name:
             kernel_id = str(self.kernel_id)
+            # The kernel's namespace from a failed launch may still be terminating.
+            await Reaper.shared().settled(kernel_id, self.deletion_timeout, kind="namespace")
             self.kernel_namespace_name = dns_name("gp-kernel", kernel_id)
             self.namespace_created = await ops.run_blocking(
                 ops.create_namespace,
@@ -320,7 +357,33 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         return pod_status(state, seen=seen)
 
     def describe_failure(self) -> str:
-        return describe(self.pod_state())
+        state = self.pod_state()
+        return describe(state, self.cached_warnings(state))
+
+    def cached_warnings(self, state: PodState | None) -> list[dict[str, Any]]:
+        """The Warning events about the pod ``state`` in the shared event watch (no I/O)."""
+        if self._events is None or state is None:
+            return []
+        found = self._events.warnings_for(state.namespace, state.name, state.uid)
+        return [event.as_event() for event in found]
+
+    def fatal_warnings(self, state: PodState | None) -> list[str]:
+        """The :attr:`fatal_pod_events` of a pod whose kernel has not started (no I/O)."""
+        if state is None or not kernel_stopped(state) or state.deleting:
+            return []
+        return fatal_events(self.cached_warnings(state), self.fatal_pod_events)
+
+    async def pod_events(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The pod's events, asked once of the API (a launch already failed or timed out),
+        with the shared watch's Warning events when the API cannot answer."""
+        if self._api is not None and name:
+            try:
+                return await ops.run_blocking(ops.pod_events, self._api, namespace, name)
+            except Exception as err:  # noqa: BLE001 - the events only add detail
+                self.log.debug("Kernel %s: events unavailable: %s", self.kernel_id, err)
+        if self._events is None:
+            return []
+        return [event.as_event() for event in self._events.warnings_for(namespace, name)]
 
     async def detect_launch_failure(self) -> None:
         cache = self._cache
@@ -330,19 +393,40 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
                 f"fails: {cache.last_error}; check the server's RBAC (list and watch pods)"
             )
         status = self.get_container_status()
-        if status not in ERROR_STATES and not (status == "" and self._submitted):
-            return
         state = self.pod_state()
-        events: list[dict[str, Any]] = []
-        if self._api is not None and self.container_name:
-            try:
-                events = await ops.run_blocking(
-                    ops.pod_events, self._api, self.kernel_namespace_name, self.container_name
-                )
-            except ApiException as err:
-                self.log.debug("Kernel %s: events unavailable: %s", self.kernel_id, err)
+        fatal = self.fatal_warnings(state)
+        failed = status in ERROR_STATES or (status == "" and self._submitted)
+        if not failed and not fatal:
+            return
+        events = await self.pod_events(self.kernel_namespace_name, self.container_name)
         where = f"pod {self.kernel_namespace_name}/{self.container_name}"
-        self.fail_launch(f"{where} is {status or 'gone'}: {describe(state, events)}")
+        if failed:
+            self.fail_launch(f"{where} is {status or 'gone'}: {describe(state, events)}")
+        self.fail_launch(
+            f"{where} cannot start (phase {state.phase if state else 'unknown'}): "
+            f"{describe(state, events + self.cached_warnings(state))}"
+        )
+
+    async def launch_report(self) -> str:
+        """What the kernel's objects were doing, for a launch that timed out: the pod's
+        phase, its container's state and its recent Warning events.  An override reports
+        its own object and then the pod."""
+        if not self.container_name:
+            return "no pod was created"
+        state = self.pod_state()
+        events = await self.pod_events(self.kernel_namespace_name, self.container_name)
+        report = status_report(state, events + self.cached_warnings(state))
+        return f"pod {self.kernel_namespace_name}/{self.container_name}: {report}"
+
+    async def handle_launch_timeout(self) -> NoReturn:
+        """The shared timeout error, with :meth:`launch_report` (what the pod was doing)."""
+        report = await self.launch_report()
+        try:
+            await super().handle_launch_timeout()
+        except LaunchTimeoutError as err:
+            raise LaunchTimeoutError(
+                f"{err.message} Last seen: {report}.", kernel_id=err.kernel_id, phase=err.phase
+            ) from None
 
     async def poll(self) -> int | None:
         status = self.get_container_status()
@@ -354,6 +438,11 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         return 1 if status else 0
 
     # -- stop and clean up -----------------------------------------------------------------
+    #
+    # kill / terminate / send_signal stop the kernel: they delete its pod (and launch Secret)
+    # and return once its container stopped.  Only cleanup(restart=False) deletes the kernel's
+    # own namespace: jupyter_client calls kill() and terminate() with restart=False even
+    # while it restarts the kernel.  What the node is slow to remove is left to the reaper.
 
     async def send_signal(self, signum: int) -> None:
         if not await self.signal_through_channel(signum) and signum in (
@@ -363,17 +452,18 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
             self._grace = (
                 self.sigkill_grace if signum == signal.SIGKILL else self.termination_grace_period
             )
-            await self.terminate_container_resources()
+            await self.stop_kernel_objects()
 
     async def terminate(self, restart: bool = False) -> None:
         self._grace = self.termination_grace_period
-        await super().terminate(restart)
+        await self.shutdown_through_channel()
+        await self.stop_kernel_objects()
 
     async def kill(self, restart: bool = False) -> None:
         # 1 s, not 0: a grace of 0 is a force deletion, which removes the pod object before
         # the node stopped its container (kubectl turns --grace-period=0 into 1 likewise).
         self._grace = 1
-        await super().kill(restart)
+        await self.stop_kernel_objects()
 
     async def cleanup(self, restart: bool = False) -> None:
         """Remove whatever is left (a kernel that exited on its own still has its pod)."""
@@ -383,73 +473,130 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
             await super().cleanup(restart)
 
     async def terminate_container_resources(self, restart: bool = False) -> None:
-        """Delete the launch Secret and the kernel's object (:meth:`delete_kernel_object`);
-        delete the kernel's namespace too (and wait for it) unless the kernel restarts.
+        """Stop the kernel's objects (:meth:`stop_kernel_objects`) and, unless the kernel
+        restarts, delete the namespace the provisioner created for it.
 
-        Called by gp-provisioners-core's ``terminate``/``kill``, by :meth:`send_signal` when the
-        launcher
-        cannot be reached, and by :meth:`cleanup`.  Idempotent.
+        Called by :meth:`cleanup` (and gp-provisioners-core).  Returns once the kernel stopped
+        and every deletion was accepted; the reaper sees the objects go.  Idempotent.
         """
+        await self.stop_kernel_objects()
+        if self.namespace_created and not restart:
+            await self.release_kernel_namespace()
+
+    async def stop_kernel_objects(self) -> None:
+        """Delete the launch Secret and the kernel's object (:meth:`delete_kernel_object`),
+        which returns once the kernel stopped.  Called by :meth:`kill`, :meth:`terminate`,
+        :meth:`send_signal` and :meth:`terminate_container_resources`.  Idempotent."""
         if self._api is None and (self.container_name or self.namespace_created):
             await self._ensure_client()
         api = self._api
-        if api is None:
+        if api is None or not self.container_name:
             return
         namespace, name = self.kernel_namespace_name, self.container_name
-        if name:
-            if self.launch_secret_name:
-                await ops.run_blocking(ops.delete_secret, api, namespace, self.launch_secret_name)
-            await self.delete_kernel_object(api, namespace, name)
-            self.container_name = ""
-            self.launch_secret_name = ""
-            self._submitted = False
-        if self.namespace_created and not restart:
-            await ops.run_blocking(ops.delete_namespace, api, namespace)
-            gone = await ops.run_blocking(
-                ops.wait_namespace_gone, api, namespace, self.deletion_timeout
-            )
-            if not gone:
-                self.log.warning(
-                    "Kernel %s: namespace %s still terminating after %gs",
-                    self.kernel_id,
-                    namespace,
-                    self.deletion_timeout,
-                )
-            self.namespace_created = False
-            self.kernel_namespace_name = ""
+        if self.launch_secret_name:
+            await ops.run_blocking(ops.delete_secret, api, namespace, self.launch_secret_name)
+        await self.delete_kernel_object(api, namespace, name)
+        self.container_name = ""
+        self.launch_secret_name = ""
+        self._submitted = False
+
+    async def release_kernel_namespace(self) -> None:
+        """Delete the kernel's own namespace (the deletion accepted, the reaper sees it go);
+        called by :meth:`terminate_container_resources` unless the kernel restarts."""
+        api = self._api or await self._ensure_client()
+        namespace = self.kernel_namespace_name
+        await ops.run_blocking(ops.delete_namespace, api, namespace)
+        self.track_deletion(
+            "namespace",
+            f"namespace {namespace}",
+            gone=lambda: None,  # no watch of namespaces: the reaper asks the API
+            confirm=lambda: not ops.namespace_exists(api, namespace),
+            retry=partial(ops.delete_namespace, api, namespace),
+            timeout=self.deletion_timeout,
+        )
+        self.namespace_created = False
+        self.kernel_namespace_name = ""
 
     async def delete_kernel_object(self, api: CountingApiClient, namespace: str, name: str) -> None:
-        """Delete the kernel's pod with the grace period ``_grace`` and wait until it is gone.
+        """Delete the kernel's pod with the grace period ``_grace``; return once its
+        container stopped (:meth:`wait_kernel_stopped`), not once the pod object is gone (the
+        reaper sees to that).
 
-        Called by :meth:`terminate_container_resources` after the launch Secret is deleted.
-        An override deletes its own object and waits for it (and what it owns) to go.
+        Called by :meth:`stop_kernel_objects` after the launch Secret is deleted.  An
+        override deletes its own object, tracks it (:meth:`track_deletion`) and waits for
+        the kernel's container.
         """
-        await ops.run_blocking(ops.delete_pod, api, namespace, name, self._grace)
-        await self._wait_pod_gone(namespace, name)
-        if self._cache is not None:
-            self._cache.forget(namespace, name)
-
-    async def _wait_pod_gone(self, namespace: str, name: str) -> None:
+        grace = self._grace
+        await ops.run_blocking(ops.delete_pod, api, namespace, name, grace)
         cache = self._cache
-        if cache is None:
-            return
-        deadline = time.monotonic() + self.deletion_timeout + self._grace
+        self.track_deletion(
+            "pod",
+            f"pod {namespace}/{name}",
+            gone=partial(pod_gone_in_cache, cache, namespace, name),
+            confirm=lambda: not ops.pod_exists(api, namespace, name),
+            retry=partial(ops.delete_pod, api, namespace, name, grace),
+            timeout=self.deletion_timeout + grace,
+            on_gone=partial(cache.forget, namespace, name) if cache is not None else None,
+        )
+        await self.wait_kernel_stopped(
+            f"pod {namespace}/{name}",
+            cached=partial(pod_stopped_in_cache, cache, namespace, name),
+            confirm=partial(ops.pod_stopped, api, namespace, name),
+            grace=grace,
+        )
+
+    def track_deletion(
+        self,
+        kind: str,
+        what: str,
+        *,
+        gone: Callable[[], bool | None],
+        confirm: Callable[[], bool],
+        retry: Callable[[], object],
+        timeout: float,
+        on_gone: Callable[[], object] | None = None,
+    ) -> None:
+        """Hand a deleted object to the process's :class:`~gp_k8s.reaper.Reaper`: ``gone``
+        reads a cache (None: cannot tell), ``confirm`` asks the API, ``retry`` deletes again
+        (both blocking, run on the reaper's thread)."""
+        Reaper.shared().track(
+            Deletion(
+                str(self.kernel_id), kind, what, gone, confirm, retry, timeout, on_gone=on_gone
+            )
+        )
+
+    async def wait_kernel_stopped(
+        self,
+        what: str,
+        *,
+        cached: Callable[[], bool | None],
+        confirm: Callable[[], bool],
+        grace: float,
+    ) -> None:
+        """Wait until the kernel's container stopped: ``cached`` reads the watch's cache
+        (None: cannot tell, then ``confirm`` asks the API twice a second).  Gives up after
+        ``grace`` + :data:`STOP_SLACK` seconds with a warning (the reaper carries on)."""
+        deadline = time.monotonic() + grace + STOP_SLACK
         while time.monotonic() < deadline:
-            if cache.synced.is_set():
-                if cache.get(namespace, name) is None:
-                    return
-                await asyncio.sleep(0.05)
-            elif self._api is not None:
-                # The watch is not working: ask the API, twice a second, while we wait.
-                if not await ops.run_blocking(ops.pod_exists, self._api, namespace, name):
-                    return
-                await asyncio.sleep(0.5)
+            stopped = cached()
+            if stopped is None:
+                try:
+                    stopped = await ops.run_blocking(confirm)
+                except ApiException as err:
+                    self.log.debug("Kernel %s: %s: %s", self.kernel_id, what, err)
+                    stopped = False
+                if not stopped:
+                    await asyncio.sleep(0.5)
+                    continue
+            if stopped:
+                return
+            await asyncio.sleep(0.05)
         self.log.warning(
-            "Kernel %s: pod %s/%s still present %gs after its deletion",
+            "Kernel %s: the container of %s still runs %gs after its deletion; its removal "
+            "continues in the background",
             self.kernel_id,
-            namespace,
-            name,
-            self.deletion_timeout,
+            what,
+            grace + STOP_SLACK,
         )
 
     # -- re-attach -------------------------------------------------------------------------
@@ -463,3 +610,22 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
 
 def _with_namespace(parameters: KernelParameters, namespace: str) -> KernelParameters:
     return replace(parameters, namespace=namespace)
+
+
+def pod_gone_in_cache(cache: PodWatchCache | None, namespace: str, name: str) -> bool | None:
+    """Whether the watch saw the pod go; None when it cannot tell (not synced, never seen)."""
+    if cache is None or not cache.synced.is_set():
+        return None
+    if cache.get(namespace, name) is not None:
+        return False
+    return True if cache.has_seen(namespace, name) else None
+
+
+def pod_stopped_in_cache(cache: PodWatchCache | None, namespace: str, name: str) -> bool | None:
+    """Whether the watch says the pod's kernel container stopped; None when it cannot tell."""
+    if cache is None or not cache.synced.is_set():
+        return None
+    state = cache.get(namespace, name)
+    if state is None:
+        return True if cache.has_seen(namespace, name) else None
+    return kernel_stopped(state)

@@ -122,6 +122,11 @@ class WatchCache(Generic[S]):
         implement it as a pure function of ``obj``."""
         raise NotImplementedError
 
+    def selector_query(self) -> dict[str, str]:
+        """The query that selects the watched objects: ``labelSelector`` = :attr:`selector`.
+        Called by the list and the watch; an override may select by fields instead."""
+        return {"labelSelector": self.selector}
+
     def thread_name(self) -> str:
         """The watch thread's name; called by :meth:`start`.  Overrides return a short name."""
         return f"gp-k8s-watch-{self.namespace or 'all-namespaces'}"
@@ -235,7 +240,7 @@ class WatchCache(Generic[S]):
             self.api_client,
             "GET",
             self.collection_path(),
-            query={"labelSelector": self.selector},
+            query=self.selector_query(),
             timeout=60,
         )
         states = {}
@@ -259,7 +264,7 @@ class WatchCache(Generic[S]):
             "GET",
             self.collection_path(),
             query={
-                "labelSelector": self.selector,
+                **self.selector_query(),
                 "watch": "true",
                 "resourceVersion": self.resource_version,
                 "allowWatchBookmarks": "true",

@@ -1,0 +1,206 @@
+"""gp-k8s on a REAL, PATCHED kubelet node (opt-in: GP_K8S_REAL_KUBELET=1).
+
+The real control plane of the other k8s suites, plus a kubelet built from the same Debian source
+tree with its cloud credential providers removed and a loopback node IP allowed, over its own
+containerd that resolves every registry to 127.0.0.1:1 (backends/kubelet_node.py).  Pods run with
+the host network only.  What a real node shows and the node agent only emulates: pod deletion
+that takes seconds, sandboxes, the image pull policy.  The whole run is traced: it fails if the
+kubelet, containerd or any of their children sent anything outside 127.0.0.0/8.
+
+Not in the default run: the first run builds the kubelet (about a minute on a warm Go cache)
+and needs containerd, runc, strace and containernetworking-plugins (scripts/bootstrap.sh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from jupyter_client.manager import AsyncKernelManager
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from backends.k8s_cluster import (
+    K8S_BIN,
+    K8sCluster,
+    ensure_namespace,
+    install_kernelspec,
+    k8s_cluster,
+    kernel_objects,
+)
+from backends.kubelet_node import (
+    ENABLED,
+    HOST_IMAGE,
+    NODE_NAME,
+    KubeletNode,
+    containerd_name,
+    ensure_kubelet,
+    host_pod_template,
+    off_loopback,
+)
+
+from gp_k8s.reaper import Reaper
+from gp_provisioners_core.errors import LaunchFailedError
+from gp_provisioners_core.testing import isolated_jupyter_paths
+
+__all__ = ["k8s_cluster"]
+
+pytestmark = pytest.mark.skipif(not ENABLED, reason="opt-in: GP_K8S_REAL_KUBELET=1")
+NAMESPACE = "gp-kubelet"
+HOST_LATEST = HOST_IMAGE.rsplit(":", 1)[0] + ":latest"
+
+
+@pytest.fixture(scope="module")
+def real_node(
+    k8s_cluster: K8sCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KubeletNode]:
+    kubelet, pause = ensure_kubelet(K8S_BIN)
+    pki = k8s_cluster.pki
+    assert pki is not None, "the cluster keeps its PKI for joining nodes"
+    node = KubeletNode(
+        workdir=tmp_path_factory.mktemp("kubelet"),
+        server=k8s_cluster.server,
+        ca_file=pki.ca_file,
+        client_cert=pki.issue("kubelet", f"system:node:{NODE_NAME}", "system:nodes"),
+        serving_cert=pki.issue("kubelet-serving", NODE_NAME, server=True),
+        kubelet=kubelet,
+        pause=pause,
+    )
+    try:
+        node.start()
+        node.ctr("images", "tag", containerd_name(HOST_IMAGE), containerd_name(HOST_LATEST))
+        k8s_cluster.wait_node_ready(NODE_NAME, timeout=90)
+        yield node
+    finally:
+        Reaper.shared().drain(90)
+        destinations = node.stop()
+        bad = off_loopback(destinations)
+        print(
+            f"real kubelet: {len(destinations)} traced connections/sends, "
+            f"{len(bad)} outside loopback {bad}"
+        )
+        assert bad == [], f"traffic left loopback: {bad}"
+
+
+@pytest.fixture(scope="module")
+def kubelet_specs(
+    k8s_cluster: K8sCluster, real_node: KubeletNode, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    ensure_namespace(k8s_cluster.api_client(), NAMESPACE)
+    root = tmp_path_factory.mktemp("jupyter-kubelet")
+    checkout = str(Path(__file__).resolve().parents[1])
+    # the host's Python as the kernel's: /usr, its installation, this venv, this checkout and
+    # the test's Jupyter paths, at the same paths inside the container
+    python_home = str(Path(sys.base_prefix).resolve())
+    mounts = ["/usr", python_home, checkout, str(Path(sys.prefix).resolve()), str(root)]
+    template = root / "host-python.yaml"
+    home = root / "home"
+    home.mkdir()
+    template.write_text(yaml.safe_dump(host_pod_template(sorted(set(mounts)), str(home))))
+    # The same pod without the host network: the loopback-only CNI cannot give its sandbox a
+    # network, and the kubelet says so only in FailedCreatePodSandBox events.
+    pod_network = root / "pod-network.yaml"
+    no_host_network = host_pod_template(sorted(set(mounts)), str(home))
+    no_host_network["spec"]["hostNetwork"] = False
+    pod_network.write_text(yaml.safe_dump(no_host_network))
+    with isolated_jupyter_paths(root) as prefix:
+        install_kernelspec(
+            prefix,
+            "gp_k8s_kubelet_pod_network",
+            "--namespace",
+            NAMESPACE,
+            "--launch-timeout",
+            "120",
+            "--image-name",
+            HOST_LATEST,
+            "--pod-template",
+            str(pod_network),
+        )
+        yield install_kernelspec(
+            prefix,
+            "gp_k8s_kubelet",
+            "--namespace",
+            NAMESPACE,
+            "--launch-timeout",
+            "120",
+            "--image-name",
+            HOST_LATEST,
+            "--allowed-images",
+            f"{HOST_IMAGE},gp-test/not-on-the-node:1",
+            "--pod-template",
+            str(template),
+        )
+
+
+@pytest.fixture
+def admin_kubeconfig(k8s_cluster: K8sCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GP_RESPONSE_IP", "127.0.0.1")
+    monkeypatch.setenv("GP_KUBECONFIG", str(k8s_cluster.admin_kubeconfig))
+
+
+@pytest.mark.usefixtures("admin_kubeconfig")
+async def test_a_kernel_runs_and_stops_without_waiting_for_the_kubelet(
+    k8s_cluster: K8sCluster, kubelet_specs: str
+) -> None:
+    # The image is tagged :latest and only on the node: with the API's default policy
+    # (Always) the kubelet would try the registry; IfNotPresent runs it.
+    manager = AsyncKernelManager(kernel_name=kubelet_specs)
+    started = time.monotonic()
+    await manager.start_kernel(env=dict(os.environ, KERNEL_USERNAME="kubelet"))
+    print(f"real kubelet: kernel ready in {time.monotonic() - started:.1f}s")
+    client = manager.client()
+    client.start_channels()
+    try:
+        await asyncio.wait_for(client.wait_for_ready(timeout=60), 70)
+    finally:
+        client.stop_channels()
+    kernel_id = str(manager.kernel_id)
+    started = time.monotonic()
+    await manager.shutdown_kernel(now=True)
+    stopped = time.monotonic() - started
+    still = kernel_objects(k8s_cluster.api_client(), kernel_id)
+    assert await Reaper.shared().settled(kernel_id, 120)
+    gone = time.monotonic() - started
+    print(
+        f"real kubelet: shutdown(now=True) returned in {stopped:.1f}s, pod gone after "
+        f"{gone:.1f}s (left when it returned: {still})"
+    )
+    assert kernel_objects(k8s_cluster.api_client(), kernel_id) == []
+
+
+@pytest.mark.usefixtures("admin_kubeconfig")
+async def test_a_missing_image_fails_fast(k8s_cluster: K8sCluster, kubelet_specs: str) -> None:
+    manager = AsyncKernelManager(kernel_name=kubelet_specs)
+    started = time.monotonic()
+    with pytest.raises(LaunchFailedError) as failed:
+        await manager.start_kernel(
+            env=dict(
+                os.environ, KERNEL_USERNAME="kubelet", KERNEL_IMAGE="gp-test/not-on-the-node:1"
+            )
+        )
+    seconds = time.monotonic() - started
+    print(f"real kubelet: missing image failed in {seconds:.1f}s: {failed.value}")
+    assert seconds < 30
+    assert "ErrImagePull" in str(failed.value) or "ImagePullBackOff" in str(failed.value)
+    assert await Reaper.shared().settled(str(manager.kernel_id), 120)
+
+
+@pytest.mark.usefixtures("admin_kubeconfig")
+async def test_a_sandbox_the_node_cannot_make_fails_fast(
+    k8s_cluster: K8sCluster, kubelet_specs: str
+) -> None:
+    manager = AsyncKernelManager(kernel_name="gp_k8s_kubelet_pod_network")
+    started = time.monotonic()
+    with pytest.raises(LaunchFailedError) as failed:
+        await manager.start_kernel(env=dict(os.environ, KERNEL_USERNAME="kubelet"))
+    seconds = time.monotonic() - started
+    print(f"real kubelet: sandbox failure reported in {seconds:.1f}s: {failed.value}")
+    assert seconds < 60  # the launch timeout is 120 s
+    assert "FailedCreatePodSandBox" in str(failed.value)
+    assert await Reaper.shared().settled(str(manager.kernel_id), 120)
