@@ -67,6 +67,11 @@ class KubeletUnavailable(RuntimeError):
 
 def ensure_kubelet(cache_bin: Path) -> tuple[Path, Path]:
     """The patched kubelet and the static pause binary, built (cached) when missing."""
+    from backends.system_packages import missing_packages_message
+
+    missing = missing_packages_message("kubelet")
+    if missing:  # before building anything: gcc and libc6-dev build the pause binary
+        raise KubeletUnavailable(missing)
     kubelet, pause = cache_bin / "kubelet-loopback", cache_bin / "pause-static"
     if not (kubelet.exists() and pause.exists()):
         done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True)
