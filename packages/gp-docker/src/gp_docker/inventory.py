@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import calendar
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from docker.errors import APIError, NotFound
 
+from gp_provisioners_core.inventory import STORE_ID_VARIABLE, BackendResource
+
 from .builders import KERNEL_ID_LABEL
 from .docker_api import docker_client, run_sdk
-
-STORE_ID_VARIABLE = "KERNEL_GP_SERVER_STORE"
 
 
 def _epoch(created: Any) -> float | None:
@@ -34,22 +33,6 @@ def _epoch(created: Any) -> float | None:
     return None
 
 
-@dataclass(frozen=True)
-class DockerResource:
-    """Field-compatible with ``gp_server.orphans.BackendResource`` (gp-docker does not
-    depend on gp-server)."""
-
-    backend: str
-    kind: str
-    name: str
-    kernel_id: str
-    created_at: float | None = None
-    owner_alive: bool = False
-
-    def describe(self) -> str:
-        return f"{self.backend} {self.kind} {self.name} (kernel {self.kernel_id})"
-
-
 class DockerContainerInventory:
     """Kernel containers and Swarm services of one store on the daemon ``DOCKER_HOST`` names."""
 
@@ -58,13 +41,13 @@ class DockerContainerInventory:
     def __init__(self, store_id: str) -> None:
         self.store_id = store_id
 
-    async def list_resources(self) -> list[DockerResource]:
+    async def list_resources(self) -> list[BackendResource]:
         return await run_sdk(self._list)
 
-    def _list(self) -> list[DockerResource]:
+    def _list(self) -> list[BackendResource]:
         client: Any = docker_client()  # the SDK's low-level API is untyped
         marker = f"{STORE_ID_VARIABLE}={self.store_id}"
-        found: list[DockerResource] = []
+        found: list[BackendResource] = []
         listing = client.api.containers(all=True, filters={"label": [KERNEL_ID_LABEL]})
         for entry in listing:
             try:
@@ -78,7 +61,7 @@ class DockerContainerInventory:
                 continue  # a task container: its service is listed (and removed) instead
             name = str((entry.get("Names") or [entry["Id"]])[0]).lstrip("/")
             found.append(
-                DockerResource(
+                BackendResource(
                     "docker", "container", name, labels[KERNEL_ID_LABEL], _epoch(entry["Created"])
                 )
             )
@@ -92,7 +75,7 @@ class DockerContainerInventory:
             if marker not in env:
                 continue
             found.append(
-                DockerResource(
+                BackendResource(
                     "docker",
                     "service",
                     str(spec.get("Name") or service["ID"]),

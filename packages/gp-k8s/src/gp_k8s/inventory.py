@@ -15,33 +15,16 @@ needs a cluster-wide ``list pods``).  Every call runs off the event loop.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from gp_provisioners_core.inventory import STORE_ID_VARIABLE, BackendResource
+
 from . import operations as ops
 from .client import get_api_client, path, request
 from .manifests import KERNEL_ID_ANNOTATION, KERNEL_ID_LABEL, KERNEL_SELECTOR
-
-STORE_ID_VARIABLE = "KERNEL_GP_SERVER_STORE"
-
-
-@dataclass(frozen=True)
-class PodResource:
-    """Field-compatible with ``gp_server.orphans.BackendResource`` (gp-k8s does not depend on
-    gp-server); ``name`` is ``namespace/pod``."""
-
-    backend: str
-    kind: str
-    name: str
-    kernel_id: str
-    created_at: float | None = None
-    owner_alive: bool = False
-
-    def describe(self) -> str:
-        return f"{self.backend} {self.kind} {self.name} (kernel {self.kernel_id})"
 
 
 def _epoch(timestamp: str | None) -> float | None:
@@ -68,13 +51,13 @@ class KubernetesPodInventory:
             os.environ.get("GP_KUBECONFIG", ""), os.environ.get("GP_KUBE_CONTEXT", "")
         )
 
-    async def list_resources(self) -> list[PodResource]:
+    async def list_resources(self) -> list[BackendResource]:
         return await ops.run_blocking(self._list)
 
-    def _list(self) -> list[PodResource]:
+    def _list(self) -> list[BackendResource]:
         api = self._api()
         paths = [path("/api/v1/namespaces/{}/pods", n) for n in self.namespaces]
-        found: list[PodResource] = []
+        found: list[BackendResource] = []
         for collection in paths or ["/api/v1/pods"]:
             body = request(api, "GET", collection, query={"labelSelector": KERNEL_SELECTOR})
             for pod in body.get("items") or []:
@@ -85,7 +68,7 @@ class KubernetesPodInventory:
                     meta.get("labels") or {}
                 ).get(KERNEL_ID_LABEL, "")
                 found.append(
-                    PodResource(
+                    BackendResource(
                         "k8s",
                         "pod",
                         f"{meta['namespace']}/{meta['name']}",

@@ -34,8 +34,9 @@ from tornado import web
 from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, default, validate
 
 from gp_provisioners_core import RemoteProvisionerBase
+from gp_provisioners_core.inventory import STORE_ID_VARIABLE
 
-from .orphans import STORE_ID_VARIABLE, OrphanSweeper, SweepReport, load_inventory
+from .orphans import OrphanSweeper, SweepReport, load_inventory
 from .sealing import SECRET_FIELDS, load_store_key, open_connection, seal_connection
 from .store import KernelRecord, KernelStore, make_store
 

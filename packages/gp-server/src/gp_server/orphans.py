@@ -22,45 +22,8 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-
-@dataclass(frozen=True)
-class BackendResource:
-    """One thing a backend runs for one kernel."""
-
-    backend: str
-    kind: str
-    name: str
-    kernel_id: str
-    created_at: float | None = None
-    """Seconds since the epoch when the backend says; None when it does not."""
-    owner_alive: bool = False
-    """True when the backend knows the process that started it still lives (never an orphan)."""
-
-    def describe(self) -> str:
-        return f"{self.backend} {self.kind} {self.name} (kernel {self.kernel_id})"
-
-
-STORE_ID_VARIABLE = "KERNEL_GP_SERVER_STORE"
-
-
-class ResourceInventory(Protocol):
-    """What a backend offers the sweeper.  Both methods must run blocking calls off the loop.
-
-    Constructed with ``store_id``: list only resources whose launch environment has
-    ``KERNEL_GP_SERVER_STORE=<store_id>``.
-    """
-
-    name: str
-
-    async def list_resources(self) -> list[BackendResource]:
-        """Everything of ours on this backend (labelled or named by kernel id)."""
-        ...
-
-    async def remove(self, resource: BackendResource) -> None:
-        """Remove ``resource`` (and what it owns); idempotent."""
-        ...
+from gp_provisioners_core.inventory import STORE_ID_VARIABLE, BackendResource, ResourceInventory
 
 
 @dataclass
