@@ -82,3 +82,44 @@ def test_launching_ids_are_queried_faster():
         assert watcher.queries - before <= 1
     finally:
         watcher.stop()
+
+
+def test_refresh_waits_for_a_query_that_covers_an_id_watched_during_one():
+    """A query under way took its snapshot of the ids before ``watch("late")``: ``refresh``
+    must wait for the next one, or ``observe("late")`` is still None afterwards (seen as a
+    flaky gp-yarn test under load)."""
+    started, release = threading.Event(), threading.Event()
+    seen: list[frozenset[str]] = []
+
+    def fetch(ids: Collection[str]) -> dict[str, str]:
+        seen.append(frozenset(ids))
+        if len(seen) == 1:
+            started.set()
+            release.wait(5)
+        else:
+            time.sleep(0.5)  # the next query is slow: only a refresh that waits for it sees it
+        return dict.fromkeys(ids, "RUNNING")
+
+    watcher = BatchedStatusWatcher("test-late", fetch, interval=60, launch_interval=60)
+    observed: list[object] = []
+    try:
+        watcher.watch("early", launching=False)
+        assert started.wait(5)  # the first query holds {"early"} and is blocked
+        watcher.watch("late", launching=False)
+
+        def refresh_then_observe() -> None:
+            watcher.refresh(5)
+            observed.append(watcher.observe("late"))
+
+        refresher = threading.Thread(target=refresh_then_observe, daemon=True)
+        refresher.start()
+        time.sleep(0.1)
+        release.set()
+        refresher.join(5)
+        assert seen[0] == frozenset({"early"})
+        assert len(observed) == 1
+        assert observed[0] is not None
+        assert observed[0].status == "RUNNING"  # type: ignore[attr-defined]
+    finally:
+        release.set()
+        watcher.stop()

@@ -65,6 +65,9 @@ class BatchedStatusWatcher(Generic[Status]):
         self._launching: set[str] = set()
         self._cache: dict[str, Observation[Status]] = {}
         self._generation = 0
+        """Queries finished (each loop of the thread counts one, with or without ids)."""
+        self._begun = 0
+        """Queries begun: the thread takes its snapshot of the watched ids under the lock."""
         self._generation_changed = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self.queries = 0
@@ -118,7 +121,9 @@ class BatchedStatusWatcher(Generic[Status]):
         Blocking: call it through ``asyncio.to_thread`` from async code.
         """
         with self._lock:
-            target = self._generation + 1
+            # The first query that begins after this call: one already under way may have
+            # taken its snapshot of the ids before the caller's latest ``watch``.
+            target = self._begun + 1
         self._ensure_thread()
         self._wake.set()
         deadline = time.monotonic() + timeout
@@ -150,6 +155,7 @@ class BatchedStatusWatcher(Generic[Status]):
             with self._lock:
                 ids = frozenset(self._watched)
                 fast = bool(self._launching)
+                self._begun += 1
             if ids:
                 self._query(ids)
             else:
