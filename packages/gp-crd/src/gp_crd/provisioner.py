@@ -281,9 +281,13 @@ class CustomResourceProvisioner(KubernetesProvisioner):
         deleted."""
         pod = self.pod_state()
         await ops.run_blocking(self._delete_object, api, namespace, name)
-        if pod is not None and self._grace == 0:
-            # A kill: do not wait for the garbage collector's graceful deletion.
-            await ops.run_blocking(ops.delete_pod, api, namespace, pod.name, 0)
+        if pod is not None:
+            # The kernel's pod is deleted here too, not left to the garbage collector alone: a
+            # kill must not wait for the collector's graceful deletion, and a collector that has
+            # not discovered this resource's kind yet (it picks up a new CRD on its next
+            # resync) would leave the pod running.
+            grace = 0 if self._grace == 0 else max(self._grace, self.termination_grace_period)
+            await ops.run_blocking(ops.delete_pod, api, namespace, pod.name, grace)
         objects = self._objects
         self.track_deletion(
             self.object_kind,
