@@ -182,13 +182,15 @@ def release(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the docs site with warnings as errors; check the generated settings reference."""
+    """Build the docs site with warnings as errors; check the generated settings reference and
+    that every module, class and path the pages name exists."""
     install_packages(session, *BACKENDS, extras="")
     session.install("mkdocs>=1.6")
     session.run("mkdocs", "build", "--strict")
     session.run(
         "python", "scripts/check_settings_reference.py", "site/reference/settings/index.html"
     )
+    session.run("python", "scripts/check_doc_names.py")
 
 
 @nox.session
