@@ -16,6 +16,7 @@ from traitlets import Bool, Set, Unicode, default, validate
 
 from gp_provisioners_core import ContainerProvisionerBase
 from gp_provisioners_core.config import env_bool, env_set
+from gp_provisioners_core.deprecated_settings import deprecated_alias
 from gp_provisioners_core.errors import InvalidLaunchParameterError
 
 from .builders import (
@@ -65,17 +66,8 @@ class DockerProvisionerBase(ContainerProvisionerBase):
     def _allowed_images_default(self) -> set[str]:
         return env_set("GP_ALLOWED_IMAGES", "")
 
-    remote_env_allowlist = Set(
-        Unicode(),
-        config=True,
-        help="""Variables passed into kernel containers besides KERNEL_*, the kernelspec's own
-        env and what the launcher needs (GP_REMOTE_ENV_ALLOWLIST, comma-separated, default
-        none).  Everything else of the server's environment stays out.""",
-    )
-
-    @default("remote_env_allowlist")
-    def _remote_env_allowlist_default(self) -> set[str]:
-        return env_set("GP_REMOTE_ENV_ALLOWLIST", "")
+    renamed_env_allowlist_variables = ("GP_REMOTE_ENV_ALLOWLIST",)
+    remote_env_allowlist = deprecated_alias("env_allowlist", Set(Unicode()))
 
     allow_root_kernels = Bool(
         config=True,
@@ -120,7 +112,7 @@ class DockerProvisionerBase(ContainerProvisionerBase):
         if self.executor_image_name:
             env = {**env, "KERNEL_EXECUTOR_IMAGE": self.executor_image_name}
         try:
-            return container_env(env, {*self.remote_env_allowlist, *spec_env}, self.docker_network)
+            return container_env(env, {*self.env_allowlist, *spec_env}, self.docker_network)
         except ValueError as err:
             raise InvalidLaunchParameterError(
                 f"Kernel {self.kernel_id}: {err}; remove it from the start request",

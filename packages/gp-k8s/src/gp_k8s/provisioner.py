@@ -192,7 +192,7 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         kernel's executors), which a user's value cannot replace."""
         spec_env = set((getattr(self.kernel_spec, "env", None) or {}).keys())
         try:
-            chosen = travelling_env(env, self.kernel_env_allowlist, spec_env)
+            chosen = travelling_env(env, self.env_allowlist, spec_env)
         except ValueError as err:
             raise InvalidLaunchParameterError(
                 f"Kernel {self.kernel_id}: {err}; remove it from the start request",

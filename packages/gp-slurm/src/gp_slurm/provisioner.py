@@ -136,7 +136,7 @@ class SlurmProvisioner(  # type: ignore[metaclass]
         kernel_id = str(self.kernel_id)
         spec_env = getattr(self.kernel_spec, "env", None) or {}
         try:
-            environment = job_environment(env, self.job_env_allowlist, spec_env)
+            environment = job_environment(env, self.env_allowlist, spec_env)
         except ValueError as err:
             raise InvalidLaunchParameterError(
                 f"Kernel {kernel_id}: {err}", kernel_id=kernel_id
