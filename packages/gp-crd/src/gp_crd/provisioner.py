@@ -146,6 +146,7 @@ class CustomResourceProvisioner(KubernetesProvisioner):
                 template=self._template,
                 termination_grace_period=self.termination_grace_period,
                 executor_image=self.executor_image_name,
+                gpu_resource_name=self.gpu_resource_name,
             )
         )
 
