@@ -7,7 +7,6 @@ and last log lines, and cleanup.  Subclasses create and remove their container o
 
 from __future__ import annotations
 
-import getpass
 import os
 from abc import abstractmethod
 from typing import Any, ClassVar
@@ -94,18 +93,15 @@ class DockerProvisionerBase(ContainerProvisionerBase):
 
     # -- launch --------------------------------------------------------------------------------
 
-    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        """Refuse a bad image or user before anything is registered or started; then the
-        shared steps of gp-provisioners-core (authorization, argv, env)."""
-        env = kwargs.get("env") or os.environ
+    async def validate_launch(self, env: dict[str, str]) -> None:
+        """Refuse a bad image, user or variable.  Called by the core's ``pre_launch`` after
+        authorisation, before anything is registered or started."""
         kernel_id = str(self.kernel_id)
-        self.authorize_user(env.get("KERNEL_USERNAME") or getpass.getuser())
         self.kernel_image = select_image(
             self.image_name, env.get("KERNEL_IMAGE", ""), self.allowed_images, kernel_id
         )
         self.kernel_user = kernel_user(env, kernel_id, self.allow_root_kernels)
         self._container_env(dict(env))  # refuses what cannot travel before anything starts
-        return await super().pre_launch(**kwargs)
 
     def _container_env(self, env: dict[str, str]) -> dict[str, str]:
         spec_env = getattr(self.kernel_spec, "env", None) or {}

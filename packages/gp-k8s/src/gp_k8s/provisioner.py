@@ -19,7 +19,6 @@ for many seconds while it tears the pod down, is seen through by the process's
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import signal
 import time
@@ -119,10 +118,11 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
 
     # -- launch ----------------------------------------------------------------------------
 
-    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        """Validate the ``KERNEL_*`` parameters and load the pod template before anything
-        is registered or created; then the shared pre-launch (authorization, argv, env)."""
-        request_env = dict(kwargs.get("env") or os.environ)
+    async def validate_launch(self, env: dict[str, str]) -> None:
+        """Validate the ``KERNEL_*`` parameters and load the pod template.  Called by the
+        core's ``pre_launch`` after authorisation (an unauthorised user gets 403 whatever its
+        parameters), before anything is registered or created."""
+        request_env = env
         if not self.image_name:
             raise KernelSpecConfigError(
                 f"Kernel {self.kernel_id}: no image configured; set image_name in the "
@@ -134,7 +134,6 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         )
         self.pod_env(request_env)  # refuses what cannot travel before anything is created
         self._template = await ops.run_blocking(self._load_template)
-        return await super().pre_launch(**kwargs)
 
     def _load_template(self) -> dict[str, Any] | None:
         """The operator's template of the kernel's object; called by :meth:`pre_launch` on a
