@@ -29,7 +29,7 @@ from backends.k8s_cluster import (
     run_idle_request_bench,
 )
 
-from gp_k8s.bench import (
+from backends.k8s_bench import (
     IdleRequestRow,
     format_table,
     idle_requests_per_interval,
