@@ -85,6 +85,8 @@ def typecheck(session: nox.Session) -> None:
     install_packages(session, *BACKENDS, "gp-server")
     session.install("mypy>=1.10", "types-paramiko", "types-docker", "types-PyYAML")
     session.run("mypy")
+    # The launchers run inside kernel images, outside any package: checked on their own.
+    session.run("mypy", "--strict", "launchers/python")
 
 
 @nox.session
