@@ -493,7 +493,10 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
         """The launcher over ssh, rebuilt from the persisted fields after a re-attach."""
         if self._remote is None and self.launcher_pid and self.assigned_host:
             ref = RemoteLauncherRef(
-                str(self.kernel_id), self.launcher_pid, self.launcher_pgid, self.remote_log
+                self.launch_kernel_id or str(self.kernel_id),
+                self.launcher_pid,
+                self.launcher_pgid,
+                self.remote_log,
             )
             self._remote = RemoteLauncher(await self._ssh_target(self.assigned_host), ref)
         return self._remote
@@ -517,7 +520,7 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
 
     def _stop_watching(self) -> None:
         if self._watcher is not None:
-            self._watcher.unwatch(str(self.kernel_id))
+            self._watcher.unwatch(self.launch_kernel_id or str(self.kernel_id))
             self._watcher = None
 
     def _local_process(self) -> LocalLauncherProcess | None:

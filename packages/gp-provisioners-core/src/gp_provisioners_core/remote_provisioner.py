@@ -48,6 +48,7 @@ from .legacy_env import apply_legacy_environment
 from .legacy_specs import check_kernelspec
 from .logsafe import printable
 from .phases import LaunchPhases
+from .pool_identity import POOL_CONFIG_KEY
 from .protocol import LAUNCH_SECRET_ENV
 from .response_manager import ResponseManager
 
@@ -85,6 +86,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         "kernel_pid",
         "legacy_launcher",
         "kernel_username",
+        "launch_kernel_id",
     )
     launch_check_interval: ClassVar[float] = 0.1
     """Seconds between ``detect_launch_failure`` calls while a launch waits."""
@@ -98,6 +100,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         apply_legacy_environment()
         warn_if_shadowed()
         overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in _CONSTRUCTOR_KEYS}
+        overrides.pop(POOL_CONFIG_KEY, None)  # the kernel manager's pools read it (pool.py)
         super().__init__(**kwargs)
         apply_kernelspec_overrides(self, overrides, self._spec_label())
         try:
@@ -117,6 +120,9 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         self.kernel_pid: int = 0
         self.legacy_launcher: bool = False
         self.kernel_username: str = ""
+        self.launch_kernel_id: str = str(self.kernel_id or "")
+        """The id the kernel was launched with; differs from ``kernel_id`` once a pool's
+        kernel was claimed under another id (the launcher and backend labels keep it)."""
         self.kernel_channel: KernelChannel | None = None
         self.launch_phases = self._new_launch_phases(self.kernel_id or "")
         self._counted_running = False
@@ -157,6 +163,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
             kernel_id=kernel_id,
         )
         self.launch_phases = self._new_launch_phases(kernel_id)
+        self.launch_kernel_id = kernel_id
         env: dict[str, str] = dict(kwargs.pop("env", None) or os.environ)
         self.kernel_username = env.get("KERNEL_USERNAME") or getpass.getuser()
         self.authorize_user(self.kernel_username)
@@ -306,6 +313,24 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
                 )
         self._open_kernel_channel()
         self._count_running(True)
+
+    async def adopt_kernel_id(self, kernel_id: str) -> None:
+        """Take ``kernel_id`` as this running kernel's id.
+
+        Called by a kernel pool (``gp_provisioners_core.pool.rekey_manager``) when a pooled
+        kernel is claimed by a start request.  A backend overrides it to relabel or rename its
+        objects (what it cannot change keeps ``launch_kernel_id``); an override must call super
+        first and must not stop the kernel when relabelling fails (log it instead).
+        """
+        if not is_valid_kernel_id(kernel_id):
+            raise InvalidLaunchParameterError(
+                f"Kernel id {printable(kernel_id)} may hold only letters, digits, '.', '_' and '-'",
+                kernel_id=kernel_id,
+            )
+        if not self.launch_kernel_id:
+            self.launch_kernel_id = str(self.kernel_id)
+        ResponseManager.instance(config=self.config).unregister_event(self.launch_kernel_id)
+        self.kernel_id = kernel_id
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
         return recommended
@@ -643,7 +668,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
         if self.comm_port and self.assigned_ip and key:
             self.kernel_channel = KernelChannel(
-                str(self.kernel_id),
+                self.launch_kernel_id or str(self.kernel_id),
                 self.assigned_ip,
                 self.comm_port,
                 key,
