@@ -54,14 +54,16 @@ class PoolHooks:
     ``start(pool_kernel_id, template)`` starts a kernel under ``pool_kernel_id`` and returns its
     manager once the kernel answered a ``kernel_info_request``; ``stop(manager)`` shuts one down
     and removes what it left; ``claimed(manager, pool_kernel_id)`` runs after a claim re-keyed
-    ``manager`` (records, relabels); ``spec_metadata(kernel_name)`` is the kernelspec's
-    ``metadata``.
+    ``manager`` (records, relabels); ``may_claim(manager, pool_kernel_id)`` runs before a
+    claim and may refuse it (the kernel is then dropped from the pool, not stopped: another
+    replica holds it); ``spec_metadata(kernel_name)`` is the kernelspec's ``metadata``.
     """
 
     start: Callable[[str, PoolTemplate], Awaitable[Any]]
     stop: Callable[[Any], Awaitable[None]]
     spec_metadata: Callable[[str], Mapping[str, Any]]
     claimed: Callable[[Any, str], Awaitable[None]] | None = None
+    may_claim: Callable[[Any, str], Awaitable[bool]] | None = None
 
 
 @dataclass
@@ -200,6 +202,9 @@ class KernelPool:
                     entry.pool_kernel_id,
                 )
                 self.owner.spawn(self.owner.stop_quietly(entry.manager))
+                continue
+            may_claim = self.owner.hooks.may_claim
+            if may_claim is not None and not await may_claim(entry.manager, entry.pool_kernel_id):
                 continue
             await rekey_manager(entry.manager, kernel_id)
             if self.owner.hooks.claimed is not None:
@@ -399,6 +404,13 @@ class KernelPools(LoggingConfigurable):
             return False
         pool.adopt(manager, pid)
         return True
+
+    def release(self) -> None:
+        """Forget every ready pooled kernel without stopping it (the owner keeps them for the
+        next server); launches in progress are still stopped by :meth:`close`."""
+        for pool in self.pools.values():
+            pool.ready.clear()
+        self.publish()
 
     async def close(self) -> None:
         """Stop every pooled kernel.  Called by the owner's ``shutdown_all``."""

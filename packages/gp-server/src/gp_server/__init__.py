@@ -11,6 +11,7 @@ from typing import Any
 
 from ._version import __version__
 from .manager import PersistentKernelManager
+from .pool import PoolingKernelManager
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -39,4 +40,4 @@ async def _start_jupyter_server_extension(serverapp: Any) -> None:
         await manager.start_persistence()
 
 
-__all__ = ["PersistentKernelManager", "__version__"]
+__all__ = ["PersistentKernelManager", "PoolingKernelManager", "__version__"]
