@@ -12,7 +12,8 @@ notebook front end sees it.  Shutdown times of the cold kernels are printed too.
 printed, never judged by the exit code.  Backends that cannot run here say why.
 
 Rows: ``local`` (jupyter_client's LocalProvisioner), ``ssh`` (gp-distributed over ssh to a real
-sshd on 127.0.0.2).  Further rows are added by a ``setup_*`` function listed in ``SETUPS``.
+sshd on 127.0.0.2), ``docker``, ``k8s`` and ``slurm`` (the backends of tests-integration, each
+brought up for its row and stopped after it).  A row is a ``setup_*`` function in ``SETUPS``.
 """
 
 from __future__ import annotations
@@ -146,7 +147,94 @@ def setup_ssh(ctx: Context) -> Row:
     return row
 
 
-SETUPS: dict[str, Callable[[Context], Row]] = {"local": setup_local, "ssh": setup_ssh}
+def setup_docker(ctx: Context) -> Row:
+    """gp-docker's DockerProvisioner on the private dockerd of tests-integration (host network,
+    the kernel image built offline or loaded from the cache)."""
+    row = Row("docker", "gp-docker (container)")
+    try:
+        from backends import dockerd
+
+        reason = dockerd.dockerd_available()
+        if reason:
+            row.unavailable = reason
+            return row
+        backend = dockerd.shared_docker_backend()
+    except Exception as err:
+        row.unavailable = f"no private dockerd: {err}"
+        return row
+    row.cleanup = dockerd.stop_shared_docker_backend
+    root = ctx.root / "docker"
+    dockerd.DockerKernelspecs(backend, root).install("pool_docker")
+    row.kernel_name = "pool_docker"
+    row.env = {
+        "JUPYTER_PATH": str(root / "share" / "jupyter"),
+        "GP_RESPONSE_IP": "127.0.0.1",
+        "GP_RESPONSE_PORT": "0",
+        "DOCKER_HOST": backend.base_url,
+    }
+    return row
+
+
+def setup_k8s(ctx: Context) -> Row:
+    """gp-k8s on the loopback control plane of tests-integration (kube-apiserver, scheduler,
+    the node agent running each pod's launcher as a local process)."""
+    row = Row("k8s", "gp-k8s (pod)")
+    try:
+        from backends import k8s_cluster
+
+        cluster = k8s_cluster.shared_cluster()
+        k8s_cluster.ensure_namespace(cluster.api_client(), "gp-pool-bench")
+    except Exception as err:
+        row.unavailable = f"no Kubernetes control plane: {err}"
+        return row
+    row.cleanup = cluster.stop
+    prefix = ctx.root / "k8s"
+    row.kernel_name = k8s_cluster.install_kernelspec(
+        prefix, "pool_k8s", "--namespace", "gp-pool-bench", "--launch-timeout", "300"
+    )
+    row.env = {
+        "JUPYTER_PATH": str(prefix / "share" / "jupyter"),
+        "GP_RESPONSE_IP": "127.0.0.1",
+        "GP_RESPONSE_PORT": "0",
+        "GP_KUBECONFIG": str(cluster.admin_kubeconfig),
+    }
+    return row
+
+
+def setup_slurm(ctx: Context) -> Row:
+    """gp-slurm (sbatch/squeue) on the single-node Slurm of tests-integration."""
+    row = Row("slurm", "gp-slurm (batch job)")
+    try:
+        from backends import slurm, slurm_kernels
+
+        reason = slurm.slurm_available()
+        if reason:
+            row.unavailable = reason
+            return row
+        cluster = slurm.SlurmCluster().start()
+    except Exception as err:
+        row.unavailable = f"no Slurm cluster: {err}"
+        return row
+    row.cleanup = cluster.stop
+    root = ctx.root / "slurm"
+    root.mkdir(parents=True, exist_ok=True)
+    specs = slurm_kernels.install_kernelspecs(cluster, root)
+    row.kernel_name = specs.cli
+    row.env = {
+        "JUPYTER_PATH": str(root / "share" / "jupyter"),
+        "GP_RESPONSE_IP": "127.0.0.1",
+        "GP_RESPONSE_PORT": "0",
+    }
+    return row
+
+
+SETUPS: dict[str, Callable[[Context], Row]] = {
+    "local": setup_local,
+    "ssh": setup_ssh,
+    "docker": setup_docker,
+    "k8s": setup_k8s,
+    "slurm": setup_slurm,
+}
 
 
 # -- the worker (one process per row) ---------------------------------------------------------

@@ -151,6 +151,7 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
         self._remote: RemoteLauncher | None = None
         self._watcher: LaunchWatcher | None = None
         self._remote_exit: int | None = None
+        self._shutdown_asked = False
         self._host_unreachable = False
         self._counted_host = ""
 
@@ -344,6 +345,10 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
                 reply = await self.kernel_channel.request({"signum": 0})
             except KernelChannelError as err:
                 self.log.debug("%s", err)
+                if self._shutdown_asked:
+                    # The kernel was asked to shut down and its launcher is gone: no ssh
+                    # round trip to confirm it; cleanup() still kills whatever is left.
+                    return self._exited(0)
             else:
                 if reply.get("alive", True):
                     return None
@@ -410,6 +415,12 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
             else:
                 process.signal_group(signum)
 
+    async def shutdown_requested(self, restart: bool = False) -> None:
+        """jupyter_client sent the kernel a shutdown_request: from now on a launcher that no
+        longer answers its comm port has ended (see ``_poll_remote``)."""
+        self._shutdown_asked = True
+        await super().shutdown_requested(restart=restart)
+
     async def terminate(self, restart: bool = False) -> None:
         if await self.shutdown_through_channel():
             return
@@ -466,6 +477,7 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
         self._process = None
         self._remote = None
         self._remote_exit = None
+        self._shutdown_asked = False
         self._host_unreachable = False
         self.launcher_pid = 0
         self.launcher_pgid = 0
