@@ -89,6 +89,10 @@ async def test_pool_serves_survives_a_crash_and_leaves_nothing(
         assert saved[kernel_id]["launch_kernel_id"] == pooled_id
         assert "kernel_pool" not in saved[kernel_id]
         refill_id = await wait_for_pooled_record(store, {pooled_id, kernel_id})
+        code, stats = await first.call("GET", "/api/gp/pools")
+        assert code == 200, stats
+        assert stats["served"] == 1
+        assert [p["kernelspec"] for p in stats["pools"]] == [PY]
     finally:
         kill_hard(first)
     assert processes_with(pooled_id), "the claimed kernel died with the server"
