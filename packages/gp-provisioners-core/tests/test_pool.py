@@ -195,3 +195,62 @@ def test_bad_pool_settings_name_the_kernelspec_and_value(raw: Any) -> None:
     metadata = {"kernel_provisioner": {"config": {"pool": raw}}}
     with pytest.raises(KernelSpecConfigError, match="Kernelspec myspec"):
         pool_settings("myspec", metadata, 0, 0.0)
+
+
+class _FakeManager:
+    """A started kernel manager as a pool sees it (for the bookkeeping tests below)."""
+
+    def __init__(self, kernel_id: str) -> None:
+        self.kernel_id = kernel_id
+        self.provisioner = type("P", (), {"kernel_id": kernel_id})()
+        self.connection_file = ""
+        self.alive = True
+
+    async def is_alive(self) -> bool:
+        return self.alive
+
+
+def _fake_pools(**settings: Any) -> tuple[KernelPools, list[str], list[str]]:
+    started: list[str] = []
+    stopped: list[str] = []
+
+    async def start(pid: str, template: PoolTemplate) -> _FakeManager:
+        started.append(pid)
+        return _FakeManager(pid)
+
+    async def stop(manager: Any) -> None:
+        stopped.append(manager.kernel_id)
+
+    return KernelPools(PoolHooks(start, stop, lambda name: {}), **settings), started, stopped
+
+
+async def test_idle_kernels_are_replaced_and_dead_ones_never_served() -> None:
+    pools, started, stopped = _fake_pools(pool_sizes={"k": 1}, max_idle=0.05)
+    pool = pools.warm("k", {})
+    assert pool is not None
+    await asyncio.sleep(0.01)
+    first = started[0]
+    await asyncio.sleep(0.06)
+    await pools.maintain()  # retires the idle kernel and starts a fresh one
+    await asyncio.sleep(0.01)
+    assert stopped == [first]
+    assert pools.pooled_kernel_ids() == {started[1]}
+    pool.ready[0].manager.alive = False  # died while pooled: dropped, never handed out
+    assert await pools.claim("k", "new", {"env": {}}) is None
+    await asyncio.sleep(0.01)
+    assert started[1] in stopped
+    await pools.close()
+    assert set(started) <= set(stopped)
+
+
+async def test_bounds_on_kernels_and_pools() -> None:
+    pools, _, _ = _fake_pools(
+        pool_sizes={"k": 3}, scope="per-user", max_pooled_kernels=4, max_pools=2
+    )
+    for user in ("a", "b", "c"):
+        pools.warm("k", {"KERNEL_USERNAME": user})
+        await asyncio.sleep(0.01)
+    assert len(pools.pools) == 2  # the least recently used learned pool made room
+    assert sorted(p["user"] for p in pools.stats()["pools"]) == ["b", "c"]
+    assert len(pools.pooled_kernel_ids()) <= 4
+    await pools.close()
