@@ -40,6 +40,8 @@ class Claimed:
     pool_kernel_id: str
 
     async def info(self) -> dict[str, Any]:
+        """The provisioner info once the claim's background relabel has finished."""
+        await self.manager.provisioner.relabelled()
         return dict(await self.manager.provisioner.get_provisioner_info())
 
 

@@ -91,11 +91,10 @@ class DockerProvisioner(DockerProvisionerBase):
         )
         return container_id
 
-    async def adopt_kernel_id(self, kernel_id: str) -> None:
+    async def relabel_backend(self, kernel_id: str) -> None:
         """A claimed pooled kernel (``gp_provisioners_core.pool``): its container is renamed
         for the new id (names are mutable, labels are not: they keep the launch id, which the
         records carry as ``launch_kernel_id``).  A failed rename is logged; the kernel runs on."""
-        await super().adopt_kernel_id(kernel_id)
         if not self.container_id:
             return
         name = resource_name(kernel_id)

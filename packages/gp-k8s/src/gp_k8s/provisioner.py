@@ -438,10 +438,9 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
             return code
         return 1 if status else 0
 
-    async def adopt_kernel_id(self, kernel_id: str) -> None:
+    async def relabel_backend(self, kernel_id: str) -> None:
         """A claimed pooled kernel (``gp_provisioners_core.pool``): its pod's ``kernel-id``
         label and annotation follow the new id; a failed patch is logged, the kernel runs on."""
-        await super().adopt_kernel_id(kernel_id)
         if self._api is None or not self.container_name:
             return
         try:

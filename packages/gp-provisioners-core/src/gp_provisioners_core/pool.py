@@ -191,6 +191,7 @@ class KernelPool:
             entry = self.ready.popleft()
             started_for = str(self.template.env.get("KERNEL_USERNAME") or "")
             if username != started_for:  # never another user's kernel, whatever the digest
+                self.owner.spawn(self.owner.stop_quietly(entry.manager))
                 raise RuntimeError(
                     f"Kernel pool {self.identity.describe()}: a request of user {username!r} "
                     f"matched kernels started for {started_for!r}; refusing to hand one over"

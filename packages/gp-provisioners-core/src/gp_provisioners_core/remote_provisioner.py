@@ -279,6 +279,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         Does not start the response manager (a re-attached kernel's cleanup must not make an
         RSA key on the event loop)."""
         self._count_running(False)
+        await self.relabelled()  # a claim's relabel must not race the removal of its objects
         ResponseManager.instance(config=self.config).unregister_event(str(self.kernel_id))
         self.kernel_channel = None
 
@@ -318,9 +319,9 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         """Take ``kernel_id`` as this running kernel's id.
 
         Called by a kernel pool (``gp_provisioners_core.pool.rekey_manager``) when a pooled
-        kernel is claimed by a start request.  A backend overrides it to relabel or rename its
-        objects (what it cannot change keeps ``launch_kernel_id``); an override must call super
-        first and must not stop the kernel when relabelling fails (log it instead).
+        kernel is claimed by a start request.  The id changes at once; the backend's names and
+        labels follow in the background (:meth:`relabel_backend`), so a claim never waits for a
+        backend API call.  What the backend cannot change keeps ``launch_kernel_id``.
         """
         if not is_valid_kernel_id(kernel_id):
             raise InvalidLaunchParameterError(
@@ -331,6 +332,25 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
             self.launch_kernel_id = str(self.kernel_id)
         ResponseManager.instance(config=self.config).unregister_event(self.launch_kernel_id)
         self.kernel_id = kernel_id
+        self._relabelling = asyncio.ensure_future(self._relabel_quietly(kernel_id))
+
+    async def relabel_backend(self, kernel_id: str) -> None:
+        """Rename or relabel this kernel's backend objects for ``kernel_id`` (a claimed pooled
+        kernel).  Runs in the background after :meth:`adopt_kernel_id`; a backend overrides it
+        (default: nothing to change).  An error is logged, never stops the kernel."""
+
+    async def relabelled(self) -> None:
+        """Wait until the background relabel of a claim (if any) has finished.  Called by
+        :meth:`cleanup` and by tests that look at the backend right after a claim."""
+        task = getattr(self, "_relabelling", None)
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=30)
+
+    async def _relabel_quietly(self, kernel_id: str) -> None:
+        try:
+            await self.relabel_backend(kernel_id)
+        except Exception as err:  # noqa: BLE001 - a failed relabel must not stop the kernel
+            self.log.warning("Kernel %s: backend objects not relabelled: %s", kernel_id, err)
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
         return recommended

@@ -328,11 +328,10 @@ class SlurmProvisioner(  # type: ignore[metaclass]
         if self.job_id:
             self.watcher().watch(self.job_id, launching=False)
 
-    async def adopt_kernel_id(self, kernel_id: str) -> None:
+    async def relabel_backend(self, kernel_id: str) -> None:
         """A claimed pooled kernel (``gp_provisioners_core.pool``): its job is renamed for the
         new id (``scontrol update JobName``); its output file and environment keep the launch
         id.  A failed rename is logged; the kernel runs on."""
-        await super().adopt_kernel_id(kernel_id)
         if not self.job_id:
             return
         try:
