@@ -210,7 +210,9 @@ class _FakeManager:
         return self.alive
 
 
-def _fake_pools(**settings: Any) -> tuple[KernelPools, list[str], list[str]]:
+def _fake_pools(
+    metadata: dict[str, Any] | None = None, **settings: Any
+) -> tuple[KernelPools, list[str], list[str]]:
     started: list[str] = []
     stopped: list[str] = []
 
@@ -221,7 +223,8 @@ def _fake_pools(**settings: Any) -> tuple[KernelPools, list[str], list[str]]:
     async def stop(manager: Any) -> None:
         stopped.append(manager.kernel_id)
 
-    return KernelPools(PoolHooks(start, stop, lambda name: {}), **settings), started, stopped
+    spec = metadata if metadata is not None else {}
+    return KernelPools(PoolHooks(start, stop, lambda name: spec), **settings), started, stopped
 
 
 async def test_idle_kernels_are_replaced_and_dead_ones_never_served() -> None:
@@ -253,4 +256,22 @@ async def test_bounds_on_kernels_and_pools() -> None:
     assert len(pools.pools) == 2  # the least recently used learned pool made room
     assert sorted(p["user"] for p in pools.stats()["pools"]) == ["b", "c"]
     assert len(pools.pooled_kernel_ids()) <= 4
+    await pools.close()
+
+
+async def test_a_kernelspec_edit_retires_its_pooled_kernels() -> None:
+    metadata: dict[str, Any] = {"kernel_provisioner": {"config": {"image_name": "img:1"}}}
+    pools, started, stopped = _fake_pools(metadata, pool_sizes={"k": 1})
+    pools.warm("k", {})
+    await asyncio.sleep(0.01)
+    old = started[0]
+    metadata["kernel_provisioner"]["config"]["image_name"] = "img:2"
+    assert await pools.claim("k", "new", {"env": {}}) is None  # never the old image's kernel
+    await pools.maintain()
+    await asyncio.sleep(0.01)
+    assert old in stopped
+    assert old not in pools.pooled_kernel_ids()
+    got = await pools.claim("k", "new2", {"env": {}})
+    assert got is not None
+    assert got.kernel_id == "new2"
     await pools.close()

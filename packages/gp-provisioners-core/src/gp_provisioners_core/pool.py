@@ -328,12 +328,14 @@ class KernelPools(LoggingConfigurable):
         )
 
     def identity(self, kernel_name: str, env: Mapping[str, str] | None, cwd: str | None) -> Any:
+        """The pool key of a request for ``kernel_name`` as its kernelspec reads now."""
         return identity_of(
             kernel_name,
             env,
             cwd,
             ignored_env=tuple(self.ignored_env),
             match_cwd=self.match_cwd,
+            spec_metadata=self.hooks.spec_metadata(kernel_name),
         )
 
     def warm(
@@ -492,6 +494,20 @@ class KernelPools(LoggingConfigurable):
         for pool in list(self.pools.values()):
             if pool.identity.has_user and now - pool.last_used > self.pool_ttl:
                 self._remove(pool, f"unused for {self.pool_ttl:g}s (pool_ttl)")
+                continue
+            try:
+                template = pool.template
+                current = self.identity(template.kernel_name, template.env, template.cwd)
+                stale = current.digest != pool.identity.digest
+            except Exception as err:  # noqa: BLE001 - a kernelspec removed or made invalid
+                self.log.warning("Kernel pool %s: %s", pool.identity.describe(), err)
+                stale = True
+            if stale:
+                self._remove(pool, "(its kernelspec changed)")
+                try:
+                    self.warm(pool.template.kernel_name, pool.template.env, pool.template.cwd)
+                except Exception as err:  # noqa: BLE001 - logged; requests will say it too
+                    self.log.warning("Kernel pool %s: %s", pool.identity.describe(), err)
                 continue
             await pool.retire_idle()
             pool.fill()

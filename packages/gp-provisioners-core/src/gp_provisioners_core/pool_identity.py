@@ -59,12 +59,23 @@ def identity_of(
     *,
     ignored_env: tuple[str, ...] = DEFAULT_IGNORED_ENV,
     match_cwd: bool = True,
+    spec_metadata: Mapping[str, Any] | None = None,
 ) -> PoolIdentity:
-    """The pool key of a start request (or of the template a pooled kernel was started with)."""
+    """The pool key of a start request (or of the template a pooled kernel was started with).
+
+    ``spec_metadata`` is the kernelspec's metadata (the provisioner's settings: image, namespace,
+    resources...): a kernelspec edited after its pooled kernels started no longer matches them.
+    """
     env = dict(env or {})
     kept = sorted((str(k), str(v)) for k, v in env.items() if k not in ignored_env)
-    body = {"kernel": kernel_name, "cwd": (cwd or "") if match_cwd else "", "env": kept}
-    digest = hashlib.sha256(json.dumps(body, separators=(",", ":")).encode()).hexdigest()
+    body = {
+        "kernel": kernel_name,
+        "cwd": (cwd or "") if match_cwd else "",
+        "env": kept,
+        "spec": json.loads(json.dumps(spec_metadata or {}, sort_keys=True, default=str)),
+    }
+    text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()
     user = env.get("KERNEL_USERNAME") or ""
     if not user and (env.get("KERNEL_UID") or env.get("KERNEL_GID")):
         user = f"uid:{env.get('KERNEL_UID', '')}/gid:{env.get('KERNEL_GID', '')}"
