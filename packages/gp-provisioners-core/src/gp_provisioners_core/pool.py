@@ -321,21 +321,34 @@ class KernelPools(LoggingConfigurable):
 
     # -- what the owner calls -----------------------------------------------------------------
 
-    def settings_for(self, kernel_name: str) -> PoolSettings:
-        metadata = self.hooks.spec_metadata(kernel_name)
+    def settings_for(
+        self, kernel_name: str, metadata: Mapping[str, Any] | None = None
+    ) -> PoolSettings:
+        """``kernel_name``'s pool settings (``metadata``: its kernelspec's, read when None)."""
+        if metadata is None:
+            metadata = self.hooks.spec_metadata(kernel_name)
         return pool_settings(
             kernel_name, metadata, int(self.pool_sizes.get(kernel_name, 0)), self.max_idle
         )
 
-    def identity(self, kernel_name: str, env: Mapping[str, str] | None, cwd: str | None) -> Any:
-        """The pool key of a request for ``kernel_name`` as its kernelspec reads now."""
+    def identity(
+        self,
+        kernel_name: str,
+        env: Mapping[str, str] | None,
+        cwd: str | None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> PoolIdentity:
+        """The pool key of a request for ``kernel_name`` as its kernelspec reads now
+        (``metadata``: the kernelspec's, read when None)."""
+        if metadata is None:
+            metadata = self.hooks.spec_metadata(kernel_name)
         return identity_of(
             kernel_name,
             env,
             cwd,
             ignored_env=tuple(self.ignored_env),
             match_cwd=self.match_cwd,
-            spec_metadata=self.hooks.spec_metadata(kernel_name),
+            spec_metadata=metadata,
         )
 
     def warm(
@@ -345,10 +358,11 @@ class KernelPools(LoggingConfigurable):
         kernelspec with a pool, and by :meth:`claim` after a miss the scope allows to learn."""
         if self.closed:
             return None
-        settings = self.settings_for(kernel_name)
+        metadata = self.hooks.spec_metadata(kernel_name)
+        settings = self.settings_for(kernel_name, metadata)
         if settings.size <= 0:
             return None
-        identity = self.identity(kernel_name, env, cwd)
+        identity = self.identity(kernel_name, env, cwd, metadata)
         if identity.has_user and self.scope != "per-user":
             return None
         pool = self.pools.get(identity.digest)
@@ -372,12 +386,13 @@ class KernelPools(LoggingConfigurable):
         pool is empty, in which case it is refilled)."""
         if self.closed or set(start_kwargs) - POOLABLE_KWARGS:
             return None
-        settings = self.settings_for(kernel_name)
+        metadata = self.hooks.spec_metadata(kernel_name)  # read once per request
+        settings = self.settings_for(kernel_name, metadata)
         if settings.size <= 0:
             return None
         env = start_kwargs.get("env")
         cwd = start_kwargs.get("cwd")
-        identity = self.identity(kernel_name, env, cwd)
+        identity = self.identity(kernel_name, env, cwd, metadata)
         pool = self.pools.get(identity.digest)
         user = str(dict(env or {}).get("KERNEL_USERNAME") or "")
         manager = await pool.claim(kernel_id, user) if pool is not None else None
