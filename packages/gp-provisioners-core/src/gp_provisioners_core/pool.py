@@ -217,7 +217,9 @@ class KernelPool:
                 entry.pool_kernel_id,
                 kernel_id,
             )
-            self.fill()
+            # Refill a moment later: the new kernel's boot must not compete for the CPU with
+            # the claimed kernel's first replies (refill_delay).
+            asyncio.get_running_loop().call_later(self.owner.refill_delay, self.fill)
             self.owner.publish()
             return entry.manager
         self.fill()
@@ -305,6 +307,12 @@ class KernelPools(LoggingConfigurable):
     )
     maintenance_interval = Float(
         15.0, config=True, help="Seconds between checks of idle kernels and unused pools."
+    )
+    refill_delay = Float(
+        0.5,
+        config=True,
+        help="""Seconds after a claim before its pool starts a replacement, so that the claimed
+        kernel's first replies do not compete with another kernel's start-up.""",
     )
     close_wait = Float(
         120.0, config=True, help="Seconds shutdown waits for pooled launches in progress."
