@@ -149,6 +149,8 @@ def bench(session: nox.Session) -> None:
     # under a response-port flood.  About a minute.
     session.run("python", "benchmarks/hostile_bench.py")
     session.run("python", "benchmarks/launch_bench.py", *session.posargs)
+    # Warm pools: pooled vs cold start to the first kernel_info_reply, per backend.
+    session.run("python", "benchmarks/pool_bench.py")
     # The loop time metrics and launch events take per launch, on and off.
     session.run("python", "benchmarks/observability_cost.py")
     # Backend API calls made by poll() as kernels grow: each prints, or says why it skipped.

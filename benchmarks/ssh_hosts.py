@@ -63,8 +63,10 @@ class SshHost:
 
 def start(state_dir: Path) -> SshHost:
     """Start sshd on ``ADDRESS``; on failure return an ``SshHost`` saying why."""
-    if str(BACKENDS) not in sys.path:
-        sys.path.insert(0, str(BACKENDS))
+    # sshd.py imports its siblings as ``backends.*``: tests-integration must be importable too.
+    for folder in (BACKENDS, BACKENDS.parent):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
     try:
         import sshd  # tests-integration/backends/sshd.py
     except ImportError as err:

@@ -61,6 +61,10 @@ def render() -> str:
 
     parts += ["## Observability", "", "`gp_provisioners_core.settings.Observability`", ""]
     parts += [*_rows(Observability), ""]
+    from gp_provisioners_core.pool import KernelPools
+
+    parts += ["## Warm kernel pools", "", "`gp_provisioners_core.pool.KernelPools`", ""]
+    parts += [*_rows(KernelPools), ""]
     return "\n".join(parts)
 
 

@@ -143,6 +143,7 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
         self._remote: RemoteLauncher | None = None
         self._watcher: LaunchWatcher | None = None
         self._remote_exit: int | None = None
+        self._shutdown_asked = False
         self._host_unreachable = False
         self._counted_host = ""
 
@@ -336,6 +337,10 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
                 reply = await self.kernel_channel.request({"signum": 0})
             except KernelChannelError as err:
                 self.log.debug("%s", err)
+                if self._shutdown_asked:
+                    # The kernel was asked to shut down and its launcher is gone: no ssh
+                    # round trip to confirm it; cleanup() still kills whatever is left.
+                    return self._exited(0)
             else:
                 if reply.get("alive", True):
                     return None
@@ -402,6 +407,12 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
             else:
                 process.signal_group(signum)
 
+    async def shutdown_requested(self, restart: bool = False) -> None:
+        """jupyter_client sent the kernel a shutdown_request: from now on a launcher that no
+        longer answers its comm port has ended (see ``_poll_remote``)."""
+        self._shutdown_asked = True
+        await super().shutdown_requested(restart=restart)
+
     async def terminate(self, restart: bool = False) -> None:
         if await self.shutdown_through_channel():
             return
@@ -458,6 +469,7 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
         self._process = None
         self._remote = None
         self._remote_exit = None
+        self._shutdown_asked = False
         self._host_unreachable = False
         self.launcher_pid = 0
         self.launcher_pgid = 0
@@ -485,7 +497,10 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
         """The launcher over ssh, rebuilt from the persisted fields after a re-attach."""
         if self._remote is None and self.launcher_pid and self.assigned_host:
             ref = RemoteLauncherRef(
-                str(self.kernel_id), self.launcher_pid, self.launcher_pgid, self.remote_log
+                self.launch_kernel_id or str(self.kernel_id),
+                self.launcher_pid,
+                self.launcher_pgid,
+                self.remote_log,
             )
             self._remote = RemoteLauncher(await self._ssh_target(self.assigned_host), ref)
         return self._remote
@@ -509,7 +524,7 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
 
     def _stop_watching(self) -> None:
         if self._watcher is not None:
-            self._watcher.unwatch(str(self.kernel_id))
+            self._watcher.unwatch(self.launch_kernel_id or str(self.kernel_id))
             self._watcher = None
 
     def _local_process(self) -> LocalLauncherProcess | None:

@@ -13,7 +13,12 @@ from typing import Any, ClassVar
 from docker.errors import APIError, ImageNotFound, NotFound
 
 from .base import REMOVAL_TIMEOUT, DockerProvisionerBase
-from .builders import KernelContainer, container_create_args, host_config_args
+from .builders import (
+    KernelContainer,
+    container_create_args,
+    host_config_args,
+    resource_name,
+)
 from .docker_api import docker_client, run_sdk
 from .events import ContainerState
 
@@ -85,6 +90,20 @@ class DockerProvisioner(DockerProvisionerBase):
             ContainerState(container_id, spec.name, kernel_id, "", "created", None, False, _now())
         )
         return container_id
+
+    async def relabel_backend(self, kernel_id: str) -> None:
+        """A claimed pooled kernel (``gp_provisioners_core.pool``): its container is renamed
+        for the new id (names are mutable, labels are not: they keep the launch id, which the
+        records carry as ``launch_kernel_id``).  A failed rename is logged; the kernel runs on."""
+        if not self.container_id:
+            return
+        name = resource_name(kernel_id)
+        try:
+            client = await run_sdk(docker_client)
+            await run_sdk(client.api.rename, self.container_id, name)
+            self.container_name = name
+        except APIError as err:
+            self.log.warning("Kernel %s: container not renamed: %s", kernel_id, _reason(err))
 
     async def collect_failure_detail(self) -> str:
         state = self.events.container(self.container_id)

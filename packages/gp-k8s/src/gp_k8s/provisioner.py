@@ -66,6 +66,7 @@ from .manifests import (
 )
 from .parameters import KernelParameters, resolve_parameters
 from .pod_cache import PodState, PodWatchCache
+from .pool_relabel import relabel_pod
 from .reaper import Deletion, Reaper
 from .settings import KubernetesSettings
 
@@ -438,6 +439,18 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         if code is not None:
             return code
         return 1 if status else 0
+
+    async def relabel_backend(self, kernel_id: str) -> None:
+        """A claimed pooled kernel (``gp_provisioners_core.pool``): its pod's ``kernel-id``
+        label and annotation follow the new id; a failed patch is logged, the kernel runs on."""
+        if self._api is None or not self.container_name:
+            return
+        try:
+            await ops.run_blocking(
+                relabel_pod, self._api, self.kernel_namespace_name, self.container_name, kernel_id
+            )
+        except ApiException as err:
+            self.log.warning("Kernel %s: pod not relabelled: %s", kernel_id, ops.api_message(err))
 
     # -- stop and clean up -----------------------------------------------------------------
     #

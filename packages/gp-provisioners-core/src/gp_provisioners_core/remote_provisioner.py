@@ -48,6 +48,7 @@ from .legacy_env import apply_legacy_environment
 from .legacy_specs import check_kernelspec
 from .logsafe import printable
 from .phases import LaunchPhases
+from .pool_identity import POOL_CONFIG_KEY
 from .protocol import LAUNCH_SECRET_ENV
 from .response_manager import ResponseManager
 
@@ -85,6 +86,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         "kernel_pid",
         "legacy_launcher",
         "kernel_username",
+        "launch_kernel_id",
     )
     launch_check_interval: ClassVar[float] = 0.1
     """Seconds between ``detect_launch_failure`` calls while a launch waits."""
@@ -98,6 +100,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         apply_legacy_environment()
         warn_if_shadowed()
         overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in _CONSTRUCTOR_KEYS}
+        overrides.pop(POOL_CONFIG_KEY, None)  # the kernel manager's pools read it (pool.py)
         super().__init__(**kwargs)
         apply_kernelspec_overrides(self, overrides, self._spec_label())
         try:
@@ -117,6 +120,9 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         self.kernel_pid: int = 0
         self.legacy_launcher: bool = False
         self.kernel_username: str = ""
+        self.launch_kernel_id: str = str(self.kernel_id or "")
+        """The id the kernel was launched with; differs from ``kernel_id`` once a pool's
+        kernel was claimed under another id (the launcher and backend labels keep it)."""
         self.kernel_channel: KernelChannel | None = None
         self.launch_phases = self._new_launch_phases(self.kernel_id or "")
         self._counted_running = False
@@ -157,6 +163,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
             kernel_id=kernel_id,
         )
         self.launch_phases = self._new_launch_phases(kernel_id)
+        self.launch_kernel_id = kernel_id
         env: dict[str, str] = dict(kwargs.pop("env", None) or os.environ)
         self.kernel_username = env.get("KERNEL_USERNAME") or getpass.getuser()
         self.authorize_user(self.kernel_username)
@@ -288,6 +295,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         Does not start the response manager (a re-attached kernel's cleanup must not make an
         RSA key on the event loop)."""
         self._count_running(False)
+        await self.relabelled()  # a claim's relabel must not race the removal of its objects
         ResponseManager.instance(config=self.config).unregister_event(str(self.kernel_id))
         self.kernel_channel = None
 
@@ -322,6 +330,43 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
                 )
         self._open_kernel_channel()
         self._count_running(True)
+
+    async def adopt_kernel_id(self, kernel_id: str) -> None:
+        """Take ``kernel_id`` as this running kernel's id.
+
+        Called by a kernel pool (``gp_provisioners_core.pool.rekey_manager``) when a pooled
+        kernel is claimed by a start request.  The id changes at once; the backend's names and
+        labels follow in the background (:meth:`relabel_backend`), so a claim never waits for a
+        backend API call.  What the backend cannot change keeps ``launch_kernel_id``.
+        """
+        if not is_valid_kernel_id(kernel_id):
+            raise InvalidLaunchParameterError(
+                f"Kernel id {printable(kernel_id)} may hold only letters, digits, '.', '_' and '-'",
+                kernel_id=kernel_id,
+            )
+        if not self.launch_kernel_id:
+            self.launch_kernel_id = str(self.kernel_id)
+        ResponseManager.instance(config=self.config).unregister_event(self.launch_kernel_id)
+        self.kernel_id = kernel_id
+        self._relabelling = asyncio.ensure_future(self._relabel_quietly(kernel_id))
+
+    async def relabel_backend(self, kernel_id: str) -> None:
+        """Rename or relabel this kernel's backend objects for ``kernel_id`` (a claimed pooled
+        kernel).  Runs in the background after :meth:`adopt_kernel_id`; a backend overrides it
+        (default: nothing to change).  An error is logged, never stops the kernel."""
+
+    async def relabelled(self) -> None:
+        """Wait until the background relabel of a claim (if any) has finished.  Called by
+        :meth:`cleanup` and by tests that look at the backend right after a claim."""
+        task = getattr(self, "_relabelling", None)
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=30)
+
+    async def _relabel_quietly(self, kernel_id: str) -> None:
+        try:
+            await self.relabel_backend(kernel_id)
+        except Exception as err:  # noqa: BLE001 - a failed relabel must not stop the kernel
+            self.log.warning("Kernel %s: backend objects not relabelled: %s", kernel_id, err)
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
         return recommended
@@ -659,7 +704,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
         if self.comm_port and self.assigned_ip and key:
             self.kernel_channel = KernelChannel(
-                str(self.kernel_id),
+                self.launch_kernel_id or str(self.kernel_id),
                 self.assigned_ip,
                 self.comm_port,
                 key,

@@ -11,6 +11,7 @@ from typing import Any
 
 from ._version import __version__
 from .manager import PersistentKernelManager
+from .pool import PoolingKernelManager
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -21,6 +22,10 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     """Called by Jupyter Server while it initializes: say whether persistence is on."""
     if isinstance(serverapp.kernel_manager, PersistentKernelManager):
         serverapp.log.info("gp_server %s: remote kernels survive server restarts", __version__)
+        if isinstance(serverapp.kernel_manager, PoolingKernelManager):
+            from .pool_handlers import add_pool_handlers
+
+            add_pool_handlers(serverapp)
         return
     serverapp.log.warning(
         "gp_server %s is enabled but the kernel manager is %s.%s, so kernels are not recorded. "
@@ -39,4 +44,4 @@ async def _start_jupyter_server_extension(serverapp: Any) -> None:
         await manager.start_persistence()
 
 
-__all__ = ["PersistentKernelManager", "__version__"]
+__all__ = ["PersistentKernelManager", "PoolingKernelManager", "__version__"]

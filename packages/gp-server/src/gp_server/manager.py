@@ -248,10 +248,18 @@ class PersistentKernelManager(AsyncMappingKernelManager):
         """
         if not self._is_recordable(kernel_id):
             return
+        await self.record_manager(kernel_id, self._kernels[kernel_id])
+
+    async def record_manager(
+        self, kernel_id: str, km: Any, extra_info: dict[str, Any] | None = None
+    ) -> None:
+        """Write ``km``'s record under ``kernel_id``, listed or not (a pooled kernel is not);
+        ``extra_info`` is merged into the saved provisioner info.  Called by
+        :meth:`record_kernel` and by ``gp_server.pool``."""
         store = await self.store()
         assert self._fernet is not None
-        km = self._kernels[kernel_id]
         info = await km.provisioner.get_provisioner_info()
+        info.update(extra_info or {})
         public, sealed = seal_connection(self._fernet, dict(info.get("connection_info") or {}))
         info["connection_info"] = public
         now = time.time()
@@ -391,11 +399,20 @@ class PersistentKernelManager(AsyncMappingKernelManager):
         if self._sweeper_of_orphans is None:
             return None
         store = await self.store()
-        recorded = {r.kernel_id for r in await store.records()} | set(self._kernels)
+        records = await store.records()
+        recorded = {r.kernel_id for r in records} | set(self._kernels)
         recorded |= set(self._pending_kernels)
+        # A kernel claimed from a pool keeps its launch id in the labels it cannot change.
+        recorded |= {str(r.provisioner_info.get("launch_kernel_id") or "") for r in records}
+        recorded |= self.kernels_starting_elsewhere()
         report = await self._sweeper_of_orphans.sweep(recorded)
         self.last_orphan_report = report
         return report
+
+    def kernels_starting_elsewhere(self) -> set[str]:
+        """Kernel ids this server starts outside ``start_kernel`` (not yet recorded): never
+        orphans.  An override (``gp_server.pool``) adds its own."""
+        return set()
 
     async def _sweep_orphans_forever(self) -> None:
         while True:

@@ -124,6 +124,12 @@ class CommandSubmitter(SlurmSubmitter):
         if code != 0:
             raise SlurmError(_last_lines(err) or f"scancel exited with code {code}")
 
+    async def rename(self, job_id: str, name: str) -> None:
+        argv = [self.command("scontrol"), "update", f"JobId={job_id}", f"JobName={name}"]
+        code, _, err = await self._run(argv, self.command_env())
+        if code != 0:
+            raise SlurmError(_last_lines(err) or f"scontrol update exited with code {code}")
+
     def fetch(self, job_ids: Collection[str]) -> dict[str, JobStatus]:
         try:
             done = subprocess.run(

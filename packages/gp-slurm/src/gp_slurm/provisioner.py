@@ -322,6 +322,17 @@ class SlurmProvisioner(  # type: ignore[metaclass]
         if self.job_id:
             self.watcher().watch(self.job_id, launching=False)
 
+    async def relabel_backend(self, kernel_id: str) -> None:
+        """A claimed pooled kernel (``gp_provisioners_core.pool``): its job is renamed for the
+        new id (``scontrol update JobName``); its output file and environment keep the launch
+        id.  A failed rename is logged; the kernel runs on."""
+        if not self.job_id:
+            return
+        try:
+            await self.submitter().rename(self.job_id, kernel_id)
+        except SlurmError as err:
+            self.log.warning("Kernel %s: job %s not renamed: %s", kernel_id, self.job_id, err)
+
     # -- helpers -------------------------------------------------------------------------------
 
     async def _cancel_job(self) -> None:

@@ -168,5 +168,8 @@ class RestSubmitter(SlurmSubmitter):
             if mine and (state in WAITING_STATES or state == "RUNNING"):
                 await self.cancel(str(job.get("job_id")))
 
+    async def rename(self, job_id: str, name: str) -> None:
+        await asyncio.to_thread(self._checked, "POST", f"/job/{job_id}", {"name": name})
+
     def fetch(self, job_ids: Collection[str]) -> dict[str, JobStatus]:
         return parse_rest_jobs(self._checked("GET", "/jobs"), job_ids)

@@ -61,6 +61,11 @@ class SlurmSubmitter(ABC):
         """Cancel this user's unfinished jobs called ``name`` (after a submission whose answer
         was lost, e.g. by a timeout)."""
 
+    async def rename(self, job_id: str, name: str) -> None:
+        """Give the job another name (a claimed pooled kernel's new id).  Called by
+        ``SlurmProvisioner.adopt_kernel_id``; raises ``SlurmError``.  Default: not supported."""
+        raise SlurmError(f"{self.describe()} cannot rename jobs")
+
     @abstractmethod
     def fetch(self, job_ids: Collection[str]) -> dict[str, JobStatus]:
         """Blocking: the status of each of ``job_ids`` Slurm still lists, in one query."""
