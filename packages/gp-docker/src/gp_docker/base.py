@@ -7,7 +7,6 @@ and last log lines, and cleanup.  Subclasses create and remove their container o
 
 from __future__ import annotations
 
-import getpass
 import os
 from abc import abstractmethod
 from typing import Any, ClassVar
@@ -107,7 +106,8 @@ class DockerProvisionerBase(ContainerProvisionerBase):
         shared steps of gp-provisioners-core (authorization, argv, env)."""
         env = kwargs.get("env") or os.environ
         kernel_id = str(self.kernel_id)
-        self.authorize_user(env.get("KERNEL_USERNAME") or getpass.getuser())
+        user = self.requested_user(dict(env))
+        self.authorize_user(user.name, user)
         self.kernel_image = select_image(
             self.image_name, env.get("KERNEL_IMAGE", ""), self.allowed_images, kernel_id
         )
