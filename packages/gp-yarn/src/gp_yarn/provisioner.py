@@ -31,11 +31,19 @@ from .endpoints import EndpointConfigError, candidate_endpoints
 from .launch_steps import AppLaunchSteps
 from .rm_client import RMRequestError, RMSettings, RMUnavailableError
 from .settings import YarnConfigMixin
+from .spark_options import OPTS_ENV, QUEUE_ENV, resolve_spark_options
 from .submitter import SubmitterProcess
 
 IMPERSONATION_ENV = "GP_IMPERSONATION_ENABLED"
 APP_TAG_ENV = "GP_YARN_APP_TAG"
-LAUNCH_ENV_NAMES = ("KERNEL_ID", "KERNEL_USERNAME", IMPERSONATION_ENV, APP_TAG_ENV)
+LAUNCH_ENV_NAMES = (
+    "KERNEL_ID",
+    "KERNEL_USERNAME",
+    IMPERSONATION_ENV,
+    APP_TAG_ENV,
+    QUEUE_ENV,
+    OPTS_ENV,
+)
 """Variables the provisioner sets for run.sh at each launch (besides GP_LAUNCH_SECRET and
 GP_TRANSPORT_ENCRYPTION, set by gp-provisioners-core)."""
 
@@ -93,11 +101,15 @@ class YarnProvisioner(AppLaunchSteps, YarnConfigMixin, RemoteProvisionerBase):  
     # -- launch -------------------------------------------------------------------------------
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        """Check the RM setup, then gp-provisioners-core's authorization and argv; add run.sh's
-        variables."""
+        """Check the RM setup and the request's queue and Spark options, then
+        gp-provisioners-core's authorization and argv; add run.sh's variables."""
         self.app_watch()  # configuration errors first, before anything is registered
+        spark_options = resolve_spark_options(
+            kwargs.get("env") or os.environ, self.spark_option_limits(), str(self.kernel_id)
+        )
         launch = await super().pre_launch(**kwargs)
         env: dict[str, str] = launch["env"]
+        env.update(spark_options.launch_env())
         if self.impersonation_enabled:
             try:
                 self._check_proxy_user(self.kernel_username)
