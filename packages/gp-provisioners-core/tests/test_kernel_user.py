@@ -68,3 +68,13 @@ def test_a_request_naming_root_is_told_to_name_another():
     message = str(refused.value)
     assert "another KERNEL_USERNAME" in message
     assert "non-root" not in message  # the server's own user is not the question here
+
+
+def test_a_uid_without_a_name_is_named_by_its_number(monkeypatch):
+    def no_name() -> str:
+        raise OSError("No username set in the environment")
+
+    monkeypatch.setattr(getpass, "getuser", no_name)
+    user = kernel_username({}, "", {})
+    assert user.name.startswith("uid-")
+    assert user.source == FROM_PROCESS

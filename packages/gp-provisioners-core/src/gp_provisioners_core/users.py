@@ -50,7 +50,16 @@ def kernel_username(
     hub_user = (os.environ if process_env is None else process_env).get(HUB_USER_ENV, "")
     if hub_user:
         return KernelUser(hub_user, FROM_HUB)
-    return KernelUser(getpass.getuser(), FROM_PROCESS)
+    return KernelUser(process_owner(), FROM_PROCESS)
+
+
+def process_owner() -> str:
+    """This process's user name; ``uid-<n>`` for a uid without a name (a container run with
+    an arbitrary ``--user`` or ``runAsUser``, where ``getpass.getuser()`` raises)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid-{os.getuid()}"
 
 
 def root_refusal_hint(user: KernelUser, config_class: str) -> str:
@@ -84,5 +93,6 @@ __all__ = [
     "HUB_USER_ENV",
     "KernelUser",
     "kernel_username",
+    "process_owner",
     "root_refusal_hint",
 ]
