@@ -5,8 +5,8 @@ and websocket, the kernel pod is created with the server's own ServiceAccount, a
 leaves nothing.
 
 What is emulated, plainly:
-- no server image exists here (no registry; docker-images/server is not built yet): the test
-  replaces the container's image with one the node agent runs and its command with this
+- the node agent runs pods as local processes, not the server image (test_server_image.py
+  checks that image in dockerd): the test replaces the container's image with one the node agent runs and its command with this
   checkout's Python (``python -m jupyter_server``, the same arguments); that Python lives under
   /root, which uid 1000 cannot read, so the pod runs as root here (``--allow-root``, the
   manifest's ``runAsUser: 1000`` dropped) and names the kernels' user with
