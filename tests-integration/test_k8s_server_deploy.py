@@ -6,11 +6,11 @@ leaves nothing.
 
 What is emulated, plainly:
 - the node agent runs pods as local processes, not the server image (test_server_image.py
-  checks that image in dockerd): the test replaces the container's image with one the node agent runs and its command with this
-  checkout's Python (``python -m jupyter_server``, the same arguments); that Python lives under
-  /root, which uid 1000 cannot read, so the pod runs as root here (``--allow-root``, the
-  manifest's ``runAsUser: 1000`` dropped) and names the kernels' user with
-  GP_DEFAULT_KERNEL_USERNAME, the setting a root server needs;
+  checks that image in dockerd): the test replaces the container's image with one the node
+  agent runs and its command with this checkout's Python (``python -m jupyter_server``, the
+  same arguments); that Python lives under /root, which uid 1000 cannot read, so the pod runs
+  as root here (``--allow-root``, the manifest's ``runAsUser: 1000`` dropped) and names the
+  kernels' user with GP_DEFAULT_KERNEL_USERNAME, the setting a root server needs;
 - the node agent mounts no volumes: the ServiceAccount token becomes a kubeconfig file
   (GP_KUBECONFIG) and the kernelspec a JUPYTER_PATH folder, instead of the projected token and
   the ConfigMap mount;
