@@ -105,7 +105,13 @@ async def test_two_kernelspecs_run_kernels_in_two_clusters(
             here = kernel_objects(clusters[name].api_client(), kernel_id)
             assert any(item.startswith("pod ") for item in here), here
             assert kernel_objects(clusters[other].api_client(), kernel_id) == []
-        hosts = [cache.api_client.configuration.host for cache in PodWatchCache.instances()]
+        # One watch of this namespace per cluster (other suites in the same process may watch
+        # other namespaces of the first cluster).
+        hosts = [
+            cache.api_client.configuration.host
+            for cache in PodWatchCache.instances()
+            if cache.namespace == NAMESPACE
+        ]
         watches_per_server = [
             hosts.count(server) for server in (k8s_cluster.server, second_cluster.server)
         ]
