@@ -330,3 +330,17 @@ def test_crd_spark_without_gp_crd_says_what_to_install(
 def test_provisioner_lookup_reads_the_entry_points() -> None:
     assert cli.provisioner_installed("kubernetes-provisioner")
     assert not cli.provisioner_installed("no-such-provisioner")
+
+
+def test_kubeconfig_and_context_per_spec(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "other-cluster.yaml"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    config = config_of(install(tmp_path, "--kubeconfig", str(kubeconfig), "--kube-context", "east"))
+    assert config["kubeconfig"] == str(kubeconfig.resolve())
+    assert config["kube_context"] == "east"
+    assert "kubeconfig" not in config_of(install(tmp_path, name="k8s_default"))
+
+
+def test_missing_kubeconfig_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InstallerError, match=r"--kubeconfig .*no such file"):
+        main(["install", "--prefix", str(tmp_path), "--kubeconfig", str(tmp_path / "nope")])

@@ -11,10 +11,16 @@ import os
 from abc import abstractmethod
 from typing import Any, ClassVar
 
-from traitlets import Bool, Set, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Int, Set, TraitError, Unicode, default, validate
 
 from gp_provisioners_core import ContainerProvisionerBase
-from gp_provisioners_core.config import env_bool, env_set
+from gp_provisioners_core.config import (
+    env_bool,
+    env_float,
+    env_int,
+    env_set,
+    validate_settings,
+)
 from gp_provisioners_core.deprecated_settings import deprecated_alias
 from gp_provisioners_core.errors import InvalidLaunchParameterError
 
@@ -29,6 +35,13 @@ from .builders import (
 )
 from .docker_api import docker_client, docker_host, run_sdk
 from .events import DockerEventsWatcher
+from .resources import (
+    ContainerResources,
+    ResourceLimits,
+    mount_sources,
+    parse_memory,
+    resolve_resources,
+)
 
 LOG_LINES = 20
 SYNC_TIMEOUT = 15.0
@@ -78,6 +91,70 @@ class DockerProvisionerBase(ContainerProvisionerBase):
     def _allow_root_kernels_default(self) -> bool:
         return env_bool("GP_ALLOW_ROOT_KERNELS", False)
 
+    default_cpus = Float(
+        config=True, help="cpu limit without KERNEL_CPUS (GP_DEFAULT_CPUS; 0: none)."
+    )
+
+    @default("default_cpus")
+    def _default_cpus_default(self) -> float:
+        return env_float("GP_DEFAULT_CPUS", 0.0)
+
+    max_cpus = Float(config=True, help="The largest KERNEL_CPUS, in cores (GP_MAX_CPUS, 4).")
+
+    @default("max_cpus")
+    def _max_cpus_default(self) -> float:
+        return env_float("GP_MAX_CPUS", 4.0)
+
+    default_memory = Unicode(
+        config=True, help="Memory limit without KERNEL_MEMORY (GP_DEFAULT_MEMORY, e.g. 2Gi)."
+    )
+
+    @default("default_memory")
+    def _default_memory_default(self) -> str:
+        return os.getenv("GP_DEFAULT_MEMORY", "")
+
+    max_memory = Unicode(config=True, help="The largest KERNEL_MEMORY (GP_MAX_MEMORY, 16Gi).")
+
+    @default("max_memory")
+    def _max_memory_default(self) -> str:
+        return os.getenv("GP_MAX_MEMORY", "16Gi")
+
+    @validate("default_memory", "max_memory")
+    def _validate_memory(self, proposal: dict[str, Any]) -> str:
+        try:
+            parse_memory(str(proposal["value"]))
+        except ValueError as err:
+            name = proposal["trait"].name
+            raise TraitError(f"{name} (GP_{name.upper()}): {err}") from None
+        return str(proposal["value"])
+
+    max_gpus = Int(
+        config=True,
+        help="The most GPUs KERNEL_GPUS may ask for (GP_MAX_GPUS, 0: none; plain Docker only).",
+    )
+
+    @default("max_gpus")
+    def _max_gpus_default(self) -> int:
+        return env_int("GP_MAX_GPUS", 0)
+
+    allowed_mounts = Dict(
+        config=True,
+        help="""Mounts KERNEL_MOUNTS may pick, by name: {"datasets": {"source": "/srv/data",
+        "type": "bind", "read_only": true}} (type bind or volume).  Users choose a name and a
+        target path, never a source.""",
+    )
+
+    @validate("allowed_mounts")
+    def _validate_allowed_mounts(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        try:
+            mount_sources(proposal["value"])
+        except ValueError as err:
+            raise TraitError(str(err)) from None
+        return dict(proposal["value"])
+
+    supports_gpus: ClassVar[bool] = True
+    """Whether KERNEL_GPUS can be honoured (not by Swarm services)."""
+
     persisted_fields: ClassVar[tuple[str, ...]] = (
         *ContainerProvisionerBase.persisted_fields,
         "kernel_image",
@@ -88,6 +165,7 @@ class DockerProvisionerBase(ContainerProvisionerBase):
         super().__init__(**kwargs)
         self.kernel_image = ""
         self.kernel_user: str | None = None
+        self.kernel_resources = ContainerResources()
         self.docker_host = ""
         self._failure_detail = ""
 
@@ -101,7 +179,21 @@ class DockerProvisionerBase(ContainerProvisionerBase):
             self.image_name, env.get("KERNEL_IMAGE", ""), self.allowed_images, kernel_id
         )
         self.kernel_user = kernel_user(env, kernel_id, self.allow_root_kernels)
+        self.kernel_resources = resolve_resources(env, self.resource_limits(), kernel_id)
         self._container_env(dict(env))  # refuses what cannot travel before anything starts
+
+    def resource_limits(self) -> ResourceLimits:
+        """The operator's bounds of KERNEL_CPUS/MEMORY/GPUS/MOUNTS, as plain data."""
+        validate_settings(self, "default_memory", "max_memory")
+        return ResourceLimits(
+            default_cpus=self.default_cpus,
+            max_cpus=self.max_cpus,
+            default_memory=parse_memory(self.default_memory),
+            max_memory=parse_memory(self.max_memory),
+            max_gpus=self.max_gpus,
+            allowed_mounts=mount_sources(self.allowed_mounts),
+            gpus_supported=self.supports_gpus,
+        )
 
     def _container_env(self, env: dict[str, str]) -> dict[str, str]:
         spec_env = getattr(self.kernel_spec, "env", None) or {}
@@ -127,6 +219,7 @@ class DockerProvisionerBase(ContainerProvisionerBase):
             labels=kernel_labels(kernel_id, self.kernel_username),
             network=self.docker_network,
             user=self.kernel_user,
+            resources=self.kernel_resources,
         )
 
     async def connect(self) -> Any:

@@ -17,6 +17,8 @@ from gp_provisioners_core.argv import travelling_env
 from gp_provisioners_core.errors import InvalidLaunchParameterError, KernelSpecConfigError
 from gp_provisioners_core.protocol import LAUNCH_SECRET_ENV
 
+from .resources import ContainerResources, host_config_resources, service_resources
+
 KERNEL_ID_LABEL = "gp.kernel-id"
 KERNEL_USERNAME_LABEL = "gp.kernel-username"
 COMPONENT_LABEL = "gp.component"
@@ -48,6 +50,8 @@ class KernelContainer:
     user: str | None = None
     init: bool = True
     extra_host_config: Mapping[str, Any] = field(default_factory=dict)
+    resources: ContainerResources = field(default_factory=ContainerResources)
+    """cpu, memory and GPU limits and mounts (see :mod:`gp_docker.resources`)."""
 
 
 def kernel_labels(kernel_id: str, username: str) -> dict[str, str]:
@@ -162,7 +166,12 @@ def container_create_args(spec: KernelContainer) -> dict[str, Any]:
 
 def host_config_args(spec: KernelContainer) -> dict[str, Any]:
     """Keyword arguments of ``APIClient.create_host_config``."""
-    return {"network_mode": spec.network, "init": spec.init, **spec.extra_host_config}
+    return {
+        "network_mode": spec.network,
+        "init": spec.init,
+        **host_config_resources(spec.resources),
+        **spec.extra_host_config,
+    }
 
 
 def service_create_args(spec: KernelContainer) -> dict[str, Any]:
@@ -178,9 +187,14 @@ def service_create_args(spec: KernelContainer) -> dict[str, Any]:
     }
     if spec.user is not None:
         container_spec["User"] = spec.user
-    task_template = {
+    resources, mounts = service_resources(spec.resources)
+    if mounts:
+        container_spec["Mounts"] = mounts
+    task_template: dict[str, Any] = {
         "ContainerSpec": container_spec,
         "RestartPolicy": {"Condition": "none", "MaxAttempts": 0},
         "Networks": [{"Target": spec.network}],
     }
+    if resources:
+        task_template["Resources"] = resources
     return {"task_template": task_template, "name": spec.name, "labels": dict(spec.labels)}

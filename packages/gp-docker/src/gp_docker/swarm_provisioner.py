@@ -31,6 +31,7 @@ class DockerSwarmProvisioner(DockerProvisionerBase):
     """Kernels as Docker Swarm services."""
 
     backend_label: ClassVar[str] = "swarm"
+    supports_gpus: ClassVar[bool] = False
 
     persisted_fields: ClassVar[tuple[str, ...]] = (
         *DockerProvisionerBase.persisted_fields,

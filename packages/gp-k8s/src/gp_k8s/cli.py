@@ -104,6 +104,12 @@ class K8sSpecInstaller(KernelSpecInstaller):
         )
         add("--image-launcher", default=IMAGE_LAUNCHER, help="the launcher's path in the image")
         add("--namespace", default="", help="namespace of kernel pods (GP_NAMESPACE)")
+        add(
+            "--kubeconfig",
+            default="",
+            help="kubeconfig of the cluster this spec's kernels run in (default: the server's)",
+        )
+        add("--kube-context", default="", help="context of --kubeconfig to use")
         add("--allowed-namespaces", default="", help="KERNEL_NAMESPACE choices, comma-separated")
         add(
             "--create-kernel-namespace",
@@ -186,6 +192,13 @@ class K8sSpecInstaller(KernelSpecInstaller):
                 raise InstallerError(f"{flag} {value!r} is not a valid Kubernetes name")
         if args.namespace:
             config["kernel_namespace"] = args.namespace
+        if args.kubeconfig:
+            kubeconfig = Path(args.kubeconfig).expanduser().resolve()
+            if not kubeconfig.is_file():
+                raise InstallerError(f"--kubeconfig {args.kubeconfig}: no such file")
+            config["kubeconfig"] = str(kubeconfig)
+        if args.kube_context:
+            config["kube_context"] = args.kube_context
         if args.create_kernel_namespace:
             config["create_kernel_namespace"] = True
         if args.service_account:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .parameters import KernelParameters, format_cpus, is_dns_label, is_label_value
+from .pod_options import apply_pod_options
 
 KERNEL_ID_LABEL = "kernel-id"
 COMPONENT_LABEL = "component"
@@ -203,7 +204,9 @@ def build_pod(request: PodRequest, *, gpu_resource_name: str = "nvidia.com/gpu")
 
     The operator's ``template`` (parsed YAML) is the base; this sets the name, namespace,
     kernel labels and annotations, the kernel container's image, command, env, resources and
-    numeric security context, the service account, node selector and tolerations.  Values
+    numeric security context, the service account, node selector and tolerations, and the
+    customisations of :mod:`gp_k8s.pod_options` (pull secrets, priority and runtime classes,
+    affinity, labels, annotations, volumes).  Values
     from the template that the request does not set are kept; the container's
     ``imagePullPolicy`` is :data:`DEFAULT_PULL_POLICY` unless the template sets one.
     """
@@ -253,6 +256,7 @@ def build_pod(request: PodRequest, *, gpu_resource_name: str = "nvidia.com/gpu")
         container.setdefault("securityContext", {})["runAsGroup"] = p.gid
     if p.uid is not None and p.uid != 0:
         container.setdefault("securityContext", {}).setdefault("allowPrivilegeEscalation", False)
+    apply_pod_options(pod["metadata"], spec, container, p.options)
     return pod
 
 

@@ -16,6 +16,9 @@ from typing import Any
 
 from gp_provisioners_core.errors import InvalidLaunchParameterError
 
+from . import pod_options
+from .pod_options import OptionLimits, PodOptions, option_schema, resolve_pod_options
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _LABEL_NAME = re.compile(
@@ -54,6 +57,7 @@ PARAMETER_VARIABLES = (
     "KERNEL_WORKING_DIR",
     "KERNEL_NODE_SELECTOR",
     "KERNEL_TOLERATIONS",
+    *pod_options.VARIABLES,
 )
 
 
@@ -81,6 +85,8 @@ class Limits:
     gpu_resource_name: str = "nvidia.com/gpu"
     allowed_node_selector_keys: frozenset[str] = frozenset()
     allowed_toleration_keys: frozenset[str] = frozenset()
+    options: OptionLimits = field(default_factory=OptionLimits)
+    """Pull secrets, priority and runtime classes, affinity, labels, annotations, volumes."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class KernelParameters:
     working_dir: str = ""
     node_selector: tuple[tuple[str, str], ...] = ()
     tolerations: tuple[tuple[str, str, str], ...] = ()  # (key, value, effect)
+    options: PodOptions = field(default_factory=PodOptions)
     sources: Mapping[str, str] = field(default_factory=dict)  # variable -> raw value used
 
 
@@ -196,8 +203,11 @@ def _pairs(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def resolve_parameters(env: Mapping[str, str], limits: Limits, kernel_id: str) -> KernelParameters:
-    """Validate every ``KERNEL_*`` parameter in ``env`` against ``limits``.
+def resolve_parameters(
+    env: Mapping[str, str], limits: Limits, kernel_id: str, username: str = ""
+) -> KernelParameters:
+    """Validate every ``KERNEL_*`` parameter in ``env`` against ``limits``; ``username`` (the
+    kernel's user; default the request's ``KERNEL_USERNAME``) names the user's own volumes.
 
     Raises ``InvalidLaunchParameterError`` (HTTP 400) for the first refused value.
     """
@@ -253,6 +263,9 @@ def resolve_parameters(env: Mapping[str, str], limits: Limits, kernel_id: str) -
         )
     node_selector = _node_selector(check, limits)
     tolerations = _tolerations(check, limits)
+    options = resolve_pod_options(
+        env, limits.options, kernel_id, username or env.get("KERNEL_USERNAME", "")
+    )
     return KernelParameters(
         image=image,
         namespace=namespace,
@@ -268,7 +281,8 @@ def resolve_parameters(env: Mapping[str, str], limits: Limits, kernel_id: str) -
         working_dir=working_dir,
         node_selector=node_selector,
         tolerations=tolerations,
-        sources=dict(check.used),
+        options=options,
+        sources={**check.used, **options.sources},
     )
 
 
@@ -390,6 +404,7 @@ def parameter_schema(limits: Limits) -> dict[str, Any]:
             + (", ".join(sorted(limits.allowed_toleration_keys)) or "(none allowed)"),
         },
     }
+    properties.update(option_schema(limits.options))
     if not limits.create_namespace:
         properties["KERNEL_NAMESPACE"] = {
             "type": "string",

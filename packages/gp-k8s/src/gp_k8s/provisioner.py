@@ -69,6 +69,7 @@ from .pod_cache import PodState, PodWatchCache
 from .pool_relabel import relabel_pod
 from .reaper import Deletion, Reaper
 from .settings import KubernetesSettings
+from .user_volumes import ensure_user_claim
 
 SECRET_KEY = "launch-secret"  # noqa: S105 - the key name in the Secret, not a secret
 EXECUTOR_IMAGE_ENV = "KERNEL_EXECUTOR_IMAGE"
@@ -133,8 +134,18 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
                 "kernelspec's provisioner config (or GP_IMAGE_NAME)",
                 kernel_id=str(self.kernel_id),
             )
+        if self.user_volume_claim and self.create_kernel_namespace:
+            raise KernelSpecConfigError(
+                f"Kernel {self.kernel_id}: user_volume_claim cannot be used with "
+                "create_kernel_namespace (the claim would go with the kernel's namespace); "
+                "unset one of them",
+                kernel_id=str(self.kernel_id),
+            )
         self._parameters = resolve_parameters(
-            request_env, self.limits(self.image_name), str(self.kernel_id)
+            request_env,
+            self.limits(self.image_name),
+            str(self.kernel_id),
+            self.requested_user(request_env).name,
         )
         self.pod_env(request_env)  # refuses what cannot travel before anything is created
         self._template = await ops.run_blocking(self._load_template)
@@ -221,6 +232,7 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         kernel_id = str(self.kernel_id)
         try:
             parameters = await self.ensure_kernel_namespace(api, parameters)
+            await ensure_user_claim(api, parameters, self.option_limits(), self.kernel_username)
             name = dns_name("kernel", kernel_id, secrets.token_hex(3), limit=self.object_name_limit)
             self.launch_secret_name = f"{name}-launch"
             self.container_name = name

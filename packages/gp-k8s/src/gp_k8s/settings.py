@@ -7,16 +7,18 @@ against are declared in one place; :meth:`KubernetesSettings.limits` turns them 
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, ClassVar
 
-from traitlets import Bool, Float, Int, Set, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Int, List, Set, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 from gp_provisioners_core.config import env_bool, env_float, env_int, env_set, validate_settings
 from gp_provisioners_core.deprecated_settings import deprecated_alias
 
 from .parameters import _MEMORY, _MEMORY_UNITS, Limits
+from .pod_options import OptionLimits, UserVolumeClaim, check_claim_pattern
 
 
 def parse_memory(text: str) -> int:
@@ -35,6 +37,19 @@ def _env_ints(name: str, fallback: str) -> set[int]:
         return {int(v, 10) for v in values}
     except ValueError:
         raise ValueError(f"{name}={os.getenv(name)!r} must be comma-separated integers") from None
+
+
+def _env_json_object(name: str) -> dict[str, Any]:
+    raw = os.getenv(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        loaded = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{name} must be a JSON object: {err}") from None
+    if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
+        raise ValueError(f"{name} must be a JSON object of objects (name -> manifest part)")
+    return loaded
 
 
 def _optional_int(name: str) -> int | None:
@@ -239,6 +254,166 @@ class KubernetesSettings(Configurable):
     def _allowed_toleration_keys_default(self) -> set[str]:
         return env_set("GP_ALLOWED_TOLERATION_KEYS", "")
 
+    image_pull_secrets = List(
+        Unicode(),
+        config=True,
+        help="Secrets every kernel pod pulls its image with (GP_IMAGE_PULL_SECRETS).",
+    )
+
+    @default("image_pull_secrets")
+    def _image_pull_secrets_default(self) -> list[str]:
+        return sorted(env_set("GP_IMAGE_PULL_SECRETS", ""))
+
+    allowed_image_pull_secrets = Set(
+        Unicode(),
+        config=True,
+        help="""Secrets KERNEL_IMAGE_PULL_SECRETS may add (GP_ALLOWED_IMAGE_PULL_SECRETS).""",
+    )
+
+    @default("allowed_image_pull_secrets")
+    def _allowed_image_pull_secrets_default(self) -> set[str]:
+        return env_set("GP_ALLOWED_IMAGE_PULL_SECRETS", "")
+
+    priority_class_name = Unicode(
+        config=True, help="priorityClassName of kernel pods (GP_PRIORITY_CLASS_NAME; unset: none)."
+    )
+
+    @default("priority_class_name")
+    def _priority_class_name_default(self) -> str:
+        return os.getenv("GP_PRIORITY_CLASS_NAME", "")
+
+    allowed_priority_classes = Set(
+        Unicode(),
+        config=True,
+        help="Priority classes KERNEL_PRIORITY_CLASS_NAME may name (GP_ALLOWED_PRIORITY_CLASSES).",
+    )
+
+    @default("allowed_priority_classes")
+    def _allowed_priority_classes_default(self) -> set[str]:
+        return env_set("GP_ALLOWED_PRIORITY_CLASSES", "")
+
+    runtime_class_name = Unicode(
+        config=True, help="runtimeClassName of kernel pods (GP_RUNTIME_CLASS_NAME; unset: none)."
+    )
+
+    @default("runtime_class_name")
+    def _runtime_class_name_default(self) -> str:
+        return os.getenv("GP_RUNTIME_CLASS_NAME", "")
+
+    allowed_runtime_classes = Set(
+        Unicode(),
+        config=True,
+        help="Runtime classes KERNEL_RUNTIME_CLASS_NAME may name (GP_ALLOWED_RUNTIME_CLASSES).",
+    )
+
+    @default("allowed_runtime_classes")
+    def _allowed_runtime_classes_default(self) -> set[str]:
+        return env_set("GP_ALLOWED_RUNTIME_CLASSES", "")
+
+    affinity_presets = Dict(
+        config=True,
+        help="""Named pod affinities (name -> a pod spec's ``affinity``) KERNEL_AFFINITY picks
+        from (GP_AFFINITY_PRESETS, a JSON object).  Users pick a name, never write affinity.""",
+    )
+
+    @default("affinity_presets")
+    def _affinity_presets_default(self) -> dict[str, Any]:
+        return _env_json_object("GP_AFFINITY_PRESETS")
+
+    default_affinity = Unicode(
+        config=True,
+        help="The affinity preset of kernels without KERNEL_AFFINITY (GP_DEFAULT_AFFINITY).",
+    )
+
+    @default("default_affinity")
+    def _default_affinity_default(self) -> str:
+        return os.getenv("GP_DEFAULT_AFFINITY", "")
+
+    allowed_label_keys = Set(
+        Unicode(),
+        config=True,
+        help="Pod labels KERNEL_LABELS may set (GP_ALLOWED_LABEL_KEYS).",
+    )
+
+    @default("allowed_label_keys")
+    def _allowed_label_keys_default(self) -> set[str]:
+        return env_set("GP_ALLOWED_LABEL_KEYS", "")
+
+    allowed_annotation_keys = Set(
+        Unicode(),
+        config=True,
+        help="Pod annotations KERNEL_ANNOTATIONS may set (GP_ALLOWED_ANNOTATION_KEYS).",
+    )
+
+    @default("allowed_annotation_keys")
+    def _allowed_annotation_keys_default(self) -> set[str]:
+        return env_set("GP_ALLOWED_ANNOTATION_KEYS", "")
+
+    allowed_volumes = Dict(
+        config=True,
+        help="""Volumes KERNEL_VOLUMES may mount (GP_ALLOWED_VOLUMES, a JSON object): name -> a
+        pod volume's source, e.g. {"datasets": {"persistentVolumeClaim": {"claimName":
+        "datasets", "readOnly": true}}}.  ``{username}`` in its strings becomes the kernel's
+        user as a DNS-safe name (data, never YAML).""",
+    )
+
+    @default("allowed_volumes")
+    def _allowed_volumes_default(self) -> dict[str, Any]:
+        return _env_json_object("GP_ALLOWED_VOLUMES")
+
+    user_volume_claim = Unicode(
+        config=True,
+        help="""The user's own PersistentVolumeClaim mounted in every kernel, as a name
+        pattern with {username} (GP_USER_VOLUME_CLAIM, e.g. home-{username}; unset: none).""",
+    )
+
+    @default("user_volume_claim")
+    def _user_volume_claim_default(self) -> str:
+        return os.getenv("GP_USER_VOLUME_CLAIM", "")
+
+    @validate("user_volume_claim")
+    def _validate_user_volume_claim(self, proposal: dict[str, Any]) -> str:
+        try:
+            return check_claim_pattern(str(proposal["value"])) if proposal["value"] else ""
+        except ValueError as err:
+            raise TraitError(f"user_volume_claim (GP_USER_VOLUME_CLAIM): {err}") from None
+
+    user_volume_mount_path = Unicode(
+        config=True,
+        help="Where the user's claim is mounted (GP_USER_VOLUME_MOUNT_PATH, /home/jovyan/work).",
+    )
+
+    @default("user_volume_mount_path")
+    def _user_volume_mount_path_default(self) -> str:
+        return os.getenv("GP_USER_VOLUME_MOUNT_PATH", "/home/jovyan/work")
+
+    create_user_volume_claim = Bool(
+        config=True,
+        help="""Create the user's claim when missing (GP_CREATE_USER_VOLUME_CLAIM); it is kept
+        when kernels stop.  The server's role then needs persistentvolumeclaims get/create.""",
+    )
+
+    @default("create_user_volume_claim")
+    def _create_user_volume_claim_default(self) -> bool:
+        return env_bool("GP_CREATE_USER_VOLUME_CLAIM", False)
+
+    user_volume_size = Unicode(
+        config=True, help="Storage request of a created user claim (GP_USER_VOLUME_SIZE, 1Gi)."
+    )
+
+    @default("user_volume_size")
+    def _user_volume_size_default(self) -> str:
+        return os.getenv("GP_USER_VOLUME_SIZE", "1Gi")
+
+    user_volume_storage_class = Unicode(
+        config=True,
+        help="storageClassName of a created user claim (GP_USER_VOLUME_STORAGE_CLASS).",
+    )
+
+    @default("user_volume_storage_class")
+    def _user_volume_storage_class_default(self) -> str:
+        return os.getenv("GP_USER_VOLUME_STORAGE_CLASS", "")
+
     pod_template_file = Unicode(
         config=True,
         help="""The operator's pod template, a YAML file (GP_POD_TEMPLATE_FILE); a relative path
@@ -274,7 +449,7 @@ class KubernetesSettings(Configurable):
     def limits(self, image: str) -> Limits:
         # Values from GP_* variables are not validated by traitlets until set: check them so
         # a bad one is named (GP_MAX_MEMORY=lots), not a bare ValueError.
-        validate_settings(self, "default_memory", "max_memory")
+        validate_settings(self, "default_memory", "max_memory", "user_volume_claim")
         return Limits(
             image=image,
             allowed_images=frozenset(self.allowed_images),
@@ -295,6 +470,30 @@ class KubernetesSettings(Configurable):
             gpu_resource_name=self.gpu_resource_name,
             allowed_node_selector_keys=frozenset(self.allowed_node_selector_keys),
             allowed_toleration_keys=frozenset(self.allowed_toleration_keys),
+            options=self.option_limits(),
+        )
+
+    def option_limits(self) -> OptionLimits:
+        """The customisation settings as plain data (for :meth:`limits`)."""
+        return OptionLimits(
+            image_pull_secrets=tuple(self.image_pull_secrets),
+            allowed_image_pull_secrets=frozenset(self.allowed_image_pull_secrets),
+            priority_class=self.priority_class_name,
+            allowed_priority_classes=frozenset(self.allowed_priority_classes),
+            runtime_class=self.runtime_class_name,
+            allowed_runtime_classes=frozenset(self.allowed_runtime_classes),
+            affinity_presets=dict(self.affinity_presets),
+            default_affinity=self.default_affinity,
+            allowed_label_keys=frozenset(self.allowed_label_keys),
+            allowed_annotation_keys=frozenset(self.allowed_annotation_keys),
+            allowed_volumes=dict(self.allowed_volumes),
+            user_volume_claim=UserVolumeClaim(
+                name=self.user_volume_claim,
+                mount_path=self.user_volume_mount_path,
+                create=self.create_user_volume_claim,
+                size=self.user_volume_size,
+                storage_class=self.user_volume_storage_class,
+            ),
         )
 
     @property

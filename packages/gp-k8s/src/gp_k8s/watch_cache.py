@@ -109,6 +109,13 @@ class WatchCache(Generic[S]):
         cache.start()
         return cache
 
+    @classmethod
+    def instances(cls: type[C]) -> list[C]:
+        """The process's shared caches of this class, one per API client (so per cluster:
+        kubeconfig and context) and scope.  For diagnostics and tests."""
+        with cls._registry_lock:
+            return [cache for cache in cls._registry.values() if isinstance(cache, cls)]
+
     # -- what a subclass provides ----------------------------------------------------------
 
     def collection_path(self) -> str:

@@ -132,12 +132,24 @@ class RemoteProvisionerConfigMixin(Configurable):
         config=True,
         help="""Users allowed to start kernels (GP_AUTHORIZED_USERS, comma-separated).  Empty
         means everyone not in unauthorized_users.  The user is KERNEL_USERNAME from the start
-        request, or the server's own user when the request names none.""",
+        request; when the request names none, default_kernel_username, JupyterHub's user
+        (JUPYTERHUB_USER) or the server process's owner, in that order.""",
     )
 
     @default("authorized_users")
     def _authorized_users_default(self) -> set[str]:
         return env_set("GP_AUTHORIZED_USERS", "")
+
+    default_kernel_username = Unicode(
+        config=True,
+        help="""The kernel's user when the start request names no KERNEL_USERNAME
+        (GP_DEFAULT_KERNEL_USERNAME).  Empty: under JupyterHub the Hub's user (JUPYTERHUB_USER
+        of the single-user server), else the server process's owner.""",
+    )
+
+    @default("default_kernel_username")
+    def _default_kernel_username_default(self) -> str:
+        return os.getenv("GP_DEFAULT_KERNEL_USERNAME", "")
 
     unauthorized_users = Set(
         config=True,

@@ -11,7 +11,6 @@ backend implements ``submit_kernel``, ``confirm_remote_startup`` (usually by cal
 from __future__ import annotations
 
 import asyncio
-import getpass
 import os
 import secrets
 import sys
@@ -51,6 +50,7 @@ from .phases import LaunchPhases
 from .pool_identity import POOL_CONFIG_KEY
 from .protocol import LAUNCH_SECRET_ENV
 from .response_manager import ResponseManager
+from .users import KernelUser, kernel_username, root_refusal_hint
 
 # Connection-info keys handed to jupyter_client; the launcher's extras stay with the provisioner.
 CONNECTION_KEYS = (
@@ -165,8 +165,9 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         self.launch_phases = self._new_launch_phases(kernel_id)
         self.launch_kernel_id = kernel_id
         env: dict[str, str] = dict(kwargs.pop("env", None) or os.environ)
-        self.kernel_username = env.get("KERNEL_USERNAME") or getpass.getuser()
-        self.authorize_user(self.kernel_username)
+        user = self.requested_user(env)
+        self.kernel_username = user.name
+        self.authorize_user(user.name, user)
         self._effective_launch_timeout = self._requested_launch_timeout(env)
         self.transport_encryption = self._transport_encryption_policy()
         await self.validate_launch(env)
@@ -438,9 +439,17 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
             values["connection_file"] = connection_file
         return values
 
-    def authorize_user(self, username: str) -> None:
+    def requested_user(self, env: dict[str, str]) -> KernelUser:
+        """The kernel's user for the start request's ``env``: its KERNEL_USERNAME, else
+        ``default_kernel_username``, else JupyterHub's user (JUPYTERHUB_USER of this server's
+        process), else this process's owner.  Called by :meth:`pre_launch` (and by subclasses
+        that authorize before it); an override returns a :class:`KernelUser`."""
+        return kernel_username(env, self.default_kernel_username)
+
+    def authorize_user(self, username: str, user: KernelUser | None = None) -> None:
         """Refuse ``username`` when listed as unauthorized or missing from a non-empty
-        authorized list (denial wins).  Raises HTTP 403 before anything is started.
+        authorized list (denial wins).  Raises HTTP 403 before anything is started; for root
+        the message says what to set (``user`` tells where the name came from).
 
         Names are compared after :func:`normalize_username` on both sides, so ``" Root"``,
         ``"ROOT"`` and root in full-width letters are all root."""
@@ -448,14 +457,24 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         denied = {normalize_username(u) for u in self.unauthorized_users}
         allowed = {normalize_username(u) for u in self.authorized_users}
         refused = not name or name in denied or (bool(allowed) and name not in allowed)
-        if refused:
-            raise UnauthorizedUserError(
-                f"User {printable(username)} is not authorized to start kernel {self.kernel_id} "
-                f"({self._spec_label()}). Ask the operator to adjust authorized_users / "
-                "unauthorized_users (GP_AUTHORIZED_USERS, GP_UNAUTHORIZED_USERS), or start "
-                "it as another KERNEL_USERNAME.",
-                kernel_id=str(self.kernel_id),
+        if not refused:
+            return
+        config_class = type(self).__name__
+        if name == "root" and name in denied:
+            advice = root_refusal_hint(
+                user or KernelUser(username, "the start request's KERNEL_USERNAME"), config_class
             )
+        else:
+            advice = (
+                f"Ask the operator to adjust c.{config_class}.authorized_users / "
+                "unauthorized_users (GP_AUTHORIZED_USERS, GP_UNAUTHORIZED_USERS), or start "
+                "it as another KERNEL_USERNAME"
+            )
+        raise UnauthorizedUserError(
+            f"User {printable(username)} is not authorized to start kernel {self.kernel_id} "
+            f"({self._spec_label()}). {advice}.",
+            kernel_id=str(self.kernel_id),
+        )
 
     async def receive_connection_info(self) -> None:
         """Wait for the launcher's sealed connection info while watching the backend.

@@ -31,11 +31,19 @@ from .endpoints import EndpointConfigError, candidate_endpoints
 from .launch_steps import AppLaunchSteps
 from .rm_client import RMRequestError, RMSettings, RMUnavailableError
 from .settings import YarnConfigMixin
+from .spark_options import OPTS_ENV, QUEUE_ENV, SparkOptions, resolve_spark_options
 from .submitter import SubmitterProcess
 
 IMPERSONATION_ENV = "GP_IMPERSONATION_ENABLED"
 APP_TAG_ENV = "GP_YARN_APP_TAG"
-LAUNCH_ENV_NAMES = ("KERNEL_ID", "KERNEL_USERNAME", IMPERSONATION_ENV, APP_TAG_ENV)
+LAUNCH_ENV_NAMES = (
+    "KERNEL_ID",
+    "KERNEL_USERNAME",
+    IMPERSONATION_ENV,
+    APP_TAG_ENV,
+    QUEUE_ENV,
+    OPTS_ENV,
+)
 """Variables the provisioner sets for run.sh at each launch (besides GP_LAUNCH_SECRET and
 GP_TRANSPORT_ENCRYPTION, set by gp-provisioners-core)."""
 
@@ -59,6 +67,7 @@ class YarnProvisioner(AppLaunchSteps, YarnConfigMixin, RemoteProvisionerBase):  
         self._submitter: SubmitterProcess | None = None
         self._ended: YarnApp | None = None
         self._earlier_app_ids: set[str] = set()
+        self._spark_options = SparkOptions()
         self._waiting_reported = False
         self._submit_failure_checked = False
 
@@ -93,19 +102,24 @@ class YarnProvisioner(AppLaunchSteps, YarnConfigMixin, RemoteProvisionerBase):  
     # -- launch -------------------------------------------------------------------------------
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        """Check the RM setup, then gp-provisioners-core's authorization and argv; add run.sh's
-        variables."""
+        """Check the RM setup and the request's queue and Spark options, then
+        gp-provisioners-core's authorization and argv; add run.sh's variables."""
         self.app_watch()  # configuration errors first, before anything is registered
         launch = await super().pre_launch(**kwargs)
         env: dict[str, str] = launch["env"]
+        env.update(self._spark_options.launch_env())
         self.app_tag = f"gp-{secrets.token_hex(8)}"
         env[IMPERSONATION_ENV] = "true" if self.impersonation_enabled else "false"
         env[APP_TAG_ENV] = self.app_tag
         return launch
 
     async def validate_launch(self, env: dict[str, str]) -> None:
-        """With impersonation, the kernel user must be usable as YARN's proxy user.  Called by
-        the core's ``pre_launch`` after authorisation, before anything is registered."""
+        """Check the request's queue and Spark options against the operator's allow-lists
+        and, with impersonation, that the kernel user can be YARN's proxy user.  Called by the
+        core's ``pre_launch`` after authorisation, before anything is registered."""
+        self._spark_options = resolve_spark_options(
+            env, self.spark_option_limits(), str(self.kernel_id)
+        )
         if self.impersonation_enabled:
             self._check_proxy_user(self.kernel_username)
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from traitlets import Bool, Float, List, Unicode, default, validate
+from traitlets import Bool, Float, List, Set, Unicode, default, validate
 from traitlets.config import Configurable
 
-from gp_provisioners_core.config import env_bool, env_float
+from gp_provisioners_core.config import env_bool, env_float, env_set
 
 from .endpoints import normalize_endpoint
+from .spark_options import SparkOptionLimits
 
 
 class YarnConfigMixin(Configurable):
@@ -125,3 +126,54 @@ class YarnConfigMixin(Configurable):
     @default("yarn_accepted_report_after")
     def _yarn_accepted_report_after_default(self) -> float:
         return env_float("GP_YARN_ACCEPTED_REPORT_AFTER", 5.0)
+
+    yarn_queue = Unicode(
+        config=True,
+        help="""The YARN queue of kernels without KERNEL_YARN_QUEUE (GP_YARN_QUEUE; empty:
+        spark-submit's own, --queue of the kernelspec's SPARK_OPTS or YARN's default).""",
+    )
+
+    @default("yarn_queue")
+    def _yarn_queue_default(self) -> str:
+        return os.getenv("GP_YARN_QUEUE", "")
+
+    allowed_yarn_queues = Set(
+        Unicode(),
+        config=True,
+        help="Queues KERNEL_YARN_QUEUE may name besides yarn_queue (GP_ALLOWED_YARN_QUEUES).",
+    )
+
+    @default("allowed_yarn_queues")
+    def _allowed_yarn_queues_default(self) -> set[str]:
+        return env_set("GP_ALLOWED_YARN_QUEUES", "")
+
+    allowed_spark_conf = List(
+        Unicode(),
+        config=True,
+        help="""Spark properties KERNEL_EXTRA_SPARK_OPTS may set with --conf, as fnmatch
+        patterns (GP_ALLOWED_SPARK_CONF, comma-separated, e.g. spark.executor.*; default none).""",
+    )
+
+    @default("allowed_spark_conf")
+    def _allowed_spark_conf_default(self) -> list[str]:
+        return sorted(env_set("GP_ALLOWED_SPARK_CONF", ""))
+
+    allowed_spark_flags = Set(
+        Unicode(),
+        config=True,
+        help="""spark-submit options KERNEL_EXTRA_SPARK_OPTS may pass with a value
+        (GP_ALLOWED_SPARK_FLAGS, e.g. --executor-memory,--num-executors; default none).""",
+    )
+
+    @default("allowed_spark_flags")
+    def _allowed_spark_flags_default(self) -> set[str]:
+        return env_set("GP_ALLOWED_SPARK_FLAGS", "")
+
+    def spark_option_limits(self) -> SparkOptionLimits:
+        """The queue and Spark option allow-lists as plain data."""
+        return SparkOptionLimits(
+            queue=self.yarn_queue,
+            allowed_queues=frozenset(self.allowed_yarn_queues),
+            allowed_conf=tuple(self.allowed_spark_conf),
+            allowed_flags=frozenset(self.allowed_spark_flags),
+        )

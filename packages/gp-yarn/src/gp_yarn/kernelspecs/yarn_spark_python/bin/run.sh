@@ -15,6 +15,9 @@
 #   GP_TRANSPORT_ENCRYPTION   none | auto | required
 #   GP_IMPERSONATION_ENABLED  true | false
 #   GP_YARN_APP_TAG           a YARN application tag that identifies this launch
+#   GP_YARN_QUEUE             the kernel's queue (KERNEL_YARN_QUEUE, checked); may be empty
+#   GP_SPARK_EXTRA_OPTS       the checked options of KERNEL_EXTRA_SPARK_OPTS, whitespace-free
+#                             tokens split on whitespace (after SPARK_OPTS: they win)
 # Set by the kernelspec's env (kernel.json, from the installer's flags):
 #   SPARK_HOME                the Spark installation whose bin/spark-submit submits
 #   SPARK_OPTS                more spark-submit options, split on whitespace (no quoting)
@@ -30,6 +33,11 @@ launcher="${spec_dir}/scripts/launch_ipykernel.py"
 python="${PYSPARK_PYTHON:-python3}"
 
 read -r -a extra_opts <<< "${SPARK_OPTS:-}"
+read -r -a user_opts <<< "${GP_SPARK_EXTRA_OPTS:-}"
+queue=()
+if [[ -n "${GP_YARN_QUEUE:-}" ]]; then
+  queue=(--queue "${GP_YARN_QUEUE}")
+fi
 impersonation=()
 if [[ "${GP_IMPERSONATION_ENABLED:-false}" == "true" ]]; then
   impersonation=(--proxy-user "${KERNEL_USERNAME:?KERNEL_USERNAME is needed for impersonation}")
@@ -73,4 +81,6 @@ trap 'rm -f "${properties}"' EXIT
   ${tags[@]+"${tags[@]}"} \
   ${impersonation[@]+"${impersonation[@]}"} \
   ${extra_opts[@]+"${extra_opts[@]}"} \
+  ${queue[@]+"${queue[@]}"} \
+  ${user_opts[@]+"${user_opts[@]}"} \
   "${launcher}" "$@"
