@@ -45,8 +45,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from backends.k8s_cluster import (
     KERNEL_IMAGE,
+    ClusterUnavailable,
     K8sCluster,
     can,
+    ensure_binaries,
     install_kernelspec,
     k8s_cluster,
     raw,
@@ -78,13 +80,15 @@ PATHS = {
 }
 
 
-def base_documents() -> list[dict[str, Any]]:
-    """The base's resources, in its kustomization's order (it has no transformers, so this
-    is what ``kubectl kustomize`` renders)."""
-    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+def base_documents(folder: Path = BASE) -> list[dict[str, Any]]:
+    """The resources of a kustomization without transformers (``base`` and ``common``): its
+    bases' and its own files, which is what ``kubectl kustomize`` renders."""
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
     docs: list[dict[str, Any]] = []
+    for base in kustomization.get("bases", []):
+        docs += base_documents((folder / base).resolve())
     for name in kustomization["resources"]:
-        docs += [d for d in yaml.safe_load_all((BASE / name).read_text()) if d]
+        docs += [d for d in yaml.safe_load_all((folder / name).read_text()) if d]
     return docs
 
 
@@ -105,10 +109,14 @@ def free_port() -> int:
 
 
 def kustomize(folder: Path) -> list[dict[str, Any]]:
-    if shutil.which("kubectl") is None:
-        cannot_run("kubectl (with its built-in kustomize) is not installed")
+    """``folder`` rendered by the kustomize built into the suite's kubectl (v1.20, kustomize
+    v2.0.3, the oldest the manifests are written for; built with the control plane)."""
+    try:
+        kubectl = ensure_binaries() / "kubectl"
+    except ClusterUnavailable as err:
+        cannot_run(f"kubectl: {err}")
     out = subprocess.run(
-        ["kubectl", "kustomize", str(folder)], check=True, capture_output=True, text=True
+        [str(kubectl), "kustomize", str(folder)], check=True, capture_output=True, text=True
     ).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Build kube-apiserver, kube-controller-manager and kube-scheduler (v1.20.2) from Debian's
-# `kubernetes` source package, for the gp-k8s integration tests (see shared notes/kubernetes.md).
+# Build kube-apiserver, kube-controller-manager, kube-scheduler and kubectl (v1.20.2) from
+# Debian's `kubernetes` source package, for the gp-k8s integration tests (see shared
+# notes/kubernetes.md).  kubectl is here for its built-in kustomize (v2.0.3), which renders
+# deploy/kustomize: Debian's own kubernetes-client package would clash with another kubectl.
 #
 # Everything lands under ${GP_CACHE_DIR:-$HOME/.cache/gateway-provisioners}/k8s and every step
 # is skipped when its output exists, so CI on the same machine reuses a previous build:
@@ -8,7 +10,7 @@
 #   apt/           a private apt state directory holding a deb-src line (system apt untouched)
 #   gopath/src/k8s.io/kubernetes   the upstream tree (orig tarball, vendor/ included)
 #   gocache/       Go's build cache (about 2 GB)
-#   bin/           kube-apiserver kube-controller-manager kube-scheduler   <- the result
+#   bin/           kube-apiserver kube-controller-manager kube-scheduler kubectl   <- the result
 # Needs: python3 (venv), tar, apt-get, dpkg-deb; network only to Debian and PyPI.
 # No kubelet is built: pods run through tests-integration/backends/node_agent.py.
 set -euo pipefail
@@ -16,7 +18,7 @@ set -euo pipefail
 CACHE="${GP_CACHE_DIR:-$HOME/.cache/gateway-provisioners}/k8s"
 BIN="$CACHE/bin"
 K8S_VERSION="v1.20.2"
-TARGETS=(kube-apiserver kube-controller-manager kube-scheduler)
+TARGETS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 log() { printf '[k8s_build %s] %s\n' "$(date +%T)" "$*" >&2; }
 
 all_built() {
@@ -128,7 +130,7 @@ for v in "gitVersion=$K8S_VERSION" "gitMajor=1" "gitMinor=20" "gitTreeState=clea
     "buildDate=1970-01-01T00:00:00Z"; do
     LDFLAGS="$LDFLAGS -X $VERSION_PKG.$v -X k8s.io/component-base/version.$v"
 done
-for t in kube-scheduler kube-controller-manager kube-apiserver; do
+for t in kube-scheduler kube-controller-manager kube-apiserver kubectl; do
     if [[ ! -x "$BIN/$t" ]]; then
         log "building $t (slow on 2 cores: the first binary compiles the shared packages)"
         t0=$(date +%s)

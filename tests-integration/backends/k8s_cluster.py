@@ -49,7 +49,7 @@ BUILD_SCRIPT = HERE / "k8s_build.sh"
 NODE_NAME = "gp-node-agent"
 SERVICE_CIDR = "10.96.0.0/24"  # a configuration value only: nothing is routed there
 KERNEL_IMAGE = "gp-test/kernel-py:latest"  # "present" on the node agent; no image is pulled
-BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 
 
 class ClusterUnavailable(RuntimeError):
