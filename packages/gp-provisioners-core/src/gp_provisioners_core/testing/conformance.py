@@ -44,6 +44,9 @@ class LanguageSnippets:
     answer: str = "42"
     interrupt_error: str = ""
     missing_variable_error: str = ""
+    # A Spark job and what it prints, for kernels that have a Spark context (empty: no test)
+    spark_job: str = ""
+    spark_answer: str = ""
 
 
 PYTHON = LanguageSnippets(
@@ -60,6 +63,17 @@ R = LanguageSnippets(
     sleep_long="Sys.sleep(60)",
     set_variable="conformance_value <- 1",
     read_variable="cat(conformance_value, '\\n')",
+)
+
+
+# Apache Toree: the kernel is a Spark driver, so the suite also runs a Spark job.
+SCALA = LanguageSnippets(
+    print_answer="println(6 * 7)",
+    sleep_long="Thread.sleep(60000)",
+    set_variable="val conformanceValue = 1",
+    read_variable="println(conformanceValue)",
+    spark_job="println(sc.parallelize(1 to 100).sum)",
+    spark_answer="5050.0",
 )
 
 
@@ -136,6 +150,15 @@ class ProvisionerConformance:
         result = await execute(kernel.client, kernel.backend.language.print_answer)
         assert result.stdout.strip() == kernel.backend.language.answer
         assert result.error_name == ""
+
+    @pytest.mark.asyncio
+    async def test_spark_job_runs(self, kernel: RunningKernel) -> None:
+        language = kernel.backend.language
+        if not language.spark_job:
+            pytest.skip("this kernel's language has no Spark job in the suite")
+        result = await execute(kernel.client, language.spark_job, timeout=180)
+        assert result.error_name == ""
+        assert result.stdout.strip() == language.spark_answer
 
     @pytest.mark.asyncio
     async def test_interrupt_busy_cell_within_two_seconds(self, kernel: RunningKernel) -> None:
