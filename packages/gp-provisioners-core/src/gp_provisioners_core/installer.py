@@ -13,6 +13,8 @@ installs the spec with jupyter_client's KernelSpecManager.
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
 import json
 import shutil
 import subprocess
@@ -362,23 +364,21 @@ def toree_assembly() -> Path | None:
     return jars[-1] if jars else None
 
 
-def install_toree_launcher(folder: Path) -> None:
-    """Put the Toree launcher into a staged spec: ``bin/run_toree.sh``, ``lib/`` with the
-    launcher jar built from its Java source (needs a JDK's javac) and the Toree assembly when
-    the ``apache-toree`` package is installed.  Called by ``write_files`` for Scala specs."""
-    source = launcher_dir("scala")
-    (folder / "bin").mkdir(parents=True, exist_ok=True)
-    (folder / "lib").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source / "run_toree.sh", folder / "bin" / "run_toree.sh")
-    (folder / "bin" / "run_toree.sh").chmod(0o755)
+@functools.cache
+def built_toree_launcher() -> Path:
+    """The launcher jar compiled from ``launchers/scala/src`` (once per process, into a
+    temporary folder removed at exit).  Raises ``InstallerError`` without a JDK."""
     if not shutil.which("javac") or not shutil.which("jar"):
         raise InstallerError(
             "--language Scala: building the Toree launcher needs a JDK (javac and jar) on this "
             "host: apt-get install openjdk-17-jdk-headless (or any JDK 11+), then install again"
         )
+    folder = Path(tempfile.mkdtemp(prefix="gp-toree-launcher-"))
+    atexit.register(shutil.rmtree, folder, True)
+    jar = folder / TOREE_LAUNCHER_JAR
     try:
         subprocess.run(
-            ["sh", str(source / "build_launcher.sh"), str(folder / "lib" / TOREE_LAUNCHER_JAR)],
+            ["sh", str(launcher_dir("scala") / "build_launcher.sh"), str(jar)],
             check=True,
             capture_output=True,
             text=True,
@@ -388,6 +388,19 @@ def install_toree_launcher(folder: Path) -> None:
         raise InstallerError(
             f"--language Scala: building the Toree launcher failed: {err.stderr[-2000:]}"
         ) from None
+    return jar
+
+
+def install_toree_launcher(folder: Path) -> None:
+    """Put the Toree launcher into a staged spec: ``bin/run_toree.sh``, ``lib/`` with the
+    launcher jar built from its Java source (needs a JDK's javac) and the Toree assembly when
+    the ``apache-toree`` package is installed.  Called by ``write_files`` for Scala specs."""
+    source = launcher_dir("scala")
+    (folder / "bin").mkdir(parents=True, exist_ok=True)
+    (folder / "lib").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source / "run_toree.sh", folder / "bin" / "run_toree.sh")
+    (folder / "bin" / "run_toree.sh").chmod(0o755)
+    shutil.copy2(built_toree_launcher(), folder / "lib" / TOREE_LAUNCHER_JAR)
     assembly = toree_assembly()
     if assembly is not None:
         shutil.copy2(assembly, folder / "lib" / assembly.name)

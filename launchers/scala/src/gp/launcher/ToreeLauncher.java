@@ -43,8 +43,8 @@ import sun.misc.Signal;
  *   <li>once Toree's shell port accepts, deletes the profile (it holds the key) and sends the
  *       sealed connection info to {@code --response-address}, retrying until acknowledged;
  *   <li>serves signed interrupt, signal and shutdown requests on the comm port until the JVM
- *       exits. An interrupt raises Toree's interrupt signal ({@code --alternate-sigint}, USR2
- *       by default in our kernelspecs) in this process.
+ *       exits. An interrupt interrupts the thread of the running cell and cancels its Spark
+ *       jobs (see {@link #interruptCellThreads}).
  * </ol>
  */
 public final class ToreeLauncher {
@@ -68,7 +68,6 @@ public final class ToreeLauncher {
   private final String sparkMode;
   private final boolean commBindAll;
   private final List<String> toreeArgs;
-  private String interruptSignal = "INT";
   private ServerSocket commSocket;
   private Map<String, Object> connInfo;
   private Thread kernelThread;
@@ -77,7 +76,7 @@ public final class ToreeLauncher {
   private final Map<String, long[]> refusals = new HashMap<>();
 
   static void log(String message) {
-    System.err.println("[gp-launcher] " + message);
+    System.err.println("[gp-launcher " + java.time.LocalTime.now() + "] " + message);
     System.err.flush();
   }
 
@@ -123,11 +122,6 @@ public final class ToreeLauncher {
     this.ip = givenIp.isEmpty() ? localAddressTowards(responseHost, responsePort) : givenIp;
     this.launchSecret = secret;
     this.toreeArgs = toreeArgs;
-    for (int i = 0; i + 1 < toreeArgs.size(); i++) {
-      if (toreeArgs.get(i).equals("--alternate-sigint")) {
-        interruptSignal = toreeArgs.get(i + 1).trim();
-      }
-    }
   }
 
   private static String required(Map<String, String> options, String name) {
@@ -503,9 +497,10 @@ public final class ToreeLauncher {
     switch (signum) {
       case 2:
         return () -> {
-          log("Interrupting kernel " + kernelId + " (SIG" + interruptSignal + ")");
-          Signal.raise(new Signal(interruptSignal));
-          log("Interrupted " + interruptCellThreads() + " cell thread(s) of kernel " + kernelId);
+          boolean cancelled = cancelSparkJobs();
+          int threads = interruptCellThreads();
+          log("Interrupted kernel " + kernelId + ": " + threads + " cell thread(s)"
+              + (cancelled ? ", Spark jobs cancelled" : ""));
         };
       case 9:
         return () -> Runtime.getRuntime().halt(137);
@@ -533,10 +528,10 @@ public final class ToreeLauncher {
 
   /**
    * Interrupt the cell that runs: its thread gets an InterruptedException (Thread.sleep, waits
-   * on Spark jobs). Toree's own handler of the interrupt signal (raised too) cancels the Spark
-   * jobs, but it first asks for the Spark context, which in lazy mode is made on the busy
-   * cell's thread, so on its own it may not act until the cell ends, and even with a context
-   * its first interrupt takes seconds.
+   * on Spark jobs), and {@link #cancelSparkJobs} stops its jobs. Toree's own handler of its
+   * interrupt signal ({@code --alternate-sigint}) is not used: it first asks for the Spark
+   * context, which in lazy mode makes one while the cell runs (seconds of CPU, or no effect
+   * until the cell ends), and its restart of the interpreter's threads takes seconds more.
    *
    * <p>A cell thread is interrupted only while it runs the cell's code (see {@link
    * #inCellCode}), and again every 100 ms while it stays there, for at most {@link
@@ -588,6 +583,27 @@ public final class ToreeLauncher {
       }
     }
     return false;
+  }
+
+  /**
+   * Cancel the running Spark jobs of the kernel's Spark session, when it has one (through
+   * reflection: the launcher is compiled without Spark). Never makes a Spark context.
+   */
+  static boolean cancelSparkJobs() {
+    try {
+      Class<?> session = Class.forName("org.apache.spark.sql.SparkSession");
+      Object option = session.getMethod("getDefaultSession").invoke(null);
+      if (!(Boolean) option.getClass().getMethod("isDefined").invoke(option)) {
+        return false;
+      }
+      Object active = option.getClass().getMethod("get").invoke(option);
+      Object context = active.getClass().getMethod("sparkContext").invoke(active);
+      context.getClass().getMethod("cancelAllJobs").invoke(context);
+      return true;
+    } catch (ReflectiveOperationException | RuntimeException | LinkageError err) {
+      log("Could not cancel the Spark jobs: " + err);
+      return false;
+    }
   }
 
   private static boolean idleInPool(StackTraceElement[] stack) {
