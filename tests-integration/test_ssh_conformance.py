@@ -128,6 +128,6 @@ class TestSshScalaConformance(ProvisionerConformance):
 
     @pytest.mark.asyncio
     async def test_ports_are_in_the_port_range(self, kernel: RunningKernel) -> None:
-        info = (await kernel.provisioner_info())["connection_info"]
-        ports = [info[name] for name in PORT_NAMES] + [info["comm_port"]]
+        info = await kernel.provisioner_info()
+        ports = [info["connection_info"][name] for name in PORT_NAMES] + [info["comm_port"]]
         assert all(41000 <= port <= 42999 for port in ports), ports

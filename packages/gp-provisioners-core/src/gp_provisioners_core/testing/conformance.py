@@ -71,9 +71,11 @@ R = LanguageSnippets(
 )
 
 
-# Apache Toree: the kernel is a Spark driver, so the suite also runs a Spark job.
+# Apache Toree: the kernel is a Spark driver, so the suite also runs a Spark job.  Toree sends
+# a cell's output from a background flush that may come after the cell's idle status: the
+# snippets flush it themselves.
 SCALA = LanguageSnippets(
-    print_answer="println(6 * 7)",
+    print_answer="println(6 * 7); Console.flush()",
     sleep_long='println("sleeping"); Console.flush(); Thread.sleep(60000)',
     sleep_prints_first=True,
     # The launcher stops the cell's thread at once, but Toree then reports the exception (any
@@ -81,8 +83,8 @@ SCALA = LanguageSnippets(
     # loaded 2-core machine (docs/operators/scala.md).
     interrupt_within=5.0,
     set_variable="val conformanceValue = 1",
-    read_variable="println(conformanceValue)",
-    spark_job="println(sc.parallelize(1 to 100).sum)",
+    read_variable="println(conformanceValue); Console.flush()",
+    spark_job="println(sc.parallelize(1 to 100).sum); Console.flush()",
     spark_answer="5050.0",
 )
 
