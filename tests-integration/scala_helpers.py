@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from backends.scala_runtime import ScalaRuntime, missing_jdk, scala_runtime
 from backends.system_packages import cannot_run
 from jupyter_client.manager import AsyncKernelManager
@@ -18,6 +19,14 @@ from gp_provisioners_core.testing.conformance import SCALA
 from gp_provisioners_core.testing.kernels import execute
 
 SCALA_LAUNCH_TIMEOUT = 240.0
+
+# Each Scala test starts a JVM with Spark and Toree (15-60 s to the first reply on the shared
+# 2-core CI machine), and the runtime is a ~330 MB download: the suites are opt-in, as the
+# PySpark one is (GP_TEST_PYSPARK).  docs/operators/scala.md has the figures.
+scala_opt_in = pytest.mark.skipif(
+    os.environ.get("GP_TEST_SCALA") != "1",
+    reason="opt-in: set GP_TEST_SCALA=1 (Toree kernels; needs a JDK, ~330 MB of Spark/Toree)",
+)
 
 
 def require_scala_runtime() -> ScalaRuntime:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import pytest
 from backends import dockerd
 from backends.dockerd import SCALA_KERNEL_IMAGE, DockerBackend, DockerKernelspecs
-from scala_helpers import SCALA_LAUNCH_TIMEOUT, spark_job_in_new_kernel
+from scala_helpers import SCALA_LAUNCH_TIMEOUT, scala_opt_in, spark_job_in_new_kernel
 from test_docker_conformance import DockerContainerBackend
 
 from gp_provisioners_core.testing.conformance import SCALA, ProvisionerConformance
+
+pytestmark = scala_opt_in
 
 docker_backend = dockerd.docker_backend
 docker_kernelspecs = dockerd.docker_kernelspecs

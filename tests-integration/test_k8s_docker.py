@@ -31,6 +31,7 @@ from backends.k8s_cluster import (
     kernel_objects,
     raw,
 )
+from scala_helpers import scala_opt_in
 
 from gp_k8s.reaper import Reaper
 from gp_provisioners_core.testing import (
@@ -204,6 +205,7 @@ def scala_kernelspec(
         )  # fmt: skip
 
 
+@scala_opt_in
 class TestK8sDockerNodeScalaConformance(ProvisionerConformance):
     """A Scala kernel in a pod of the Scala image: Scala snippets and a Spark job."""
 

@@ -18,6 +18,7 @@ from scala_helpers import (
     SCALA_LAUNCH_TIMEOUT,
     install_scala_spec,
     require_scala_runtime,
+    scala_opt_in,
     spark_job_in_new_kernel,
 )
 from test_conformance_helpers import irkernel_available
@@ -109,6 +110,7 @@ def ssh_scala_kernelspec(ssh_kernelspec: SshKernelspec) -> str:
     return SCALA_KERNEL_NAME
 
 
+@scala_opt_in
 class TestSshScalaConformance(ProvisionerConformance):
     """A Scala (Apache Toree) kernel over ssh, Spark context eager: the suite's code is Scala
     and it also runs a Spark job."""

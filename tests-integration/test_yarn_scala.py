@@ -26,11 +26,14 @@ from scala_helpers import (
     SCALA_LAUNCH_TIMEOUT,
     install_scala_spec,
     require_scala_runtime,
+    scala_opt_in,
     spark_job_in_new_kernel,
 )
 
 from gp_provisioners_core.testing.conformance import SCALA, ProvisionerConformance
 from gp_provisioners_core.testing.kernels import isolated_jupyter_paths
+
+pytestmark = scala_opt_in
 
 EAGER = "yarn_scala_eager"
 LAZY = "yarn_scala_lazy"

@@ -5,9 +5,9 @@ case-insensitive ``--language`` with Scala, and kernel metadata that says what t
 from __future__ import annotations
 
 import json
-import zipfile
-import shutil
 import os
+import shutil
+import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -140,9 +140,8 @@ def test_scala_always_has_a_spark_context(tmp_path: Path) -> None:
     spec = install(tmp_path, "--language", "Scala", name="demo_scala")
     assert spec["argv"][spec["argv"].index("--spark-context-initialization-mode") + 1] == "lazy"
     assert spec["env"]["SPARK_HOME"] == "/opt/spark"
-    eager = install(
-        tmp_path, "--language", "Scala", "--spark-init-mode", "eager", "--replace", name="demo_scala"
-    )
+    flags = ("--language", "Scala", "--spark-init-mode", "eager", "--replace")
+    eager = install(tmp_path, *flags, name="demo_scala")
     assert eager["argv"][eager["argv"].index("--spark-context-initialization-mode") + 1] == "eager"
     with pytest.raises(SystemExit, match="Toree kernels always have a Spark context"):
         install(tmp_path, "--language", "Scala", "--spark-init-mode", "none", "--replace", name="x")
