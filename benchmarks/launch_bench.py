@@ -341,6 +341,58 @@ def make_gp_observability_on(ctx: Context) -> Variant:
     return variant
 
 
+def scala_runtime_paths() -> tuple[Path, Path] | None:
+    """SPARK_HOME and the Toree assembly from the Scala suites' shared cache, if installed
+    (``python tests-integration/backends/scala_runtime.py`` installs it)."""
+    cache = Path(os.environ.get("GP_CACHE_DIR", Path.home() / ".cache" / "gateway-provisioners"))
+    for site in sorted((cache / "scala").glob("venv-*/lib/python3*/site-packages")):
+        jars = sorted(site.glob("toree/lib/toree-assembly-*.jar"))
+        if (site / "pyspark" / "bin" / "spark-submit").is_file() and jars:
+            return site / "pyspark", jars[-1]
+    return None
+
+
+def make_gp_scala(ctx: Context) -> Variant:
+    """A Scala (Apache Toree) kernel from our DistributedProvisioner on localhost: the JVM
+    starts, Toree binds its ports, the Java launcher reports them (lazy Spark context)."""
+    data_dir = ctx.data_dir("gp_scala")
+    kernel_name = "bench_gp_scala"
+    variant = Variant(
+        key="gp_scala",
+        label="gp-distributed Scala/Toree (localhost)",
+        kernel_name=kernel_name,
+        env={
+            "JUPYTER_DATA_DIR": str(data_dir),
+            "GP_RESPONSE_IP": "127.0.0.1",
+            "GP_RESPONSE_PORT": "0",
+            "GP_REMOTE_HOSTS": "localhost",
+        },
+        prestart="gp_provisioners_core",
+        runs=min(ctx.args.runs, 3),
+        note=GP_NOTE + "; a JVM per launch: at most 3 runs",
+    )
+    runtime = scala_runtime_paths()
+    if runtime is None or not shutil.which("javac"):
+        variant.unavailable = (
+            "no Spark/Toree runtime or JDK: apt-get install openjdk-17-jdk-headless; "
+            "python tests-integration/backends/scala_runtime.py"
+        )
+        return variant
+    spark_home, toree_jar = runtime
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(data_dir)}
+    install = [
+        sys.executable, "-m", "gp_distributed.cli", "install", "--user", "--replace",
+        f"--kernel-name={kernel_name}", "--language=Scala", "--remote-hosts=localhost",
+        f"--spark-home={spark_home}", "--launch-timeout=110",
+    ]  # fmt: skip
+    done = subprocess.run(install, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        variant.unavailable = f"jupyter-ssh-spec install failed: {_tail(done.stderr)}"
+        return variant
+    shutil.copy2(toree_jar, data_dir / "kernels" / kernel_name / "lib" / toree_jar.name)
+    return variant
+
+
 VARIANT_FACTORIES: dict[str, Callable[[Context], Variant]] = {
     "local": make_local,
     "gp": make_gp_distributed,
@@ -349,6 +401,7 @@ VARIANT_FACTORIES: dict[str, Callable[[Context], Variant]] = {
     "gp_ssh": make_gp_ssh,
     "gp050": make_gp050,
     "gp050_ssh": make_gp050_ssh,
+    "gp_scala": make_gp_scala,
 }
 BASELINE = "local"
 

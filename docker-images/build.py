@@ -3,7 +3,8 @@
 
     python docker-images/build.py                 # ensure gp/kernel-py:latest in $DOCKER_HOST
     python docker-images/build.py --image r       # ensure gp/kernel-r:latest
-    python docker-images/build.py --image all     # both
+    python docker-images/build.py --image scala   # ensure gp/kernel-scala:latest (Toree)
+    python docker-images/build.py --image all     # every one
     python docker-images/build.py --rebuild       # build again even when cached
 
 Three images per kernel image, each made only when the daemon does not hold it (with the label
@@ -87,7 +88,17 @@ FLAVORS = {
     "r": Flavor(
         "r", HERE / "r" / "Dockerfile", HERE / "r" / "deps.Dockerfile", R_TAG, "gp/kernel-r-deps"
     ),
+    "scala": Flavor(
+        "scala",
+        HERE / "scala" / "Dockerfile",
+        HERE / "scala" / "deps.Dockerfile",
+        "gp/kernel-scala:latest",
+        "gp/kernel-scala-deps",
+    ),
 }
+# The Scala image's launcher: run_toree.sh and a jar compiled on this host from the Java
+# sources (build_launcher.sh; needs a JDK), so the image itself needs no compiler.
+SCALA_LAUNCHER_DIR = REPO / "launchers" / "scala"
 
 
 class BuildUnavailable(RuntimeError):
@@ -160,6 +171,9 @@ def deps_key(settings: BuildSettings) -> str:
 def image_key(settings: BuildSettings) -> str:
     dockerfile = settings.flavor.dockerfile
     inputs = [dockerfile.read_bytes(), *(launcher.read_bytes() for launcher in LAUNCHERS)]
+    if settings.image == "scala":
+        sources = sorted(SCALA_LAUNCHER_DIR.rglob("*"))
+        inputs += [p.read_bytes() for p in sources if p.is_file() and "__pycache__" not in p.parts]
     return _digest([deps_key(settings).encode(), *inputs])
 
 
@@ -338,8 +352,31 @@ def build_deps(settings: BuildSettings, base: Target, deps: Target) -> None:
 
 
 def build_kernel(settings: BuildSettings, deps: Target, kernel: Target) -> None:
+    if settings.image == "scala":
+        build_scala_kernel(settings, deps, kernel)
+        return
     with build_context([settings.flavor.dockerfile, *LAUNCHERS]) as context:
         docker_build(settings, context, kernel, DEPS_IMAGE=deps.tag)
+
+
+def build_scala_kernel(settings: BuildSettings, deps: Target, kernel: Target) -> None:
+    """The Scala kernel image: compile the Toree launcher here, then add it to the deps."""
+    if shutil.which("javac") is None or shutil.which("jar") is None:
+        raise BuildUnavailable(
+            "the Scala image's launcher jar needs a JDK (apt-get install openjdk-17-jdk-headless)"
+        )
+    with tempfile.TemporaryDirectory(prefix="gp-toree-launcher-") as tmp:
+        jar = Path(tmp) / "gp-toree-launcher.jar"
+        built = subprocess.run(
+            ["sh", str(SCALA_LAUNCHER_DIR / "build_launcher.sh"), str(jar)],
+            capture_output=True,
+            text=True,
+        )
+        if built.returncode != 0:
+            raise BuildFailed(f"building the Toree launcher failed: {built.stderr[-2000:]}")
+        files = [settings.flavor.dockerfile, SCALA_LAUNCHER_DIR / "run_toree.sh", jar]
+        with build_context(files) as context:
+            docker_build(settings, context, kernel, DEPS_IMAGE=deps.tag)
 
 
 def ensure_image(settings: BuildSettings) -> str:

@@ -5,8 +5,8 @@ pre_launch, and one rewritten spec per backend we can run here runs a cell end t
 
 What runs end to end here: the distributed provisioner (this machine) and YARN (the RM
 emulator).  Docker, Swarm, Kubernetes and Spark-operator specs are pre_launched only (their
-backends need kernel images built); Scala specs are refused after the rewrite, because no Toree
-launcher ships yet, with an error that says so.
+backends need kernel images built); rewritten Scala specs carry our Toree launcher and pass
+pre_launch (Scala kernels run end to end in the GP_TEST_SCALA suites).
 """
 
 from __future__ import annotations
@@ -45,9 +45,6 @@ USER = "alice"
 # Specs our provisioners cannot run even after the rewrite, and why (the error says so).
 NOT_RUNNABLE = {
     "yarn_dask_python": "Dask-on-YARN",
-    "ssh_scala": "Toree",
-    "ssh_scala_spark": "Toree",
-    "yarn_spark_scala": "Toree",
 }
 
 

@@ -31,6 +31,7 @@ from backends.k8s_cluster import (
     kernel_objects,
     raw,
 )
+from scala_helpers import scala_opt_in
 
 from gp_k8s.reaper import Reaper
 from gp_provisioners_core.testing import (
@@ -165,6 +166,67 @@ class TestK8sDockerNodeConformance(ProvisionerConformance):
         return DockerNodeBackend(
             kernel_name=docker_kernelspec,
             launch_timeout=120,
+            cluster=k8s_cluster,
+            docker=docker_backend,
+        )
+
+
+# -- Scala (Apache Toree) in the Scala image ---------------------------------------------------
+
+SCALA_KERNEL = "gp_k8s_docker_scala"
+
+
+@pytest.fixture(scope="module")
+def scala_kernelspec(
+    k8s_cluster: K8sCluster,
+    docker_backend: DockerBackend,
+    docker_node: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """A Scala spec (eager Spark context) whose pod runs gp/kernel-scala on the docker node."""
+    from backends import dockerd
+    from scala_helpers import SCALA_LAUNCH_TIMEOUT
+
+    try:
+        dockerd.ensure_kernel_image(
+            docker_backend.daemon, dockerd.SCALA_KERNEL_IMAGE, image="scala"
+        )
+    except dockerd.BackendUnavailable as err:
+        dockerd.cannot_run(f"the Scala image cannot be built: {err}")
+    ensure_namespace(k8s_cluster.api_client(), NAMESPACE)
+    root = tmp_path_factory.mktemp("jupyter-k8s-docker-scala")
+    template = root / "docker-node.yaml"
+    template.write_text(POD_TEMPLATE)
+    with isolated_jupyter_paths(root) as prefix:
+        yield install_kernelspec(
+            prefix, SCALA_KERNEL, "--namespace", NAMESPACE, "--language", "Scala",
+            "--spark-init-mode", "eager", "--launch-timeout", str(SCALA_LAUNCH_TIMEOUT),
+            "--image-name", dockerd.SCALA_KERNEL_IMAGE, "--pod-template", str(template),
+        )  # fmt: skip
+
+
+@scala_opt_in
+class TestK8sDockerNodeScalaConformance(ProvisionerConformance):
+    """A Scala kernel in a pod of the Scala image: Scala snippets and a Spark job."""
+
+    @pytest.fixture
+    def conformance_backend(
+        self,
+        k8s_cluster: K8sCluster,
+        docker_backend: DockerBackend,
+        scala_kernelspec: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> DockerNodeBackend:
+        from scala_helpers import SCALA_LAUNCH_TIMEOUT
+
+        from gp_provisioners_core.testing.conformance import SCALA
+
+        monkeypatch.setenv("GP_RESPONSE_IP", "127.0.0.1")
+        monkeypatch.setenv("GP_KUBECONFIG", str(k8s_cluster.admin_kubeconfig))
+        return DockerNodeBackend(
+            kernel_name=scala_kernelspec,
+            language=SCALA,
+            launch_timeout=SCALA_LAUNCH_TIMEOUT,
             cluster=k8s_cluster,
             docker=docker_backend,
         )

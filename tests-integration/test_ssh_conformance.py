@@ -14,11 +14,20 @@ from typing import Any
 import pytest
 from backends.system_packages import cannot_run, missing_packages_message
 from conftest import SshKernelspec
+from scala_helpers import (
+    SCALA_LAUNCH_TIMEOUT,
+    install_scala_spec,
+    require_scala_runtime,
+    scala_opt_in,
+    spark_job_in_new_kernel,
+)
 from test_conformance_helpers import irkernel_available
 
 from gp_distributed.local_process import pid_is_running
 from gp_provisioners_core.testing import ConformanceBackend, ProvisionerConformance
-from gp_provisioners_core.testing.conformance import R
+from gp_provisioners_core.testing.conformance import SCALA, R, RunningKernel
+
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")
 
 R_KERNEL_NAME = "gp_ssh_r"
 
@@ -78,3 +87,49 @@ class TestSshRConformance(ProvisionerConformance):
     @pytest.fixture
     def conformance_backend(self, ssh_r_kernelspec: str) -> SshBackend:
         return SshBackend(kernel_name=ssh_r_kernelspec, language=R, launch_timeout=120)
+
+
+# -- Scala (Apache Toree) ----------------------------------------------------------------------
+
+SCALA_KERNEL_NAME = "gp_ssh_scala_eager"
+SCALA_LAZY_KERNEL_NAME = "gp_ssh_scala_lazy"
+
+
+@pytest.fixture
+def ssh_scala_kernelspec(ssh_kernelspec: SshKernelspec) -> str:
+    """Eager and lazy Scala specs over the same hosts (installed once per session)."""
+    runtime = require_scala_runtime()
+    prefix = ssh_kernelspec.jupyter_path.parent.parent
+    hosts = ",".join(ssh_kernelspec.cluster.entries())
+    for name, mode in ((SCALA_KERNEL_NAME, "eager"), (SCALA_LAZY_KERNEL_NAME, "lazy")):
+        if not (ssh_kernelspec.jupyter_path / "kernels" / name).exists():
+            install_scala_spec(
+                "jupyter-ssh-spec", prefix, name, mode, runtime, "--remote-hosts", hosts,
+                "--port-range", "41000..42999",
+            )  # fmt: skip
+    return SCALA_KERNEL_NAME
+
+
+@scala_opt_in
+class TestSshScalaConformance(ProvisionerConformance):
+    """A Scala (Apache Toree) kernel over ssh, Spark context eager: the suite's code is Scala
+    and it also runs a Spark job."""
+
+    @pytest.fixture
+    def conformance_backend(self, ssh_scala_kernelspec: str) -> SshBackend:
+        return SshBackend(
+            kernel_name=ssh_scala_kernelspec, language=SCALA, launch_timeout=SCALA_LAUNCH_TIMEOUT
+        )
+
+    @pytest.mark.asyncio
+    async def test_lazy_context_runs_a_spark_job(self, ssh_scala_kernelspec: str) -> None:
+        output, _ = await spark_job_in_new_kernel(
+            SCALA_LAZY_KERNEL_NAME, {"KERNEL_USERNAME": "conformance"}
+        )
+        assert output == SCALA.spark_answer
+
+    @pytest.mark.asyncio
+    async def test_ports_are_in_the_port_range(self, kernel: RunningKernel) -> None:
+        info = await kernel.provisioner_info()
+        ports = [info["connection_info"][name] for name in PORT_NAMES] + [info["comm_port"]]
+        assert all(41000 <= port <= 42999 for port in ports), ports

@@ -16,7 +16,7 @@ from backends.system_packages import (
     read_package_list,
 )
 
-PARTS = ("demo", "tests", "ssh", "r", "slurm", "docker", "k8s", "images", "postgres")
+PARTS = ("demo", "tests", "ssh", "r", "scala", "slurm", "docker", "k8s", "images", "postgres")
 
 
 def bootstrap_selection(part: str) -> list[str]:
@@ -49,7 +49,7 @@ def test_every_listed_package_is_installed_by_a_full_bootstrap() -> None:
 
 
 def test_every_bring_up_part_is_in_the_list() -> None:
-    for part in ("demo", "ssh", "r", "slurm", "docker", "k8s", "images", "postgres"):
+    for part in ("demo", "ssh", "r", "scala", "slurm", "docker", "k8s", "images", "postgres"):
         assert packages_for(part)
 
 

@@ -371,11 +371,18 @@ def _load_build_module() -> ModuleType:
     return module
 
 
-def ensure_kernel_image(daemon: DockerDaemon, tag: str = KERNEL_IMAGE) -> str:
-    """Make sure the Python kernel image is in ``daemon`` (present, loaded, or built)."""
+SCALA_KERNEL_IMAGE = "gp/kernel-scala:latest"
+
+
+def ensure_kernel_image(
+    daemon: DockerDaemon, tag: str = KERNEL_IMAGE, image: str = "python"
+) -> str:
+    """Make sure a kernel image (``image``: a flavor of docker-images/build.py, the Python one
+    by default) is in ``daemon`` (present, loaded, or built)."""
     build = _load_build_module()
     settings = build.BuildSettings(
         tag=tag,
+        image=image,
         cache_dir=Path(os.getenv("GP_IMAGE_CACHE_DIR", str(CACHE_DIR / "docker-images"))),
         docker_host=daemon.base_url,
     )
@@ -552,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernels", default="1,20", help="kernel counts for --bench")
     parser.add_argument("--seconds", type=float, default=60.0, help="poll window for --bench")
     parser.add_argument("--interval", type=float, default=3.0, help="poll interval for --bench")
+    parser.add_argument("--scala", action="store_true", help="also ensure the Scala image")
     args = parser.parse_args(argv)
     try:
         backend = shared_docker_backend()
@@ -560,6 +568,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         print(f"image {backend.image}: {backend.image_outcome}; timings {backend.timings}")
+        if args.scala:
+            started = time.monotonic()
+            outcome = ensure_kernel_image(backend.daemon, SCALA_KERNEL_IMAGE, image="scala")
+            print(f"image {SCALA_KERNEL_IMAGE}: {outcome} in {time.monotonic() - started:.0f}s")
         if args.bench:
             counts = [int(n) for n in args.kernels.split(",") if n.strip()]
             bench(counts, args.seconds, args.interval)

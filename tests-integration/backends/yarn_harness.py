@@ -35,12 +35,14 @@ from gp_provisioners_core.testing.conformance import ConformanceBackend
 STAND_IN = Path(__file__).with_name("yarn_spark_submit.py")
 
 
-def make_spark_home(root: Path) -> Path:
-    """A SPARK_HOME whose ``bin/spark-submit`` runs the stand-in with this Python."""
+def make_spark_home(root: Path, jvm_spark_home: Path | None = None) -> Path:
+    """A SPARK_HOME whose ``bin/spark-submit`` runs the stand-in with this Python; with
+    ``jvm_spark_home`` (a real Spark), JVM applications (Scala kernels) can run too."""
     bin_dir = root / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     script = bin_dir / "spark-submit"
-    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STAND_IN}" "$@"\n')
+    jvm = f'GP_STAND_IN_JVM_SPARK_HOME="{jvm_spark_home}" ' if jvm_spark_home else ""
+    script.write_text(f'#!/bin/sh\n{jvm}exec "{sys.executable}" "{STAND_IN}" "$@"\n')
     script.chmod(0o755)
     (root / "conf").mkdir(exist_ok=True)
     (root / "conf" / "spark-defaults.conf").write_text("spark.yarn.queue default\n")

@@ -6,7 +6,8 @@
 ``--properties-file``, and the rest are accepted and ignored), finds the active
 ResourceManager from ``yarn-site.xml`` under ``YARN_CONF_DIR`` / ``HADOOP_CONF_DIR`` (as real
 spark-submit does), asks it for a new application id and submits an application of type SPARK
-whose application master command is ``<spark.pyspark.python> <primary .py file> <app args>``,
+whose application master command is ``<spark.pyspark.python> <primary .py file> <app args>``
+(or, for a ``--class`` in a jar, that class's JVM: see ``jvm_master_command``),
 with the environment from ``spark.yarn.appMasterEnv.*``.  ``spark.yarn.tags``,
 ``spark.yarn.maxAppAttempts`` and ``spark.yarn.submit.waitAppCompletion`` behave as in Spark.
 The driver, if it makes a SparkSession, runs Spark in local mode (``PYSPARK_SUBMIT_ARGS``).
@@ -147,6 +148,28 @@ def active_rm() -> str:
     raise AssertionError
 
 
+def jvm_master_command(
+    options: dict[str, list[str]], name: str, primary: str, app_args: list[str]
+) -> str:
+    """The master command of a JVM application (``--class`` in a jar, e.g. the Toree launcher):
+    its driver in one JVM with Spark in local mode, as the application master would run it.
+    Needs a real Spark for the JVM: ``GP_STAND_IN_JVM_SPARK_HOME`` (its bin/spark-submit
+    starts the JVM with Spark's class path and module options; no Python is involved)."""
+    spark_home = os.environ.get("GP_STAND_IN_JVM_SPARK_HOME", "")
+    if not spark_home or not Path(spark_home, "bin", "spark-submit").is_file():
+        fail("a --class application needs GP_STAND_IN_JVM_SPARK_HOME (a real Spark)", 2)
+    main_class = options.get("--class", [""])[-1]
+    if not main_class:
+        fail("Missing --class for a jar application", 2)
+    jars = options.get("--jars", [])
+    command = [str(Path(spark_home, "bin", "spark-submit")), "--master", "local[1]"]
+    command += ["--name", name, "--conf", "spark.ui.enabled=false"]
+    if jars:
+        command += ["--jars", ",".join(jars)]
+    command += ["--class", main_class, str(Path(primary).resolve()), *app_args]
+    return shlex.join(command)
+
+
 def main(argv: list[str]) -> int:
     options, primary, app_args = parse(argv)
 
@@ -173,7 +196,10 @@ def main(argv: list[str]) -> int:
     environment = {k[len(prefix) :]: v for k, v in conf.items() if k.startswith(prefix)}
     environment.setdefault("PYSPARK_SUBMIT_ARGS", "--master local[1] pyspark-shell")
     environment["SPARK_YARN_MODE"] = "true"
-    command = shlex.join([python, str(Path(primary).resolve()), *app_args])
+    if primary.endswith(".jar"):
+        command = jvm_master_command(options, name, primary, app_args)
+    else:
+        command = shlex.join([python, str(Path(primary).resolve()), *app_args])
     tags = [t for t in conf.get("spark.yarn.tags", "").split(",") if t.strip()]
 
     rm = active_rm()

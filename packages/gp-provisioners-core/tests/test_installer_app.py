@@ -5,6 +5,9 @@ case-insensitive ``--language`` with Scala, and kernel metadata that says what t
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -109,12 +112,39 @@ def test_metadata_and_transport_encryption_say_what_the_kernel_supports(tmp_path
         assert "--transport-encryption" not in spec["argv"]
 
 
-def test_scala_names_the_toree_launcher(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+needs_jdk = pytest.mark.skipif(
+    not (shutil.which("javac") and shutil.which("jar")),
+    reason="no JDK: apt-get install openjdk-17-jdk-headless (scala part)",
+)
+
+
+@needs_jdk
+def test_scala_spec_carries_the_toree_launcher(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = install(tmp_path, "--language", "scala", "--spark", name="demo_scala_spark")
     assert spec["argv"][0] == "{resource_dir}/bin/run_toree.sh"
     assert spec["argv"][spec["argv"].index("--spark-context-initialization-mode") + 1] == "lazy"
     assert spec["env"]["__TOREE_OPTS__"] == "--alternate-sigint USR2"
-    assert "does not ship yet" in capsys.readouterr().err
+    folder = tmp_path / "share" / "jupyter" / "kernels" / "demo_scala_spark"
+    assert os.access(folder / "bin" / "run_toree.sh", os.X_OK)
+    with zipfile.ZipFile(folder / "lib" / "gp-toree-launcher.jar") as jar:
+        assert "gp/launcher/ToreeLauncher.class" in jar.namelist()
+    assert not (folder / "scripts" / "launch_ipykernel.py").exists()
+    # no apache-toree in this environment: the installer says how to get the assembly
+    assert "pip install apache-toree" in capsys.readouterr().err
+
+
+@needs_jdk
+def test_scala_always_has_a_spark_context(tmp_path: Path) -> None:
+    spec = install(tmp_path, "--language", "Scala", name="demo_scala")
+    assert spec["argv"][spec["argv"].index("--spark-context-initialization-mode") + 1] == "lazy"
+    assert spec["env"]["SPARK_HOME"] == "/opt/spark"
+    flags = ("--language", "Scala", "--spark-init-mode", "eager", "--replace")
+    eager = install(tmp_path, *flags, name="demo_scala")
+    assert eager["argv"][eager["argv"].index("--spark-context-initialization-mode") + 1] == "eager"
+    with pytest.raises(SystemExit, match="Toree kernels always have a Spark context"):
+        install(tmp_path, "--language", "Scala", "--spark-init-mode", "none", "--replace", name="x")
 
 
 @pytest.mark.parametrize(

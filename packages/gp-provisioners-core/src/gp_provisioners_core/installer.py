@@ -13,8 +13,11 @@ installs the spec with jupyter_client's KernelSpecManager.
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,8 +31,10 @@ from .launchers import launcher_dir
 # --language is case-insensitive; the spec's "language" field is spelled as on the right.
 LANGUAGES = {"python": "python", "r": "R", "scala": "scala"}
 DEFAULT_KERNEL_CLASS = "ipykernel.ipkernel.IPythonKernel"
-# No Toree launcher ships with gp-* yet: Scala specs name where it will be (see docs/migration.md).
+# The Scala (Apache Toree) launcher: bin/run_toree.sh and lib/ in the spec folder for host
+# backends (docs/operators/scala.md); container backends name the copy in their image.
 TOREE_LAUNCHER = "{resource_dir}/bin/run_toree.sh"
+TOREE_LAUNCHER_JAR = "gp-toree-launcher.jar"
 SPARK_SUFFIX = "_spark"
 SPARK_DISPLAY_SUFFIX = " (with Spark)"
 
@@ -156,7 +161,7 @@ class KernelSpecInstaller:
         default_mode = "none" if args.language == "R" else "lazy"
         mode = (args.spark_init_mode or default_mode) if args.spark else "none"
         if args.language == "scala":
-            return [self.scala_launcher(args), *self.launcher_flags(args, mode)]
+            return [self.scala_launcher(args), *self.launcher_flags(args, scala_mode(args))]
         argv = [
             args.python,
             "{resource_dir}/scripts/launch_ipykernel.py",
@@ -181,6 +186,12 @@ class KernelSpecInstaller:
         spec folder for host backends; container backends override it with a path in the
         image."""
         return TOREE_LAUNCHER
+
+    def scala_files_in_spec(self, args: argparse.Namespace) -> bool:
+        """Whether the spec folder carries the Toree launcher (``bin/run_toree.sh``, ``lib/``):
+        true when the launcher path is inside the spec; container backends keep it in the
+        image.  Called by ``write_files``."""
+        return self.scala_launcher(args).startswith("{resource_dir}/")
 
     @staticmethod
     def kernel_metadata(language: str) -> dict[str, Any]:
@@ -215,6 +226,8 @@ class KernelSpecInstaller:
             if args.spark_master:
                 env["SPARK_MASTER"] = args.spark_master
         if args.language == "scala":
+            # Toree is a Spark driver with or without --spark: it always needs SPARK_HOME.
+            env.setdefault("SPARK_HOME", args.spark_home)
             env.setdefault("__TOREE_OPTS__", "--alternate-sigint USR2")
             env.setdefault("__TOREE_SPARK_OPTS__", args.extra_spark_opts)
         return {
@@ -261,7 +274,12 @@ class KernelSpecInstaller:
         command (the spec's own folder, after its backup)."""
         (folder / "scripts").mkdir(parents=True, exist_ok=True)
         (folder / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
-        languages = {"python", args.language} - {"scala"}  # R uses the Python listener
+        if args.language == "scala":
+            if self.scala_files_in_spec(args):
+                install_toree_launcher(folder)
+            self.add_resources(folder, args)
+            return
+        languages = {"python", args.language}  # R uses the Python listener
         for language in sorted(languages):
             try:
                 source = launcher_dir(language)
@@ -298,12 +316,15 @@ class KernelSpecInstaller:
         ``start``."""
         self.prepare(args)
         path = self.install(args)
-        if args.language == "scala":
+        if (
+            args.language == "scala"
+            and self.scala_files_in_spec(args)
+            and not list((Path(path) / "lib").glob("toree-assembly-*.jar"))
+        ):
             print(
-                f"Note: kernelspec {args.kernel_name} names the Scala (Apache Toree) launcher "
-                f"{self.scala_launcher(args)}, which gp-* does not ship yet: put it there (in "
-                "the spec folder, or in the image for container backends) before starting "
-                "these kernels (docs/migration.md).",
+                f"Note: kernelspec {args.kernel_name} has no Apache Toree assembly: this Python "
+                "has no 'apache-toree' package. pip install apache-toree and install again, or "
+                "set GP_TOREE_JAR in the kernel's environment (docs/operators/scala.md).",
                 file=sys.stderr,
             )
         print(f"Installed kernelspec {args.kernel_name} in {path}")
@@ -319,6 +340,70 @@ class KernelSpecInstaller:
         if clash:
             print(f"Warning: {clash}", file=sys.stderr)
         return run_app(self, argv)
+
+
+def scala_mode(args: argparse.Namespace) -> str:
+    """A Scala kernel's Spark context mode: Toree always has a Spark context, so ``lazy`` unless
+    ``--spark-init-mode eager``; ``none`` is refused."""
+    mode = str(args.spark_init_mode or "lazy")
+    if mode == "none":
+        raise InstallerError(
+            "--spark-init-mode none with --language Scala: Apache Toree kernels always have a "
+            "Spark context; use lazy (the default) or eager"
+        )
+    return mode
+
+
+def toree_assembly() -> Path | None:
+    """The Toree assembly jar of the ``apache-toree`` package in this Python, if installed."""
+    try:
+        import toree  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    except ImportError:
+        return None
+    jars = sorted((Path(toree.__file__).parent / "lib").glob("toree-assembly-*.jar"))
+    return jars[-1] if jars else None
+
+
+@functools.cache
+def built_toree_launcher() -> Path:
+    """The launcher jar compiled from ``launchers/scala/src`` (once per process, into a
+    temporary folder removed at exit).  Raises ``InstallerError`` without a JDK."""
+    if not shutil.which("javac") or not shutil.which("jar"):
+        raise InstallerError(
+            "--language Scala: building the Toree launcher needs a JDK (javac and jar) on this "
+            "host: apt-get install openjdk-17-jdk-headless (or any JDK 11+), then install again"
+        )
+    folder = Path(tempfile.mkdtemp(prefix="gp-toree-launcher-"))
+    atexit.register(shutil.rmtree, folder, True)
+    jar = folder / TOREE_LAUNCHER_JAR
+    try:
+        subprocess.run(
+            ["sh", str(launcher_dir("scala") / "build_launcher.sh"), str(jar)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    except subprocess.CalledProcessError as err:
+        raise InstallerError(
+            f"--language Scala: building the Toree launcher failed: {err.stderr[-2000:]}"
+        ) from None
+    return jar
+
+
+def install_toree_launcher(folder: Path) -> None:
+    """Put the Toree launcher into a staged spec: ``bin/run_toree.sh``, ``lib/`` with the
+    launcher jar built from its Java source (needs a JDK's javac) and the Toree assembly when
+    the ``apache-toree`` package is installed.  Called by ``write_files`` for Scala specs."""
+    source = launcher_dir("scala")
+    (folder / "bin").mkdir(parents=True, exist_ok=True)
+    (folder / "lib").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source / "run_toree.sh", folder / "bin" / "run_toree.sh")
+    (folder / "bin" / "run_toree.sh").chmod(0o755)
+    shutil.copy2(built_toree_launcher(), folder / "lib" / TOREE_LAUNCHER_JAR)
+    assembly = toree_assembly()
+    if assembly is not None:
+        shutil.copy2(assembly, folder / "lib" / assembly.name)
 
 
 def _user_list(text: str) -> list[str]:

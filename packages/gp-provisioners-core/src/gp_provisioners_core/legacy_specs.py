@@ -117,7 +117,8 @@ def find_problem(
         if not container and (arg.startswith("{resource_dir}/") or _in_folder(path, resource_dir)):
             if not path.exists():
                 why = (
-                    "the Scala (Apache Toree) launcher, which gp-* does not ship yet: put it there"
+                    "the Scala (Apache Toree) launcher: install the spec again with "
+                    "--language Scala, which puts it there"
                     if path.name == TOREE_LAUNCHER_NAME
                     else "was the spec moved, or installed without its launcher?"
                 )

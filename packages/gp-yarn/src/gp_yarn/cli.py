@@ -19,11 +19,13 @@ from gp_provisioners_core.installer import (
     DEFAULT_KERNEL_CLASS,
     InstallerError,
     KernelSpecInstaller,
+    scala_mode,
 )
 
 from .endpoints import EndpointConfigError, normalize_endpoint
 
 RUN_SH = "kernelspecs/yarn_spark_python/bin/run.sh"
+SCALA_RUN_SH = "kernelspecs/yarn_spark_scala/bin/run.sh"
 
 
 def parse_bool(text: str) -> bool:
@@ -35,9 +37,9 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; use true or false")
 
 
-def run_sh_source() -> Path:
-    """The run.sh shipped with this package."""
-    return Path(str(files("gp_yarn").joinpath(RUN_SH)))
+def run_sh_source(language: str = "python") -> Path:
+    """The run.sh shipped with this package for ``language`` (Scala has its own)."""
+    return Path(str(files("gp_yarn").joinpath(SCALA_RUN_SH if language == "scala" else RUN_SH)))
 
 
 class YarnSpecInstaller(KernelSpecInstaller):
@@ -131,7 +133,13 @@ class YarnSpecInstaller(KernelSpecInstaller):
             "PYSPARK_PYTHON": python,
         }
 
+    def scala_launcher(self, args: argparse.Namespace) -> str:
+        """Scala kernels have their own run.sh, which submits the Toree launcher jar."""
+        return "{resource_dir}/bin/run.sh"
+
     def launcher_argv(self, args: argparse.Namespace) -> list[str]:
+        if args.language == "scala":
+            return [self.scala_launcher(args), *self.launcher_flags(args, scala_mode(args))]
         r_kernel = args.language == "R"
         mode = args.spark_init_mode or ("none" if r_kernel else "lazy")
         if r_kernel and mode != "none":
@@ -148,8 +156,6 @@ class YarnSpecInstaller(KernelSpecInstaller):
                 "application master fails after spark.yarn.am.waitTime (100 s) without one.",
                 file=sys.stderr,
             )
-        if args.language == "scala":
-            return [self.scala_launcher(args), *self.launcher_flags(args, mode)]
         argv = ["{resource_dir}/bin/run.sh", *self.launcher_flags(args, mode)]
         if r_kernel:
             argv += ["--kernel-language", "R"]
@@ -160,7 +166,7 @@ class YarnSpecInstaller(KernelSpecInstaller):
     def add_resources(self, folder: Path, args: argparse.Namespace) -> None:
         target = folder / "bin" / "run.sh"
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run_sh_source(), target)
+        shutil.copyfile(run_sh_source(args.language), target)
         target.chmod(0o755)
 
 

@@ -44,6 +44,14 @@ class LanguageSnippets:
     answer: str = "42"
     interrupt_error: str = ""
     missing_variable_error: str = ""
+    # Seconds from the interrupt to the end of the interrupted cell
+    interrupt_within: float = 2.0
+    # True when ``sleep_long`` prints before it sleeps: the suite interrupts only once that
+    # output arrived (a compiled language reports busy long before the sleep starts)
+    sleep_prints_first: bool = False
+    # A Spark job and what it prints, for kernels that have a Spark context (empty: no test)
+    spark_job: str = ""
+    spark_answer: str = ""
 
 
 PYTHON = LanguageSnippets(
@@ -60,6 +68,24 @@ R = LanguageSnippets(
     sleep_long="Sys.sleep(60)",
     set_variable="conformance_value <- 1",
     read_variable="cat(conformance_value, '\\n')",
+)
+
+
+# Apache Toree: the kernel is a Spark driver, so the suite also runs a Spark job.  Toree sends
+# a cell's output from a background flush that may come after the cell's idle status: the
+# snippets flush it themselves.
+SCALA = LanguageSnippets(
+    print_answer="println(6 * 7); Console.flush()",
+    sleep_long='println("sleeping"); Console.flush(); Thread.sleep(60000)',
+    sleep_prints_first=True,
+    # The launcher stops the cell's thread at once, but Toree then reports the exception (any
+    # exception) by compiling a binding of `lastException`: about 2 s of the interpreter on a
+    # loaded 2-core machine (docs/operators/scala.md).
+    interrupt_within=5.0,
+    set_variable="val conformanceValue = 1",
+    read_variable="println(conformanceValue); Console.flush()",
+    spark_job="println(sc.parallelize(1 to 100).sum); Console.flush()",
+    spark_answer="5050.0",
 )
 
 
@@ -138,16 +164,30 @@ class ProvisionerConformance:
         assert result.error_name == ""
 
     @pytest.mark.asyncio
+    async def test_spark_job_runs(self, kernel: RunningKernel) -> None:
+        language = kernel.backend.language
+        if not language.spark_job:
+            pytest.skip("this kernel's language has no Spark job in the suite")
+        result = await execute(kernel.client, language.spark_job, timeout=180)
+        assert result.error_name == ""
+        assert result.stdout.strip() == language.spark_answer
+
+    @pytest.mark.asyncio
     async def test_interrupt_busy_cell_within_two_seconds(self, kernel: RunningKernel) -> None:
         language = kernel.backend.language
-        busy = asyncio.Event()
-        running = asyncio.ensure_future(execute(kernel.client, language.sleep_long, on_busy=busy))
-        await asyncio.wait_for(busy.wait(), timeout=30)
+        busy, printed = asyncio.Event(), asyncio.Event()
+        running = asyncio.ensure_future(
+            execute(kernel.client, language.sleep_long, on_busy=busy, on_output=printed)
+        )
+        if language.sleep_prints_first:
+            await asyncio.wait_for(printed.wait(), timeout=60)
+        else:
+            await asyncio.wait_for(busy.wait(), timeout=30)
         await asyncio.sleep(0.3)  # let the cell really enter its sleep
         interrupted_at = time.monotonic()
         await kernel.manager.interrupt_kernel()
         result = await asyncio.wait_for(running, timeout=10)
-        assert time.monotonic() - interrupted_at < 2.0
+        assert time.monotonic() - interrupted_at < language.interrupt_within
         if language.interrupt_error:
             assert result.error_name == language.interrupt_error
         after = await execute(kernel.client, language.print_answer)

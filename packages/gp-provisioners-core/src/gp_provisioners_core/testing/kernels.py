@@ -30,11 +30,13 @@ async def execute(
     *,
     timeout: float = 60.0,
     on_busy: asyncio.Event | None = None,
+    on_output: asyncio.Event | None = None,
 ) -> ExecutionResult:
     """Run ``code`` and collect its stream output and error name until the kernel is idle.
 
     ``on_busy`` is set when the kernel reports it started the cell, so a test can interrupt a
-    running cell instead of a queued one.
+    running cell instead of a queued one; ``on_output`` when the cell first writes to a stream
+    (for kernels that compile a cell after reporting busy, such as Toree's Scala).
     """
     started = time.monotonic()
     msg_id = client.execute(code)
@@ -52,6 +54,8 @@ async def execute(
             on_busy.set()
         elif kind == "stream":
             result.stdout += content["text"]
+            if on_output is not None:
+                on_output.set()
         elif kind == "error":
             result.error_name = content["ename"]
         elif kind in ("execute_result", "display_data"):
