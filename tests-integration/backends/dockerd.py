@@ -14,8 +14,9 @@ networking is used).
 
 The data root is kept between runs under ``~/.cache/gateway-provisioners/dockerd``
 (``GP_DOCKER_CACHE_DIR`` or ``GP_CACHE_DIR``) so the kernel image stays loaded; a second
-concurrent run takes a temporary data root and loads the image from the tarball that ``docker-images/build.py`` caches.  Every process
-stopped here is one started here (or by an earlier run, recorded in the pid file).
+concurrent run takes a temporary data root and loads the image from the tarball that
+``docker-images/build.py`` caches.  Every process stopped here is one started here (or by an
+earlier run, recorded in the pid file).
 
 Usable on its own::
 
