@@ -49,10 +49,12 @@ import pytest
 if not __package__:  # run as a script (nox -s bench): make the ``backends`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backends.system_packages import cannot_run, missing_packages_message
+from gp_provisioners_core.images import DEFAULT_PREFIX, default_image
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.getenv("GP_DOCKER_CACHE_DIR", str(REPO / ".cache")))
-KERNEL_IMAGE = "gp/kernel-py:latest"
+# The default image of the installers, as docker-images/build.py tags it (a fixed version)
+KERNEL_IMAGE = default_image("python", DEFAULT_PREFIX)
 KERNEL_LABEL = "gp.kernel-id"
 ADDRESS_POOL = "10.254.0.0/16"
 SWARM_ADDR_POOL = "10.254.0.0/20"

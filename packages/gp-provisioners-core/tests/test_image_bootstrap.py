@@ -75,7 +75,8 @@ def test_a_python_without_the_kernel_is_refused_with_the_fix(
     bin_dirs: tuple[Path, Path], capfd: pytest.CaptureFixture[str]
 ) -> None:
     target, tools = bin_dirs
-    _script(tools, "python3", "echo \"ModuleNotFoundError: No module named 'ipykernel'\" >&2; exit 1")
+    missing = "echo \"ModuleNotFoundError: No module named 'ipykernel'\" >&2; exit 1"
+    _script(tools, "python3", missing)
     _script(tools, "python", f'exec "{sys.executable}" "$@"')
     with pytest.raises(SystemExit):
         _run(f"--install-dir={target}")
@@ -114,5 +115,6 @@ def test_scala_without_a_launcher_names_the_alternative(
 def test_console_script_is_registered() -> None:
     from importlib.metadata import entry_points
 
-    (point,) = [p for p in entry_points(group="console_scripts") if p.name == "jupyter-image-bootstrap"]
+    scripts = entry_points(group="console_scripts")
+    (point,) = [p for p in scripts if p.name == "jupyter-image-bootstrap"]
     assert point.value == "gp_provisioners_core.image_bootstrap:main"

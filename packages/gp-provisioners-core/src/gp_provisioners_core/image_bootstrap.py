@@ -17,8 +17,8 @@ Scala, any case), ``--launchers-only``, ``--log-level``, ``--debug``, config fil
 - it checks, in the image, what the spec's command line needs, and fails (exit status 1) with
   the fix instead of leaving an image whose first kernel dies: the ``python`` and ``python3``
   on ``PATH`` (the default specs run those) must import the launcher's and kernel's modules, and
-  for R, ``Rscript`` must load IRkernel.  A missing ``python`` becomes a small script that runs this Python
-  when this Python passes; ``--skip-check`` skips all of it.
+  for R, ``Rscript`` must load IRkernel.  A missing ``python`` becomes a small script that
+  runs this Python when this Python passes; ``--skip-check`` skips all of it.
 """
 
 from __future__ import annotations
