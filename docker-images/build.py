@@ -236,6 +236,7 @@ def deps_key(settings: BuildSettings) -> str:
 def image_key(settings: BuildSettings) -> str:
     dockerfile = settings.flavor.dockerfile
     inputs = [dockerfile.read_bytes(), *(launcher.read_bytes() for launcher in LAUNCHERS)]
+    inputs.append(settings.flavor.versions.encode())  # what the packages label is made from
     return _digest([deps_key(settings).encode(), *inputs])
 
 

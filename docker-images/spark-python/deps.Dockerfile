@@ -21,8 +21,7 @@ ARG PIP_PACKAGES="pyspark==3.5.5 ipykernel>=6.29 cryptography>=42"
 RUN update-ca-certificates >/dev/null \
     && python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install -q ${PIP_PACKAGES} \
-    && find /opt/venv -name __pycache__ -prune -exec rm -rf {} + \
-    && ln -s "$(/opt/venv/bin/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')" /opt/spark
+    && find /opt/venv -name __pycache__ -prune -exec rm -rf {} +
 
 FROM ${BASE_IMAGE}
 # The base's dpkg filters drop man pages; the JRE's update-alternatives still wants the folder.
@@ -33,7 +32,8 @@ RUN mkdir -p /usr/share/man/man1 \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build /opt/spark /opt/spark
+# SPARK_HOME: the pyspark package (a link: COPY would copy the whole tree a second time).
+RUN ln -s "$(/opt/venv/bin/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')" /opt/spark
 # A non-root default user (uid 1000, gid 100 "users"); the provisioner may run the kernel as
 # another uid/gid from KERNEL_UID / KERNEL_GID.
 RUN echo 'jovyan:x:1000:100:Jupyter kernel user:/home/jovyan:/bin/sh' >> /etc/passwd \

@@ -39,7 +39,8 @@ REPOSITORIES = {
 def image_prefix() -> str:
     """The registry/namespace of the default images: ``$GP_IMAGE_PREFIX`` or
     :data:`DEFAULT_PREFIX`, without a trailing slash."""
-    prefix = os.environ.get(PREFIX_ENV, "").strip().rstrip("/")
+    # image references are lower case (a GitHub owner may not be)
+    prefix = os.environ.get(PREFIX_ENV, "").strip().rstrip("/").lower()
     return prefix or DEFAULT_PREFIX
 
 
