@@ -352,3 +352,27 @@ def test_crd_spark_without_gp_crd_says_what_to_install(
 def test_provisioner_lookup_reads_the_entry_points() -> None:
     assert cli.provisioner_installed("kubernetes-provisioner")
     assert not cli.provisioner_installed("no-such-provisioner")
+
+
+def test_migrating_a_tensorflow_spec_stops_with_the_way_to_bring_an_image(tmp_path: Path) -> None:
+    """A gateway_provisioners spec on elyra/kernel-tf-py has no image of ours to move to: the
+    migration refuses it (instead of silently giving it the plain Python image)."""
+    from gp_provisioners_core.migrate import MigrateError, migrate_spec
+
+    folder = tmp_path / "k8s_tf"
+    folder.mkdir()
+    spec = {
+        "argv": ["python", f"{folder}/scripts/launch_kubernetes.py", "--kernel-id", "{kernel_id}"],
+        "display_name": "Kubernetes TensorFlow",
+        "language": "python",
+        "metadata": {
+            "kernel_provisioner": {
+                "provisioner_name": "kubernetes-provisioner",
+                "config": {"image_name": "elyra/kernel-tf-py:0.5.0"},
+            }
+        },
+    }
+    (folder / "kernel.json").write_text(json.dumps(spec))
+    with pytest.raises(MigrateError, match="image-bootstrap"):
+        migrate_spec(folder)
+    assert json.loads((folder / "kernel.json").read_text()) == spec
