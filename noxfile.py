@@ -85,6 +85,8 @@ def typecheck(session: nox.Session) -> None:
     install_packages(session, *BACKENDS, "gp-server")
     session.install("mypy>=1.10", "types-paramiko", "types-docker", "types-PyYAML")
     session.run("mypy")
+    # The launchers run inside kernel images, outside any package: checked on their own.
+    session.run("mypy", "--strict", "launchers/python")
 
 
 @nox.session
@@ -182,13 +184,15 @@ def release(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the docs site with warnings as errors; check the generated settings reference."""
+    """Build the docs site with warnings as errors; check the generated settings reference and
+    that every module, class and path the pages name exists."""
     install_packages(session, *BACKENDS, extras="")
     session.install("mkdocs>=1.6")
     session.run("mkdocs", "build", "--strict")
     session.run(
         "python", "scripts/check_settings_reference.py", "site/reference/settings/index.html"
     )
+    session.run("python", "scripts/check_doc_names.py")
 
 
 @nox.session

@@ -19,6 +19,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from backends.k8s_bench import (
+    IdleRequestRow,
+    format_table,
+    idle_requests_per_interval,
+    shutdown_kernels,
+    start_kernels,
+)
 from backends.k8s_cluster import (
     K8sCluster,
     ensure_namespace,
@@ -29,13 +36,6 @@ from backends.k8s_cluster import (
     run_idle_request_bench,
 )
 
-from gp_k8s.bench import (
-    IdleRequestRow,
-    format_table,
-    idle_requests_per_interval,
-    shutdown_kernels,
-    start_kernels,
-)
 from gp_k8s.client import REQUESTS
 from gp_k8s.reaper import Reaper
 from gp_provisioners_core.testing import execute, isolated_jupyter_paths

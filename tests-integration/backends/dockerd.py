@@ -12,7 +12,7 @@ free port), after pre-creating ``docker_gwbridge`` on a free 10.254.x.0/24 subne
 Linux bridge name, and removes the ``ingress`` overlay (there is no IPVS here: only host
 networking is used).
 
-The data root is kept between runs under ``<repo>/.cache/dockerd`` (``GP_DOCKER_CACHE_DIR``)
+The data root is kept between runs under ``~/.cache/gateway-provisioners/dockerd`` (``GP_DOCKER_CACHE_DIR`` or ``GP_CACHE_DIR``)
 so the kernel image stays loaded; a second concurrent run takes a temporary data root and
 loads the image from the tarball that ``docker-images/build.py`` caches.  Every process
 stopped here is one started here (or by an earlier run, recorded in the pid file).
@@ -52,7 +52,13 @@ from backends.system_packages import cannot_run, missing_packages_message
 from gp_provisioners_core.images import DEFAULT_PREFIX, default_image
 
 REPO = Path(__file__).resolve().parents[2]
-CACHE_DIR = Path(os.getenv("GP_DOCKER_CACHE_DIR", str(REPO / ".cache")))
+# The machine's cache, like the Kubernetes harness's: found without scripts/bootstrap.sh having
+# exported anything (GP_DOCKER_CACHE_DIR or GP_CACHE_DIR move it).
+CACHE_DIR = Path(
+    os.getenv("GP_DOCKER_CACHE_DIR")
+    or os.getenv("GP_CACHE_DIR")
+    or Path.home() / ".cache" / "gateway-provisioners"
+)
 # The default image of the installers, as docker-images/build.py tags it (a fixed version)
 KERNEL_IMAGE = default_image("python", DEFAULT_PREFIX)
 KERNEL_LABEL = "gp.kernel-id"

@@ -845,7 +845,7 @@ def run_idle_request_bench(counts: tuple[int, ...] = (5, 50)) -> str:
     API requests per 3-second interval while they idle (``nox -s bench`` prints it)."""
     import asyncio
 
-    from gp_k8s.bench import format_table, idle_request_table
+    from backends.k8s_bench import format_table, idle_request_table
     from gp_provisioners_core.testing import isolated_jupyter_paths
 
     cluster = shared_cluster()

@@ -153,3 +153,14 @@ def test_an_empty_variable_is_set_without_a_value() -> None:
     env = {e["name"]: e for e in app["spec"]["driver"]["env"]}
     assert env["SPARK_OPTS"] == {"name": "SPARK_OPTS"}
     assert env["KERNEL_USERNAME"] == {"name": "KERNEL_USERNAME", "value": "alice"}
+
+
+def test_the_operators_gpu_resource_name_reaches_both_kinds_of_resource() -> None:
+    parameters = KernelParameters(image="img:1", namespace="ns", service_account="sa", gpus=2)
+    amd = request(parameters=parameters, gpu_resource_name="amd.com/gpu")
+    driver = build_spark_application(amd)["spec"]["driver"]
+    assert driver["gpu"] == {"name": "amd.com/gpu", "quantity": 2}
+    generic = build_custom_object(amd)
+    [container] = generic["spec"]["podTemplate"]["spec"]["containers"]
+    assert container["resources"]["limits"]["amd.com/gpu"] == "2"
+    assert "nvidia.com/gpu" not in container["resources"]["limits"]

@@ -142,3 +142,14 @@ async def test_a_driver_pod_that_cannot_start_ends_the_launch_and_a_timeout_name
         await p.detect_launch_failure()
     assert f"its pod ns/{NAME}-driver cannot start (phase Pending)" in str(failed.value)
     assert "FailedCreatePodSandBox: no sandbox for you" in str(failed.value)
+
+
+def test_configured_gpu_resource_name_reaches_the_spark_application() -> None:
+    """gp-k8s's gpu_resource_name was lost on the custom-resource path (nvidia.com/gpu was
+    hard-coded there)."""
+    from gp_k8s.parameters import KernelParameters
+
+    p = provisioner(gpu_resource_name="amd.com/gpu")
+    parameters = KernelParameters(image="img:1", namespace="ns", service_account="sa", gpus=1)
+    obj = p.build_kernel_object(NAME, parameters, ["python3", "launch.py"], {})
+    assert obj["spec"]["driver"]["gpu"] == {"name": "amd.com/gpu", "quantity": 1}

@@ -70,7 +70,8 @@ def test_settings_come_from_gp_ssh_environment(monkeypatch: pytest.MonkeyPatch) 
         allow_agent=False,
         max_sessions=8,
     )
-    assert provisioner.remote_env_allowlist == {"LANG", "TZ"}
+    # gateway-era name of GP_ENV_ALLOWLIST: still read (with a warning) while the new one is unset
+    assert provisioner.env_allowlist == {"LANG", "TZ"}
     assert provisioner.ssh_kernel_ip_from_connection is True
 
 
@@ -85,7 +86,7 @@ def test_defaults_behave_like_openssh() -> None:
     )
     assert settings.host_key_policy == "reject"
     assert settings.config_file == "~/.ssh/config"
-    assert provisioner.remote_env_allowlist == set()
+    assert provisioner.env_allowlist == set()
 
 
 def test_bad_settings_name_the_value(monkeypatch: pytest.MonkeyPatch) -> None:

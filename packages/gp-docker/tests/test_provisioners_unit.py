@@ -12,7 +12,6 @@ from gp_docker import DockerProvisioner, DockerSwarmProvisioner
 from gp_docker.base import DockerProvisionerBase
 from gp_docker.events import DockerEventsWatcher
 from gp_docker.tasks import TaskStatus
-from gp_provisioners_core import ContainerProvisionerBase
 from gp_provisioners_core.errors import InvalidLaunchParameterError
 from gp_provisioners_core.watcher import Observation
 
@@ -139,19 +138,14 @@ async def test_pre_launch_refuses_before_anything_is_registered(
 
 
 @pytest.mark.asyncio
-async def test_allowed_image_and_user_are_chosen_in_pre_launch(
+async def test_allowed_image_and_user_are_chosen_before_anything_is_registered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("GP_ALLOWED_IMAGES", "gp/*")
     provisioner = DockerProvisioner(kernel_id=KID, kernel_spec=spec(), parent=None)
     provisioner.image_name = "gp/k:1"
-
-    async def base_pre_launch(self: Any, **kwargs: Any) -> dict[str, Any]:
-        return kwargs
-
-    monkeypatch.setattr(ContainerProvisionerBase, "pre_launch", base_pre_launch)
     env = {"KERNEL_USERNAME": "alice", "KERNEL_IMAGE": "gp/other:2", "KERNEL_UID": "1000"}
-    await provisioner.pre_launch(env=env)
+    await provisioner.validate_launch(env)  # the core's pre_launch calls it after authorising
     assert provisioner.kernel_image == "gp/other:2"
     assert provisioner.kernel_user == "1000:100"
     container = provisioner.kernel_container(

@@ -35,7 +35,7 @@ def test_entry_point_is_registered() -> None:
 
 
 def test_only_kernel_variables_travel_into_the_pod() -> None:
-    p = provisioner(kernel_env_allowlist={"ALLOWED"})
+    p = provisioner(env_allowlist={"ALLOWED"})
     env = {
         "KERNEL_USERNAME": "alice",
         "ALLOWED": "1",

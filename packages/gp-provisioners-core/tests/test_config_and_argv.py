@@ -12,6 +12,8 @@ from jupyter_client.kernelspec import KernelSpec
 from gp_provisioners_core import KernelSpecConfigError, RemoteProvisionerBase, UnauthorizedUserError
 from gp_provisioners_core.argv import is_valid_kernel_id, substitute_argv, travelling_env
 from gp_provisioners_core.config import env_bool, parse_port_range
+from gp_provisioners_core.errors import InvalidLaunchParameterError
+from gp_provisioners_core.response_manager import ResponseManager
 
 
 class Provisioner(RemoteProvisionerBase):
@@ -292,3 +294,48 @@ async def test_cleanup_does_not_start_the_response_manager():
     finally:
         ResponseManager.clear_instance()
         ResponseManager._instance = saved
+
+
+class ValidatingProvisioner(Provisioner):
+    """Refuses every request in its validation hook, and records that it was asked."""
+
+    validated: list[dict[str, str]]
+
+    async def validate_launch(self, env: dict[str, str]) -> None:
+        self.validated.append(env)
+        raise InvalidLaunchParameterError(
+            f"KERNEL_CPUS={env.get('KERNEL_CPUS')!r} is not a number", kernel_id="k-1"
+        )
+
+
+def validating(**config: Any) -> ValidatingProvisioner:
+    spec = KernelSpec(argv=["python"], display_name="Spec Under Test", resource_dir="/specs/x")
+    p = ValidatingProvisioner(kernel_id="k-1", kernel_spec=spec, **config)
+    p.validated = []
+    return p
+
+
+async def test_an_unauthorised_user_gets_403_whatever_else_is_wrong(monkeypatch):
+    registered: list[str] = []
+    monkeypatch.setattr(
+        ResponseManager, "register_event", lambda self, kid, *a, **k: registered.append(kid)
+    )
+    p = validating(unauthorized_users={"mallory"})
+    with pytest.raises(UnauthorizedUserError) as refused:
+        await p.pre_launch(env={"KERNEL_USERNAME": "mallory", "KERNEL_CPUS": "lots"})
+    assert refused.value.status_code == 403
+    assert p.validated == []  # the backend never looked at the bad parameter
+    assert registered == []
+
+
+async def test_a_refused_request_leaves_nothing_registered(monkeypatch):
+    registered: list[str] = []
+    monkeypatch.setattr(
+        ResponseManager, "register_event", lambda self, kid, *a, **k: registered.append(kid)
+    )
+    p = validating()
+    with pytest.raises(InvalidLaunchParameterError, match="KERNEL_CPUS='lots'") as refused:
+        await p.pre_launch(env={"KERNEL_USERNAME": "alice", "KERNEL_CPUS": "lots"})
+    assert refused.value.status_code == 400
+    assert [env["KERNEL_CPUS"] for env in p.validated] == ["lots"]
+    assert registered == []  # nothing to unregister by hand

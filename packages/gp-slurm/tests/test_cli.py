@@ -119,7 +119,7 @@ def test_every_slurm_flag(tmp_path: Path) -> None:
         "allowed_gpu_types": ["a100", "h100"],
         "job_working_dir": "/scratch",
         "job_output_dir": "/scratch/logs",
-        "job_env_allowlist": ["LANG", "TZ"],
+        "env_allowlist": ["LANG", "TZ"],
         "status_interval": 5.0,
     }
 

@@ -144,14 +144,17 @@ async def test_operator_settings_that_break_their_bounds_are_a_config_error(
 ) -> None:
     with pytest.raises(KernelSpecConfigError, match="cpus=3 must be between 1 and max_cpus=2"):
         await provisioner(fake, cpus=3, max_cpus=2).pre_launch(env=request_env())
-    with pytest.raises(KernelSpecConfigError, match="job_env_allowlist"):
+    with pytest.raises(KernelSpecConfigError, match=r"env_allowlist.*SBATCH_PARTITION"):
+        provisioner(fake, env_allowlist=["SBATCH_PARTITION"])
+    # The old name forwards to the new one, so its values are checked the same way.
+    with pytest.raises(KernelSpecConfigError, match=r"job_env_allowlist.*SBATCH_PARTITION"):
         provisioner(fake, job_env_allowlist=["SBATCH_PARTITION"])
 
 
 async def test_submission_names_the_job_and_sends_only_the_allowed_env(
     fake: FakeSlurm, tmp_path: Path
 ) -> None:
-    prov = provisioner(fake, job_output_dir=str(tmp_path), job_env_allowlist=["PATH"])
+    prov = provisioner(fake, job_output_dir=str(tmp_path), env_allowlist=["PATH"])
     job_id = await submitted(prov, KERNEL_SLURM_CPUS="2", KERNEL_EXTRA="x")
     [request] = fake.submitted
     kernel_id = str(prov.kernel_id)

@@ -59,6 +59,8 @@ class ResourceRequest:
     termination_grace_period: int = 10
     executor_image: str = ""
     """The Spark executors' image (``executor_image_name``); empty: the application's."""
+    gpu_resource_name: str = "nvidia.com/gpu"
+    """The extended resource GPUs are requested as (gp-k8s's ``gpu_resource_name``)."""
 
 
 def _metadata(obj: dict[str, Any], request: ResourceRequest) -> dict[str, Any]:
@@ -92,7 +94,8 @@ def build_custom_object(request: ResourceRequest) -> dict[str, Any]:
             username=request.username,
             secret_env=request.secret_env,
             template=pod_template if isinstance(pod_template, Mapping) else None,
-        )
+        ),
+        gpu_resource_name=request.gpu_resource_name,
     )
     pod["spec"]["terminationGracePeriodSeconds"] = request.termination_grace_period
     spec["podTemplate"] = pod
@@ -150,7 +153,7 @@ def build_spark_application(request: ResourceRequest) -> dict[str, Any]:
     if p.memory:
         driver["memory"] = spark_memory(p.memory)
     if p.gpus:
-        driver["gpu"] = {"name": "nvidia.com/gpu", "quantity": p.gpus}
+        driver["gpu"] = {"name": request.gpu_resource_name, "quantity": p.gpus}
     set_run_as(driver, p, fs_group=False)
     set_placement(driver, p)
 

@@ -146,6 +146,7 @@ class CustomResourceProvisioner(KubernetesProvisioner):
                 template=self._template,
                 termination_grace_period=self.termination_grace_period,
                 executor_image=self.executor_image_name,
+                gpu_resource_name=self.gpu_resource_name,
             )
         )
 
@@ -274,7 +275,9 @@ class CustomResourceProvisioner(KubernetesProvisioner):
 
     # -- stop and clean up -----------------------------------------------------------------
 
-    async def delete_kernel_object(self, api: CountingApiClient, namespace: str, name: str) -> None:
+    async def delete_kernel_object(
+        self, api: CountingApiClient, namespace: str, name: str, *, grace: int
+    ) -> None:
         """Delete the custom resource (its pods go with it through their ownerReferences);
         return once the kernel's pod stopped.  The reaper sees the resource and the kernel's
         pods go.  Called by gp-k8s's ``stop_kernel_objects`` after the launch Secret is
@@ -286,8 +289,8 @@ class CustomResourceProvisioner(KubernetesProvisioner):
             # kill must not wait for the collector's graceful deletion, and a collector that has
             # not discovered this resource's kind yet (it picks up a new CRD on its next
             # resync) would leave the pod running.
-            grace = 0 if self._grace == 0 else max(self._grace, self.termination_grace_period)
-            await ops.run_blocking(ops.delete_pod, api, namespace, pod.name, grace)
+            pod_grace = 0 if grace == 0 else max(grace, self.termination_grace_period)
+            await ops.run_blocking(ops.delete_pod, api, namespace, pod.name, pod_grace)
         objects = self._objects
         self.track_deletion(
             self.object_kind,
@@ -303,7 +306,7 @@ class CustomResourceProvisioner(KubernetesProvisioner):
                 f"pod {namespace}/{pod.name}",
                 cached=partial(pod_stopped_in_cache, self._cache, namespace, pod.name),
                 confirm=partial(ops.pod_stopped, api, namespace, pod.name),
-                grace=max(self._grace, self.termination_grace_period),
+                grace=max(grace, self.termination_grace_period),
             )
 
     def create_kernel_object(self, api: CountingApiClient, body: dict[str, Any]) -> None:

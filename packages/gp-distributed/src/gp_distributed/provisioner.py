@@ -19,7 +19,8 @@ from traitlets import Bool, Float, List, Set, Unicode, default, validate
 
 from gp_provisioners_core import RemoteProvisionerBase
 from gp_provisioners_core.channel import KernelChannelError
-from gp_provisioners_core.config import env_bool, env_float, env_set
+from gp_provisioners_core.config import env_bool, env_float
+from gp_provisioners_core.deprecated_settings import deprecated_alias
 from gp_provisioners_core.errors import (
     InvalidLaunchParameterError,
     KernelSpecConfigError,
@@ -100,17 +101,8 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
     def _host_cool_down_default(self) -> float:
         return env_float("GP_HOST_COOL_DOWN", 60.0)
 
-    remote_env_allowlist = Set(
-        Unicode(),
-        config=True,
-        help="""Names of variables that travel to ssh hosts besides KERNEL_*, the launch
-        secret, GP_TRANSPORT_ENCRYPTION and the kernelspec's own env (GP_REMOTE_ENV_ALLOWLIST,
-        comma-separated, default none).  Everything else stays on this server.""",
-    )
-
-    @default("remote_env_allowlist")
-    def _remote_env_allowlist_default(self) -> set[str]:
-        return env_set("GP_REMOTE_ENV_ALLOWLIST", "")
+    renamed_env_allowlist_variables = ("GP_REMOTE_ENV_ALLOWLIST",)
+    remote_env_allowlist = deprecated_alias("env_allowlist", Set(Unicode()))
 
     ssh_kernel_ip_from_connection = Bool(
         config=True,
@@ -210,7 +202,7 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
         target = await self._ssh_target(host)
         spec_env = getattr(self.kernel_spec, "env", None) or {}
         try:
-            travelling = remote_environment(env, self.remote_env_allowlist, spec_env)
+            travelling = remote_environment(env, self.env_allowlist, spec_env)
         except ValueError as err:
             raise InvalidLaunchParameterError(
                 f"Kernel {self.kernel_id}: {err}", kernel_id=str(self.kernel_id)

@@ -9,7 +9,6 @@ it is, only ever runs those two words.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import getpass
 import os
@@ -23,7 +22,7 @@ import paramiko
 from traitlets import Bool, Float, Int, Unicode, default, validate
 from traitlets.config import Configurable
 
-from gp_provisioners_core import metrics
+from gp_provisioners_core import blocking, metrics
 from gp_provisioners_core.config import env_bool, env_float, env_int
 
 HOST_KEY_POLICIES = ("reject", "warn", "auto-add")
@@ -623,25 +622,18 @@ def _read_all(recv: Callable[[int], bytes], limit: int = MAX_COMMAND_OUTPUT) -> 
             kept += len(chunks[-1])
 
 
-_executor: concurrent.futures.ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
+SSH_POOL = "gp-ssh"
 
 
 def ssh_executor() -> concurrent.futures.ThreadPoolExecutor:
-    """The worker threads that make every paramiko call of this process."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=WORKER_THREADS, thread_name_prefix="gp-ssh"
-            )
-        return _executor
+    """The worker threads that make every paramiko call of this process (the core's pool
+    ``gp-ssh``, see ``gp_provisioners_core.blocking``)."""
+    return blocking.executor(SSH_POOL, WORKER_THREADS)
 
 
 async def in_ssh_thread(function: Callable[..., T], *args: Any) -> T:
     """``function(*args)`` in an ssh worker thread, so the event loop never blocks on it."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(ssh_executor(), function, *args)
+    return await blocking.run_blocking(SSH_POOL, function, *args, default_workers=WORKER_THREADS)
 
 
 async def run_script_async(target: SshTarget, script: str, timeout: float) -> RemoteResult:

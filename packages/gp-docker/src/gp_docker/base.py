@@ -7,7 +7,6 @@ and last log lines, and cleanup.  Subclasses create and remove their container o
 
 from __future__ import annotations
 
-import getpass
 import os
 from abc import abstractmethod
 from typing import Any, ClassVar
@@ -16,6 +15,7 @@ from traitlets import Bool, Set, Unicode, default, validate
 
 from gp_provisioners_core import ContainerProvisionerBase
 from gp_provisioners_core.config import env_bool, env_set
+from gp_provisioners_core.deprecated_settings import deprecated_alias
 from gp_provisioners_core.errors import InvalidLaunchParameterError
 
 from .builders import (
@@ -65,17 +65,8 @@ class DockerProvisionerBase(ContainerProvisionerBase):
     def _allowed_images_default(self) -> set[str]:
         return env_set("GP_ALLOWED_IMAGES", "")
 
-    remote_env_allowlist = Set(
-        Unicode(),
-        config=True,
-        help="""Variables passed into kernel containers besides KERNEL_*, the kernelspec's own
-        env and what the launcher needs (GP_REMOTE_ENV_ALLOWLIST, comma-separated, default
-        none).  Everything else of the server's environment stays out.""",
-    )
-
-    @default("remote_env_allowlist")
-    def _remote_env_allowlist_default(self) -> set[str]:
-        return env_set("GP_REMOTE_ENV_ALLOWLIST", "")
+    renamed_env_allowlist_variables = ("GP_REMOTE_ENV_ALLOWLIST",)
+    remote_env_allowlist = deprecated_alias("env_allowlist", Set(Unicode()))
 
     allow_root_kernels = Bool(
         config=True,
@@ -102,25 +93,22 @@ class DockerProvisionerBase(ContainerProvisionerBase):
 
     # -- launch --------------------------------------------------------------------------------
 
-    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        """Refuse a bad image or user before anything is registered or started; then the
-        shared steps of gp-provisioners-core (authorization, argv, env)."""
-        env = kwargs.get("env") or os.environ
+    async def validate_launch(self, env: dict[str, str]) -> None:
+        """Refuse a bad image, user or variable.  Called by the core's ``pre_launch`` after
+        authorisation, before anything is registered or started."""
         kernel_id = str(self.kernel_id)
-        self.authorize_user(env.get("KERNEL_USERNAME") or getpass.getuser())
         self.kernel_image = select_image(
             self.image_name, env.get("KERNEL_IMAGE", ""), self.allowed_images, kernel_id
         )
         self.kernel_user = kernel_user(env, kernel_id, self.allow_root_kernels)
         self._container_env(dict(env))  # refuses what cannot travel before anything starts
-        return await super().pre_launch(**kwargs)
 
     def _container_env(self, env: dict[str, str]) -> dict[str, str]:
         spec_env = getattr(self.kernel_spec, "env", None) or {}
         if self.executor_image_name:
             env = {**env, "KERNEL_EXECUTOR_IMAGE": self.executor_image_name}
         try:
-            return container_env(env, {*self.remote_env_allowlist, *spec_env}, self.docker_network)
+            return container_env(env, {*self.env_allowlist, *spec_env}, self.docker_network)
         except ValueError as err:
             raise InvalidLaunchParameterError(
                 f"Kernel {self.kernel_id}: {err}; remove it from the start request",

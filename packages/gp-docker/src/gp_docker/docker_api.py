@@ -9,23 +9,21 @@ how many calls polling costs.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import os
 import re
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import docker
 
-from gp_provisioners_core import metrics
+from gp_provisioners_core import blocking, metrics
 
 T = TypeVar("T")
 
 SDK_WORKERS = 16
+SDK_POOL = "gp-docker-sdk"
 POOL_SIZE = 32
 _VERSION_PREFIX = re.compile(r"^/v[0-9.]+/")
 _VERBS = frozenset(
@@ -77,7 +75,6 @@ API_CALLS = ApiCallCounter()
 
 _clients: dict[tuple[str, str], docker.DockerClient] = {}
 _clients_lock = threading.Lock()
-_executor: ThreadPoolExecutor | None = None
 
 
 class DockerUnreachableError(ConnectionError):
@@ -127,15 +124,9 @@ def reset_clients() -> None:
         client.close()
 
 
-def _sdk_executor() -> ThreadPoolExecutor:
-    global _executor
-    with _clients_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(SDK_WORKERS, thread_name_prefix="gp-docker-sdk")
-        return _executor
-
-
 async def run_sdk(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking SDK call on the SDK threads and await its result."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_sdk_executor(), functools.partial(function, *args, **kwargs))
+    """Run a blocking SDK call on the SDK threads (the core's pool ``gp-docker-sdk``, see
+    ``gp_provisioners_core.blocking``) and await its result."""
+    return await blocking.run_blocking(
+        SDK_POOL, function, *args, default_workers=SDK_WORKERS, **kwargs
+    )

@@ -7,37 +7,31 @@ delete and "already there" (409) on create of an object this kernel owns count a
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from gp_provisioners_core import blocking
+
 from .client import path, request
 from .diagnosis import kernel_stopped
 from .pod_cache import pod_state
 
 T = TypeVar("T")
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-API_THREADS = 16
+API_POOL = "gp-k8s-api"
 
 
 async def run_blocking(function: Callable[..., T], *args: Any) -> T:
-    """Run ``function(*args)`` on the gp-k8s worker threads (a pool of its own, so that many
-    concurrent launches do not starve the event loop's default executor)."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(API_THREADS, thread_name_prefix="gp-k8s-api")
+    """Run ``function(*args)`` on the gp-k8s worker threads (the core's pool ``gp-k8s-api``,
+    see ``gp_provisioners_core.blocking``), raising ``KubernetesUnreachableError`` when the
+    API cannot be reached."""
     try:
-        return await asyncio.get_running_loop().run_in_executor(_executor, function, *args)
+        return await blocking.run_blocking(API_POOL, function, *args)
     except (Urllib3Error, OSError) as err:
         raise KubernetesUnreachableError.about(function, args, err) from err
 

@@ -19,7 +19,6 @@ for many seconds while it tears the pod down, is seen through by the process's
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import signal
 import time
@@ -92,7 +91,11 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
     """The longest name :meth:`submit_kernel` gives the kernel's object."""
     sigkill_grace: ClassVar[int] = 1
     """Grace period (seconds) of the deletion when ``send_signal(SIGKILL)`` cannot reach the
-    launcher.  1 s, not 0: a grace of 0 is a force deletion."""
+    launcher.  1 s, not 0: a grace of 0 is a force deletion (the pod object goes before the
+    node stopped its container); a subclass may choose 0 on purpose."""
+    kill_grace: ClassVar[int] = 1
+    """Grace period (seconds) of :meth:`kill` and of the clean-up of a kernel that already
+    stopped.  1 s, not 0, for the same reason (kubectl turns ``--grace-period=0`` into 1)."""
     fatal_pod_events: ClassVar[Mapping[str, int]] = FATAL_WARNING_EVENTS
     """Warning events that end a launch while the pod has not started, with the count from
     which they do (:data:`~gp_k8s.diagnosis.FATAL_WARNING_EVENTS`)."""
@@ -115,14 +118,14 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         self._cache: PodWatchCache | None = None
         self._events: PodEventWatchCache | None = None
         self._created_at = 0.0
-        self._grace = 1
 
     # -- launch ----------------------------------------------------------------------------
 
-    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        """Validate the ``KERNEL_*`` parameters and load the pod template before anything
-        is registered or created; then the shared pre-launch (authorization, argv, env)."""
-        request_env = dict(kwargs.get("env") or os.environ)
+    async def validate_launch(self, env: dict[str, str]) -> None:
+        """Validate the ``KERNEL_*`` parameters and load the pod template.  Called by the
+        core's ``pre_launch`` after authorisation (an unauthorised user gets 403 whatever its
+        parameters), before anything is registered or created."""
+        request_env = env
         if not self.image_name:
             raise KernelSpecConfigError(
                 f"Kernel {self.kernel_id}: no image configured; set image_name in the "
@@ -134,7 +137,6 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         )
         self.pod_env(request_env)  # refuses what cannot travel before anything is created
         self._template = await ops.run_blocking(self._load_template)
-        return await super().pre_launch(**kwargs)
 
     def _load_template(self) -> dict[str, Any] | None:
         """The operator's template of the kernel's object; called by :meth:`pre_launch` on a
@@ -192,7 +194,7 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         kernel's executors), which a user's value cannot replace."""
         spec_env = set((getattr(self.kernel_spec, "env", None) or {}).keys())
         try:
-            chosen = travelling_env(env, self.kernel_env_allowlist, spec_env)
+            chosen = travelling_env(env, self.env_allowlist, spec_env)
         except ValueError as err:
             raise InvalidLaunchParameterError(
                 f"Kernel {self.kernel_id}: {err}; remove it from the start request",
@@ -449,21 +451,17 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
             signal.SIGKILL,
             signal.SIGTERM,
         ):
-            self._grace = (
+            grace = (
                 self.sigkill_grace if signum == signal.SIGKILL else self.termination_grace_period
             )
-            await self.stop_kernel_objects()
+            await self.stop_kernel_objects(grace=grace)
 
     async def terminate(self, restart: bool = False) -> None:
-        self._grace = self.termination_grace_period
         await self.shutdown_through_channel()
-        await self.stop_kernel_objects()
+        await self.stop_kernel_objects(grace=self.termination_grace_period)
 
     async def kill(self, restart: bool = False) -> None:
-        # 1 s, not 0: a grace of 0 is a force deletion, which removes the pod object before
-        # the node stopped its container (kubectl turns --grace-period=0 into 1 likewise).
-        self._grace = 1
-        await self.stop_kernel_objects()
+        await self.stop_kernel_objects(grace=self.kill_grace)
 
     async def cleanup(self, restart: bool = False) -> None:
         """Remove whatever is left (a kernel that exited on its own still has its pod)."""
@@ -479,14 +477,16 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         Called by :meth:`cleanup` (and gp-provisioners-core).  Returns once the kernel stopped
         and every deletion was accepted; the reaper sees the objects go.  Idempotent.
         """
-        await self.stop_kernel_objects()
+        await self.stop_kernel_objects(grace=self.kill_grace)
         if self.namespace_created and not restart:
             await self.release_kernel_namespace()
 
-    async def stop_kernel_objects(self) -> None:
-        """Delete the launch Secret and the kernel's object (:meth:`delete_kernel_object`),
-        which returns once the kernel stopped.  Called by :meth:`kill`, :meth:`terminate`,
-        :meth:`send_signal` and :meth:`terminate_container_resources`.  Idempotent."""
+    async def stop_kernel_objects(self, *, grace: int) -> None:
+        """Delete the launch Secret and the kernel's object (:meth:`delete_kernel_object`)
+        with a grace period of ``grace`` seconds (0: force deletion), returning once the kernel
+        stopped.  Called by :meth:`kill` (``kill_grace``), :meth:`terminate`
+        (``termination_grace_period``), :meth:`send_signal` (``sigkill_grace`` or
+        ``termination_grace_period``) and :meth:`terminate_container_resources`.  Idempotent."""
         if self._api is None and (self.container_name or self.namespace_created):
             await self._ensure_client()
         api = self._api
@@ -495,7 +495,7 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         namespace, name = self.kernel_namespace_name, self.container_name
         if self.launch_secret_name:
             await ops.run_blocking(ops.delete_secret, api, namespace, self.launch_secret_name)
-        await self.delete_kernel_object(api, namespace, name)
+        await self.delete_kernel_object(api, namespace, name, grace=grace)
         self.container_name = ""
         self.launch_secret_name = ""
         self._submitted = False
@@ -517,16 +517,17 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         self.namespace_created = False
         self.kernel_namespace_name = ""
 
-    async def delete_kernel_object(self, api: CountingApiClient, namespace: str, name: str) -> None:
-        """Delete the kernel's pod with the grace period ``_grace``; return once its
+    async def delete_kernel_object(
+        self, api: CountingApiClient, namespace: str, name: str, *, grace: int
+    ) -> None:
+        """Delete the kernel's pod with a grace period of ``grace`` seconds; return once its
         container stopped (:meth:`wait_kernel_stopped`), not once the pod object is gone (the
         reaper sees to that).
 
         Called by :meth:`stop_kernel_objects` after the launch Secret is deleted.  An
-        override deletes its own object, tracks it (:meth:`track_deletion`) and waits for
-        the kernel's container.
+        override deletes its own object with ``grace`` (0 is a force deletion), tracks it
+        (:meth:`track_deletion`) and waits for the kernel's container.
         """
-        grace = self._grace
         await ops.run_blocking(ops.delete_pod, api, namespace, name, grace)
         cache = self._cache
         self.track_deletion(

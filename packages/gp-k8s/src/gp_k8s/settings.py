@@ -8,12 +8,13 @@ against are declared in one place; :meth:`KubernetesSettings.limits` turns them 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 from traitlets import Bool, Float, Int, Set, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 from gp_provisioners_core.config import env_bool, env_float, env_int, env_set, validate_settings
+from gp_provisioners_core.deprecated_settings import deprecated_alias
 
 from .parameters import _MEMORY, _MEMORY_UNITS, Limits
 
@@ -248,16 +249,8 @@ class KubernetesSettings(Configurable):
     def _pod_template_file_default(self) -> str:
         return os.getenv("GP_POD_TEMPLATE_FILE", "")
 
-    kernel_env_allowlist = Set(
-        Unicode(),
-        config=True,
-        help="""Variables that travel into kernel pods besides KERNEL_* and the kernelspec's env
-        (GP_KERNEL_ENV_ALLOWLIST).""",
-    )
-
-    @default("kernel_env_allowlist")
-    def _kernel_env_allowlist_default(self) -> set[str]:
-        return env_set("GP_KERNEL_ENV_ALLOWLIST", "")
+    renamed_env_allowlist_variables: ClassVar[tuple[str, ...]] = ("GP_KERNEL_ENV_ALLOWLIST",)
+    kernel_env_allowlist = deprecated_alias("env_allowlist", Set(Unicode()))
 
     termination_grace_period = Int(
         config=True,

@@ -10,11 +10,24 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import Any, ClassVar
 
-from traitlets import Bool, Float, HasTraits, Int, Set, TraitError, Unicode, default, validate
+from traitlets import (
+    All,
+    Bool,
+    Float,
+    HasTraits,
+    Int,
+    Set,
+    TraitError,
+    Unicode,
+    default,
+    observe,
+    validate,
+)
 from traitlets.config import Configurable
 
+from .deprecated_settings import ALIAS_METADATA, env_set_renamed, warn_once
 from .errors import KernelSpecConfigError
 
 
@@ -209,6 +222,35 @@ class RemoteProvisionerConfigMixin(Configurable):
     @default("allow_legacy_launchers")
     def _allow_legacy_launchers_default(self) -> bool:
         return env_bool("GP_ALLOW_LEGACY_LAUNCHERS", False)
+
+    #: Environment variables that named the allow-list before ``GP_ENV_ALLOWLIST``, per
+    #: backend (``GP_REMOTE_ENV_ALLOWLIST``, ...); read when ``GP_ENV_ALLOWLIST`` is unset.
+    renamed_env_allowlist_variables: ClassVar[tuple[str, ...]] = ()
+
+    env_allowlist = Set(
+        Unicode(),
+        config=True,
+        help="""Names of the server's environment variables that travel to the kernel (ssh
+        host, container, pod, job) besides KERNEL_*, the kernelspec's own env and what the
+        launcher needs (GP_ENV_ALLOWLIST, comma-separated, default none).  Everything else of
+        the server's environment stays on the server.  Replaces remote_env_allowlist
+        (gp-distributed, gp-docker), kernel_env_allowlist (gp-k8s) and job_env_allowlist
+        (gp-slurm), which still work and warn once.""",
+    )
+
+    @default("env_allowlist")
+    def _env_allowlist_default(self) -> set[str]:
+        return env_set_renamed("GP_ENV_ALLOWLIST", self.renamed_env_allowlist_variables)
+
+    @observe(All)
+    def _forward_deprecated_alias(self, change: Any) -> None:
+        """Copy a value set under a deprecated name (see ``deprecated_settings``) to the new
+        name, warning once.  Called by traitlets on every change of a trait of this object."""
+        trait = self.traits().get(change["name"])
+        new_name = trait.metadata.get(ALIAS_METADATA) if trait is not None else None
+        if new_name:
+            warn_once(type(self).__name__, change["name"], new_name, getattr(self, "log", None))
+            setattr(self, new_name, change["new"])
 
 
 def apply_kernelspec_overrides(

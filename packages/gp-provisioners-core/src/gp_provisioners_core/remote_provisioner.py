@@ -162,6 +162,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         self.authorize_user(self.kernel_username)
         self._effective_launch_timeout = self._requested_launch_timeout(env)
         self.transport_encryption = self._transport_encryption_policy()
+        await self.validate_launch(env)
 
         # The key pair is made on the response server's thread; this loop keeps running.
         manager = ResponseManager.instance(config=self.config)
@@ -187,6 +188,21 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
             )
         kwargs.pop("cmd", None)
         return await super().pre_launch(cmd=cmd, env=env, **kwargs)
+
+    async def validate_launch(self, env: dict[str, str]) -> None:
+        """Check the start request against the backend's bounds; refuse it before anything
+        exists.
+
+        Called by ``pre_launch`` once per launch, after the user is authorised (so an
+        unauthorised user always gets 403, whatever else is wrong) and before the launch is
+        registered with the response manager or anything is submitted (so a refusal leaves
+        nothing to undo).  ``env`` is the request's environment (``KERNEL_*`` values).  An
+        override parses and checks what the backend takes from it (resources, image, user ids,
+        variables that travel), keeps the settled values on ``self`` for ``submit_kernel``,
+        and raises ``InvalidLaunchParameterError`` (the request) or ``KernelSpecConfigError``
+        (the operator's settings) naming the value, the kernel id and the fix.  Overrides of
+        a backend that builds on another call ``await super().validate_launch(env)``.
+        """
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         """Submit the work, then wait until the kernel is confirmed; return its connection info.

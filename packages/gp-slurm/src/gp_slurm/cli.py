@@ -38,7 +38,7 @@ _LIST_SETTINGS = {
     "allowed_accounts": "allowed_accounts",
     "allowed_qos": "allowed_qos",
     "allowed_gpu_types": "allowed_gpu_types",
-    "env_allowlist": "job_env_allowlist",
+    "env_allowlist": "env_allowlist",
 }
 _COUNT_SETTINGS = ("cpus", "max_cpus", "gpus", "max_gpus")
 
@@ -114,7 +114,7 @@ class SlurmSpecInstaller(KernelSpecInstaller):
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise InstallerError(f"--rest-url {args.rest_url!r} must be http(s)://host:port")
         try:
-            check_env_allowlist(config.get("job_env_allowlist", []))
+            check_env_allowlist(config.get("env_allowlist", []))
         except ValueError as err:
             raise InstallerError(f"--env-allowlist: {err}") from None
         self._check_bounds(config)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import getpass
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 from traitlets import Float, Int, Set, Unicode, default, validate
 from traitlets.config import Configurable
 
 from gp_provisioners_core.config import env_float, env_set
+from gp_provisioners_core.deprecated_settings import deprecated_alias
 
 from .jobspec import REST_VERSIONS, check_env_allowlist
 from .resources import ResourceLimits
@@ -164,20 +165,12 @@ class SlurmSubmissionConfig(Configurable):
     def _job_output_dir_default(self) -> str:
         return os.getenv("GP_SLURM_OUTPUT_DIR", "")
 
-    job_env_allowlist = Set(
-        Unicode(),
-        config=True,
-        help="""Variables the job receives besides KERNEL_*, the launch secret,
-        GP_TRANSPORT_ENCRYPTION and the kernelspec's env (GP_SLURM_ENV_ALLOWLIST,
-        comma-separated, default none).  SBATCH_* and SLURM_* are refused.""",
-    )
+    renamed_env_allowlist_variables: ClassVar[tuple[str, ...]] = ("GP_SLURM_ENV_ALLOWLIST",)
+    job_env_allowlist = deprecated_alias("env_allowlist", Set(Unicode()))
 
-    @default("job_env_allowlist")
-    def _job_env_allowlist_default(self) -> set[str]:
-        return env_set("GP_SLURM_ENV_ALLOWLIST", "")
-
-    @validate("job_env_allowlist")
-    def _validate_job_env_allowlist(self, proposal: dict[str, Any]) -> set[str]:
+    @validate("env_allowlist")
+    def _validate_env_allowlist(self, proposal: dict[str, Any]) -> set[str]:
+        """SBATCH_* and SLURM_* would steer sbatch itself: refused in the allow-list."""
         names = {str(name) for name in proposal["value"]}
         check_env_allowlist(names)
         return names

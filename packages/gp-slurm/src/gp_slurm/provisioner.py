@@ -106,29 +106,23 @@ class SlurmProvisioner(  # type: ignore[metaclass]
 
     # -- launch ----------------------------------------------------------------------------------
 
-    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        """Authorize and build argv/env (gp-provisioners-core), then settle the job's resources: a
-        value
-        out of bounds refuses the launch here, before anything is submitted."""
-        launch = await super().pre_launch(**kwargs)
+    async def validate_launch(self, env: dict[str, str]) -> None:
+        """Settle the job's resources from the request's ``KERNEL_SLURM_*`` values (a value out
+        of bounds is refused here) and check how jobs are submitted.  Called by the core's
+        ``pre_launch`` after authorisation, before anything is registered or submitted."""
         kernel_id = str(self.kernel_id)
         try:
-            try:
-                check_limits(self.resource_limits())
-            except ResourceRequestError as err:
-                raise KernelSpecConfigError(
-                    f"Kernel {kernel_id} ({self._spec_label()}): Slurm settings: {err}",
-                    kernel_id=kernel_id,
-                ) from None
-            try:
-                self.resources = resolve_resources(launch["env"], self.resource_limits(), kernel_id)
-            except ResourceRequestError as err:
-                raise InvalidLaunchParameterError(str(err), kernel_id=kernel_id) from None
-            self.submitter()
-        except Exception:
-            self.response_manager.unregister_event(kernel_id)
-            raise
-        return launch
+            check_limits(self.resource_limits())
+        except ResourceRequestError as err:
+            raise KernelSpecConfigError(
+                f"Kernel {kernel_id} ({self._spec_label()}): Slurm settings: {err}",
+                kernel_id=kernel_id,
+            ) from None
+        try:
+            self.resources = resolve_resources(env, self.resource_limits(), kernel_id)
+        except ResourceRequestError as err:
+            raise InvalidLaunchParameterError(str(err), kernel_id=kernel_id) from None
+        self.submitter()
 
     async def submit_kernel(self, cmd: list[str], env: dict[str, str], **kwargs: Any) -> None:
         """Submit the launcher as a job named after the kernel id.  Called by ``launch_kernel``."""
@@ -136,7 +130,7 @@ class SlurmProvisioner(  # type: ignore[metaclass]
         kernel_id = str(self.kernel_id)
         spec_env = getattr(self.kernel_spec, "env", None) or {}
         try:
-            environment = job_environment(env, self.job_env_allowlist, spec_env)
+            environment = job_environment(env, self.env_allowlist, spec_env)
         except ValueError as err:
             raise InvalidLaunchParameterError(
                 f"Kernel {kernel_id}: {err}", kernel_id=kernel_id

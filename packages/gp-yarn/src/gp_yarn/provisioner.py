@@ -98,16 +98,16 @@ class YarnProvisioner(AppLaunchSteps, YarnConfigMixin, RemoteProvisionerBase):  
         self.app_watch()  # configuration errors first, before anything is registered
         launch = await super().pre_launch(**kwargs)
         env: dict[str, str] = launch["env"]
-        if self.impersonation_enabled:
-            try:
-                self._check_proxy_user(self.kernel_username)
-            except InvalidLaunchParameterError:
-                self.response_manager.unregister_event(str(self.kernel_id))
-                raise
         self.app_tag = f"gp-{secrets.token_hex(8)}"
         env[IMPERSONATION_ENV] = "true" if self.impersonation_enabled else "false"
         env[APP_TAG_ENV] = self.app_tag
         return launch
+
+    async def validate_launch(self, env: dict[str, str]) -> None:
+        """With impersonation, the kernel user must be usable as YARN's proxy user.  Called by
+        the core's ``pre_launch`` after authorisation, before anything is registered."""
+        if self.impersonation_enabled:
+            self._check_proxy_user(self.kernel_username)
 
     def _check_proxy_user(self, username: str) -> None:
         bad = (

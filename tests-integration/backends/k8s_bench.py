@@ -17,7 +17,7 @@ from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
 
-from .client import api_request_count
+from gp_k8s.client import api_request_count
 
 RESTARTER_INTERVAL = 3.0
 """jupyter_client's KernelRestarter polls every kernel this often (seconds)."""
