@@ -12,9 +12,10 @@ free port), after pre-creating ``docker_gwbridge`` on a free 10.254.x.0/24 subne
 Linux bridge name, and removes the ``ingress`` overlay (there is no IPVS here: only host
 networking is used).
 
-The data root is kept between runs under ``~/.cache/gateway-provisioners/dockerd`` (``GP_DOCKER_CACHE_DIR`` or ``GP_CACHE_DIR``)
-so the kernel image stays loaded; a second concurrent run takes a temporary data root and
-loads the image from the tarball that ``docker-images/build.py`` caches.  Every process
+The data root is kept between runs under ``~/.cache/gateway-provisioners/dockerd``
+(``GP_DOCKER_CACHE_DIR`` or ``GP_CACHE_DIR``) so the kernel image stays loaded; a second
+concurrent run takes a temporary data root and loads the image from the tarball that
+``docker-images/build.py`` caches.  Every process
 stopped here is one started here (or by an earlier run, recorded in the pid file).
 
 Usable on its own::
