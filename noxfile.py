@@ -223,6 +223,7 @@ def test_oldest_core(session: nox.Session, package: str) -> None:
 
 @nox.session(venv_backend="none")
 def images(session: nox.Session) -> None:
-    """Build the kernel images (Python and R) against the daemon DOCKER_HOST names:
-    ``DOCKER_HOST=unix:///path nox -s images -- --image all`` (see docker-images/README.md)."""
+    """Build the kernel images (Python, R, Spark-Python) against the daemon DOCKER_HOST names,
+    printing each one's size and build time: ``DOCKER_HOST=unix:///path nox -s images`` (or
+    ``-- --image spark-python``; see docker-images/README.md and docs/operators/images.md)."""
     session.run("python3", "docker-images/build.py", *(session.posargs or ["--image", "all"]))

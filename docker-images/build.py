@@ -1,11 +1,18 @@
 #!/usr/bin/env python3
-"""Build the kernel images (Python, R) without a registry, and cache them on disk.
+"""Build the kernel images (Python, R, Spark-Python, Scala) without a registry; cache them.
 
-    python docker-images/build.py                 # ensure gp/kernel-py:latest in $DOCKER_HOST
-    python docker-images/build.py --image r       # ensure gp/kernel-r:latest
-    python docker-images/build.py --image scala   # ensure gp/kernel-scala:latest (Toree)
-    python docker-images/build.py --image all     # every one
-    python docker-images/build.py --rebuild       # build again even when cached
+    python docker-images/build.py                     # the Python image, in $DOCKER_HOST
+    python docker-images/build.py --image r           # the R image
+    python docker-images/build.py --image spark-python
+    python docker-images/build.py --image scala       # Apache Toree (needs a JDK here)
+    python docker-images/build.py --image all         # every image of FLAVORS
+    python docker-images/build.py --rebuild           # build again even when cached
+
+Images are named by ``gp_provisioners_core.images`` of this checkout (the installers'
+defaults): ``<prefix>/kernel-py:<version>`` etc., e.g.
+``ghcr.io/gateway-provisioners/kernel-py:0.1.0``; never ``latest``.  Each kernel image carries
+labels naming the launch protocol of its launchers and the versions of its packages
+(``io.gateway-provisioners.launch-protocol``, ``io.gateway-provisioners.packages``).
 
 Three images per kernel image, each made only when the daemon does not hold it (with the label
 of its inputs' hash) and no cached tarball of it exists:
@@ -18,14 +25,16 @@ of its inputs' hash) and no cached tarball of it exists:
    environment with ipykernel, matplotlib and cryptography, a non-root user); for ``--image r``
    ``gp/kernel-r-deps:<key>``: ``r/deps.Dockerfile`` (Debian's ``r-base-core`` and
    ``r-cran-irkernel`` from the base's apt sources, a virtual environment with cryptography for
-   the Python launcher, which does the launch protocol for R kernels).  Its build context holds
+   the Python launcher, which does the launch protocol for R kernels); for ``--image
+   spark-python`` ``gp/kernel-spark-py-deps:<key>``: Debian's Java 17 runtime and PySpark.
+   Its build context holds
    ``ca/``: the extra CA certificates handed in (``--ca-dir``; by default the host's
    ``/usr/local/share/ca-certificates``; ``--no-host-ca`` for none), for networks that
    intercept TLS.  Only the Dockerfile's build stage sees them: the final stage copies the
    virtual environment alone, and the build stage's image is pruned right after the build.
-3. The kernel image (``--tag``, default ``gp/kernel-py:latest`` or ``gp/kernel-r:latest``):
-   ``python/Dockerfile`` or ``r/Dockerfile``, the launchers from ``launchers/`` on top of the
-   dependencies, so a launcher change rebuilds in seconds.  The base is shared.
+3. The kernel image (``--tag``, default the name above): ``<flavor>/Dockerfile``, the
+   launchers from ``launchers/`` on top of the dependencies, so a launcher change rebuilds in
+   seconds.  The base is shared.
 
 Builds use ``docker build --network host`` with the legacy builder.  Each image is saved as a
 gzip tarball under the cache directory (``--cache-dir``, ``$GP_IMAGE_CACHE_DIR``, default
@@ -41,7 +50,9 @@ import contextlib
 import fcntl
 import gzip
 import hashlib
+import importlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,6 +61,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -57,12 +69,7 @@ LAUNCHERS = (
     REPO / "launchers" / "python" / "launch_ipykernel.py",
     REPO / "launchers" / "R" / "launch_IRkernel.R",
 )
-DOCKERFILE = HERE / "python" / "Dockerfile"
-DEPS_DOCKERFILE = HERE / "python" / "deps.Dockerfile"
-DEFAULT_TAG = "gp/kernel-py:latest"
 BASE_REPOSITORY = "gp/debian-python"
-DEPS_REPOSITORY = "gp/kernel-py-deps"
-R_TAG = "gp/kernel-r:latest"
 DEFAULT_SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
@@ -70,32 +77,102 @@ HOST_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/s
 KEY_LABEL = "gp.image-key"
 BASE_KEY_LABEL = "gp.base-key"
 TRIM = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*", "/usr/share/info/*")
+CORE_SOURCE = REPO / "packages" / "gp-provisioners-core" / "src" / "gp_provisioners_core"
+LABEL_PREFIX = "io.gateway-provisioners"
+
+
+def core_images() -> ModuleType:
+    """``gp_provisioners_core.images`` of this checkout (image names and tags: the installers'
+    defaults), loaded from the source tree without the package's ``__init__`` (which needs
+    jupyter_client), so the standard library suffices."""
+    name = "_gp_core_source"
+    if name not in sys.modules:
+        package = ModuleType(name)
+        package.__path__ = [str(CORE_SOURCE)]
+        sys.modules[name] = package
+    return importlib.import_module(f"{name}.images")
+
+
+def launch_protocol_version() -> str:
+    """The launch protocol the launchers speak (``PROTOCOL_VERSION`` of the Python launcher)."""
+    found = re.search(r"^PROTOCOL_VERSION = (\d+)", LAUNCHERS[0].read_text(), re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no PROTOCOL_VERSION line in {LAUNCHERS[0]}")
+    return found.group(1)
 
 
 @dataclass(frozen=True)
 class Flavor:
-    """One kernel image: its folder (``Dockerfile`` and ``deps.Dockerfile``) and repositories."""
+    """One kernel image: its folder under docker-images/ (``deps.Dockerfile``: what the
+    kernel needs; ``Dockerfile``: the launchers on top), the kind of image in
+    ``gp_provisioners_core.images`` (its name and tag), and a shell command, run in the
+    dependencies image, that prints ``name=version`` words for the image's packages label."""
 
     name: str
-    dockerfile: Path
-    deps_dockerfile: Path
-    default_tag: str
-    deps_repository: str
+    kind: str
+    versions: str
+
+    @property
+    def dockerfile(self) -> Path:
+        return HERE / self.name / "Dockerfile"
+
+    @property
+    def deps_dockerfile(self) -> Path:
+        return HERE / self.name / "deps.Dockerfile"
+
+    @property
+    def default_tag(self) -> str:
+        return str(core_images().default_image(self.kind))
+
+    @property
+    def deps_repository(self) -> str:
+        return f"gp/{core_images().REPOSITORIES[self.kind]}-deps"
 
 
+def _python_versions(*dists: str) -> str:
+    names = ", ".join(repr(d) for d in dists)
+    return (
+        'python -c "import importlib.metadata as m, platform; '
+        "print('python=' + platform.python_version(), "
+        f"*(d + '=' + m.version(d) for d in ({names},)))\""
+    )
+
+
+def _debian_versions(*packages: str) -> str:
+    return f"dpkg-query -W -f '${{Package}}=${{Version}} ' {' '.join(packages)}"
+
+
+# Adding an image: a folder with deps.Dockerfile and Dockerfile, a kind in
+# gp_provisioners_core.images.REPOSITORIES, and one entry here.
 FLAVORS = {
-    "python": Flavor("python", DOCKERFILE, DEPS_DOCKERFILE, DEFAULT_TAG, DEPS_REPOSITORY),
+    "python": Flavor(
+        "python", "python", _python_versions("ipykernel", "cryptography", "matplotlib")
+    ),
     "r": Flavor(
-        "r", HERE / "r" / "Dockerfile", HERE / "r" / "deps.Dockerfile", R_TAG, "gp/kernel-r-deps"
+        "r",
+        "r",
+        _debian_versions("r-base-core", "r-cran-irkernel")
+        + " && "
+        + _python_versions("cryptography"),
+    ),
+    "spark-python": Flavor(
+        "spark-python",
+        "spark-python",
+        _debian_versions("openjdk-17-jre-headless")
+        + " && "
+        + _python_versions("pyspark", "ipykernel", "cryptography"),
     ),
     "scala": Flavor(
         "scala",
-        HERE / "scala" / "Dockerfile",
-        HERE / "scala" / "deps.Dockerfile",
-        "gp/kernel-scala:latest",
-        "gp/kernel-scala-deps",
+        "scala",
+        _debian_versions("openjdk-17-jre-headless")
+        # No Python packages in this image: Spark's and Toree's versions are in their jars' names.
+        + " && for j in /opt/spark/jars/spark-core_*.jar /opt/toree/lib/toree-assembly-*.jar;"
+        + ' do basename "$j" .jar; done',
     ),
 }
+DEFAULT_TAG = FLAVORS["python"].default_tag
+R_TAG = FLAVORS["r"].default_tag
 # The Scala image's launcher: run_toree.sh and a jar compiled on this host from the Java
 # sources (build_launcher.sh; needs a JDK), so the image itself needs no compiler.
 SCALA_LAUNCHER_DIR = REPO / "launchers" / "scala"
@@ -174,6 +251,7 @@ def image_key(settings: BuildSettings) -> str:
     if settings.image == "scala":
         sources = sorted(SCALA_LAUNCHER_DIR.rglob("*"))
         inputs += [p.read_bytes() for p in sources if p.is_file() and "__pycache__" not in p.parts]
+    inputs.append(settings.flavor.versions.encode())  # what the packages label is made from
     return _digest([deps_key(settings).encode(), *inputs])
 
 
@@ -193,7 +271,7 @@ def targets(settings: BuildSettings) -> tuple[Target, Target, Target]:
     base, deps, kernel = base_key(settings), deps_key(settings), image_key(settings)
     name = settings.kernel_tag.replace("/", "-").replace(":", "-")
     deps_repository = settings.flavor.deps_repository
-    deps_prefix = "deps" if settings.image == "python" else f"deps-{settings.image}"
+    deps_prefix = "deps" if settings.image == "python" else f"deps-{settings.image}"  # as before
     return (
         Target(
             f"{BASE_REPOSITORY}:{settings.suite}",
@@ -327,10 +405,18 @@ def build_context(files: Sequence[Path], ca_dirs: Sequence[Path] | None = None) 
         yield context
 
 
-def docker_build(settings: BuildSettings, context: Path, target: Target, **args: str) -> None:
+def docker_build(
+    settings: BuildSettings,
+    context: Path,
+    target: Target,
+    labels: dict[str, str] | None = None,
+    **args: str,
+) -> None:
     argv = ["docker", "build", "--network", "host", "--quiet", "--rm"]
     for name, value in args.items():
         argv += ["--build-arg", f"{name}={value}"]
+    for name, value in (labels or {}).items():
+        argv += ["--label", f"{name}={value}"]
     argv += ["--label", f"{KEY_LABEL}={target.key}", "--tag", target.tag, str(context)]
     completed = subprocess.run(argv, capture_output=True, text=True, env=settings.docker_env())
     if completed.returncode != 0:
@@ -351,15 +437,37 @@ def build_deps(settings: BuildSettings, base: Target, deps: Target) -> None:
             _docker(settings, "rmi", f"{repository}:{line}", check=False)
 
 
+def image_labels(settings: BuildSettings, deps: Target) -> dict[str, str]:
+    """What the kernel image says about itself: the launch protocol of its launchers, the
+    package versions its dependencies image holds (asked from that image, offline), the
+    image's version (the core release whose launchers it carries) and the kind of kernel."""
+    versions = _docker(
+        settings,
+        *("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", deps.tag),
+        *("-c", settings.flavor.versions),
+    )
+    return {
+        f"{LABEL_PREFIX}.launch-protocol": launch_protocol_version(),
+        f"{LABEL_PREFIX}.packages": " ".join(versions.split()),
+        f"{LABEL_PREFIX}.kind": settings.flavor.kind,
+        "org.opencontainers.image.version": str(core_images().IMAGE_TAG),
+        "org.opencontainers.image.title": f"Gateway Provisioners {settings.flavor.name} kernel",
+        "org.opencontainers.image.source": "https://github.com/gateway-provisioners/gp",
+    }
+
+
 def build_kernel(settings: BuildSettings, deps: Target, kernel: Target) -> None:
+    labels = image_labels(settings, deps)
     if settings.image == "scala":
-        build_scala_kernel(settings, deps, kernel)
+        build_scala_kernel(settings, deps, kernel, labels)
         return
     with build_context([settings.flavor.dockerfile, *LAUNCHERS]) as context:
-        docker_build(settings, context, kernel, DEPS_IMAGE=deps.tag)
+        docker_build(settings, context, kernel, labels, DEPS_IMAGE=deps.tag)
 
 
-def build_scala_kernel(settings: BuildSettings, deps: Target, kernel: Target) -> None:
+def build_scala_kernel(
+    settings: BuildSettings, deps: Target, kernel: Target, labels: dict[str, str]
+) -> None:
     """The Scala kernel image: compile the Toree launcher here, then add it to the deps."""
     if shutil.which("javac") is None or shutil.which("jar") is None:
         raise BuildUnavailable(
@@ -376,7 +484,7 @@ def build_scala_kernel(settings: BuildSettings, deps: Target, kernel: Target) ->
             raise BuildFailed(f"building the Toree launcher failed: {built.stderr[-2000:]}")
         files = [settings.flavor.dockerfile, SCALA_LAUNCHER_DIR / "run_toree.sh", jar]
         with build_context(files) as context:
-            docker_build(settings, context, kernel, DEPS_IMAGE=deps.tag)
+            docker_build(settings, context, kernel, labels, DEPS_IMAGE=deps.tag)
 
 
 def ensure_image(settings: BuildSettings) -> str:
@@ -441,7 +549,7 @@ def parse_args(argv: Sequence[str] | None = None) -> list[BuildSettings]:
     parser.add_argument("--no-save", action="store_true", help="do not write tarballs")
     args = parser.parse_args(argv)
     if args.image == "all" and args.tag:
-        parser.error("--tag names one image: give --image python or --image r with it")
+        parser.error("--tag names one image: give one --image with it")
     ca_dirs = tuple(args.ca_dir) + (() if args.no_host_ca else (HOST_CA_DIR,))
     return [
         BuildSettings(
@@ -459,6 +567,32 @@ def parse_args(argv: Sequence[str] | None = None) -> list[BuildSettings]:
     ]
 
 
+def image_size(settings: BuildSettings, tag: str) -> int:
+    """The image's size in the daemon (bytes, all layers), 0 when unknown."""
+    out = _docker(settings, "image", "inspect", "--format", "{{.Size}}", tag, check=False)
+    return int(out) if out.isdigit() else 0
+
+
+def report(settings: BuildSettings, outcome: str, seconds: float) -> str:
+    """One line per image for ``nox -s images``: what was done, how long it took, the image's
+    size, its dependencies image's and base's (what the kernel adds is the rest) and the
+    cached tarball's."""
+    base, deps, kernel = targets(settings)
+    mb = 1e6
+    sizes = {t.tag: image_size(settings, t.tag) for t in (base, deps, kernel)}
+    tarball = kernel.tarball.stat().st_size if kernel.tarball.is_file() else 0
+    parts = [f"size {sizes[kernel.tag] / mb:.0f} MB"]
+    if sizes[deps.tag]:
+        if sizes[base.tag]:  # the base is loaded only when the dependencies were built
+            parts.append(f"base {sizes[base.tag] / mb:.0f} MB")
+            parts.append(f"dependencies {(sizes[deps.tag] - sizes[base.tag]) / mb:.0f} MB")
+        parts.append(f"launchers {(sizes[kernel.tag] - sizes[deps.tag]) / mb:.2f} MB")
+    return (
+        f"{settings.kernel_tag}: {outcome} in {seconds:.1f}s; {', '.join(parts)}; "
+        f"tarball {tarball / mb:.0f} MB"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for settings in parse_args(argv):
         started = time.monotonic()
@@ -467,7 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (BuildUnavailable, BuildFailed) as err:
             print(f"build.py: {settings.kernel_tag}: {err}", file=sys.stderr)
             return 2
-        print(f"{settings.kernel_tag}: {outcome} in {time.monotonic() - started:.1f}s")
+        print(report(settings, outcome, time.monotonic() - started), flush=True)
     return 0
 
 

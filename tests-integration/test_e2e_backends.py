@@ -9,7 +9,7 @@
 
 The kernelspecs are installed by the real CLIs (``jupyter-ssh-spec install --prefix``,
 ``jupyter-docker-spec install --prefix``, ``--language R`` included).  The docker kernels run
-in the images ``docker-images/build.py`` makes (Python: ``gp/kernel-py``; R: ``gp/kernel-r``,
+in the images ``docker-images/build.py`` makes (Python: ``kernel-py``; R: ``kernel-r``,
 ensured by the ``docker_r_image`` fixture below), cached as tarballs between runs.  The
 pieces shared with ``test_e2e_clusters.py`` (Slurm, YARN, Kubernetes, Spark operator) are in
 ``e2e_helpers.py``.
@@ -50,9 +50,11 @@ from jupyter_server_helpers import (
 )
 from test_conformance_helpers import irkernel_available
 
+from gp_provisioners_core.images import DEFAULT_PREFIX, default_image
+
 docker_backend = dockerd.docker_backend  # the session's private dockerd (+ Swarm) and Python image
 
-R_IMAGE = "gp/kernel-r:latest"
+R_IMAGE = default_image("r", DEFAULT_PREFIX)  # build.py --image r
 CONTAINER_LAUNCHER = "/usr/local/bin/launch_ipykernel.py"
 
 
@@ -184,7 +186,7 @@ def e2e_docker(
 @pytest.fixture(scope="session")
 def e2e_docker_r(e2e_docker: E2EBackend, docker_r_image: str) -> E2EBackend:
     """The docker backend with an R kernelspec too: ``jupyter-docker-spec install --language R
-    --image-name gp/kernel-r:latest``."""
+    --image-name <the R image>``."""
     prefix = e2e_docker.jupyter_path.parent.parent
     install_spec(
         "jupyter-docker-spec",

@@ -6,7 +6,8 @@ Differences by design, normalized before comparing (docs/migration.md lists them
 - the launcher: 0.5.0's argv starts its own launcher (on the server for containers); ours starts
   ours (inside the image for containers), so argv is compared by its ``--option value`` pairs:
   every pair 0.5.0 writes is in ours with the same value;
-- 0.5.0's default images (``elyra/kernel-*:0.5.0``) are ours (``gp/kernel-*:latest``);
+- 0.5.0's default images (``elyra/kernel-*:0.5.0``) are ours
+  (``ghcr.io/gateway-provisioners/kernel-*:<core version>``, gp_provisioners_core.images);
 - 0.5.0 writes its default ``launch_timeout`` (30) into every spec; ours writes it only when
   given, so the server's setting applies.
 Where 0.5.0 cannot install (it crashes for R on ssh and YARN) ours installs with 0.5.0's names;
@@ -29,6 +30,7 @@ from gp050_helpers import Unavailable, gp050_python, gp_install, kernels_in, rea
 from gp_distributed.cli import main as ssh_spec
 from gp_docker.cli import main as docker_spec
 from gp_k8s.cli import main as k8s_spec
+from gp_provisioners_core.images import DEFAULT_PREFIX, default_image
 from gp_provisioners_core.installer import InstallerError
 from gp_yarn.cli import main as yarn_spec
 
@@ -39,10 +41,10 @@ OURS: dict[str, Callable[[list[str]], int]] = {
     "yarn": yarn_spec,
 }
 OUR_IMAGES = {
-    "elyra/kernel-py:0.5.0": "gp/kernel-py:latest",
-    "elyra/kernel-spark-py:0.5.0": "gp/kernel-spark-py:latest",
-    "elyra/kernel-r:0.5.0": "gp/kernel-r:latest",
-    "elyra/kernel-scala:0.5.0": "gp/kernel-scala:latest",
+    "elyra/kernel-py:0.5.0": default_image("python", DEFAULT_PREFIX),
+    "elyra/kernel-spark-py:0.5.0": default_image("spark-python", DEFAULT_PREFIX),
+    "elyra/kernel-r:0.5.0": default_image("r", DEFAULT_PREFIX),
+    "elyra/kernel-scala:0.5.0": default_image("scala", DEFAULT_PREFIX),
 }
 
 # (command, flags) as the 0.5.0 docs write them (README.md, docs/source/**), each once.
@@ -106,7 +108,7 @@ def gp050() -> Path:
 
 @pytest.fixture(autouse=True)
 def plain_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GP_IMAGE_NAME", "GP_EXECUTOR_IMAGE_NAME", "SPARK_HOME"):
+    for name in ("GP_IMAGE_NAME", "GP_EXECUTOR_IMAGE_NAME", "SPARK_HOME", "GP_IMAGE_PREFIX"):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -2,10 +2,14 @@
 kube-apiserver and scheduler.
 
 Pods run through OUR NODE AGENT, NOT A KUBELET: a second agent ("gp-node-docker") runs each
-pod's container with the private dockerd of backends/dockerd.py on the host network, using the
-image built from docker-images/ (gp/kernel-py).  The node is tainted, and only this module's
-kernelspec (its operator pod template) tolerates the taint and selects the node.  The suite
-is skipped where that dockerd cannot run.
+pod's container with the private dockerd of backends/dockerd.py on the host network.  The suite
+runs once per kernel image (backends/kernel_images.py: Python, R, Spark-Python from
+docker-images/, and one built FROM a plain Debian + Python base with ``jupyter image-bootstrap
+install``), each with the kernelspec ``jupyter k8s-spec install --image-name <image>`` writes
+(``--language R`` / ``--spark`` for those): its argv (``python3
+/usr/local/bin/launch_ipykernel.py ...``) is the installer's.  The node is tainted, and only
+this module's kernelspecs (the operator pod template given with ``--pod-template``) tolerate
+the taint and select the node.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from backends.k8s_cluster import (
     kernel_objects,
     raw,
 )
+from backends.kernel_images import IMAGES, KernelImage, ensure_kernel_image
 from scala_helpers import scala_opt_in
 
 from gp_k8s.reaper import Reaper
@@ -44,7 +49,6 @@ __all__ = ["docker_backend", "k8s_cluster"]
 
 NODE = "gp-node-docker"
 NAMESPACE = "gp-docker-kernels"
-IMAGE_LAUNCHER = "/usr/local/bin/launch_ipykernel.py"
 POD_TEMPLATE = """\
 apiVersion: v1
 kind: Pod
@@ -123,33 +127,45 @@ def docker_node(k8s_cluster: K8sCluster, docker_backend: DockerBackend) -> Itera
 
 
 @pytest.fixture(scope="module")
-def docker_kernelspec(
-    k8s_cluster: K8sCluster,
-    docker_backend: DockerBackend,
-    docker_node: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    ensure_namespace(k8s_cluster.api_client(), NAMESPACE)
+def jupyter_prefix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """A JUPYTER_PATH of this module's own and the operator's pod template."""
     root = tmp_path_factory.mktemp("jupyter-k8s-docker")
     template = root / "docker-node.yaml"
     template.write_text(POD_TEMPLATE)
     with isolated_jupyter_paths(root) as prefix:
-        yield install_kernelspec(
-            prefix,
-            "gp_k8s_docker",
-            "--namespace",
-            NAMESPACE,
-            "--launch-timeout",
-            "120",
-            "--image-name",
-            docker_backend.image,
-            "--python",
-            "python",
-            "--image-launcher",
-            IMAGE_LAUNCHER,
-            "--pod-template",
-            str(template),
-        )
+        yield prefix, template
+
+
+@pytest.fixture(scope="module", params=list(IMAGES))
+def docker_kernelspec(
+    request: pytest.FixtureRequest,
+    k8s_cluster: K8sCluster,
+    docker_backend: DockerBackend,
+    docker_node: str,
+    jupyter_prefix: tuple[Path, Path],
+) -> tuple[KernelImage, str]:
+    """One kernel image in the node's dockerd and its kernelspec, as the installer writes it."""
+    from backends.system_packages import cannot_run
+
+    from gp_k8s.cli import main as install
+
+    ensure_namespace(k8s_cluster.api_client(), NAMESPACE)
+    try:
+        image, outcome = ensure_kernel_image(docker_backend.base_url, request.param)
+    except RuntimeError as err:  # build.py's BuildUnavailable / BuildFailed
+        cannot_run(f"kernel image {request.param} cannot be made here: {err}")
+    print(f"{image.tag}: {outcome}")
+    prefix, template = jupyter_prefix
+    name = f"gp_k8s_docker_{request.param.replace('-', '_')}"
+    install(
+        [
+            *("install", "--prefix", str(prefix), "--kernel-name", name, "--replace"),
+            *("--image-name", image.tag, *image.flags),
+            *("--namespace", NAMESPACE, "--launch-timeout", "120"),
+            *("--pod-template", str(template)),
+        ]
+    )
+    return image, name
 
 
 class TestK8sDockerNodeConformance(ProvisionerConformance):
@@ -158,13 +174,15 @@ class TestK8sDockerNodeConformance(ProvisionerConformance):
         self,
         k8s_cluster: K8sCluster,
         docker_backend: DockerBackend,
-        docker_kernelspec: str,
+        docker_kernelspec: tuple[KernelImage, str],
         monkeypatch: pytest.MonkeyPatch,
     ) -> DockerNodeBackend:
         monkeypatch.setenv("GP_RESPONSE_IP", "127.0.0.1")
         monkeypatch.setenv("GP_KUBECONFIG", str(k8s_cluster.admin_kubeconfig))
+        image, kernel_name = docker_kernelspec
         return DockerNodeBackend(
-            kernel_name=docker_kernelspec,
+            kernel_name=kernel_name,
+            language=image.language,
             launch_timeout=120,
             cluster=k8s_cluster,
             docker=docker_backend,
@@ -183,7 +201,7 @@ def scala_kernelspec(
     docker_node: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
-    """A Scala spec (eager Spark context) whose pod runs gp/kernel-scala on the docker node."""
+    """A Scala spec (eager Spark context) whose pod runs the Scala image on the docker node."""
     from backends import dockerd
     from scala_helpers import SCALA_LAUNCH_TIMEOUT
 

@@ -50,6 +50,7 @@ import pytest
 if not __package__:  # run as a script (nox -s bench): make the ``backends`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backends.system_packages import cannot_run, missing_packages_message
+from gp_provisioners_core.images import DEFAULT_PREFIX, default_image
 
 REPO = Path(__file__).resolve().parents[2]
 # The machine's cache, like the Kubernetes harness's: found without scripts/bootstrap.sh having
@@ -59,7 +60,8 @@ CACHE_DIR = Path(
     or os.getenv("GP_CACHE_DIR")
     or Path.home() / ".cache" / "gateway-provisioners"
 )
-KERNEL_IMAGE = "gp/kernel-py:latest"
+# The default image of the installers, as docker-images/build.py tags it (a fixed version)
+KERNEL_IMAGE = default_image("python", DEFAULT_PREFIX)
 KERNEL_LABEL = "gp.kernel-id"
 ADDRESS_POOL = "10.254.0.0/16"
 SWARM_ADDR_POOL = "10.254.0.0/20"
@@ -372,7 +374,7 @@ def _load_build_module() -> ModuleType:
     return module
 
 
-SCALA_KERNEL_IMAGE = "gp/kernel-scala:latest"
+SCALA_KERNEL_IMAGE = default_image("scala", DEFAULT_PREFIX)
 
 
 def ensure_kernel_image(

@@ -116,9 +116,8 @@ def test_k8s_flags_work_here_too(tmp_path: Path) -> None:
     assert config["kernel_namespace"] == "spark-kernels"
     assert config["allowed_images"] == ["my/spark:1", "my/spark:2"]
     assert config["max_cpus"] == 2
-    assert config_of(install(tmp_path, "--spark-operator", "--tensorflow"))["image_name"] != (
-        DEFAULT_SPARK_IMAGE
-    )
+    with pytest.raises(InstallerError, match="image-bootstrap"):
+        install(tmp_path, "--spark-operator", "--tensorflow")
 
 
 def test_console_script_is_registered() -> None:

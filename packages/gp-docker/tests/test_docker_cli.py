@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gp_docker.cli import CONTAINER_LAUNCHER, DEFAULT_IMAGE, main
+from gp_docker.cli import CONTAINER_LAUNCHER, DEFAULT_IMAGE, DEFAULT_R_IMAGE, main
 from gp_docker.docker_provisioner import DockerProvisioner
 from gp_provisioners_core.installer import InstallerError
 
@@ -122,7 +122,7 @@ def test_names_language_and_subclass(tmp_path: Path) -> None:
 def test_language_r_defaults_to_the_r_image(tmp_path: Path) -> None:
     default = install(tmp_path, "--language", "r", name="docker_r")
     assert default["display_name"] == "Docker R"
-    assert config_of(default)["image_name"] == "gp/kernel-r:latest"
+    assert config_of(default)["image_name"] == DEFAULT_R_IMAGE
     assert default["metadata"]["debugger"] is False
     assert "supported_encryption" not in default["metadata"]
     spec = install(

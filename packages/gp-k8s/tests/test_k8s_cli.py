@@ -16,7 +16,6 @@ from gp_k8s.cli import (
     DEFAULT_IMAGE,
     DEFAULT_R_IMAGE,
     DEFAULT_SPARK_IMAGE,
-    DEFAULT_TF_IMAGE,
     IMAGE_LAUNCHER,
     main,
 )
@@ -58,9 +57,6 @@ def test_defaults(tmp_path: Path) -> None:
 
 def test_image_flags(tmp_path: Path) -> None:
     assert config_of(install(tmp_path, "--image-name", "my/img:1"))["image_name"] == "my/img:1"
-    assert (
-        config_of(install(tmp_path, "--tensorflow", "--replace"))["image_name"] == DEFAULT_TF_IMAGE
-    )
     spark = config_of(install(tmp_path, "--spark", "--replace"))
     assert spark["image_name"] == DEFAULT_SPARK_IMAGE
     assert spark["executor_image_name"] == DEFAULT_SPARK_IMAGE
@@ -68,14 +64,40 @@ def test_image_flags(tmp_path: Path) -> None:
     assert executor["executor_image_name"] == "ex:2"
 
 
+def test_tensorflow_is_refused_with_the_way_to_bring_an_image(tmp_path: Path) -> None:
+    """gateway_provisioners' --tensorflow named an image nobody builds any more: the flag is
+    refused before anything is written, naming image-bootstrap and --image-name."""
+    with pytest.raises(InstallerError) as refused:
+        install(tmp_path, "--tensorflow", name="k8s_tf")
+    message = str(refused.value)
+    assert "jupyter image-bootstrap install" in message
+    assert "--image-name" in message
+    assert not (tmp_path / "share" / "jupyter" / "kernels" / "k8s_tf").exists()
+
+
+def test_default_images_are_versioned_and_follow_the_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never :latest (a node must keep using the image it holds); GP_IMAGE_PREFIX moves every
+    default to a mirror."""
+    from gp_provisioners_core import __version__
+
+    assert DEFAULT_IMAGE == f"ghcr.io/gateway-provisioners/kernel-py:{__version__}"
+    monkeypatch.setenv("GP_IMAGE_PREFIX", "registry.example:5000/mirror/")
+    spec = install(tmp_path, "--spark", name="k8s_mirror")
+    assert config_of(spec)["image_name"] == (
+        f"registry.example:5000/mirror/kernel-spark-py:{__version__}"
+    )
+
+
 def test_r_kernels_default_to_the_r_image(tmp_path: Path) -> None:
-    """docker-images/build.py --image r builds gp/kernel-r:latest; the R kernel runs through
-    the Python launcher in it."""
+    """docker-images/build.py --image r builds the R image; the R kernel runs through the
+    Python launcher in it."""
     spec = install(tmp_path, "--language", "R", name="k8s_r")
-    assert config_of(spec)["image_name"] == DEFAULT_R_IMAGE == "gp/kernel-r:latest"
+    assert config_of(spec)["image_name"] == DEFAULT_R_IMAGE
+    assert DEFAULT_R_IMAGE.rsplit(":", 1)[0].endswith("/kernel-r")
     assert spec["language"] == "R"
     assert spec["argv"][spec["argv"].index("--kernel-language") + 1] == "R"
-    assert DEFAULT_IMAGE == "gp/kernel-py:latest"  # the Python image build.py makes
     mine = install(tmp_path, "--language", "R", "--image-name", "my/r:1", name="k8s_r2")
     assert config_of(mine)["image_name"] == "my/r:1"
 
@@ -344,3 +366,27 @@ def test_kubeconfig_and_context_per_spec(tmp_path: Path) -> None:
 def test_missing_kubeconfig_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InstallerError, match=r"--kubeconfig .*no such file"):
         main(["install", "--prefix", str(tmp_path), "--kubeconfig", str(tmp_path / "nope")])
+
+
+def test_migrating_a_tensorflow_spec_stops_with_the_way_to_bring_an_image(tmp_path: Path) -> None:
+    """A gateway_provisioners spec on elyra/kernel-tf-py has no image of ours to move to: the
+    migration refuses it (instead of silently giving it the plain Python image)."""
+    from gp_provisioners_core.migrate import MigrateError, migrate_spec
+
+    folder = tmp_path / "k8s_tf"
+    folder.mkdir()
+    spec = {
+        "argv": ["python", f"{folder}/scripts/launch_kubernetes.py", "--kernel-id", "{kernel_id}"],
+        "display_name": "Kubernetes TensorFlow",
+        "language": "python",
+        "metadata": {
+            "kernel_provisioner": {
+                "provisioner_name": "kubernetes-provisioner",
+                "config": {"image_name": "elyra/kernel-tf-py:0.5.0"},
+            }
+        },
+    }
+    (folder / "kernel.json").write_text(json.dumps(spec))
+    with pytest.raises(MigrateError, match="image-bootstrap"):
+        migrate_spec(folder)
+    assert json.loads((folder / "kernel.json").read_text()) == spec

@@ -13,17 +13,21 @@ import os
 import sys
 from typing import Any
 
+from gp_provisioners_core.images import DEFAULT_PREFIX, default_image
 from gp_provisioners_core.installer import InstallerError, KernelSpecInstaller
 
 from .builders import check_network
 
-DEFAULT_IMAGE = "gp/kernel-py:latest"
-DEFAULT_R_IMAGE = "gp/kernel-r:latest"  # docker-images/build.py --image r
-DEFAULT_SCALA_IMAGE = "gp/kernel-scala:latest"  # not built here yet: no Toree launcher
+# The images docker-images/build.py builds and the release publishes, named by the core's
+# gp_provisioners_core.images (registry prefix from GP_IMAGE_PREFIX at install time; these
+# constants show the default prefix).
+IMAGE_KINDS = {"python": "python", "R": "r", "scala": "scala"}
+DEFAULT_IMAGE = default_image("python", DEFAULT_PREFIX)
+DEFAULT_R_IMAGE = default_image("r", DEFAULT_PREFIX)
+DEFAULT_SCALA_IMAGE = default_image("scala", DEFAULT_PREFIX)
 CONTAINER_LAUNCHER = "/usr/local/bin/launch_ipykernel.py"
 CONTAINER_TOREE_LAUNCHER = "/usr/local/bin/run_toree.sh"
 SWARM = "docker-swarm-provisioner"
-DEFAULT_IMAGES = {"python": DEFAULT_IMAGE, "R": DEFAULT_R_IMAGE, "scala": DEFAULT_SCALA_IMAGE}
 
 
 class DockerSpecInstaller(KernelSpecInstaller):
@@ -59,7 +63,7 @@ class DockerSpecInstaller(KernelSpecInstaller):
         image = given.strip()
         if not image and given:
             raise InstallerError("--image-name must name an image")
-        config: dict[str, Any] = {"image_name": image or DEFAULT_IMAGES[args.language]}
+        config: dict[str, Any] = {"image_name": image or default_image(IMAGE_KINDS[args.language])}
         if args.executor_image_name:
             config["executor_image_name"] = args.executor_image_name
         if args.network:

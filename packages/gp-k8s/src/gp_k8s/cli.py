@@ -1,8 +1,9 @@
 """``jupyter k8s-spec install``: kernelspecs for the Kubernetes provisioner.
 
 The flags of gateway_provisioners' ``jupyter k8s-spec install`` (``--image-name``,
-``--executor-image-name``, ``--tensorflow``, ``--crd`` and the common ones) plus the
-operator's limits.  The spec's argv is the launcher's command line *inside the kernel image*
+``--executor-image-name``, ``--crd`` and the common ones) plus the
+operator's limits (``--tensorflow`` is refused: no TensorFlow image is built; the message
+says how to bring one).  The spec's argv is the launcher's command line *inside the kernel image*
 (``--python`` and ``--image-launcher``); the provisioner makes it the pod's container command.
 
 ``--crd --spark`` (as in gateway_provisioners) selects ``spark-operator-provisioner``: each
@@ -29,19 +30,29 @@ from typing import Any
 
 import yaml
 
+from gp_provisioners_core.images import DEFAULT_PREFIX, default_image
 from gp_provisioners_core.installer import InstallerError, KernelSpecInstaller
 from gp_provisioners_core.installer_app import SubcommandApp
 
 from .parameters import is_dns_label, parameter_schema
 from .settings import KubernetesSettings, parse_memory
 
-# docker-images/build.py builds the first two (--image python, --image r); the TensorFlow and
-# Spark names are conventions for images an operator builds on top of them.
-DEFAULT_IMAGE = "gp/kernel-py:latest"
-DEFAULT_R_IMAGE = "gp/kernel-r:latest"
-DEFAULT_TF_IMAGE = "gp/kernel-tf-py:latest"
-DEFAULT_SPARK_IMAGE = "gp/kernel-spark-py:latest"
-DEFAULT_SCALA_IMAGE = "gp/kernel-scala:latest"  # not built here yet: no Toree launcher
+# The images docker-images/build.py builds and the release publishes, named by the core's
+# gp_provisioners_core.images (registry prefix from GP_IMAGE_PREFIX at install time; these
+# constants show the default prefix).  Kind of image per language, and per language with --spark.
+IMAGE_KINDS = {"python": "python", "R": "r", "scala": "scala"}
+SPARK_IMAGE_KINDS = {"python": "spark-python", "R": "r", "scala": "scala"}
+DEFAULT_IMAGE = default_image("python", DEFAULT_PREFIX)
+DEFAULT_R_IMAGE = default_image("r", DEFAULT_PREFIX)
+DEFAULT_SPARK_IMAGE = default_image("spark-python", DEFAULT_PREFIX)
+DEFAULT_SCALA_IMAGE = default_image("scala", DEFAULT_PREFIX)
+TENSORFLOW_GONE = (
+    "--tensorflow: no TensorFlow kernel image is built or published (gateway_provisioners' "
+    "elyra/kernel-tf-py is gone). Build your own FROM a TensorFlow image with "
+    "'pip install gp-provisioners-core ipykernel && jupyter image-bootstrap install "
+    "--languages=Python' in its Dockerfile, then install this spec with "
+    "--image-name <your image> instead of --tensorflow (docs/operators/images.md)"
+)
 IMAGE_LAUNCHER = "/usr/local/bin/launch_ipykernel.py"  # where docker-images/ puts it
 IMAGE_TOREE_LAUNCHER = "/usr/local/bin/run_toree.sh"
 # The operator's templates, copied into the installed kernelspec folder and named relatively
@@ -100,7 +111,7 @@ class K8sSpecInstaller(KernelSpecInstaller):
         add(
             "--tensorflow",
             action="store_true",
-            help=f"use the TensorFlow image ({DEFAULT_TF_IMAGE})",
+            help="refused: no TensorFlow image is built; give your own with --image-name",
         )
         add("--image-launcher", default=IMAGE_LAUNCHER, help="the launcher's path in the image")
         add("--namespace", default="", help="namespace of kernel pods (GP_NAMESPACE)")
@@ -141,16 +152,13 @@ class K8sSpecInstaller(KernelSpecInstaller):
         # gateway_provisioners read GP_IMAGE_NAME when --image-name was not given
         if args.image_name or os.environ.get("GP_IMAGE_NAME"):
             return str(args.image_name or os.environ["GP_IMAGE_NAME"])
-        if args.language == "R":
-            return DEFAULT_R_IMAGE
-        if args.language == "scala":
-            return DEFAULT_SCALA_IMAGE
-        if args.tensorflow:
-            return DEFAULT_TF_IMAGE
-        return DEFAULT_SPARK_IMAGE if args.spark else DEFAULT_IMAGE
+        kinds = SPARK_IMAGE_KINDS if args.spark else IMAGE_KINDS
+        return default_image(kinds[args.language])
 
     def install(self, args: argparse.Namespace) -> str:
         """Check the custom-resource flags, then install (see the base class)."""
+        if args.tensorflow:
+            raise InstallerError(TENSORFLOW_GONE)
         if args.crd:
             select_spark_operator(args)
         elif args.spark_application_template:

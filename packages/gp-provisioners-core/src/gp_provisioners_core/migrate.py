@@ -30,6 +30,7 @@ from .legacy_specs import MIGRATE_COMMAND, find_problem
 INSTALLER_GROUP = "gp_provisioners.spec_installers"
 BACKUP_PREFIX = ".gp-migrate-backup-"
 OLD_IMAGE_PREFIX = "elyra/"  # gateway_provisioners' default kernel images (v1 launchers)
+OLD_TF_IMAGE = "elyra/kernel-tf-py:"  # ... of which this one has no counterpart of ours
 KEPT_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg", "kernel.js")
 
 
@@ -90,6 +91,13 @@ def migration_args(
     installer.prepare(args)
     kept: dict[str, Any] = {}
     for key, value in (provisioner.get("config") or {}).items():
+        if key in ("image_name", "executor_image_name") and str(value).startswith(OLD_TF_IMAGE):
+            raise MigrateError(
+                f"{folder}: {key} {value} is gateway_provisioners' TensorFlow image, which has "
+                "no replacement here (no TensorFlow image is built). Build one FROM a "
+                "TensorFlow image with 'jupyter image-bootstrap install' in its Dockerfile, "
+                "set it as the spec's image_name, then run the migration again"
+            )
         if key in ("image_name", "executor_image_name") and str(value).startswith(OLD_IMAGE_PREFIX):
             notes.append(f"{key} {value} (gateway_provisioners' image) replaced by ours")
             continue
