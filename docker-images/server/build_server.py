@@ -1,11 +1,18 @@
 #!/usr/bin/env python3
-"""Build the server image (``gp/server:latest``): Jupyter Server with gp-provisioners-core,
-gp-k8s, gp-crd and gp-server of this checkout, offline like the kernel images.
+"""Build the server image (``ghcr.io/gateway-provisioners/server:<version>``, the name
+deploy/kustomize runs): Jupyter Server with gp-provisioners-core, gp-k8s, gp-crd and gp-server
+of this checkout, offline like the kernel images.
 
 It reuses docker-images/build.py's steps (the mmdebstrap base shared with the kernel images,
-the CA handling, the keyed tarball cache) without changing it: the image's key is the base's,
-this folder's Dockerfile and every file of the four packages, so a change to any of them
-rebuilds it.  ``python docker-images/server/build_server.py [--docker-host URL] [--rebuild]``.
+the CA handling, the keyed tarball cache) in two layers, as the kernel images do:
+
+- ``gp/server-deps:<key>`` (``deps.Dockerfile``): every third-party requirement of the four
+  packages (read from their pyproject.toml files) installed from PyPI; its key is the base's,
+  that file's and the requirement list, so it is rebuilt only when a dependency changes;
+- the server image (``Dockerfile``): the four packages built from this checkout on top, with
+  no network; its key adds every file of the packages, and a rebuild takes seconds.
+
+``python docker-images/server/build_server.py [--docker-host URL] [--rebuild]``.
 """
 
 from __future__ import annotations
@@ -22,10 +29,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import tomllib
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PACKAGES = ("gp-provisioners-core", "gp-k8s", "gp-crd", "gp-server")
-SERVER_TAG = "gp/server:latest"
+SERVER_REPOSITORY = "server"
+DEPS_REPOSITORY = "gp/server-deps"
+EXTRA_REQUIREMENTS = ("jupyter_server>=2.10", "prometheus_client>=0.17", "hatchling>=1.27")
+"""Beyond the packages' own dependencies: the server itself, the core's ``metrics`` extra
+(``/metrics``) and the build backend that installs the packages offline."""
 SKIPPED = frozenset({"tests", "changes", "__pycache__", ".pytest_cache", "build", "dist", ".nox"})
 """What of a package's folder the image does not need (its wheel holds none of it)."""
 
@@ -40,6 +53,33 @@ def load_build() -> ModuleType:
     sys.modules.setdefault(spec.name, module)
     spec.loader.exec_module(module)
     return module
+
+
+def server_tag() -> str:
+    """The image deploy/kustomize names: ``<prefix>/server:<gp-provisioners-core version>``
+    (the prefix and version of the kernel images, from ``gp_provisioners_core.images``)."""
+    images = load_build().core_images()
+    return f"{images.DEFAULT_PREFIX}/{SERVER_REPOSITORY}:{images.IMAGE_TAG}"
+
+
+SERVER_TAG = server_tag()
+
+
+def requirements() -> list[str]:
+    """The third-party requirements of the four packages (ours left out: they are built on
+    top), plus :data:`EXTRA_REQUIREMENTS`; sorted, so the deps image's key is stable."""
+    ours = {name.replace("-", "_") for name in PACKAGES}
+    wanted: set[str] = set(EXTRA_REQUIREMENTS)
+    for name in PACKAGES:
+        project = tomllib.loads((REPO / "packages" / name / "pyproject.toml").read_text())
+        for requirement in project["project"]["dependencies"]:
+            bare = requirement.split(";")[0].strip()
+            distribution = bare
+            for mark in "<>=!~[ ":
+                distribution = distribution.split(mark)[0]
+            if distribution.replace("-", "_").lower() not in ours:
+                wanted.add(bare)
+    return sorted(wanted)
 
 
 def package_files() -> list[Path]:
@@ -64,9 +104,10 @@ def package_files() -> list[Path]:
 
 
 @contextlib.contextmanager
-def server_context(build: ModuleType, ca_dirs: Sequence[Path]) -> Iterator[Path]:
-    """Dockerfile, ca/, packages/ and launchers/ (sources only: no caches, no venvs)."""
-    with build.build_context([HERE / "Dockerfile"], ca_dirs) as context:
+def server_context(build: ModuleType) -> Iterator[Path]:
+    """Dockerfile, packages/ and launchers/ (sources only: no caches, no venvs); no CA
+    certificates, as this layer installs nothing from the network."""
+    with build.build_context([HERE / "Dockerfile"]) as context:
         for path in package_files():
             relative = path.relative_to(REPO)  # packages/... or launchers/...
             target = context / relative
@@ -77,23 +118,39 @@ def server_context(build: ModuleType, ca_dirs: Sequence[Path]) -> Iterator[Path]
 
 def ensure_server_image(settings: Any, tag: str = SERVER_TAG) -> str:
     """Make sure the server image of the current sources is in the daemon of ``settings``
-    (a build.py ``BuildSettings``): ``present``, ``loaded`` or ``built``."""
+    (a build.py ``BuildSettings``): ``present``, ``loaded`` or ``built``.  Its deps image is
+    made first the same way (usually present or loaded: it changes with dependencies only)."""
     build = load_build()
     base = build.targets(settings)[0]
+    listed = "\n".join(requirements()) + "\n"
+    deps_key = build._digest(
+        [base.key.encode(), (HERE / "deps.Dockerfile").read_bytes(), listed.encode()]
+    )
+    deps = build.Target(
+        f"{DEPS_REPOSITORY}:{deps_key}",
+        deps_key,
+        settings.cache_dir / f"gp-server-deps-{deps_key}.tar.gz",
+    )
     key = build._digest(  # build.py's own digest: keys read alike
-        [base.key.encode(), (HERE / "Dockerfile").read_bytes()]
+        [deps_key.encode(), (HERE / "Dockerfile").read_bytes()]
         + [str(p.relative_to(REPO)).encode() + b"\0" + p.read_bytes() for p in package_files()]
     )
     name = tag.replace("/", "-").replace(":", "-")
     server = build.Target(tag, key, settings.cache_dir / f"{name}-{key}.tar.gz")
 
-    def make() -> None:
+    def make_deps() -> None:
         build.ensure(settings, base, lambda: build.bootstrap_base(settings, base))
         try:
-            with server_context(build, settings.ca_dirs) as context:
-                build.docker_build(settings, context, server, BASE_IMAGE=base.tag)
+            with build.build_context([HERE / "deps.Dockerfile"], settings.ca_dirs) as context:
+                (context / "requirements.txt").write_text(listed)
+                build.docker_build(settings, context, deps, BASE_IMAGE=base.tag)
         finally:
             build._docker(settings, "image", "prune", "--force", "--filter", "label=gp.stage=build")
+
+    def make() -> None:
+        build.ensure(settings, deps, make_deps)
+        with server_context(build) as context:
+            build.docker_build(settings, context, server, DEPS_IMAGE=deps.tag)
 
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
     with build._locked(settings.cache_dir / ".build.lock"):
