@@ -258,6 +258,13 @@ class YarnProvisioner(AppLaunchSteps, YarnConfigMixin, RemoteProvisionerBase):  
         self.log.info("Kernel %s ended: %s", self.kernel_id, app.describe())
         return app.exit_code
 
+    def liveness_known(self) -> bool:
+        """False until an applications query covering this kernel answered (the
+        ResourceManager may be slow or stalled; until then ``poll`` says None)."""
+        if self._ended is not None or not self.application_id:
+            return True
+        return self._watch is not None and self._watch.apps_of(str(self.kernel_id)) is not None
+
     async def send_signal(self, signum: int) -> None:
         if await self.signal_through_channel(signum):
             return
