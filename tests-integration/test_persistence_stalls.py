@@ -35,18 +35,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from backends.dockerd import KERNEL_LABEL, DockerBackend
+from backends.dockerd import DockerBackend
 from backends.k8s_cluster import K8sCluster, k8s_cluster  # noqa: F401 - fixture
 from backends.slurm import SlurmCluster
 from backends.yarn_harness import yarn_backend
 from conftest import SshKernelspec
 from crd_fixtures import nothing_left, spark_operator  # noqa: F401 - fixtures
-from e2e_helpers import LAUNCH_TIMEOUT, E2EBackend, install_spec, wait_for_nothing
+from e2e_helpers import LAUNCH_TIMEOUT, E2EBackend, wait_for_nothing
 from jupyter_server_helpers import Server, processes_with, stop_server
 from test_e2e_backends import docker_backend, e2e_docker, e2e_ssh  # noqa: F401 - fixtures
 from test_e2e_clusters import _base_env, e2e_crd, e2e_k8s, e2e_slurm  # noqa: F401 - fixtures
 from test_persistence import kill_hard, run
-from test_persistence_backends import persistent_server
+from test_persistence_backends import e2e_swarm, persistent_server  # noqa: F401 - fixture
 
 pytest_plugins = ["backends.slurm_fixtures"]
 
@@ -154,42 +154,6 @@ class Stallable:
 # -- backends --------------------------------------------------------------------------------------
 
 
-def _swarm_backend(e2e_docker: E2EBackend, docker_backend: DockerBackend) -> E2EBackend:  # noqa: F811
-    prefix = e2e_docker.jupyter_path.parent.parent
-    install_spec(
-        "jupyter-docker-spec",
-        prefix,
-        "--kernel-name",
-        "stall_swarm_python",
-        "--swarm",
-        "--image-name",
-        docker_backend.image,
-        "--launch-timeout",
-        LAUNCH_TIMEOUT,
-    )
-    client = docker_backend.daemon.client()
-
-    def find(kernel_id: str) -> list[str]:
-        label = f"{KERNEL_LABEL}={kernel_id}"
-        services = client.services.list(filters={"label": label})
-        containers = client.containers.list(all=True, filters={"label": label})
-        return [f"service {s.name}" for s in services] + [f"container {c.name}" for c in containers]
-
-    async def leftovers(kernel_id: str) -> list[str]:
-        return await wait_for_nothing(lambda: find(kernel_id))
-
-    return E2EBackend(
-        "swarm",
-        "docker-swarm-provisioner",
-        "stall_swarm_python",
-        "",
-        e2e_docker.jupyter_path,
-        e2e_docker.env,
-        leftovers,
-        handle_key="container_name",
-    )
-
-
 @pytest.fixture(scope="module")
 def e2e_yarn_behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stallable]:
     """The emulated ResourceManager, its kernelspec naming a stalling proxy in front of it."""
@@ -245,10 +209,7 @@ def stallable(request: pytest.FixtureRequest) -> Stallable:
         docker: DockerBackend = get("docker_backend")
         assert docker.daemon.process is not None
         pid = docker.daemon.process.pid
-        chosen = get("e2e_docker")
-        if name == "swarm":
-            chosen = _swarm_backend(chosen, docker)
-        return Stallable(chosen, lambda: sigstopped([pid]))
+        return Stallable(get(f"e2e_{name}"), lambda: sigstopped([pid]))
     if name in ("k8s", "crd"):
         if name == "crd":
             get("nothing_left")

@@ -28,6 +28,7 @@ from gp_provisioners_core.errors import (
 
 from .applications import YarnApp, YarnAppWatch, pick_app
 from .endpoints import EndpointConfigError, candidate_endpoints
+from .inventory import store_tag
 from .launch_steps import AppLaunchSteps
 from .rm_client import RMRequestError, RMSettings, RMUnavailableError
 from .settings import YarnConfigMixin
@@ -106,7 +107,7 @@ class YarnProvisioner(AppLaunchSteps, YarnConfigMixin, RemoteProvisionerBase):  
                 raise
         self.app_tag = f"gp-{secrets.token_hex(8)}"
         env[IMPERSONATION_ENV] = "true" if self.impersonation_enabled else "false"
-        env[APP_TAG_ENV] = self.app_tag
+        env[APP_TAG_ENV] = ",".join(filter(None, (self.app_tag, store_tag(env))))
         return launch
 
     def _check_proxy_user(self, username: str) -> None:
