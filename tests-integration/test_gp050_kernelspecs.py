@@ -3,18 +3,22 @@ of its own) either runs on our provisioners or is refused in pre_launch, before 
 submitted, naming the spec, the problem and the rewrite command; the rewritten spec passes
 pre_launch, and one rewritten spec per backend we can run here runs a cell end to end.
 
-What runs end to end here: the distributed provisioner (this machine) and YARN (the RM
-emulator).  Docker, Swarm, Kubernetes and Spark-operator specs are pre_launched only (their
-backends need kernel images built); Scala specs are refused after the rewrite, because no Toree
-launcher ships yet, with an error that says so.
+What runs end to end here: the distributed provisioner (this machine), YARN (the RM
+emulator), and Docker and Swarm (the private dockerd with the kernel image of docker-images/,
+installed by 0.5.0 with ``--image-name`` naming it).  Kubernetes and Spark-operator specs are
+pre_launched only: the node agent runs our image's launcher only when a spec names it as a local
+path, and the docker-backed node is tainted for test_k8s_docker.py's specs alone.  Scala specs
+are refused after the rewrite, because no Toree launcher ships yet, with an error that says so.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +30,7 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import KernelProvisionerFactory
 
 sys.path.insert(0, str(Path(__file__).parent))
+from backends.dockerd import KERNEL_LABEL, DockerBackend, docker_backend  # noqa: F401 - fixture
 from backends.yarn_harness import YarnBackendSetup, yarn_backend
 from gp050_helpers import (
     GP_CRASHES,
@@ -253,3 +258,53 @@ async def test_yarn_spec_0_5_0_left_unfilled_is_refused_with_what_to_do(
         await pre_launch(folder)
     assert "template placeholders ${install_dir}" in str(refused.value)
     assert "Install it again with this backend's jupyter <x>-spec install" in str(refused.value)
+
+
+# Docker and Swarm: 0.5.0's specs naming the kernel image, rewritten, run on the private dockerd.
+CONTAINER_SPECS = {
+    "docker_python": ["--kernel-name", "docker_python"],
+    "python_swarm": ["--swarm", "--kernel-name", "python_swarm"],
+}
+
+
+def docker_leftovers(backend: DockerBackend, kernel_id: str) -> list[str]:
+    client = backend.daemon.client()
+    label = f"{KERNEL_LABEL}={kernel_id}"
+    services = client.services.list(filters={"label": label})
+    containers = client.containers.list(all=True, filters={"label": label})
+    return [f"service {s.name}" for s in services] + [f"container {c.name}" for c in containers]
+
+
+@pytest.mark.parametrize("name", list(CONTAINER_SPECS))
+async def test_rewritten_container_spec_runs_on_dockerd(
+    name: str,
+    gp050: Path,
+    docker_backend: DockerBackend,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", docker_backend.base_url)
+    monkeypatch.setenv("GP_RESPONSE_PORT", "0")
+    with isolated_jupyter_paths(tmp_path) as prefix:
+        flags = [*CONTAINER_SPECS[name], "--image-name", docker_backend.image]
+        done = gp_install(gp050, "docker", flags, prefix)
+        assert done.returncode == 0, done.stderr[-800:]
+        with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
+            await start_run_stop(name, {})
+        migrated = subprocess.run([MIGRATE, name], capture_output=True, text=True)
+        assert migrated.returncode == 0, migrated.stderr
+        spec = read_spec(kernels_in(prefix) / name)
+        assert spec["metadata"]["kernel_provisioner"]["config"]["image_name"] == (
+            docker_backend.image
+        )
+        manager = AsyncKernelManager(kernel_name=name)
+        await manager.start_kernel(env={**os.environ, "KERNEL_USERNAME": USER})
+        kernel_id = str(manager.kernel_id)
+        try:
+            assert (await run_cell(manager, "print(6 * 7)")).strip() == "42"
+        finally:
+            await manager.shutdown_kernel(now=True)
+    deadline = time.monotonic() + 30
+    while (left := docker_leftovers(docker_backend, kernel_id)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+    assert left == []
