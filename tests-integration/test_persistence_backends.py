@@ -4,9 +4,9 @@ For each backend (ssh hosts, Docker, Swarm, Slurm, YARN, Kubernetes, Spark-opera
 resources; local kernels are in ``test_persistence.py``): start a kernel through a Jupyter
 Server with ``gp_server.PersistentKernelManager``, set a variable, SIGKILL the server, start it
 again on the same SQLite store: the same kernel id is listed, the variable is still there, code
-runs, and a DELETE leaves nothing behind.  On Docker (containers), Swarm (services), Kubernetes
-(pods), Slurm (jobs) and YARN (applications), the orphan sweep of a server whose store was
-deleted lists the kernel's resource in dry-run and removes it otherwise.
+runs, and a DELETE leaves nothing behind.  On ssh hosts (launchers), Docker (containers), Swarm
+(services), Kubernetes (pods), Slurm (jobs) and YARN (applications), the orphan sweep of a
+server whose store was deleted lists the kernel's resource in dry-run and removes it otherwise.
 
 The backends' bring-ups and kernelspecs are the end-to-end suites' fixtures.
 """
@@ -134,6 +134,15 @@ class OrphanCase:
 
 
 ORPHAN_CASES = {
+    "ssh": OrphanCase(
+        "ssh",
+        "orphan ssh launcher",
+        lambda request: {
+            "GP_REMOTE_HOSTS": ",".join(
+                request.getfixturevalue("ssh_kernelspec_install").cluster.entries()
+            )
+        },
+    ),
     "docker": OrphanCase("docker", "orphan docker container"),
     "swarm": OrphanCase("docker", "orphan docker service"),
     "k8s": OrphanCase(

@@ -183,7 +183,8 @@ class PersistentKernelManager(AsyncMappingKernelManager):
         Unicode(),
         config=True,
         help="""Backends the orphan sweep lists (GP_SERVER_ORPHAN_INVENTORIES, comma-separated,
-        default local): local, docker, k8s, slurm, yarn, or module:Class of another inventory.""",
+        default local): local, ssh, docker, k8s, slurm, yarn, or module:Class of another
+        inventory.""",
     )
 
     @default("orphan_inventories")
