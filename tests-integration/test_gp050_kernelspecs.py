@@ -4,16 +4,18 @@ submitted, naming the spec, the problem and the rewrite command; the rewritten s
 pre_launch, and one rewritten spec per backend we can run here runs a cell end to end.
 
 What runs end to end here: the distributed provisioner (this machine), YARN (the RM
-emulator), and Docker and Swarm (the private dockerd with the kernel image of docker-images/,
-installed by 0.5.0 with ``--image-name`` naming it).  Kubernetes and Spark-operator specs are
-pre_launched only: the node agent runs our image's launcher only when a spec names it as a local
-path, and the docker-backed node is tainted for test_k8s_docker.py's specs alone.  Scala specs
-are refused after the rewrite, because no Toree launcher ships yet, with an error that says so.
+emulator), Docker and Swarm (the private dockerd with the kernel image of docker-images/,
+installed by 0.5.0 with ``--image-name`` naming it) and Kubernetes (the real control plane, the
+pod run as a container of that dockerd by a node agent of its own while the default node is
+cordoned).  The Spark-operator spec is pre_launched only: its rewrite needs pyspark in the image
+(see K8S_SPECS).  Scala specs are refused after the rewrite, because no Toree launcher ships yet,
+with an error that says so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -31,6 +33,7 @@ from jupyter_client.provisioning import KernelProvisionerFactory
 
 sys.path.insert(0, str(Path(__file__).parent))
 from backends.dockerd import KERNEL_LABEL, DockerBackend, docker_backend  # noqa: F401 - fixture
+from backends.k8s_cluster import NODE_NAME, K8sCluster, k8s_cluster, kernel_objects  # noqa: F401
 from backends.yarn_harness import YarnBackendSetup, yarn_backend
 from gp050_helpers import (
     GP_CRASHES,
@@ -308,3 +311,72 @@ async def test_rewritten_container_spec_runs_on_dockerd(
     while (left := docker_leftovers(docker_backend, kernel_id)) and time.monotonic() < deadline:
         await asyncio.sleep(0.3)
     assert left == []
+
+
+# Kubernetes: 0.5.0's k8s_python spec naming the kernel image, rewritten, on a node whose agent
+# runs pods as containers of the private dockerd (the default node, whose agent runs pods as
+# local processes, is cordoned meanwhile: the spec selects no node).
+GP050_DOCKER_NODE = "gp-node-gp050-docker"
+
+
+@contextlib.contextmanager
+def cordoned(cluster: K8sCluster, node: str) -> Iterator[None]:
+    from kubernetes.client import CoreV1Api
+
+    core = CoreV1Api(cluster.api_client())
+
+    def patch(unschedulable: bool) -> None:
+        core.patch_node(node, {"spec": {"unschedulable": unschedulable}})
+
+    patch(True)
+    try:
+        yield
+    finally:
+        patch(False)
+
+
+K8S_SPECS: dict[str, list[str]] = {"k8s_python": []}
+"""The Spark-operator spec (``--crd --spark``) is not run here: its rewrite starts the Spark
+context lazily (0.5.0's spec carries no mode), which needs pyspark in the image, and the suite's
+kernel image has none; it stays pre_launch-only (test_old_spec_is_refused_then_rewritten)."""
+
+
+@pytest.mark.parametrize("name", list(K8S_SPECS))
+async def test_rewritten_k8s_spec_runs_on_a_docker_node(
+    name: str,
+    gp050: Path,
+    k8s_cluster: K8sCluster,  # noqa: F811 - the imported fixture
+    docker_backend: DockerBackend,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GP_KUBECONFIG", str(k8s_cluster.admin_kubeconfig))
+    monkeypatch.setenv("GP_RESPONSE_PORT", "0")
+    agent = k8s_cluster.add_node_agent(
+        GP050_DOCKER_NODE, extra=("--docker-host", docker_backend.base_url)
+    )
+    try:
+        k8s_cluster.wait_node_ready(GP050_DOCKER_NODE)
+        with cordoned(k8s_cluster, NODE_NAME), isolated_jupyter_paths(tmp_path) as prefix:
+            flags = [*K8S_SPECS[name], "--image-name", docker_backend.image]
+            done = gp_install(gp050, "k8s", flags, prefix)
+            assert done.returncode == 0, done.stderr[-800:]
+            with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
+                await start_run_stop(name, {})
+            migrated = subprocess.run([MIGRATE, name], capture_output=True, text=True)
+            assert migrated.returncode == 0, migrated.stderr
+            print(f"{name}: {migrated.stdout.strip()}")
+            manager = AsyncKernelManager(kernel_name=name)
+            await manager.start_kernel(env={**os.environ, "KERNEL_USERNAME": USER})
+            kernel_id = str(manager.kernel_id)
+            try:
+                assert (await run_cell(manager, "print(6 * 7)")).strip() == "42"
+            finally:
+                await manager.shutdown_kernel(now=True)
+            api = k8s_cluster.api_client()
+            deadline = time.monotonic() + 60
+            while (left := kernel_objects(api, kernel_id)) and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+            assert left == []
+    finally:
+        k8s_cluster.remove_node_agent(agent)
