@@ -10,7 +10,7 @@ import uuid
 
 from gp_distributed.inventory import listing_script, parse_listing, removal_script
 
-STORE = "0123456789abcdef"
+STORE = uuid.uuid4().hex[:16]  # this run's own: another run's launchers never match
 
 
 def sh(script: str) -> str:
