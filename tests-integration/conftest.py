@@ -184,3 +184,13 @@ def ssh_host_selector() -> Iterator[Any]:
 
     yield HostSelector.reset_shared()
     HostSelector.reset_shared()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """What suites asked to show in the CI log (``backends.ci_report``), passed or not."""
+    from backends.ci_report import LINES
+
+    if LINES:
+        terminalreporter.section("gateway-provisioners reports")
+        for line in LINES:
+            terminalreporter.write_line(line)

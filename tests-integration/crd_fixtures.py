@@ -22,8 +22,8 @@ from backends.k8s_cluster import (
     apply_manifests,
     ensure_namespace,
     kernel_objects,
+    kernel_process_alive,
     load_manifests,
-    pid_alive,
     raw,
     service_account_kubeconfig,
     wait_until_allowed,
@@ -173,7 +173,8 @@ class SparkBackend(ConformanceBackend):
         objects = await asyncio.to_thread(kernel_objects, api, provisioner_info["kernel_id"])
         for own in (f"{name}-driver", provisioner_info["launch_secret_name"]):
             found += [o for o in objects if o.endswith(f"{namespace}/{own}")]
+        kernel_id = str(provisioner_info["kernel_id"])
         for key in ("pid", "kernel_pid"):
-            if pid_alive(int(provisioner_info.get(key) or 0)):
+            if kernel_process_alive(int(provisioner_info.get(key) or 0), kernel_id):
                 found.append(f"{key} {provisioner_info[key]} still runs")
         return found

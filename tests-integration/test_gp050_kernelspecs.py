@@ -3,18 +3,24 @@ of its own) either runs on our provisioners or is refused in pre_launch, before 
 submitted, naming the spec, the problem and the rewrite command; the rewritten spec passes
 pre_launch, and one rewritten spec per backend we can run here runs a cell end to end.
 
-What runs end to end here: the distributed provisioner (this machine) and YARN (the RM
-emulator).  Docker, Swarm, Kubernetes and Spark-operator specs are pre_launched only (their
-backends need kernel images built); rewritten Scala specs carry our Toree launcher and pass
-pre_launch (Scala kernels run end to end in the GP_TEST_SCALA suites).
+What runs end to end here: the distributed provisioner (this machine), YARN (the RM
+emulator), Docker and Swarm (the private dockerd with the kernel image of docker-images/,
+installed by 0.5.0 with ``--image-name`` naming it) and Kubernetes (the real control plane, the
+pod run as a container of that dockerd by a node agent of its own while the default node is
+cordoned).  The Spark-operator spec is pre_launched only: its rewrite needs pyspark in the image
+(see K8S_SPECS).  Rewritten Scala specs carry our Toree launcher and pass pre_launch (Scala
+kernels run end to end in the GP_TEST_SCALA suites).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +32,8 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import KernelProvisionerFactory
 
 sys.path.insert(0, str(Path(__file__).parent))
+from backends.dockerd import KERNEL_LABEL, DockerBackend, docker_backend  # noqa: F401 - fixture
+from backends.k8s_cluster import NODE_NAME, K8sCluster, k8s_cluster, kernel_objects  # noqa: F401
 from backends.yarn_harness import YarnBackendSetup, yarn_backend
 from gp050_helpers import (
     GP_CRASHES,
@@ -250,3 +258,122 @@ async def test_yarn_spec_0_5_0_left_unfilled_is_refused_with_what_to_do(
         await pre_launch(folder)
     assert "template placeholders ${install_dir}" in str(refused.value)
     assert "Install it again with this backend's jupyter <x>-spec install" in str(refused.value)
+
+
+# Docker and Swarm: 0.5.0's specs naming the kernel image, rewritten, run on the private dockerd.
+CONTAINER_SPECS = {
+    "docker_python": ["--kernel-name", "docker_python"],
+    "python_swarm": ["--swarm", "--kernel-name", "python_swarm"],
+}
+
+
+def docker_leftovers(backend: DockerBackend, kernel_id: str) -> list[str]:
+    client = backend.daemon.client()
+    label = f"{KERNEL_LABEL}={kernel_id}"
+    services = client.services.list(filters={"label": label})
+    containers = client.containers.list(all=True, filters={"label": label})
+    return [f"service {s.name}" for s in services] + [f"container {c.name}" for c in containers]
+
+
+@pytest.mark.parametrize("name", list(CONTAINER_SPECS))
+async def test_rewritten_container_spec_runs_on_dockerd(
+    name: str,
+    gp050: Path,
+    docker_backend: DockerBackend,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", docker_backend.base_url)
+    monkeypatch.setenv("GP_RESPONSE_PORT", "0")
+    with isolated_jupyter_paths(tmp_path) as prefix:
+        flags = [*CONTAINER_SPECS[name], "--image-name", docker_backend.image]
+        done = gp_install(gp050, "docker", flags, prefix)
+        assert done.returncode == 0, done.stderr[-800:]
+        with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
+            await start_run_stop(name, {})
+        migrated = subprocess.run([MIGRATE, name], capture_output=True, text=True)
+        assert migrated.returncode == 0, migrated.stderr
+        spec = read_spec(kernels_in(prefix) / name)
+        assert spec["metadata"]["kernel_provisioner"]["config"]["image_name"] == (
+            docker_backend.image
+        )
+        manager = AsyncKernelManager(kernel_name=name)
+        await manager.start_kernel(env={**os.environ, "KERNEL_USERNAME": USER})
+        kernel_id = str(manager.kernel_id)
+        try:
+            assert (await run_cell(manager, "print(6 * 7)")).strip() == "42"
+        finally:
+            await manager.shutdown_kernel(now=True)
+    deadline = time.monotonic() + 30
+    while (left := docker_leftovers(docker_backend, kernel_id)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+    assert left == []
+
+
+# Kubernetes: 0.5.0's k8s_python spec naming the kernel image, rewritten, on a node whose agent
+# runs pods as containers of the private dockerd (the default node, whose agent runs pods as
+# local processes, is cordoned meanwhile: the spec selects no node).
+GP050_DOCKER_NODE = "gp-node-gp050-docker"
+
+
+@contextlib.contextmanager
+def cordoned(cluster: K8sCluster, node: str) -> Iterator[None]:
+    from kubernetes.client import CoreV1Api
+
+    core = CoreV1Api(cluster.api_client())
+
+    def patch(unschedulable: bool) -> None:
+        core.patch_node(node, {"spec": {"unschedulable": unschedulable}})
+
+    patch(True)
+    try:
+        yield
+    finally:
+        patch(False)
+
+
+K8S_SPECS: dict[str, list[str]] = {"k8s_python": []}
+"""The Spark-operator spec (``--crd --spark``) is not run here: its rewrite starts the Spark
+context lazily (0.5.0's spec carries no mode), which needs pyspark in the image, and the suite's
+kernel image has none; it stays pre_launch-only (test_old_spec_is_refused_then_rewritten)."""
+
+
+@pytest.mark.parametrize("name", list(K8S_SPECS))
+async def test_rewritten_k8s_spec_runs_on_a_docker_node(
+    name: str,
+    gp050: Path,
+    k8s_cluster: K8sCluster,  # noqa: F811 - the imported fixture
+    docker_backend: DockerBackend,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GP_KUBECONFIG", str(k8s_cluster.admin_kubeconfig))
+    monkeypatch.setenv("GP_RESPONSE_PORT", "0")
+    agent = k8s_cluster.add_node_agent(
+        GP050_DOCKER_NODE, extra=("--docker-host", docker_backend.base_url)
+    )
+    try:
+        k8s_cluster.wait_node_ready(GP050_DOCKER_NODE)
+        with cordoned(k8s_cluster, NODE_NAME), isolated_jupyter_paths(tmp_path) as prefix:
+            flags = [*K8S_SPECS[name], "--image-name", docker_backend.image]
+            done = gp_install(gp050, "k8s", flags, prefix)
+            assert done.returncode == 0, done.stderr[-800:]
+            with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
+                await start_run_stop(name, {})
+            migrated = subprocess.run([MIGRATE, name], capture_output=True, text=True)
+            assert migrated.returncode == 0, migrated.stderr
+            print(f"{name}: {migrated.stdout.strip()}")
+            manager = AsyncKernelManager(kernel_name=name)
+            await manager.start_kernel(env={**os.environ, "KERNEL_USERNAME": USER})
+            kernel_id = str(manager.kernel_id)
+            try:
+                assert (await run_cell(manager, "print(6 * 7)")).strip() == "42"
+            finally:
+                await manager.shutdown_kernel(now=True)
+            api = k8s_cluster.api_client()
+            deadline = time.monotonic() + 60
+            while (left := kernel_objects(api, kernel_id)) and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+            assert left == []
+    finally:
+        k8s_cluster.remove_node_agent(agent)

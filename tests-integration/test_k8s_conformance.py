@@ -28,8 +28,8 @@ from backends.k8s_cluster import (
     install_kernelspec,
     k8s_cluster,
     kernel_objects,
+    kernel_process_alive,
     load_manifests,
-    pid_alive,
     processes_of,
     raw,
     service_account_kubeconfig,
@@ -86,8 +86,9 @@ class K8sBackend(ConformanceBackend):
         pods = [o for o in objects if o.startswith("pod ")]
         if not pods:
             found += [o for o in objects if o.startswith("namespace ")]
+        kernel_id = str(provisioner_info["kernel_id"])
         for key in ("pid", "kernel_pid"):
-            if pid_alive(int(provisioner_info.get(key) or 0)):
+            if kernel_process_alive(int(provisioner_info.get(key) or 0), kernel_id):
                 found.append(f"{key} {provisioner_info[key]} still runs")
         return found
 

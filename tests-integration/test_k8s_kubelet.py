@@ -7,8 +7,13 @@ the host network only.  What a real node shows and the node agent only emulates:
 that takes seconds, sandboxes, the image pull policy.  The whole run is traced: it fails if the
 kubelet, containerd or any of their children sent anything outside 127.0.0.0/8.
 
-Not in the default run: the first run builds the kubelet (about a minute on a warm Go cache)
-and needs containerd, runc, strace and containernetworking-plugins (scripts/bootstrap.sh).
+The conformance suite runs here too (TestKubeletConformance); the loopback check's result goes
+to the run's terminal summary (backends.ci_report), so it shows in the CI log.
+
+Not in the default run: it needs containerd, runc, strace and containernetworking-plugins
+(scripts/bootstrap.sh), and it costs (measured on the shared 2-core machine, control plane
+binaries cached): about 8 min cold (the kubelet build, ~4.5-5 min, then the suite) and 3.2 min
+warm (10 tests, the conformance suite included), more than the 7 min a default suite may add.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from backends.ci_report import report
 from backends.k8s_cluster import (
     K8S_BIN,
     K8sCluster,
@@ -44,10 +50,11 @@ from backends.kubelet_node import (
     host_pod_template,
     off_loopback,
 )
+from test_k8s_conformance import K8sBackend
 
 from gp_k8s.reaper import Reaper
 from gp_provisioners_core.errors import LaunchFailedError
-from gp_provisioners_core.testing import isolated_jupyter_paths
+from gp_provisioners_core.testing import ProvisionerConformance, isolated_jupyter_paths
 
 __all__ = ["k8s_cluster"]
 
@@ -81,9 +88,11 @@ def real_node(
         Reaper.shared().drain(90)
         destinations = node.stop()
         bad = off_loopback(destinations)
-        print(
-            f"real kubelet: {len(destinations)} traced connections/sends, "
-            f"{len(bad)} outside loopback {bad}"
+        seen = sorted(set(destinations))
+        report(
+            f"real kubelet loopback check: {len(destinations)} traced connections/sends by "
+            f"kubelet and containerd to {len(seen)} addresses {seen[:20]}; "
+            f"{len(bad)} outside 127.0.0.0/8 and ::1 {bad}" + (" - all loopback" if not bad else "")
         )
         assert bad == [], f"traffic left loopback: {bad}"
 
@@ -204,3 +213,19 @@ async def test_a_sandbox_the_node_cannot_make_fails_fast(
     assert seconds < 60  # the launch timeout is 120 s
     assert "FailedCreatePodSandBox" in str(failed.value)
     assert await Reaper.shared().settled(str(manager.kernel_id), 120)
+
+
+class TestKubeletConformance(ProvisionerConformance):
+    """The conformance suite on the real kubelet (kernels in one shared namespace, the
+    host-Python pod template, as cluster admin).  The leftovers check counts a reported PID
+    only when it is one of the kernel's processes on this host: the launcher reports PIDs of
+    the container's namespace here."""
+
+    @pytest.fixture
+    def conformance_backend(
+        self,
+        k8s_cluster: K8sCluster,
+        kubelet_specs: str,
+        admin_kubeconfig: None,
+    ) -> K8sBackend:
+        return K8sBackend(kernel_name=kubelet_specs, launch_timeout=120, cluster=k8s_cluster)

@@ -1,11 +1,12 @@
 """gp-server on the real backends: a kernel outlives a kill -9 of its Jupyter Server.
 
-For each backend (ssh hosts, dockerd, Slurm, Kubernetes; local kernels are in
-``test_persistence.py``): start a kernel through a Jupyter Server with
-``gp_server.PersistentKernelManager``, set a variable, SIGKILL the server, start it again on
-the same SQLite store: the same kernel id is listed, the variable is still there, code runs,
-and a DELETE leaves nothing behind.  On Docker, the orphan sweep of a server whose store was
-deleted lists the kernel's container in dry-run and removes it otherwise.
+For each backend (ssh hosts, Docker, Swarm, Slurm, YARN, Kubernetes, Spark-operator custom
+resources; local kernels are in ``test_persistence.py``): start a kernel through a Jupyter
+Server with ``gp_server.PersistentKernelManager``, set a variable, SIGKILL the server, start it
+again on the same SQLite store: the same kernel id is listed, the variable is still there, code
+runs, and a DELETE leaves nothing behind.  On ssh hosts (launchers), Docker (containers), Swarm
+(services), Kubernetes (pods), Slurm (jobs) and YARN (applications), the orphan sweep of a
+server whose store was deleted lists the kernel's resource in dry-run and removes it otherwise.
 
 The backends' bring-ups and kernelspecs are the end-to-end suites' fixtures.
 """
@@ -13,19 +14,65 @@ The backends' bring-ups and kernelspecs are the end-to-end suites' fixtures.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from backends.dockerd import KERNEL_LABEL, DockerBackend
 from backends.k8s_cluster import k8s_cluster  # noqa: F401 - fixture
-from e2e_helpers import E2EBackend
+from crd_fixtures import spark_operator  # noqa: F401 - fixture
+from e2e_helpers import LAUNCH_TIMEOUT, E2EBackend, install_spec, wait_for_nothing
 from jupyter_server_helpers import Server, processes_with, start_server, stop_server
 from test_e2e_backends import docker_backend, e2e_docker, e2e_ssh  # noqa: F401 - fixtures
-from test_e2e_clusters import K8S_KERNEL_NAMESPACE, e2e_k8s, e2e_slurm  # noqa: F401 - fixtures
+from test_e2e_clusters import (  # noqa: F401 - fixtures
+    K8S_KERNEL_NAMESPACE,
+    e2e_crd,
+    e2e_k8s,
+    e2e_slurm,
+    e2e_yarn,
+)
 from test_persistence import delete_store, kill_hard, listed_ids, run, wait_for_log
 
 pytest_plugins = ["backends.slurm_fixtures"]
 
-BACKENDS = ["ssh", "docker", "slurm", "k8s"]
+BACKENDS = ["ssh", "docker", "swarm", "slurm", "yarn", "k8s", "crd"]
+
+
+@pytest.fixture(scope="session")
+def e2e_swarm(e2e_docker: E2EBackend, docker_backend: DockerBackend) -> E2EBackend:  # noqa: F811
+    """A ``jupyter docker-spec install --swarm`` kernelspec next to the docker one."""
+    prefix = e2e_docker.jupyter_path.parent.parent
+    name = "e2e_swarm_python"
+    install_spec(
+        "jupyter-docker-spec",
+        prefix,
+        "--kernel-name",
+        name,
+        "--swarm",
+        "--image-name",
+        docker_backend.image,
+        "--launch-timeout",
+        LAUNCH_TIMEOUT,
+    )
+    client = docker_backend.daemon.client()
+
+    def find(kernel_id: str) -> list[str]:
+        label = f"{KERNEL_LABEL}={kernel_id}"
+        services = client.services.list(filters={"label": label})
+        containers = client.containers.list(all=True, filters={"label": label})
+        return [f"service {s.name}" for s in services] + [f"container {c.name}" for c in containers]
+
+    async def leftovers(kernel_id: str) -> list[str]:
+        return await wait_for_nothing(lambda: find(kernel_id))
+
+    return dataclasses.replace(
+        e2e_docker,
+        name="swarm",
+        provisioner_name="docker-swarm-provisioner",
+        python_spec=name,
+        leftovers=leftovers,
+        handle_key="service_id",
+    )
 
 
 def persistent_server(backend: E2EBackend, store: Path, log: Path, *extra: str) -> Server:
@@ -76,64 +123,52 @@ async def test_kernel_survives_kill_9_of_the_server(backend: E2EBackend, tmp_pat
         stop_server(second)
 
 
-@pytest.mark.asyncio
-async def test_docker_orphans_are_listed_in_dry_run_then_removed(
-    e2e_docker: E2EBackend,  # noqa: F811 - the imported fixture
-    tmp_path: Path,
-) -> None:
-    store = tmp_path / "kernels.sqlite"
-    first = persistent_server(e2e_docker, store, tmp_path / "first.log")
-    try:
-        code, model = await first.call("POST", "/api/kernels", {"name": e2e_docker.python_spec})
-        assert code == 201, model
-        kernel_id = model["id"]
-    finally:
-        kill_hard(first)
-    delete_store(store)
-    sweeping = (
-        "--PersistentKernelManager.orphan_inventories=docker",
-        "--PersistentKernelManager.orphan_grace_period=2",
-        "--PersistentKernelManager.orphan_sweep_interval=0.5",
-    )
-    dry = persistent_server(
-        e2e_docker,
-        store,
-        tmp_path / "dry.log",
-        *sweeping,
-        "--PersistentKernelManager.orphan_cleanup=dry-run",
-    )
-    try:
-        assert await wait_for_log(dry, f"(kernel {kernel_id}), "), dry.log_text()[-3000:]
-        assert "dry run, not removed" in dry.log_text()
-    finally:
-        stop_server(dry)
-    assert await e2e_docker.leftovers(kernel_id) != [], "dry-run removed the container"
+@dataclasses.dataclass(frozen=True)
+class OrphanCase:
+    """A backend's orphan inventory (``orphan_inventories``), what its log lines call a
+    resource, and the settings the inventory needs on top of the backend's."""
 
-    cleaning = persistent_server(
-        e2e_docker,
-        store,
-        tmp_path / "clean.log",
-        *sweeping,
-        "--PersistentKernelManager.orphan_cleanup=remove",
-    )
-    try:
-        assert await wait_for_log(cleaning, "removed orphan docker container"), cleaning.log_text()[
-            -3000:
-        ]
-        assert await e2e_docker.leftovers(kernel_id) == []
-        assert processes_with(kernel_id) == []
-    finally:
-        stop_server(cleaning)
+    inventory: str
+    calls_it: str
+    env: Callable[[pytest.FixtureRequest], dict[str, str]] = lambda request: {}
+
+
+ORPHAN_CASES = {
+    "ssh": OrphanCase(
+        "ssh",
+        "orphan ssh launcher",
+        lambda request: {
+            "GP_REMOTE_HOSTS": ",".join(
+                request.getfixturevalue("ssh_kernelspec_install").cluster.entries()
+            )
+        },
+    ),
+    "docker": OrphanCase("docker", "orphan docker container"),
+    "swarm": OrphanCase("docker", "orphan docker service"),
+    "k8s": OrphanCase(
+        "k8s",
+        "orphan k8s pod",
+        lambda request: {"GP_SERVER_K8S_NAMESPACES": K8S_KERNEL_NAMESPACE},
+    ),
+    "slurm": OrphanCase(
+        "slurm",
+        "orphan slurm job",
+        lambda request: {"GP_SLURM_CONF": str(request.getfixturevalue("slurm_cluster").conf)},
+    ),
+    "yarn": OrphanCase("yarn", "orphan yarn application"),
+}
 
 
 @pytest.mark.asyncio
-async def test_k8s_orphan_pods_are_listed_in_dry_run_then_removed(
-    e2e_k8s: E2EBackend,  # noqa: F811 - the imported fixture
-    tmp_path: Path,
+@pytest.mark.parametrize("name", list(ORPHAN_CASES))
+async def test_orphans_of_a_lost_store_are_listed_in_dry_run_then_removed(
+    name: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    backend = dataclasses.replace(
-        e2e_k8s, env={**e2e_k8s.env, "GP_SERVER_K8S_NAMESPACES": K8S_KERNEL_NAMESPACE}
-    )
+    """Kill the server and delete its store: a server on a new store lists what the kernel
+    left (dry run: nothing removed), and the next one removes it within the grace period."""
+    case = ORPHAN_CASES[name]
+    chosen: E2EBackend = request.getfixturevalue(f"e2e_{name}")
+    backend = dataclasses.replace(chosen, env={**chosen.env, **case.env(request)})
     store = tmp_path / "kernels.sqlite"
     first = persistent_server(backend, store, tmp_path / "first.log")
     try:
@@ -144,7 +179,7 @@ async def test_k8s_orphan_pods_are_listed_in_dry_run_then_removed(
         kill_hard(first)
     delete_store(store)
     sweeping = (
-        "--PersistentKernelManager.orphan_inventories=k8s",
+        f"--PersistentKernelManager.orphan_inventories={case.inventory}",
         "--PersistentKernelManager.orphan_grace_period=2",
         "--PersistentKernelManager.orphan_sweep_interval=0.5",
     )
@@ -157,11 +192,11 @@ async def test_k8s_orphan_pods_are_listed_in_dry_run_then_removed(
     )
     try:
         assert await wait_for_log(dry, f"(kernel {kernel_id}), "), dry.log_text()[-3000:]
-        assert "orphan k8s pod" in dry.log_text()
+        assert case.calls_it in dry.log_text()
         assert "dry run, not removed" in dry.log_text()
     finally:
         stop_server(dry)
-    assert await backend.leftovers(kernel_id) != [], "dry-run removed the pod"
+    assert await backend.leftovers(kernel_id) != [], "dry-run removed the kernel"
 
     cleaning = persistent_server(
         backend,
@@ -171,7 +206,9 @@ async def test_k8s_orphan_pods_are_listed_in_dry_run_then_removed(
         "--PersistentKernelManager.orphan_cleanup=remove",
     )
     try:
-        assert await wait_for_log(cleaning, "removed orphan k8s pod"), cleaning.log_text()[-3000:]
+        assert await wait_for_log(cleaning, f"removed {case.calls_it}"), cleaning.log_text()[-3000:]
+        assert f"(kernel {kernel_id})" in cleaning.log_text()
         assert await backend.leftovers(kernel_id) == []
+        assert processes_with(kernel_id) == []
     finally:
         stop_server(cleaning)

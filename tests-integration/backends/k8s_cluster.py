@@ -760,6 +760,27 @@ def pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def kernel_process_alive(pid: int, kernel_id: str) -> bool:
+    """Whether ``pid`` is a live process of kernel ``kernel_id`` on this host: alive, and its
+    command line or environment names the kernel.
+
+    The launcher reports PIDs as it sees them: host PIDs under the node agent, which runs pods
+    as local processes, but PIDs of the container's own namespace on a real kubelet (1, 7...),
+    which on the host are unrelated processes (1 is init).  Those never name the kernel, so
+    they do not count; the kernel's processes in a container are found on the host by
+    ``processes_of(kernel_id)`` instead."""
+    if not pid_alive(pid):
+        return False
+    marker = kernel_id.encode()
+    for part in ("cmdline", "environ"):
+        try:
+            if marker in Path(f"/proc/{pid}/{part}").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def install_kernelspec(prefix: Path, name: str, *flags: str) -> str:
     """``jupyter k8s-spec install`` a spec whose container runs the launcher of this checkout
     with this Python (the node agent runs it as a local process); ``flags`` come last, so

@@ -264,6 +264,11 @@ class CustomResourceProvisioner(KubernetesProvisioner):
             f"{status_report(pod, events + self.cached_warnings(pod))}"
         )
 
+    def liveness_known(self) -> bool:
+        """False until both the pod watch and the custom resources' watch have synced."""
+        objects = self._objects
+        return super().liveness_known() and objects is not None and objects.synced.is_set()
+
     async def poll(self) -> int | None:
         status = self.get_container_status()
         if not status:

@@ -315,6 +315,11 @@ class DockerProvisionerBase(ContainerProvisionerBase):
             return None
         return await super().poll()
 
+    def liveness_known(self) -> bool:
+        """False while the events stream has not synced and the cache does not know the
+        kernel's container (the daemon has not answered since the re-attach)."""
+        return self.events.synced or self.get_container_status() not in ("", "new")
+
     async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
         """Restore the saved ids, then make sure the watcher knows the kernel's container."""
         await super().load_provisioner_info(provisioner_info)

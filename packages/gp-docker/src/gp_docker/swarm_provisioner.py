@@ -176,8 +176,11 @@ class DockerSwarmProvisioner(DockerProvisionerBase):
             self.events.forget(c.container_id for c in self.task_containers())
 
     async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
-        """Restore the service, and find its task container again (watcher and tasks)."""
+        """Restore the service, and find its task container again (watcher and tasks).  When
+        the events stream did not sync (the daemon does not answer), the task query is left to
+        the watcher instead of waiting for it too: the kernel's state is unknown meanwhile."""
         await super().load_provisioner_info(provisioner_info)
         if self.service_id:
             self.tasks.watch(self.service_id, launching=False)
-            await run_sdk(self.tasks.refresh)
+            if self.events.synced:
+                await run_sdk(self.tasks.refresh)

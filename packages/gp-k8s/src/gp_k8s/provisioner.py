@@ -443,6 +443,11 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
                 f"{err.message} Last seen: {report}.", kernel_id=err.kernel_id, phase=err.phase
             ) from None
 
+    def liveness_known(self) -> bool:
+        """False until the pod watch has synced (the API server has answered)."""
+        cache = self._cache
+        return cache is not None and cache.synced.is_set()
+
     async def poll(self) -> int | None:
         status = self.get_container_status()
         if status and status not in ERROR_STATES:

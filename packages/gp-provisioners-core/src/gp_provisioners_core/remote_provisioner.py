@@ -270,6 +270,18 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         """None while the kernel lives, else an exit code.  Called often: no per-call backend
         round trips when a shared watcher can answer."""
 
+    def liveness_known(self) -> bool:
+        """Whether ``poll``'s None rests on an answer about this kernel (True), or only on the
+        absence of one (False: the backend has not answered since this process started or
+        re-attached, e.g. its watch has not synced during an API stall).
+
+        Called by gp-server after a re-attach: a kernel whose liveness is not known is listed
+        with execution state "unknown", never dropped, until this turns True.  The default
+        suits a backend whose ``poll`` asks it (or the launcher) directly; a backend that
+        answers ``poll`` from a shared watcher's cache must override it, without I/O.
+        """
+        return True
+
     @abstractmethod
     async def send_signal(self, signum: int) -> None:
         """Deliver ``signum`` to the kernel: the comm port first, the backend as the last resort."""

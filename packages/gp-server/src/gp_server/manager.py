@@ -43,6 +43,7 @@ from .store import KernelRecord, KernelStore, make_store
 DEFAULT_STORE_FILE = "gp-server-kernels.sqlite"
 DEFAULT_KEY_FILE = "gp-server-store.key"
 JSON_SCALARS = (str, int, float, bool, type(None))
+UNKNOWN_CHECK_INTERVAL = 0.5  # seconds between looks at a re-attached kernel of unknown state
 
 
 class PersistentKernelManager(AsyncMappingKernelManager):
@@ -182,7 +183,8 @@ class PersistentKernelManager(AsyncMappingKernelManager):
         Unicode(),
         config=True,
         help="""Backends the orphan sweep lists (GP_SERVER_ORPHAN_INVENTORIES, comma-separated,
-        default local): local, docker, k8s, or module:Class of another inventory.""",
+        default local): local, ssh, docker, k8s, slurm, yarn, or module:Class of another
+        inventory.""",
     )
 
     @default("orphan_inventories")
@@ -358,7 +360,8 @@ class PersistentKernelManager(AsyncMappingKernelManager):
 
         Called once by the extension's ``_start_jupyter_server_extension`` when the event loop
         runs.  Logs what it found: ``re-attached``, ``observed`` (another replica drives it) and
-        ``dropped`` (its backend resource is gone).
+        ``dropped`` (its backend resource is gone) and ``unknown`` (listed, its backend has
+        not answered yet: see :meth:`_resolve_unknown`).
         """
         started = time.monotonic()
         store = await self.store()
@@ -523,11 +526,49 @@ class PersistentKernelManager(AsyncMappingKernelManager):
         was_observed = kernel_id in self._observed
         self._register(km, record)
         self._drive(kernel_id, record)
+        how = "adopted from replica " + record.replica if was_observed else "re-attached"
+        if not km.provisioner.liveness_known():
+            km.execution_state = "unknown"
+            self.log.warning(
+                "gp_server: kernel %s (%s) %s; its state is unknown until its backend answers "
+                "(it stays listed meanwhile)",
+                kernel_id,
+                record.kernel_name,
+                how,
+            )
+            task = asyncio.ensure_future(self._resolve_unknown(kernel_id, km))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return "unknown"
         if was_observed:
             self.log.info("gp_server: kernel %s adopted from replica %s", kernel_id, record.replica)
             return "adopted"
         self.log.info("gp_server: kernel %s (%s) re-attached", kernel_id, record.kernel_name)
         return "re-attached"
+
+    def _lists(self, kernel_id: str, km: Any) -> bool:
+        """Whether this server still lists ``km`` under ``kernel_id``."""
+        return self._kernels.get(kernel_id) is km
+
+    async def _resolve_unknown(self, kernel_id: str, km: Any) -> None:
+        """Follow a kernel listed as "unknown" until its backend answers: then it is "idle"
+        when alive; when it ended, its restarter (already running) handles it as any death.
+        Started by :meth:`_reconcile`; ends when the kernel leaves this server."""
+        started = time.monotonic()
+        while self._lists(kernel_id, km):
+            provisioner = km.provisioner
+            if isinstance(provisioner, RemoteProvisionerBase) and provisioner.liveness_known():
+                status = await provisioner.poll()
+                if km.execution_state == "unknown":
+                    km.execution_state = "idle"
+                self.log.info(
+                    "gp_server: kernel %s: its backend answered after %.1fs: %s",
+                    kernel_id,
+                    time.monotonic() - started,
+                    "alive" if status is None else f"it ended (exit status {status})",
+                )
+                return
+            await asyncio.sleep(UNKNOWN_CHECK_INTERVAL)
 
     async def _build_manager(self, record: KernelRecord) -> Any:
         """A KernelManager for ``record``'s running kernel (not listed yet)."""

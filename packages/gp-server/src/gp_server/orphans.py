@@ -190,6 +190,9 @@ INVENTORIES = {
     "local": "gp_server.orphans:LocalProcessInventory",
     "docker": "gp_docker.inventory:DockerContainerInventory",
     "k8s": "gp_k8s.inventory:KubernetesPodInventory",
+    "ssh": "gp_distributed.inventory:SshLauncherInventory",
+    "slurm": "gp_slurm.inventory:SlurmJobInventory",
+    "yarn": "gp_yarn.inventory:YarnApplicationInventory",
 }
 """Built-in inventory names for ``orphan_inventories``; any ``module:Class`` works too."""
 

@@ -15,12 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from gp_provisioners_core.argv import travelling_env
+from gp_provisioners_core.inventory import STORE_ID_VARIABLE
 
 from .resources import JobResources
 
 # Names sbatch or Slurm would read as options or overwrite: never taken from a request.
 _RESERVED_PREFIXES = ("SBATCH_", "SLURM_", "SALLOC_", "SRUN_")
 REST_VERSIONS = ("v0.0.36", "v0.0.37", "v0.0.38")
+STORE_COMMENT_PREFIX = "gp-server-store="
+"""A gp-server launch's job comment: ``gp-server-store=<store id>`` (what the orphan inventory
+lists; Slurm shows no job's environment)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,15 @@ def check_env_allowlist(names: Iterable[str]) -> None:
             )
 
 
+def store_comment(environment: Mapping[str, str]) -> str:
+    """The job comment naming the gp-server store of the launch ('' when none, or when the
+    value is not a store id: hex digits only)."""
+    store = environment.get(STORE_ID_VARIABLE, "")
+    if not store or len(store) > 64 or not all(c in "0123456789abcdef" for c in store):
+        return ""
+    return STORE_COMMENT_PREFIX + store
+
+
 def sbatch_argv(sbatch: str, request: JobRequest) -> list[str]:
     """``sbatch --parsable ...`` for ``request``; the script goes to its stdin."""
     res = request.resources
@@ -89,6 +102,9 @@ def sbatch_argv(sbatch: str, request: JobRequest) -> list[str]:
         argv.append(f"--mem={res.memory}M")
     if res.gres:
         argv.append(f"--gres={res.gres}")
+    comment = store_comment(request.environment)
+    if comment:
+        argv.append(f"--comment={comment}")
     return argv
 
 
@@ -122,6 +138,9 @@ def rest_job_body(request: JobRequest, api_version: str = "v0.0.38") -> dict[str
         job["memory_per_node"] = res.memory
     if res.gres:
         job["gres"] = res.gres
+    comment = store_comment(request.environment)
+    if comment:
+        job["comment"] = comment
     return {"job": job, "script": request.script}
 
 

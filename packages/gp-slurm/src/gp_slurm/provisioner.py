@@ -274,6 +274,11 @@ class SlurmProvisioner(  # type: ignore[metaclass]
             return self._exit_code
         return None
 
+    def liveness_known(self) -> bool:
+        """False until a status query answered about this kernel's job (slurmctld may be
+        slow or stalled; until then ``poll`` says None, not ended)."""
+        return self._exit_code is not None or not self.job_id or self.job_status()[0]
+
     async def shutdown_requested(self, restart: bool = False) -> None:
         """The kernel was asked to stop: watch its job at the short interval until it ends."""
         self._watch_closely()

@@ -28,6 +28,7 @@ from gp_provisioners_core.errors import (
 
 from .applications import YarnApp, YarnAppWatch, pick_app
 from .endpoints import EndpointConfigError, candidate_endpoints
+from .inventory import store_tag
 from .launch_steps import AppLaunchSteps
 from .rm_client import RMRequestError, RMSettings, RMUnavailableError
 from .settings import YarnConfigMixin
@@ -110,7 +111,7 @@ class YarnProvisioner(AppLaunchSteps, YarnConfigMixin, RemoteProvisionerBase):  
         env.update(self._spark_options.launch_env())
         self.app_tag = f"gp-{secrets.token_hex(8)}"
         env[IMPERSONATION_ENV] = "true" if self.impersonation_enabled else "false"
-        env[APP_TAG_ENV] = self.app_tag
+        env[APP_TAG_ENV] = ",".join(filter(None, (self.app_tag, store_tag(env))))
         return launch
 
     async def validate_launch(self, env: dict[str, str]) -> None:
@@ -271,6 +272,13 @@ class YarnProvisioner(AppLaunchSteps, YarnConfigMixin, RemoteProvisionerBase):  
         self._ended = app
         self.log.info("Kernel %s ended: %s", self.kernel_id, app.describe())
         return app.exit_code
+
+    def liveness_known(self) -> bool:
+        """False until an applications query covering this kernel answered (the
+        ResourceManager may be slow or stalled; until then ``poll`` says None)."""
+        if self._ended is not None or not self.application_id:
+            return True
+        return self._watch is not None and self._watch.apps_of(str(self.kernel_id)) is not None
 
     async def send_signal(self, signum: int) -> None:
         if await self.signal_through_channel(signum):
