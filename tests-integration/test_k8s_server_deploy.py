@@ -169,6 +169,14 @@ def emulated(deployment: dict[str, Any], home: Path, http: int, response: int) -
     return changed
 
 
+async def granted(api: Any, user: str, verb: str, resource: str, namespace: str) -> None:
+    """Wait (at most 30 s) until the authorizer grants ``user`` ``verb`` on ``resource``."""
+    deadline = time.monotonic() + 30
+    while not can(api, user, verb, resource, namespace):
+        assert time.monotonic() < deadline, f"{user} never got {verb} {resource} in {namespace}"
+        await asyncio.sleep(0.2)
+
+
 def readable_kubeconfig(cluster: K8sCluster, home: Path) -> None:
     """The server account's token as a kubeconfig uid 1000 can read (CA inlined)."""
     source = service_account_kubeconfig(cluster, SERVER_NS, "gp-server")
@@ -248,8 +256,10 @@ async def test_install_run_a_kernel_through_the_server_and_uninstall(
                 doc = emulated(doc, home, http, response)
             create(api, doc)
 
-        # least privilege: what the server's account may and may not do
-        assert can(api, SA, "create", "pods", KERNEL_NS)
+        # least privilege: what the server's account may and may not do.  The authorizer sees
+        # new RBAC objects through its informers, a moment after they are created (the
+        # manifests list the Role last), so the first grant is waited for.
+        await granted(api, SA, "create", "pods", KERNEL_NS)
         assert can(api, SA, "watch", "pods", KERNEL_NS)
         assert can(api, SA, "create", "secrets", KERNEL_NS)
         assert not can(api, SA, "get", "secrets", KERNEL_NS)
