@@ -55,8 +55,15 @@ def pooling_server(root: Path, store: Path, log: Path, *extra: str) -> Server:
 
 
 def records(store: Path) -> dict[str, dict[str, object]]:
+    """The store's records; none while the server has not created its schema yet (a loaded
+    machine can take seconds to start it, and this polls from the start)."""
     with sqlite3.connect(store) as db:
-        rows = db.execute("SELECT kernel_id, provisioner_info FROM gp_kernels").fetchall()
+        try:
+            rows = db.execute("SELECT kernel_id, provisioner_info FROM gp_kernels").fetchall()
+        except sqlite3.OperationalError as err:
+            if "no such table" not in str(err):
+                raise
+            rows = []
     return {kernel_id: json.loads(info) for kernel_id, info in rows}
 
 

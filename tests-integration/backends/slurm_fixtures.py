@@ -9,6 +9,7 @@ the session, the environment the provisioner and the response manager read.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -31,12 +32,24 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
 
 
 @pytest.fixture(scope="session")
-def slurm_kernelspecs(
+def installed_slurm_kernelspecs(
     slurm_cluster: SlurmCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SlurmKernelspecs]:
-    """Kernelspecs ``gp_slurm_cli`` (sbatch) and ``gp_slurm_rest`` (slurmrestd), installed with
-    ``jupyter-slurm-spec install --prefix``; partitions short and nosuchpartition allowed."""
+) -> tuple[SlurmKernelspecs, Path]:
+    """Kernelspecs ``gp_slurm_cli`` (sbatch) and ``gp_slurm_rest`` (slurmrestd), installed once
+    with ``jupyter-slurm-spec install --prefix``; partitions short and nosuchpartition allowed."""
     root = tmp_path_factory.mktemp("slurm-jupyter")
-    specs = install_kernelspecs(slurm_cluster, root)
+    return install_kernelspecs(slurm_cluster, root), root
+
+
+@pytest.fixture
+def slurm_kernelspecs(
+    installed_slurm_kernelspecs: tuple[SlurmKernelspecs, Path],
+) -> Iterator[SlurmKernelspecs]:
+    """The Slurm kernelspecs, visible (``JUPYTER_PATH``) for the one test that asks.
+
+    Set per test rather than for the session: a fixture of another suite that saved and
+    restores the environment around its own block (entered before this one was first made)
+    would otherwise erase the path, and every later Slurm test found no kernelspec."""
+    specs, root = installed_slurm_kernelspecs
     with kernelspec_environment(root):
         yield specs

@@ -127,17 +127,28 @@ def request(
     return json.loads(data) if data else {}
 
 
-_clients: dict[tuple[str, str], CountingApiClient] = {}
+_clients: dict[tuple[str, str, tuple[int, int, int] | None], CountingApiClient] = {}
 _clients_lock = threading.Lock()
+
+
+def _file_version(path: str) -> tuple[int, int, int] | None:
+    """What tells one version of a kubeconfig file from the next (inode, mtime, size)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 def get_api_client(kubeconfig: str = "", context: str = "") -> CountingApiClient:
     """The shared client for ``kubeconfig``/``context`` (blocking: call it off the loop).
 
     With neither set: ``$KUBECONFIG`` or ``~/.kube/config`` when present, else the in-cluster
-    service account.  Raises ``ConfigException`` saying what was tried.
+    service account.  Raises ``ConfigException`` saying what was tried.  A kubeconfig file
+    rewritten since (a rotated token) gets a client of its own: kernels started afterwards use
+    the new credentials, running ones keep theirs.
     """
-    key = (kubeconfig, context)
+    key = (kubeconfig, context, _file_version(kubeconfig) if kubeconfig else None)
     with _clients_lock:
         existing = _clients.get(key)
         if existing is not None:
