@@ -131,7 +131,7 @@ def nothing_left(k8s_cluster: K8sCluster, spark_operator: SparkOperatorEmulator)
     api = k8s_cluster.api_client()
     assert crd_leftovers(api) == [], "leftovers from an earlier test"
     yield
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # slack after a stalled apiserver
     while crd_leftovers(api) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert crd_leftovers(api) == []
