@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backends.dockerd import DockerBackend
@@ -212,9 +213,10 @@ def stallable(request: pytest.FixtureRequest) -> Stallable:
         pid = docker.daemon.process.pid
         return Stallable(get(f"e2e_{name}"), lambda: sigstopped([pid]))
     if name in ("k8s", "crd"):
+        pids = _apiserver(get("k8s_cluster"))
         if name == "crd":
             get("nothing_left")
-        pids = _apiserver(get("k8s_cluster"))
+            return Stallable(get("e2e_crd"), lambda: operator_excused(get("spark_operator"), pids))
         return Stallable(get(f"e2e_{name}"), lambda: sigstopped(pids))
     if name == "slurm":
         slurm: SlurmCluster = get("slurm_cluster")
@@ -222,6 +224,19 @@ def stallable(request: pytest.FixtureRequest) -> Stallable:
         return Stallable(get("e2e_slurm"), lambda: sigstopped([pid]))
     chosen_yarn: Stallable = get("e2e_yarn_behind_proxy")
     return chosen_yarn
+
+
+@contextlib.contextmanager
+def operator_excused(operator: Any, pids: list[int]) -> Iterator[Callable[[], None]]:
+    """The apiserver stalled as :func:`sigstopped` does; the Spark-operator emulator's own
+    calls fail meanwhile (that is the stall, not a bug of ours), so the errors it records
+    from the stall's start until the end of this block are not counted by ``nothing_left``."""
+    before = len(operator.errors)
+    try:
+        with sigstopped(pids) as resume:
+            yield resume
+    finally:
+        del operator.errors[before:]
 
 
 # -- the test --------------------------------------------------------------------------------------
