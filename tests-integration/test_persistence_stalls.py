@@ -229,13 +229,21 @@ def stallable(request: pytest.FixtureRequest) -> Stallable:
 @contextlib.contextmanager
 def operator_excused(operator: Any, pids: list[int]) -> Iterator[Callable[[], None]]:
     """The apiserver stalled as :func:`sigstopped` does; the Spark-operator emulator's own
-    calls fail meanwhile (that is the stall, not a bug of ours), so the errors it records
-    from the stall's start until the end of this block are not counted by ``nothing_left``."""
+    calls fail meanwhile and just after (requests cut or timed out by the stall: that is the
+    stall, not a bug of ours). After the stall this waits until both of the emulator's watch
+    loops have listed again (recovered), then drops the errors recorded since the stall began
+    so that ``nothing_left`` counts only errors of a recovered emulator."""
     before = len(operator.errors)
     try:
         with sigstopped(pids) as resume:
             yield resume
     finally:
+        stalled_listings = dict(operator.listings)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(
+            operator.listings[loop] <= count for loop, count in stalled_listings.items()
+        ):
+            time.sleep(0.2)
         del operator.errors[before:]
 
 

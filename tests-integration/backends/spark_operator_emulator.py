@@ -69,6 +69,8 @@ class OperatorEmulator:
         self._lock = threading.Lock()
         self.submitted = 0
         self.errors: list[str] = []
+        # successful listings per watch loop: a loop that listed after a moment has recovered
+        self.listings: dict[str, int] = {"objects": 0, "pods": 0}
 
     # -- hooks --------------------------------------------------------------------------------
 
@@ -105,6 +107,7 @@ class OperatorEmulator:
 
     def _watch_objects(self) -> None:
         listed = self.custom.list_cluster_custom_object(self.group, self.version, self.plural)
+        self.listings["objects"] += 1
         for item in listed.get("items") or []:
             self.on_object("ADDED", item)
         stream = watch.Watch().stream(
@@ -122,6 +125,7 @@ class OperatorEmulator:
 
     def _watch_pods(self) -> None:
         listed = self.core.list_pod_for_all_namespaces(label_selector=self.pod_selector)
+        self.listings["pods"] += 1
         stream = watch.Watch().stream(
             self.core.list_pod_for_all_namespaces,
             label_selector=self.pod_selector,
