@@ -160,6 +160,8 @@ def bench(session: nox.Session) -> None:
     session.run("python", "tests-integration/backends/dockerd.py", *docker_bench)
     session.run("python", "tests-integration/backends/k8s_cluster.py", "bench", "5,50")
     session.run("python", "tests-integration/backends/k8s_cluster.py", "bench-stop", "3")
+    # start-to-ready and shutdown(now=True) on the real kubelet next to the node agent
+    session.run("python", "tests-integration/backends/kubelet_node.py", "bench", "3")
     # gp-server: re-attaching 50 local kernels after a kill -9 of the server.
     install_packages(session, "gp-server", extras="")
     session.install("jupyter_server>=2.10")

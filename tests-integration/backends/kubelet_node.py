@@ -1,4 +1,4 @@
-"""A REAL, PATCHED kubelet node on loopback for the gp-k8s suites (opt-in: GP_K8S_REAL_KUBELET=1).
+"""A REAL, PATCHED kubelet node on loopback for the gp-k8s suites (GP_K8S_REAL_KUBELET=0: none).
 
 Never a stock kubelet: ``kubelet_build.sh`` builds one from Debian's kubernetes source tree with
 the cloud credential providers removed and a loopback node IP allowed (shared
@@ -43,6 +43,8 @@ BUILD_SCRIPT = HERE / "kubelet_build.sh"
 NODE_NAME = "localhost"
 PAUSE_IMAGE = "k8s.gcr.io/pause:3.2"
 HOST_IMAGE = "gp-test/host-python:1"
+HOST_LATEST = "gp-test/host-python:latest"
+"""The same image under ``latest``: with no pull policy the API would make it ``Always``."""
 
 
 def containerd_name(image: str) -> str:
@@ -58,7 +60,7 @@ def containerd_name(image: str) -> str:
 REGISTRIES = ("_default", "docker.io", "k8s.gcr.io", "registry.k8s.io", "gcr.io", "quay.io")
 SYSCTLS = ("vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops")
 CNI_BIN = Path("/usr/lib/cni")
-ENABLED = os.environ.get("GP_K8S_REAL_KUBELET") == "1"
+ENABLED = os.environ.get("GP_K8S_REAL_KUBELET", "1") != "0"
 
 
 class KubeletUnavailable(RuntimeError):
@@ -452,6 +454,36 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def join_node(cluster: Any, workdir: Path) -> KubeletNode:
+    """Build (or take from the cache) the patched kubelet, start it over its own containerd as
+    Node ``localhost`` of ``cluster`` (a ``backends.k8s_cluster.K8sCluster``) and wait until
+    the node is Ready; ``HOST_IMAGE`` is also tagged ``:latest`` on it.  The caller stops the
+    node (:meth:`KubeletNode.stop`) and checks the destinations it returns."""
+    from backends.k8s_cluster import K8S_BIN
+
+    kubelet, pause = ensure_kubelet(K8S_BIN)
+    pki = cluster.pki
+    if pki is None:
+        raise KubeletUnavailable("the cluster keeps no PKI for joining nodes")
+    node = KubeletNode(
+        workdir=workdir,
+        server=cluster.server,
+        ca_file=pki.ca_file,
+        client_cert=pki.issue("kubelet", f"system:node:{NODE_NAME}", "system:nodes"),
+        serving_cert=pki.issue("kubelet-serving", NODE_NAME, server=True),
+        kubelet=kubelet,
+        pause=pause,
+    )
+    try:
+        node.start()
+        node.ctr("images", "tag", containerd_name(HOST_IMAGE), containerd_name(HOST_LATEST))
+        cluster.wait_node_ready(NODE_NAME, timeout=90)
+    except BaseException:
+        node.stop()
+        raise
+    return node
+
+
 def host_pod_template(mounts: list[str], home: str) -> dict[str, Any]:
     """A pod template that runs a kernel of the host's Python on the real node: host network,
     the image ``HOST_IMAGE``, the host folders ``mounts`` (``/usr`` among them) mounted at the
@@ -476,3 +508,107 @@ def host_pod_template(mounts: list[str], home: str) -> dict[str, Any]:
             "volumes": volumes,
         },
     }
+
+
+def run_start_bench(runs: int = 3) -> str:
+    """Bring up the cluster and the real node next to the node agent, then start and stop a
+    kernel ``runs`` times on each: start_kernel() to the first kernel_info_reply, and
+    shutdown(now=True).  Returns the table of medians (``nox -s bench`` prints it)."""
+    import asyncio
+    import statistics
+    import sys
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    from backends.k8s_cluster import ensure_namespace, install_kernelspec, shared_cluster
+    from gp_k8s.reaper import Reaper
+    from gp_provisioners_core.testing import isolated_jupyter_paths
+
+    cluster = shared_cluster()
+    namespace = "gp-bench-start"
+    ensure_namespace(cluster.api_client(), namespace)
+    root = Path(tempfile.mkdtemp(prefix="gp-kubelet-bench-"))
+    node = join_node(cluster, root / "node")
+    checkout = str(HERE.parents[1])
+    mounts = {"/usr", str(Path(sys.base_prefix).resolve()), str(Path(sys.prefix).resolve())}
+    mounts |= {checkout, str(root)}
+    (root / "home").mkdir()
+    template = root / "host-python.yaml"
+    template.write_text(yaml.safe_dump(host_pod_template(sorted(mounts), str(root / "home"))))
+    env = dict(
+        os.environ,
+        KERNEL_USERNAME="bench",
+        GP_RESPONSE_IP="127.0.0.1",
+        GP_KUBECONFIG=str(cluster.admin_kubeconfig),
+    )
+    rows: dict[str, list[tuple[float, float]]] = {}
+
+    async def bench(kernel_name: str) -> tuple[float, float]:
+        manager = AsyncKernelManager(kernel_name=kernel_name)
+        started = time.monotonic()
+        await manager.start_kernel(env=env)
+        client = manager.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=120)
+        finally:
+            client.stop_channels()
+        ready = time.monotonic() - started
+        started = time.monotonic()
+        await manager.shutdown_kernel(now=True)
+        stopped = time.monotonic() - started
+        await Reaper.shared().settled(str(manager.kernel_id), 120)
+        return ready, stopped
+
+    try:
+        with isolated_jupyter_paths(root / "jupyter") as prefix:
+            common = ["--namespace", namespace, "--launch-timeout", "120"]
+            specs = {
+                "node agent": install_kernelspec(prefix, "gp_bench_agent", *common),
+                "real kubelet": install_kernelspec(
+                    prefix,
+                    "gp_bench_kubelet",
+                    *common,
+                    "--image-name",
+                    HOST_LATEST,
+                    "--pod-template",
+                    str(template),
+                ),
+            }
+            saved = {k: os.environ.get(k) for k in ("GP_RESPONSE_IP", "GP_KUBECONFIG")}
+            os.environ.update({k: env[k] for k in saved})
+            try:
+
+                async def all_runs() -> None:
+                    for label, name in specs.items():
+                        rows[label] = [await bench(name) for _ in range(runs)]
+
+                asyncio.run(all_runs())
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+    finally:
+        bad = off_loopback(node.stop())
+        shutil.rmtree(root, ignore_errors=True)
+    lines = [
+        f"gp-k8s start-to-ready and shutdown(now=True), median of {runs} (seconds)",
+        f"{'node':<14} {'ready':>7} {'shutdown':>9}",
+    ]
+    for label, figures in rows.items():
+        ready = statistics.median(f[0] for f in figures)
+        stopped = statistics.median(f[1] for f in figures)
+        lines.append(f"{label:<14} {ready:>7.2f} {stopped:>9.2f}")
+    lines.append(f"real kubelet traffic outside loopback: {bad or 'none'}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    # python kubelet_node.py bench [runs]: start-to-ready on the real node and the node agent
+    import sys
+
+    sys.path.insert(0, str(HERE.parent))
+    print(run_start_bench(int(sys.argv[2]) if len(sys.argv) > 2 else 3))
