@@ -173,7 +173,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         await self.validate_launch(env)
 
         # The key pair is made on the response server's thread; this loop keeps running.
-        manager = ResponseManager.instance(config=self.config)
+        manager = ResponseManager.shared(self.config)
         await manager.start_async()
         launch_secret = secrets.token_urlsafe(32)
         manager.register_event(kernel_id, launch_secret, allow_legacy=self.legacy_allowed())
@@ -235,7 +235,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         # Not logged here: jupyter_client's KernelManager logs every failed start once (with
         # its traceback); logging it here too made two or three ERROR records per failure.
         self.launch_phases.fail(err)
-        ResponseManager.instance(config=self.config).unregister_event(str(self.kernel_id))
+        ResponseManager.shared(self.config).unregister_event(str(self.kernel_id))
         try:
             await self.kill()
         except Exception as kill_error:  # noqa: BLE001 - the launch error matters more
@@ -309,7 +309,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         RSA key on the event loop)."""
         self._count_running(False)
         await self.relabelled()  # a claim's relabel must not race the removal of its objects
-        ResponseManager.instance(config=self.config).unregister_event(str(self.kernel_id))
+        ResponseManager.shared(self.config).unregister_event(str(self.kernel_id))
         self.kernel_channel = None
 
     async def get_provisioner_info(self) -> dict[str, Any]:
@@ -359,7 +359,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
             )
         if not self.launch_kernel_id:
             self.launch_kernel_id = str(self.kernel_id)
-        ResponseManager.instance(config=self.config).unregister_event(self.launch_kernel_id)
+        ResponseManager.shared(self.config).unregister_event(self.launch_kernel_id)
         self.kernel_id = kernel_id
         self._relabelling = asyncio.ensure_future(self._relabel_quietly(kernel_id))
 
@@ -394,7 +394,7 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         """The process's response manager, configured from this provisioner's config
         (``c.ResponseManager.*``) when this is the first to ask for it.  Blocks while it
         starts: ``pre_launch`` has already started it without blocking the loop."""
-        manager = ResponseManager.instance(config=self.config)
+        manager = ResponseManager.shared(self.config)
         manager.start()
         return manager
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from jupyter_client.localinterfaces import public_ips
 from traitlets import Bool, Float, Int, TraitError, Unicode, default, validate
-from traitlets.config import SingletonConfigurable
+from traitlets.config import Config, SingletonConfigurable
 
 from . import metrics
 from .config import env_float, env_int, validate_settings
@@ -53,8 +53,51 @@ class _PendingLaunch:
     )
 
 
+class ResponseManagerConfigError(RuntimeError):
+    """A second configuration of the process's response manager asks for other settings than
+    the ones it was made with (one response server serves every kernel of the process)."""
+
+
 class ResponseManager(SingletonConfigurable):
-    """Receives connection info from launchers; one instance per process (``instance()``)."""
+    """Receives connection info from launchers; one instance per process (:meth:`shared`)."""
+
+    @classmethod
+    def shared(cls, config: Config | None = None) -> ResponseManager:
+        """The process's response manager, made from ``config`` on the first call.
+
+        Called by ``RemoteProvisionerBase`` at each launch (with the provisioner's config,
+        which carries the kernelspec's own settings) and by applications that start it early.
+        A later call whose ``ResponseManager`` settings differ from those the manager was made
+        with raises :class:`ResponseManagerConfigError` naming each setting, both values and
+        where to configure it, instead of silently keeping the first caller's settings.
+        Settings a later config leaves out are not a conflict.
+        """
+        wanted = _section(config, cls.__name__)
+        if not cls.initialized():
+            manager = cls.instance(config=config) if config is not None else cls.instance()
+            manager._made_with = wanted
+            return manager
+        manager = cls.instance()
+        made_with: dict[str, Any] = getattr(manager, "_made_with", {})
+        differing = sorted(
+            name
+            for name, value in wanted.items()
+            if name in manager.trait_names(config=True)
+            and made_with.get(name, getattr(manager, name)) != value
+        )
+        if differing:
+            detail = "; ".join(
+                f"{name}={wanted[name]!r} asked, {made_with.get(name, getattr(manager, name))!r}"
+                " in use"
+                for name in differing
+            )
+            raise ResponseManagerConfigError(
+                f"The response manager of this process is already configured: {detail}. One "
+                "response server serves every kernel of a process, so set c.ResponseManager."
+                f"{differing[0]} (or its GP_* variable) once, in the server's configuration, "
+                "not per kernelspec"
+            )
+        return manager
 
     response_ip = Unicode(
         config=True,
@@ -261,6 +304,7 @@ class ResponseManager(SingletonConfigurable):
         self._rejections: OrderedDict[str, list[str]] = OrderedDict()
         self._legacy_refused_at: collections.deque[float] = collections.deque(maxlen=1000)
         self.rejected_count = 0
+        self._made_with: dict[str, Any] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -612,6 +656,13 @@ class ResponseManager(SingletonConfigurable):
         if self._key_pair is None:
             raise ProtocolError("not-ready", "the response manager has no key pair")
         return self._key_pair
+
+
+def _section(config: Config | None, name: str) -> dict[str, Any]:
+    """The settings ``config`` gives class ``name`` (a plain dict; empty when none)."""
+    if config is None or name not in config:
+        return {}
+    return {key: value for key, value in config[name].items() if not key[:1].isupper()}
 
 
 def _judge(
