@@ -50,6 +50,7 @@ from backends.kubelet_node import (
     KubeletNode,
     host_pod_template,
     join_node,
+    leave,
     off_loopback,
 )
 from test_k8s_conformance import K8sBackend
@@ -89,7 +90,7 @@ def real_node(
             time.sleep(1)
             running = running_tasks(node)
         report(f"real kubelet: containerd tasks still running after the suite: {running}")
-        destinations = node.stop()
+        destinations = leave(k8s_cluster, node)
         bad = off_loopback(destinations)
         seen = sorted(set(destinations))
         report(
@@ -131,43 +132,18 @@ def kubelet_specs(
     pod_network.write_text(yaml.safe_dump(no_host_network))
     crasher = root / "crasher.py"
     crasher.write_text(CRASHER)
+    common = ["--namespace", NAMESPACE, "--launch-timeout", "120", "--image-name", HOST_LATEST]
     with isolated_jupyter_paths(root) as prefix:
-        for name, launcher in (("crash", str(crasher)), ("badpath", BAD_LAUNCHER)):
-            install_kernelspec(
-                prefix,
-                f"gp_k8s_kubelet_{name}",
-                "--namespace",
-                NAMESPACE,
-                "--launch-timeout",
-                "120",
-                "--image-name",
-                HOST_LATEST,
-                "--image-launcher",
-                launcher,
-                "--pod-template",
-                str(template),
-            )
-        install_kernelspec(
-            prefix,
-            "gp_k8s_kubelet_pod_network",
-            "--namespace",
-            NAMESPACE,
-            "--launch-timeout",
-            "120",
-            "--image-name",
-            HOST_LATEST,
-            "--pod-template",
-            str(pod_network),
-        )
+        for name, extra in (
+            ("crash", ["--image-launcher", str(crasher), "--pod-template", str(template)]),
+            ("badpath", ["--image-launcher", BAD_LAUNCHER, "--pod-template", str(template)]),
+            ("pod_network", ["--pod-template", str(pod_network)]),
+        ):
+            install_kernelspec(prefix, f"gp_k8s_kubelet_{name}", *common, *extra)
         yield install_kernelspec(
             prefix,
             "gp_k8s_kubelet",
-            "--namespace",
-            NAMESPACE,
-            "--launch-timeout",
-            "120",
-            "--image-name",
-            HOST_LATEST,
+            *common,
             "--allowed-images",
             f"{HOST_IMAGE},gp-test/not-on-the-node:1",
             "--max-cpus",
