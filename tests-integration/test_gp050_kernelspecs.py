@@ -423,7 +423,7 @@ SPARK_JOB = """\
 import os
 print(f"preset={'sc' in globals()}")
 from pyspark.sql import SparkSession
-sc = SparkSession.builder.getOrCreate().sparkContext
+sc = SparkSession.builder.config("spark.ui.enabled", "false").getOrCreate().sparkContext
 print(f"sum={sc.parallelize(range(1, 101)).sum()}")
 print(f"master={sc.master}")
 print(f"app={os.environ.get('SPARK_APPLICATION_ID', '')}")
@@ -514,7 +514,9 @@ async def test_rewritten_spark_operator_spec_runs_a_spark_job(
                 client = manager.client()
                 client.start_channels()
                 try:
-                    job = await execute(client, SPARK_JOB, timeout=180)
+                    # a generous bound: the JVM starts in this cell (seconds on a quiet
+                    # machine, over two minutes seen on a loaded one)
+                    job = await execute(client, SPARK_JOB, timeout=300)
                 finally:
                     client.stop_channels()
                 # the JVM's warnings share the cell's stdout
