@@ -7,9 +7,11 @@ What runs end to end here: the distributed provisioner (this machine), YARN (the
 emulator), Docker and Swarm (the private dockerd with the kernel image of docker-images/,
 installed by 0.5.0 with ``--image-name`` naming it) and Kubernetes (the real control plane, the
 pod run as a container of that dockerd by a node agent of its own while the default node is
-cordoned).  The Spark-operator spec is pre_launched only: its rewrite needs pyspark in the image
-(see K8S_SPECS).  Rewritten Scala specs carry our Toree launcher and pass pre_launch (Scala
-kernels run end to end in the GP_TEST_SCALA suites).
+cordoned) and the Spark operator (0.5.0's ``--crd --spark`` spec, rewritten, names our
+Spark-Python image: OUR EMULATOR of the operator turns its SparkApplication into a driver pod
+that this node runs as a container of that image, where a Spark job runs in local mode).
+Rewritten Scala specs carry our Toree launcher and pass pre_launch (Scala kernels run end to
+end in the GP_TEST_SCALA suites).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,8 +36,17 @@ from jupyter_client.provisioning import KernelProvisionerFactory
 
 sys.path.insert(0, str(Path(__file__).parent))
 from backends.dockerd import KERNEL_LABEL, DockerBackend, docker_backend  # noqa: F401 - fixture
-from backends.k8s_cluster import NODE_NAME, K8sCluster, k8s_cluster, kernel_objects  # noqa: F401
+from backends.k8s_cluster import (  # noqa: F401 - fixture
+    NODE_NAME,
+    K8sCluster,
+    k8s_cluster,
+    kernel_objects,
+    raw,
+)
+from backends.kernel_images import ensure_kernel_image
+from backends.spark_operator_emulator import SparkOperatorEmulator
 from backends.yarn_harness import YarnBackendSetup, yarn_backend
+from crd_fixtures import SPARK_APPS, spark_operator  # noqa: F401 - fixture
 from gp050_helpers import (
     GP_CRASHES,
     WRITABLE,
@@ -332,48 +344,205 @@ def cordoned(cluster: K8sCluster, node: str) -> Iterator[None]:
         patch(False)
 
 
-K8S_SPECS: dict[str, list[str]] = {"k8s_python": []}
-"""The Spark-operator spec (``--crd --spark``) is not run here: its rewrite starts the Spark
-context lazily (0.5.0's spec carries no mode), which needs pyspark in the image, and the suite's
-kernel image has none; it stays pre_launch-only (test_old_spec_is_refused_then_rewritten)."""
-
-
-@pytest.mark.parametrize("name", list(K8S_SPECS))
-async def test_rewritten_k8s_spec_runs_on_a_docker_node(
-    name: str,
-    gp050: Path,
+@pytest.fixture(scope="module")
+def docker_node(
     k8s_cluster: K8sCluster,  # noqa: F811 - the imported fixture
     docker_backend: DockerBackend,  # noqa: F811 - the imported fixture
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("GP_KUBECONFIG", str(k8s_cluster.admin_kubeconfig))
-    monkeypatch.setenv("GP_RESPONSE_PORT", "0")
+) -> Iterator[str]:
+    """A node whose agent runs pods as containers of the private dockerd (for this module)."""
     agent = k8s_cluster.add_node_agent(
         GP050_DOCKER_NODE, extra=("--docker-host", docker_backend.base_url)
     )
     try:
         k8s_cluster.wait_node_ready(GP050_DOCKER_NODE)
+        yield GP050_DOCKER_NODE
+    finally:
+        k8s_cluster.remove_node_agent(agent)
+
+
+async def wait_no_objects(
+    api: Any, kernel_id: str, *, spark_apps: bool = False, timeout: float = 60
+) -> list[str]:
+    """The kernel's pods, Secrets and namespaces (and SparkApplications, with ``spark_apps``:
+    their CRD must be installed) left after ``timeout``."""
+
+    def left() -> list[str]:
+        names = []
+        if spark_apps:
+            apps = raw(api, "GET", SPARK_APPS, labelSelector=f"kernel-id={kernel_id}")
+            names = [f"sparkapplication {a['metadata']['name']}" for a in apps.get("items") or []]
+        return names + kernel_objects(api, kernel_id)
+
+    deadline = time.monotonic() + timeout
+    while (found := await asyncio.to_thread(left)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    return found
+
+
+async def test_rewritten_k8s_spec_runs_on_a_docker_node(
+    gp050: Path,
+    k8s_cluster: K8sCluster,  # noqa: F811 - the imported fixture
+    docker_backend: DockerBackend,  # noqa: F811 - the imported fixture
+    docker_node: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name = "k8s_python"
+    monkeypatch.setenv("GP_KUBECONFIG", str(k8s_cluster.admin_kubeconfig))
+    monkeypatch.setenv("GP_RESPONSE_PORT", "0")
+    with cordoned(k8s_cluster, NODE_NAME), isolated_jupyter_paths(tmp_path) as prefix:
+        done = gp_install(gp050, "k8s", ["--image-name", docker_backend.image], prefix)
+        assert done.returncode == 0, done.stderr[-800:]
+        with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
+            await start_run_stop(name, {})
+        migrated = subprocess.run([MIGRATE, name], capture_output=True, text=True)
+        assert migrated.returncode == 0, migrated.stderr
+        assert "scripts/kernel-pod.yaml.j2 is not read by ours" in migrated.stdout
+        print(f"{name}: {migrated.stdout.strip()}")
+        manager = AsyncKernelManager(kernel_name=name)
+        await manager.start_kernel(env={**os.environ, "KERNEL_USERNAME": USER})
+        kernel_id = str(manager.kernel_id)
+        try:
+            assert (await run_cell(manager, "print(6 * 7)")).strip() == "42"
+        finally:
+            await manager.shutdown_kernel(now=True)
+        assert await wait_no_objects(k8s_cluster.api_client(), kernel_id) == []
+
+
+# The Spark operator: 0.5.0's only custom-resource spec (``--crd --spark``; with ``--language
+# Scala`` too it writes this Python spec), installed as a user would (no --image-name: 0.5.0
+# names its elyra/kernel-spark-py image, which the rewrite replaces with our Spark-Python image),
+# rewritten, and run: OUR EMULATOR of the operator (crd_fixtures) makes the SparkApplication's
+# driver pod, which the docker node runs as a container of that image.  0.5.0 started these
+# kernels with Spark context mode none, and so does the rewrite: the cell makes the session as
+# a 0.5.0 notebook did.  The emulator starts the driver as ``PYSPARK_DRIVER_PYTHON
+# <mainApplicationFile> <arguments>`` (no spark-submit), so Spark runs in local mode inside the
+# driver container.
+SPARK_OPERATOR_SPEC = "k8s_python_spark_operator"
+SPARK_JOB = """\
+import os
+print(f"preset={'sc' in globals()}")
+from pyspark.sql import SparkSession
+sc = SparkSession.builder.config("spark.ui.enabled", "false").getOrCreate().sparkContext
+print(f"sum={sc.parallelize(range(1, 101)).sum()}")
+print(f"master={sc.master}")
+print(f"app={os.environ.get('SPARK_APPLICATION_ID', '')}")
+"""
+
+
+def test_spark_operator_spec_0_5_0_writes_for_scala_is_the_python_one(
+    gp050: Path, old_specs: Path, tmp_path: Path
+) -> None:
+    """0.5.0 has no Scala custom-resource spec: ``--crd --spark --language Scala`` silently
+    writes the Python one (run above after its rewrite); ours refuses that install instead."""
+    from gp_k8s.cli import main as k8s_spec
+    from gp_provisioners_core.installer import InstallerError
+
+    done = gp_install(gp050, "k8s", ["--crd", "--spark", "--language", "Scala"], tmp_path)
+    assert done.returncode == 0, done.stderr[-800:]
+    (folder,) = kernels_in(tmp_path).iterdir()
+    assert folder.name == SPARK_OPERATOR_SPEC
+    spec, python_spec = read_spec(folder), read_spec(old_specs / SPARK_OPERATOR_SPEC)
+    assert spec["language"] == "python"
+    assert spec["argv"][2:] == python_spec["argv"][2:]
+    assert spec["metadata"] == python_spec["metadata"]
+    with pytest.raises(InstallerError, match="Python kernels only"):
+        k8s_spec(
+            ["install", f"--prefix={tmp_path / 'ours'}", "--crd", "--spark", "--language", "Scala"]
+        )
+
+
+@pytest.fixture(scope="module")
+def spark_image(docker_backend: DockerBackend) -> str:  # noqa: F811 - the imported fixture
+    """build.py's Spark-Python image in the private dockerd (present, loaded or built)."""
+    started = time.monotonic()
+    try:
+        image, outcome = ensure_kernel_image(docker_backend.base_url, "spark-python")
+    except RuntimeError as err:  # build.py's BuildUnavailable / BuildFailed
+        pytest.fail(f"the Spark-Python image cannot be made here: {err}")
+    print(f"{image.tag}: {outcome} in {time.monotonic() - started:.1f}s")
+    return image.tag
+
+
+def driver_containers(backend: DockerBackend, pod_name: str) -> list[str]:
+    """The node agent's containers for the driver pod ``pod_name`` (any state)."""
+    client = backend.daemon.client()
+    pattern = f"k8s_spark-kubernetes-driver_{pod_name}_"
+    containers = client.containers.list(all=True, filters={"name": pattern})
+    return [f"container {c.name} ({c.status})" for c in containers]
+
+
+async def test_rewritten_spark_operator_spec_runs_a_spark_job(
+    gp050: Path,
+    k8s_cluster: K8sCluster,  # noqa: F811 - the imported fixture
+    docker_backend: DockerBackend,  # noqa: F811 - the imported fixture
+    docker_node: str,
+    spark_operator: SparkOperatorEmulator,  # noqa: F811 - the imported fixture
+    spark_image: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name = SPARK_OPERATOR_SPEC
+    monkeypatch.setenv("GP_KUBECONFIG", str(k8s_cluster.admin_kubeconfig))
+    monkeypatch.setenv("GP_RESPONSE_PORT", "0")
+    errors_before = len(spark_operator.errors)
+    spark_operator.allowed_images.add(spark_image)
+    try:
         with cordoned(k8s_cluster, NODE_NAME), isolated_jupyter_paths(tmp_path) as prefix:
-            flags = [*K8S_SPECS[name], "--image-name", docker_backend.image]
-            done = gp_install(gp050, "k8s", flags, prefix)
+            done = gp_install(gp050, "k8s", ["--crd", "--spark"], prefix)
             assert done.returncode == 0, done.stderr[-800:]
+            submitted = spark_operator.submitted
             with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
                 await start_run_stop(name, {})
             migrated = subprocess.run([MIGRATE, name], capture_output=True, text=True)
             assert migrated.returncode == 0, migrated.stderr
+            assert "sparkoperator.k8s.io-v1beta2.yaml.j2 is not read by ours" in migrated.stdout
             print(f"{name}: {migrated.stdout.strip()}")
+            config = read_spec(kernels_in(prefix) / name)["metadata"]["kernel_provisioner"]
+            assert config["config"]["image_name"] == spark_image
+
+            assert spark_operator.submitted == submitted  # the refusal submitted nothing
+            started = time.monotonic()
             manager = AsyncKernelManager(kernel_name=name)
             await manager.start_kernel(env={**os.environ, "KERNEL_USERNAME": USER})
             kernel_id = str(manager.kernel_id)
+            pod_name = f"{manager.provisioner.container_name}-driver"  # type: ignore[union-attr]
             try:
+                assert spark_operator.submitted == submitted + 1
                 assert (await run_cell(manager, "print(6 * 7)")).strip() == "42"
+                ready = time.monotonic() - started
+                client = manager.client()
+                client.start_channels()
+                try:
+                    # a generous bound: the JVM starts in this cell (seconds on a quiet
+                    # machine, over two minutes seen on a loaded one)
+                    job = await execute(client, SPARK_JOB, timeout=300)
+                finally:
+                    client.stop_channels()
+                # the JVM's warnings share the cell's stdout
+                lines = [line.strip() for line in re.split(r"[\r\n]", job.stdout)]
+                assert "preset=False" in lines, job  # mode none, as 0.5.0 ran it
+                assert "sum=5050" in lines, job
+                assert "master=local[*]" in lines, job
+                assert any(line.startswith("app=spark-") for line in lines), job
+                print(
+                    f"{name}: ready and a cell run in {ready:.1f}s, "
+                    f"Spark job after {time.monotonic() - started:.1f}s"
+                )
+                stopping = time.monotonic()
+                await manager.shutdown_kernel()  # as JupyterLab does: a shutdown_request first
+                print(f"{name}: shut down in {time.monotonic() - stopping:.1f}s")
             finally:
-                await manager.shutdown_kernel(now=True)
+                if manager.has_kernel:
+                    await manager.shutdown_kernel(now=True)
             api = k8s_cluster.api_client()
-            deadline = time.monotonic() + 60
-            while (left := kernel_objects(api, kernel_id)) and time.monotonic() < deadline:
-                await asyncio.sleep(0.5)
+            assert await wait_no_objects(api, kernel_id, spark_apps=True) == []
+            deadline = time.monotonic() + 30
+            while (left := driver_containers(docker_backend, pod_name)) and (
+                time.monotonic() < deadline
+            ):
+                await asyncio.sleep(0.3)
             assert left == []
     finally:
-        k8s_cluster.remove_node_agent(agent)
+        spark_operator.allowed_images.discard(spark_image)
+    assert spark_operator.errors[errors_before:] == []

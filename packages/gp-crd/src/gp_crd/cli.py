@@ -40,8 +40,14 @@ class CrdSpecInstaller(K8sSpecInstaller):
         super().prepare(args)
 
     def migration_flags(self, spec: dict[str, Any]) -> list[str]:
-        """A gateway_provisioners spark-operator spec is a SparkApplication spec."""
-        return ["--spark-operator"]
+        """A gateway_provisioners spark-operator spec is a SparkApplication spec.  Its argv
+        names no Spark context mode, and 0.5.0's server-side launcher then started the driver
+        with ``none``: the rewrite keeps ``none`` (no ``spark``/``sc`` made at start, no
+        executors requested before the notebook asks).  Called by ``jupyter gp-migrate-specs``."""
+        argv = [str(arg) for arg in spec.get("argv") or []]
+        if "--spark-context-initialization-mode" in argv:
+            return ["--spark-operator"]
+        return ["--spark-operator", "--spark-init-mode", "none"]
 
 
 def main(argv: list[str] | None = None) -> int:

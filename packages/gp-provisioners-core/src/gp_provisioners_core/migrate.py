@@ -32,6 +32,17 @@ BACKUP_PREFIX = ".gp-migrate-backup-"
 OLD_IMAGE_PREFIX = "elyra/"  # gateway_provisioners' default kernel images (v1 launchers)
 OLD_TF_IMAGE = "elyra/kernel-tf-py:"  # ... of which this one has no counterpart of ours
 KEPT_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg", "kernel.js")
+# gateway_provisioners' Jinja templates of the objects its server-side launchers created (users
+# edited them for resources, volumes, sparkConf...): ours are never read, so each one found is
+# said, with the manifest and config key of ours that replace it.
+OLD_TEMPLATES = {
+    "kernel-pod.yaml.j2": ("Pod", "pod_template_file", "--pod-template"),
+    "sparkoperator.k8s.io-v1beta2.yaml.j2": (
+        "SparkApplication",
+        "custom_resource_template_file",
+        "--spark-application-template",
+    ),
+}
 
 
 class MigrateError(SystemExit):
@@ -103,7 +114,23 @@ def migration_args(
             continue
         kept[key] = value
     args.kept_config = kept
+    notes += old_template_notes(folder)
     return args
+
+
+def old_template_notes(folder: Path) -> list[str]:
+    """What to do with each of gateway_provisioners' Jinja templates in ``folder`` (it is not
+    read after the rewrite).  Called by :func:`migration_args`."""
+    notes = []
+    for name, (kind, key, flag) in OLD_TEMPLATES.items():
+        if (folder / "scripts" / name).is_file():
+            notes.append(
+                f"gateway_provisioners' template scripts/{name} is not read by ours (it stays in "
+                f"the backup): if you changed it, write those settings as a {kind} manifest in "
+                f"the spec folder and name it in the spec's config as {key} (what {flag} FILE "
+                "does at install)"
+            )
+    return notes
 
 
 def migrate_spec(folder: Path, *, dry_run: bool = False) -> str:
