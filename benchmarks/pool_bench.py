@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # tests-integration: the backends' bring-up modules (``backends.sshd``, ``backends.slurm``, ...).
 sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests-integration"))
 
-import ssh_hosts  # sibling module
+import ssh_hosts  # sibling modules
+from launch_bench import Context, add_spec_env, remote_kernel_env
 
 WORKER_TIMEOUT = 900.0
 KERNEL_USER = "bench"
@@ -51,30 +52,6 @@ class Row:
     drop_env: tuple[str, ...] = ()
     unavailable: str = ""
     cleanup: Callable[[], None] | None = None
-
-
-@dataclass
-class Context:
-    root: Path
-    args: argparse.Namespace
-    ssh: ssh_hosts.SshHost | None = None
-
-    def data_dir(self, key: str) -> Path:
-        path = self.root / f"data-{key}"
-        (path / "kernels").mkdir(parents=True, exist_ok=True)
-        return path
-
-    def private_dirs(self) -> dict[str, str]:
-        home = self.root / "home"
-        dirs = {}
-        for name, sub in (
-            ("JUPYTER_CONFIG_DIR", "config"),
-            ("JUPYTER_RUNTIME_DIR", "runtime"),
-            ("IPYTHONDIR", "ipython"),
-        ):
-            (home / sub).mkdir(parents=True, exist_ok=True)
-            dirs[name] = str(home / sub)
-        return dirs
 
 
 def write_spec(data_dir: Path, name: str, spec: dict[str, Any]) -> None:
@@ -100,9 +77,7 @@ def setup_local(ctx: Context) -> Row:
 
 def setup_ssh(ctx: Context) -> Row:
     row = Row("ssh", f"gp-distributed (ssh {ssh_hosts.ADDRESS})", drop_env=("SSH_AUTH_SOCK",))
-    if ctx.ssh is None:
-        ctx.ssh = ssh_hosts.start(ctx.root / "sshd")
-    host = ctx.ssh
+    host = ctx.ssh_host()
     if host.unavailable:
         row.unavailable = f"no sshd: {host.unavailable}"
         return row
@@ -136,14 +111,7 @@ def setup_ssh(ctx: Context) -> Row:
         row.unavailable = f"jupyter-ssh-spec install failed: {done.stderr[-500:]}"
         return row
     spec_file = data_dir / "kernels" / row.kernel_name / "kernel.json"
-    spec = json.loads(spec_file.read_text())
-    spec["env"] = {
-        **spec.get("env", {}),
-        **ctx.private_dirs(),
-        "JUPYTER_DATA_DIR": str(data_dir),
-        "JUPYTER_PLATFORM_DIRS": "1",
-    }
-    spec_file.write_text(json.dumps(spec, indent=2) + "\n")
+    add_spec_env(spec_file, remote_kernel_env(ctx, data_dir))
     return row
 
 
@@ -384,7 +352,7 @@ def main() -> int:
         return 0
     results: list[tuple[Row, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="gp-pool-bench-") as tmp:
-        ctx = Context(Path(tmp), args)
+        ctx = Context(root=Path(tmp), args=args)
         try:
             for key in args.backends.split(","):
                 print(f"pool bench: {key}", file=sys.stderr, flush=True)
@@ -396,8 +364,7 @@ def main() -> int:
                         row.cleanup()
                 results.append((row, result))
         finally:
-            if ctx.ssh is not None:
-                ctx.ssh.stop()
+            ctx.close()  # the sshd, if the ssh row started it
     print_table(results, args.runs, args.pool_size)
     return 0
 
