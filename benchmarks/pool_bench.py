@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests-integration"))
 
 import ssh_hosts  # sibling modules
-from launch_bench import Context, add_spec_env, remote_kernel_env
+from launch_bench import Context, install_ssh_spec, ssh_server_env
 
 WORKER_TIMEOUT = 900.0
 KERNEL_USER = "bench"
@@ -83,35 +83,8 @@ def setup_ssh(ctx: Context) -> Row:
         return row
     data_dir = ctx.data_dir("ssh")
     row.kernel_name = "pool_ssh"
-    row.env = {
-        "JUPYTER_DATA_DIR": str(data_dir),
-        "GP_RESPONSE_IP": "127.0.0.1",
-        "GP_RESPONSE_PORT": "0",
-        "GP_SSH_USER": host.user,
-        "GP_SSH_KEY_FILE": str(host.key_file),
-        "GP_SSH_KNOWN_HOSTS": str(host.known_hosts),
-        "GP_SSH_CONFIG_FILE": "",
-        "GP_SSH_ALLOW_AGENT": "false",
-    }
-    install = [
-        sys.executable,
-        "-m",
-        "gp_distributed.cli",
-        "install",
-        "--user",
-        "--replace",
-        f"--kernel-name={row.kernel_name}",
-        f"--remote-hosts={host.entry}",
-        f"--python={sys.executable}",
-    ]
-    done = subprocess.run(
-        install, env={**os.environ, **row.env}, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        row.unavailable = f"jupyter-ssh-spec install failed: {done.stderr[-500:]}"
-        return row
-    spec_file = data_dir / "kernels" / row.kernel_name / "kernel.json"
-    add_spec_env(spec_file, remote_kernel_env(ctx, data_dir))
+    row.env = ssh_server_env(host, data_dir)
+    row.unavailable = install_ssh_spec(ctx, host, data_dir, row.kernel_name)
     return row
 
 
