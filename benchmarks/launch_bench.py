@@ -206,6 +206,17 @@ def make_gp_ssh(ctx: Context) -> Variant:
     data_dir = ctx.data_dir("gp_ssh")
     variant.kernel_name = "bench_gp_ssh"
     variant.env = {
+        **ssh_server_env(host, data_dir),
+        # The remote launcher's mktemp folder then lands in the launch's TMPDIR (leak check).
+        "GP_REMOTE_ENV_ALLOWLIST": "TMPDIR",
+    }
+    variant.unavailable = install_ssh_spec(ctx, host, data_dir, variant.kernel_name)
+    return variant
+
+
+def ssh_server_env(host: ssh_hosts.SshHost, data_dir: Path) -> dict[str, str]:
+    """The server side's settings of a gp-distributed row on the run's sshd."""
+    return {
         "JUPYTER_DATA_DIR": str(data_dir),
         "GP_RESPONSE_IP": "127.0.0.1",
         "GP_RESPONSE_PORT": "0",
@@ -214,14 +225,16 @@ def make_gp_ssh(ctx: Context) -> Variant:
         "GP_SSH_KNOWN_HOSTS": str(host.known_hosts),
         "GP_SSH_CONFIG_FILE": "",
         "GP_SSH_ALLOW_AGENT": "false",
-        # The remote launcher's mktemp folder then lands in the launch's TMPDIR (leak check).
-        "GP_REMOTE_ENV_ALLOWLIST": "TMPDIR",
     }
-    variant.unavailable = install_gp_spec(data_dir, variant.kernel_name, host.entry)
-    if not variant.unavailable:
-        spec_file = data_dir / "kernels" / variant.kernel_name / "kernel.json"
-        add_spec_env(spec_file, remote_kernel_env(ctx, data_dir))
-    return variant
+
+
+def install_ssh_spec(ctx: Context, host: ssh_hosts.SshHost, data_dir: Path, name: str) -> str:
+    """Our ssh kernelspec ``name`` for ``host`` in ``data_dir``, its kernels given the private
+    folders (:func:`remote_kernel_env`); '' or why it failed.  Also used by pool_bench."""
+    unavailable = install_gp_spec(data_dir, name, host.entry)
+    if not unavailable:
+        add_spec_env(data_dir / "kernels" / name / "kernel.json", remote_kernel_env(ctx, data_dir))
+    return unavailable
 
 
 def make_gp050(ctx: Context) -> Variant:

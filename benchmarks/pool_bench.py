@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # tests-integration: the backends' bring-up modules (``backends.sshd``, ``backends.slurm``, ...).
 sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests-integration"))
 
-import ssh_hosts  # sibling module
+import ssh_hosts  # sibling modules
+from launch_bench import Context, install_ssh_spec, ssh_server_env
 
 WORKER_TIMEOUT = 900.0
 KERNEL_USER = "bench"
@@ -51,30 +52,6 @@ class Row:
     drop_env: tuple[str, ...] = ()
     unavailable: str = ""
     cleanup: Callable[[], None] | None = None
-
-
-@dataclass
-class Context:
-    root: Path
-    args: argparse.Namespace
-    ssh: ssh_hosts.SshHost | None = None
-
-    def data_dir(self, key: str) -> Path:
-        path = self.root / f"data-{key}"
-        (path / "kernels").mkdir(parents=True, exist_ok=True)
-        return path
-
-    def private_dirs(self) -> dict[str, str]:
-        home = self.root / "home"
-        dirs = {}
-        for name, sub in (
-            ("JUPYTER_CONFIG_DIR", "config"),
-            ("JUPYTER_RUNTIME_DIR", "runtime"),
-            ("IPYTHONDIR", "ipython"),
-        ):
-            (home / sub).mkdir(parents=True, exist_ok=True)
-            dirs[name] = str(home / sub)
-        return dirs
 
 
 def write_spec(data_dir: Path, name: str, spec: dict[str, Any]) -> None:
@@ -100,50 +77,14 @@ def setup_local(ctx: Context) -> Row:
 
 def setup_ssh(ctx: Context) -> Row:
     row = Row("ssh", f"gp-distributed (ssh {ssh_hosts.ADDRESS})", drop_env=("SSH_AUTH_SOCK",))
-    if ctx.ssh is None:
-        ctx.ssh = ssh_hosts.start(ctx.root / "sshd")
-    host = ctx.ssh
+    host = ctx.ssh_host()
     if host.unavailable:
         row.unavailable = f"no sshd: {host.unavailable}"
         return row
     data_dir = ctx.data_dir("ssh")
     row.kernel_name = "pool_ssh"
-    row.env = {
-        "JUPYTER_DATA_DIR": str(data_dir),
-        "GP_RESPONSE_IP": "127.0.0.1",
-        "GP_RESPONSE_PORT": "0",
-        "GP_SSH_USER": host.user,
-        "GP_SSH_KEY_FILE": str(host.key_file),
-        "GP_SSH_KNOWN_HOSTS": str(host.known_hosts),
-        "GP_SSH_CONFIG_FILE": "",
-        "GP_SSH_ALLOW_AGENT": "false",
-    }
-    install = [
-        sys.executable,
-        "-m",
-        "gp_distributed.cli",
-        "install",
-        "--user",
-        "--replace",
-        f"--kernel-name={row.kernel_name}",
-        f"--remote-hosts={host.entry}",
-        f"--python={sys.executable}",
-    ]
-    done = subprocess.run(
-        install, env={**os.environ, **row.env}, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        row.unavailable = f"jupyter-ssh-spec install failed: {done.stderr[-500:]}"
-        return row
-    spec_file = data_dir / "kernels" / row.kernel_name / "kernel.json"
-    spec = json.loads(spec_file.read_text())
-    spec["env"] = {
-        **spec.get("env", {}),
-        **ctx.private_dirs(),
-        "JUPYTER_DATA_DIR": str(data_dir),
-        "JUPYTER_PLATFORM_DIRS": "1",
-    }
-    spec_file.write_text(json.dumps(spec, indent=2) + "\n")
+    row.env = ssh_server_env(host, data_dir)
+    row.unavailable = install_ssh_spec(ctx, host, data_dir, row.kernel_name)
     return row
 
 
@@ -384,7 +325,7 @@ def main() -> int:
         return 0
     results: list[tuple[Row, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="gp-pool-bench-") as tmp:
-        ctx = Context(Path(tmp), args)
+        ctx = Context(root=Path(tmp), args=args)
         try:
             for key in args.backends.split(","):
                 print(f"pool bench: {key}", file=sys.stderr, flush=True)
@@ -396,8 +337,7 @@ def main() -> int:
                         row.cleanup()
                 results.append((row, result))
         finally:
-            if ctx.ssh is not None:
-                ctx.ssh.stop()
+            ctx.close()  # the sshd, if the ssh row started it
     print_table(results, args.runs, args.pool_size)
     return 0
 

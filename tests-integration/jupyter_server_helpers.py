@@ -4,6 +4,7 @@ by the end-to-end suites (no tests here)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,80 @@ def start_server(
     raise RuntimeError("jupyter server did not listen within 60s")
 
 
+def store_server(
+    root: Path,
+    store: Path,
+    log: Path,
+    *extra: str,
+    manager: str = "PersistentKernelManager",
+    env: Mapping[str, str] | None = None,
+) -> Server:
+    """:func:`start_server` with gp-server's ``manager`` (``PersistentKernelManager`` or
+    ``PoolingKernelManager``) as its kernel manager, on the SQLite store ``store`` whose sealing
+    key file lies beside it; ``env`` as for :func:`start_server`."""
+    return start_server(
+        root,
+        log,
+        f"--ServerApp.kernel_manager_class=gp_server.{manager}",
+        f"--{manager}.store_url=sqlite:///{store}",
+        *extra,
+        env={**(env or {}), "GP_SERVER_STORE_KEY_FILE": str(store.parent / "store.key")},
+    )
+
+
+def kill_hard(server: Server) -> None:
+    """SIGKILL the server: no shutdown hook runs (its kernels stay, its store is as it was)."""
+    server.process.kill()
+    server.process.wait()
+
+
+async def new_kernel(server: Server, kernel_name: str) -> str:
+    """Start a kernel of ``kernel_name`` through the REST API; its id."""
+    code, model = await server.call("POST", "/api/kernels", {"name": kernel_name})
+    assert code == 201, model
+    return str(model["id"])
+
+
+async def listed_ids(server: Server, wanted: str, timeout: float = 60) -> list[str]:
+    """The kernel ids the server lists, once ``wanted`` is among them (or at ``timeout``):
+    re-attaching runs after the server starts listening."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, kernels = await server.call("GET", "/api/kernels")
+        assert code == 200
+        ids = [k["id"] for k in kernels]
+        if wanted in ids or time.monotonic() > deadline:
+            return ids
+        await asyncio.sleep(0.3)
+
+
+async def wait_for_log(server: Server, text: str, timeout: float = 60) -> bool:
+    """Whether ``text`` reached the server's log within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while text not in server.log_text():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.3)
+    return True
+
+
+@contextlib.contextmanager
+def local_kernelspecs(root: Path, kernel_name: str, **config: Any) -> Iterator[Path]:
+    """Jupyter paths isolated under ``root`` (yielded) holding gp-distributed's kernelspec
+    ``kernel_name`` for this host, with ``config`` added to its provisioner config."""
+    from gp_distributed.cli import main as install_spec
+    from gp_provisioners_core.testing import isolated_jupyter_paths
+
+    with isolated_jupyter_paths(root) as prefix:
+        install_spec(["install", "--prefix", str(prefix), "--kernel-name", kernel_name])
+        if config:
+            [spec_file] = root.rglob(f"kernels/{kernel_name}/kernel.json")
+            spec = json.loads(spec_file.read_text())
+            spec["metadata"]["kernel_provisioner"].setdefault("config", {}).update(config)
+            spec_file.write_text(json.dumps(spec))
+        yield root
+
+
 def stop_server(server: Server) -> None:
     server.process.terminate()
     try:
@@ -187,6 +262,15 @@ class KernelSocket:
 
     def close(self) -> None:
         self.connection.close()
+
+
+async def run(server: Server, kernel_id: str, code: str) -> dict[str, Any]:
+    """Execute ``code`` in the kernel over a websocket of its own; stdout and error name."""
+    channel = await KernelSocket.open(server, kernel_id)
+    try:
+        return await channel.execute(code)
+    finally:
+        channel.close()
 
 
 async def drive_kernel_lifecycle(server: Server, kernel_name: str) -> str:

@@ -17,55 +17,30 @@ from pathlib import Path
 
 import pytest
 from jupyter_server_helpers import (
-    KernelSocket,
     Server,
+    kill_hard,
+    listed_ids,
+    local_kernelspecs,
+    new_kernel,
     processes_with,
-    start_server,
+    run,
     stop_server,
+    store_server,
+    wait_for_log,
     wait_until_gone,
 )
-
-from gp_distributed.cli import main as install_spec
-from gp_provisioners_core.testing import isolated_jupyter_paths
 
 PY = "persist_python"
 
 
 @pytest.fixture(scope="module")
 def kernelspecs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("jupyter")
-    with isolated_jupyter_paths(root) as prefix:
-        install_spec(["install", "--prefix", str(prefix), "--kernel-name", PY])
+    with local_kernelspecs(tmp_path_factory.mktemp("jupyter"), PY) as root:
         yield root
 
 
 def persistent_server(root: Path, store: Path, log: Path, *extra: str) -> Server:
-    return start_server(
-        root,
-        log,
-        "--ServerApp.kernel_manager_class=gp_server.PersistentKernelManager",
-        f"--PersistentKernelManager.store_url=sqlite:///{store}",
-        *extra,
-        env={"GP_SERVER_STORE_KEY_FILE": str(store.parent / "store.key")},
-    )
-
-
-def kill_hard(server: Server) -> None:
-    server.process.kill()  # SIGKILL: no shutdown hook runs
-    server.process.wait()
-
-
-async def listed_ids(server: Server, wanted: str, timeout: float = 60) -> list[str]:
-    """The kernel ids the server lists, once ``wanted`` is among them (or at ``timeout``):
-    re-attaching runs after the server starts listening."""
-    deadline = time.monotonic() + timeout
-    while True:
-        code, kernels = await server.call("GET", "/api/kernels")
-        assert code == 200
-        ids = [k["id"] for k in kernels]
-        if wanted in ids or time.monotonic() > deadline:
-            return ids
-        await asyncio.sleep(0.3)
+    return store_server(root, store, log, *extra)
 
 
 def kill_processes_with(text: str) -> None:
@@ -81,22 +56,12 @@ def kill_processes_with(text: str) -> None:
                     os.kill(int(entry.name), signal.SIGKILL)
 
 
-async def run(server: Server, kernel_id: str, code: str) -> dict[str, object]:
-    channel = await KernelSocket.open(server, kernel_id)
-    try:
-        return await channel.execute(code)
-    finally:
-        channel.close()
-
-
 @pytest.mark.asyncio
 async def test_kernel_survives_kill_9_of_the_server(kernelspecs: Path, tmp_path: Path) -> None:
     store = tmp_path / "kernels.sqlite"
     first = persistent_server(kernelspecs, store, tmp_path / "first.log")
     try:
-        code, model = await first.call("POST", "/api/kernels", {"name": PY})
-        assert code == 201, model
-        kernel_id = model["id"]
+        kernel_id = await new_kernel(first, PY)
         assert (await run(first, kernel_id, "answer = 41"))["error"] == ""
     finally:
         kill_hard(first)
@@ -125,9 +90,7 @@ async def test_store_holds_no_connection_key_in_clear(kernelspecs: Path, tmp_pat
     store = tmp_path / "kernels.sqlite"
     server = persistent_server(kernelspecs, store, tmp_path / "server.log")
     try:
-        code, model = await server.call("POST", "/api/kernels", {"name": PY})
-        assert code == 201, model
-        kernel_id = model["id"]
+        kernel_id = await new_kernel(server, PY)
         with sqlite3.connect(store) as db:
             (info, sealed, owner, name) = db.execute(
                 "SELECT provisioner_info, sealed_secrets, owner, kernel_name FROM gp_kernels "
@@ -164,9 +127,7 @@ async def test_a_record_whose_kernel_is_gone_is_dropped(kernelspecs: Path, tmp_p
     store = tmp_path / "kernels.sqlite"
     first = persistent_server(kernelspecs, store, tmp_path / "first.log")
     try:
-        code, model = await first.call("POST", "/api/kernels", {"name": PY})
-        assert code == 201, model
-        kernel_id = model["id"]
+        kernel_id = await new_kernel(first, PY)
     finally:
         kill_hard(first)
     kill_processes_with(kernel_id)
@@ -179,6 +140,7 @@ async def test_a_record_whose_kernel_is_gone_is_dropped(kernelspecs: Path, tmp_p
             await asyncio.sleep(0.3)
         assert f"kernel {kernel_id} ({PY}, owner alice) is gone" in second.log_text()
         code, kernels = await second.call("GET", "/api/kernels")
+        assert code == 200
         assert kernel_id not in [k["id"] for k in kernels]
     finally:
         stop_server(second)
@@ -198,9 +160,7 @@ async def test_orphans_of_a_lost_store_are_listed_in_dry_run_then_removed(
     store = tmp_path / "kernels.sqlite"
     first = persistent_server(kernelspecs, store, tmp_path / "first.log")
     try:
-        code, model = await first.call("POST", "/api/kernels", {"name": PY})
-        assert code == 201, model
-        kernel_id = model["id"]
+        kernel_id = await new_kernel(first, PY)
     finally:
         kill_hard(first)
     delete_store(store)
@@ -234,15 +194,6 @@ async def test_orphans_of_a_lost_store_are_listed_in_dry_run_then_removed(
         stop_server(cleaning)
 
 
-async def wait_for_log(server: Server, text: str, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while text not in server.log_text():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.3)
-    return True
-
-
 @pytest.mark.asyncio
 async def test_keep_kernels_on_exit_survives_a_clean_stop(
     kernelspecs: Path, tmp_path: Path
@@ -251,9 +202,7 @@ async def test_keep_kernels_on_exit_survives_a_clean_stop(
     keep = "--PersistentKernelManager.keep_kernels_on_exit=True"
     first = persistent_server(kernelspecs, store, tmp_path / "first.log", keep)
     try:
-        code, model = await first.call("POST", "/api/kernels", {"name": PY})
-        assert code == 201, model
-        kernel_id = model["id"]
+        kernel_id = await new_kernel(first, PY)
         assert (await run(first, kernel_id, "kept = 'yes'"))["error"] == ""
     finally:
         stop_server(first)  # SIGTERM: Jupyter Server's clean shutdown
@@ -278,9 +227,7 @@ async def test_a_re_attached_kernel_restarts_and_is_recorded_again(
     store = tmp_path / "kernels.sqlite"
     first = persistent_server(kernelspecs, store, tmp_path / "first.log")
     try:
-        code, model = await first.call("POST", "/api/kernels", {"name": PY})
-        assert code == 201, model
-        kernel_id = model["id"]
+        kernel_id = await new_kernel(first, PY)
     finally:
         kill_hard(first)
     second = persistent_server(kernelspecs, store, tmp_path / "second.log")
@@ -309,9 +256,7 @@ async def test_a_clean_stop_shuts_kernels_down_and_forgets_them(
     store = tmp_path / "kernels.sqlite"
     server = persistent_server(kernelspecs, store, tmp_path / "server.log")
     try:
-        code, model = await server.call("POST", "/api/kernels", {"name": PY})
-        assert code == 201, model
-        kernel_id = model["id"]
+        kernel_id = await new_kernel(server, PY)
     finally:
         stop_server(server)  # SIGTERM: Jupyter Server shuts every kernel down
     assert await wait_until_gone(kernel_id) == []
@@ -326,9 +271,7 @@ async def test_a_re_attached_kernel_restarted_then_deleted_leaves_nothing(
     store = tmp_path / "kernels.sqlite"
     first = persistent_server(kernelspecs, store, tmp_path / "first.log")
     try:
-        code, model = await first.call("POST", "/api/kernels", {"name": PY})
-        assert code == 201, model
-        kernel_id = model["id"]
+        kernel_id = await new_kernel(first, PY)
     finally:
         kill_hard(first)
     second = persistent_server(kernelspecs, store, tmp_path / "second.log")

@@ -22,7 +22,16 @@ from backends.dockerd import KERNEL_LABEL, DockerBackend
 from backends.k8s_cluster import k8s_cluster  # noqa: F401 - fixture
 from crd_fixtures import spark_operator  # noqa: F401 - fixture
 from e2e_helpers import LAUNCH_TIMEOUT, E2EBackend, install_spec, wait_for_nothing
-from jupyter_server_helpers import Server, processes_with, start_server, stop_server
+from jupyter_server_helpers import (
+    Server,
+    kill_hard,
+    listed_ids,
+    processes_with,
+    run,
+    stop_server,
+    store_server,
+    wait_for_log,
+)
 from test_e2e_backends import docker_backend, e2e_docker, e2e_ssh  # noqa: F401 - fixtures
 from test_e2e_clusters import (  # noqa: F401 - fixtures
     K8S_KERNEL_NAMESPACE,
@@ -31,7 +40,7 @@ from test_e2e_clusters import (  # noqa: F401 - fixtures
     e2e_slurm,
     e2e_yarn,
 )
-from test_persistence import delete_store, kill_hard, listed_ids, run, wait_for_log
+from test_persistence import delete_store
 
 pytest_plugins = ["backends.slurm_fixtures"]
 
@@ -76,19 +85,8 @@ def e2e_swarm(e2e_docker: E2EBackend, docker_backend: DockerBackend) -> E2EBacke
 
 
 def persistent_server(backend: E2EBackend, store: Path, log: Path, *extra: str) -> Server:
-    env = dict(backend.env)
-    env.update(
-        GP_SERVER_STORE_KEY_FILE=str(store.parent / "store.key"),
-        GP_SERVER_ORPHAN_CLEANUP="off",
-    )
-    return start_server(
-        store.parent,
-        log,
-        "--ServerApp.kernel_manager_class=gp_server.PersistentKernelManager",
-        f"--PersistentKernelManager.store_url=sqlite:///{store}",
-        *extra,
-        env=env,
-    )
+    env = {**backend.env, "GP_SERVER_ORPHAN_CLEANUP": "off"}
+    return store_server(store.parent, store, log, *extra, env=env)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -7,8 +7,6 @@ the lease expires and serves it over REST and websocket, state intact.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,11 +14,19 @@ import pytest
 from backends.postgres import PostgresServer, running_postgres, why_not_available
 from backends.system_packages import cannot_run
 from cryptography.fernet import Fernet
-from jupyter_server_helpers import Server, start_server, stop_server, wait_until_gone
-from test_persistence import PY, kill_hard, listed_ids, run
-
-from gp_distributed.cli import main as install_spec
-from gp_provisioners_core.testing import isolated_jupyter_paths
+from jupyter_server_helpers import (
+    Server,
+    kill_hard,
+    listed_ids,
+    local_kernelspecs,
+    new_kernel,
+    run,
+    start_server,
+    stop_server,
+    wait_for_log,
+    wait_until_gone,
+)
+from test_persistence import PY
 
 LEASE_SECONDS = "6"
 
@@ -36,9 +42,7 @@ def postgres() -> Iterator[PostgresServer]:
 
 @pytest.fixture(scope="module")
 def kernelspecs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("jupyter")
-    with isolated_jupyter_paths(root) as prefix:
-        install_spec(["install", "--prefix", str(prefix), "--kernel-name", PY])
+    with local_kernelspecs(tmp_path_factory.mktemp("jupyter"), PY) as root:
         yield root
 
 
@@ -58,15 +62,6 @@ def replica(root: Path, postgres: PostgresServer, key: str, log: Path, name: str
     )
 
 
-async def wait_for_log(server: Server, text: str, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while text not in server.log_text():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.3)
-    return True
-
-
 @pytest.mark.asyncio
 async def test_the_other_replica_serves_and_then_adopts_a_kernel(
     kernelspecs: Path, postgres: PostgresServer, tmp_path: Path
@@ -75,9 +70,7 @@ async def test_the_other_replica_serves_and_then_adopts_a_kernel(
     first = replica(kernelspecs, postgres, key, tmp_path / "a.log", "replica-a")
     second = replica(kernelspecs, postgres, key, tmp_path / "b.log", "replica-b")
     try:
-        code, model = await first.call("POST", "/api/kernels", {"name": PY})
-        assert code == 201, model
-        kernel_id = model["id"]
+        kernel_id = await new_kernel(first, PY)
         assert (await run(first, kernel_id, "shared = 'from a'"))["error"] == ""
 
         # B lists A's kernel and runs code on it; only A may shut it down.

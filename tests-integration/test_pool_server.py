@@ -18,39 +18,39 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jupyter_server_helpers import Server, processes_with, start_server, stop_server
-from test_persistence import kill_hard, listed_ids, run, wait_for_log
-
-from gp_distributed.cli import main as install_spec
-from gp_provisioners_core.testing import isolated_jupyter_paths
+from jupyter_server_helpers import (
+    Server,
+    kill_hard,
+    listed_ids,
+    local_kernelspecs,
+    new_kernel,
+    processes_with,
+    run,
+    stop_server,
+    store_server,
+    wait_for_log,
+)
 
 PY = "pooled_persist_python"
 
 
 @pytest.fixture(scope="module")
 def kernelspecs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("jupyter")
-    with isolated_jupyter_paths(root) as prefix:
-        install_spec(["install", "--prefix", str(prefix), "--kernel-name", PY])
-        [spec_file] = root.rglob(f"kernels/{PY}/kernel.json")
-        spec = json.loads(spec_file.read_text())
-        spec["metadata"]["kernel_provisioner"].setdefault("config", {})["pool"] = {"size": 1}
-        spec_file.write_text(json.dumps(spec))
+    with local_kernelspecs(tmp_path_factory.mktemp("jupyter"), PY, pool={"size": 1}) as root:
         yield root
 
 
 def pooling_server(root: Path, store: Path, log: Path, *extra: str) -> Server:
-    return start_server(
+    return store_server(
         root,
+        store,
         log,
-        "--ServerApp.kernel_manager_class=gp_server.PoolingKernelManager",
-        f"--PoolingKernelManager.store_url=sqlite:///{store}",
         # The server's environment carries KERNEL_USERNAME=alice: a single-user server.
         "--KernelPools.scope=per-user",
         "--PoolingKernelManager.orphan_grace_period=1",
         "--PoolingKernelManager.orphan_sweep_interval=0.5",
         *extra,
-        env={"GP_SERVER_STORE_KEY_FILE": str(store.parent / "store.key")},
+        manager="PoolingKernelManager",
     )
 
 
@@ -85,9 +85,7 @@ async def test_pool_serves_survives_a_crash_and_leaves_nothing(
     first = pooling_server(kernelspecs, store, tmp_path / "first.log")
     try:
         pooled_id = await wait_for_pooled_record(store, set())
-        code, model = await first.call("POST", "/api/kernels", {"name": PY})
-        assert code == 201, model
-        kernel_id = model["id"]
+        kernel_id = await new_kernel(first, PY)
         assert kernel_id != pooled_id
         assert f"Kernel started: {kernel_id} (claimed from a pool)" in first.log_text()
         assert (await run(first, kernel_id, "answer = 41"))["error"] == ""

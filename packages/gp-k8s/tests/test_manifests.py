@@ -247,6 +247,15 @@ def test_bounds_name_value_limit_and_kernel() -> None:
         pod_for(dict(BASE_ENV, KERNEL_NAMESPACE="kube-system"), STRICT)
 
 
+@pytest.mark.parametrize("variable", ["KERNEL_UID", "KERNEL_GID", "KERNEL_GPUS"])
+def test_thousands_of_digits_are_refused_not_a_server_error(variable: str) -> None:
+    # Python refuses to convert more than 4300 digits: that must be a 400, not a ValueError.
+    with pytest.raises(InvalidLaunchParameterError) as refused:
+        pod_for(dict(BASE_ENV, **{variable: "9" * 5000}), PERMISSIVE)
+    assert variable in str(refused.value)
+    assert KERNEL_ID in str(refused.value)
+
+
 def test_resources_are_canonical_quantities() -> None:
     pod = pod_for(
         dict(BASE_ENV, KERNEL_CPUS="500m", KERNEL_MEMORY="1.5Gi", KERNEL_GPUS="2"), PERMISSIVE

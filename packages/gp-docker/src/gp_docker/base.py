@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
+from dataclasses import asdict
 from typing import Any, ClassVar
 
-from traitlets import Bool, Dict, Float, Int, Set, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Set, TraitError, Unicode, default, validate
 
 from gp_provisioners_core import ContainerProvisionerBase
-from gp_provisioners_core.config import (
-    env_bool,
-    env_float,
-    env_int,
-    env_set,
-    validate_settings,
-)
+from gp_provisioners_core.config import env_bool, env_set
 from gp_provisioners_core.deprecated_settings import deprecated_alias
 from gp_provisioners_core.errors import InvalidLaunchParameterError
+from gp_provisioners_core.resources import ResourceSettings
 
 from .builders import (
     KernelContainer,
@@ -35,21 +31,19 @@ from .builders import (
 )
 from .docker_api import docker_client, docker_host, run_sdk
 from .events import DockerEventsWatcher
-from .resources import (
-    ContainerResources,
-    ResourceLimits,
-    mount_sources,
-    parse_memory,
-    resolve_resources,
-)
+from .resources import ContainerResources, ResourceLimits, mount_sources, resolve_resources
 
 LOG_LINES = 20
 SYNC_TIMEOUT = 15.0
 REMOVAL_TIMEOUT = 15.0
 
 
-class DockerProvisionerBase(ContainerProvisionerBase):
-    """Shared base of ``DockerProvisioner`` and ``DockerSwarmProvisioner``."""
+class DockerProvisionerBase(ResourceSettings, ContainerProvisionerBase):  # type: ignore[metaclass]
+    """Shared base of ``DockerProvisioner`` and ``DockerSwarmProvisioner``.
+
+    ``default_cpus``, ``max_cpus``, ``default_memory``, ``max_memory`` and ``max_gpus`` (limits
+    of the container; ``max_gpus`` plain Docker only) come from the core's
+    :class:`~gp_provisioners_core.resources.ResourceSettings`, as on Kubernetes."""
 
     docker_network = Unicode(
         config=True,
@@ -90,52 +84,6 @@ class DockerProvisionerBase(ContainerProvisionerBase):
     @default("allow_root_kernels")
     def _allow_root_kernels_default(self) -> bool:
         return env_bool("GP_ALLOW_ROOT_KERNELS", False)
-
-    default_cpus = Float(
-        config=True, help="cpu limit without KERNEL_CPUS (GP_DEFAULT_CPUS; 0: none)."
-    )
-
-    @default("default_cpus")
-    def _default_cpus_default(self) -> float:
-        return env_float("GP_DEFAULT_CPUS", 0.0)
-
-    max_cpus = Float(config=True, help="The largest KERNEL_CPUS, in cores (GP_MAX_CPUS, 4).")
-
-    @default("max_cpus")
-    def _max_cpus_default(self) -> float:
-        return env_float("GP_MAX_CPUS", 4.0)
-
-    default_memory = Unicode(
-        config=True, help="Memory limit without KERNEL_MEMORY (GP_DEFAULT_MEMORY, e.g. 2Gi)."
-    )
-
-    @default("default_memory")
-    def _default_memory_default(self) -> str:
-        return os.getenv("GP_DEFAULT_MEMORY", "")
-
-    max_memory = Unicode(config=True, help="The largest KERNEL_MEMORY (GP_MAX_MEMORY, 16Gi).")
-
-    @default("max_memory")
-    def _max_memory_default(self) -> str:
-        return os.getenv("GP_MAX_MEMORY", "16Gi")
-
-    @validate("default_memory", "max_memory")
-    def _validate_memory(self, proposal: dict[str, Any]) -> str:
-        try:
-            parse_memory(str(proposal["value"]))
-        except ValueError as err:
-            name = proposal["trait"].name
-            raise TraitError(f"{name} (GP_{name.upper()}): {err}") from None
-        return str(proposal["value"])
-
-    max_gpus = Int(
-        config=True,
-        help="The most GPUs KERNEL_GPUS may ask for (GP_MAX_GPUS, 0: none; plain Docker only).",
-    )
-
-    @default("max_gpus")
-    def _max_gpus_default(self) -> int:
-        return env_int("GP_MAX_GPUS", 0)
 
     allowed_mounts = Dict(
         config=True,
@@ -184,13 +132,8 @@ class DockerProvisionerBase(ContainerProvisionerBase):
 
     def resource_limits(self) -> ResourceLimits:
         """The operator's bounds of KERNEL_CPUS/MEMORY/GPUS/MOUNTS, as plain data."""
-        validate_settings(self, "default_memory", "max_memory")
         return ResourceLimits(
-            default_cpus=self.default_cpus,
-            max_cpus=self.max_cpus,
-            default_memory=parse_memory(self.default_memory),
-            max_memory=parse_memory(self.max_memory),
-            max_gpus=self.max_gpus,
+            **asdict(self.resource_bounds()),
             allowed_mounts=mount_sources(self.allowed_mounts),
             gpus_supported=self.supports_gpus,
         )

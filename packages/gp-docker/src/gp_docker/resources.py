@@ -1,8 +1,9 @@
 """What a Docker or Swarm kernel may ask for: cpu, memory and GPU limits, and mounts from the
 operator's allow-list; typed and bounded.
 
-``KERNEL_CPUS`` (cores, ``0.5`` or ``500m``), ``KERNEL_MEMORY`` (``512Mi``, ``2G`` or bytes),
-``KERNEL_GPUS`` (a count; plain Docker only) and ``KERNEL_MOUNTS``
+``KERNEL_CPUS`` (cores, ``0.5`` or ``500m``), ``KERNEL_MEMORY`` (``512Mi``, ``2G`` or bytes,
+at least 6Mi), ``KERNEL_GPUS`` (a count; plain Docker only), parsed and bounded by
+:mod:`gp_provisioners_core.resources` as on every backend, and ``KERNEL_MOUNTS``
 (``name=/target[:ro],...``, names from ``allowed_mounts``).  :func:`resolve_resources` refuses
 a value outside its bound or allow-list with ``InvalidLaunchParameterError`` naming the
 variable, the value, the limit and the kernel id, before anything is created; the builders
@@ -14,40 +15,25 @@ turn :class:`ContainerResources` into ``create_host_config`` arguments
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from gp_provisioners_core.errors import InvalidLaunchParameterError
+from gp_provisioners_core.resources import (
+    ResourceBounds,
+    cpus_request,
+    gpus_request,
+    memory_request,
+    parse_memory,
+)
 
-_MEMORY = re.compile(r"^([0-9]{1,15}(?:\.[0-9]{1,6})?)(Ki|Mi|Gi|Ti|K|M|G|T|k)?$")
-_UNITS = {
-    None: 1,
-    "k": 1000,
-    "K": 1000,
-    "M": 1000**2,
-    "G": 1000**3,
-    "T": 1000**4,
-    "Ki": 1024,
-    "Mi": 1024**2,
-    "Gi": 1024**3,
-    "Ti": 1024**4,
-}
 MAX_MOUNTS = 16
 MAX_TARGET = 1024
 VARIABLES = ("KERNEL_CPUS", "KERNEL_MEMORY", "KERNEL_GPUS", "KERNEL_MOUNTS")
-
-
-def parse_memory(text: str) -> int:
-    """``512Mi``, ``2G`` or bytes as bytes (``""``: 0); ``ValueError`` otherwise."""
-    if not text:
-        return 0
-    match = _MEMORY.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"{text!r} is not a memory quantity (e.g. 512Mi, 2Gi, 1G or bytes)")
-    return int(Decimal(match.group(1)) * _UNITS[match.group(2)])
+LEAST_MEMORY = 6 * 1024**2
+"""Docker refuses a memory limit below 6 MiB."""
 
 
 @dataclass(frozen=True)
@@ -59,15 +45,11 @@ class MountSource:
     read_only: bool = False
 
 
-@dataclass(frozen=True)
-class ResourceLimits:
-    """The operator's bounds (plain data from the provisioner's settings)."""
+@dataclass(frozen=True, kw_only=True)
+class ResourceLimits(ResourceBounds):
+    """The operator's bounds (plain data from the provisioner's settings): the core's cpu,
+    memory and GPU bounds, the mounts a kernel may pick and whether GPUs can be honoured."""
 
-    default_cpus: float = 0.0
-    max_cpus: float = 4.0
-    default_memory: int = 0
-    max_memory: int = 16 * 1024**3
-    max_gpus: int = 0
     allowed_mounts: Mapping[str, MountSource] = field(default_factory=dict)
     gpus_supported: bool = True
 
@@ -90,58 +72,13 @@ class ContainerResources:
     mounts: tuple[Mount, ...] = ()
 
 
-def _refuse(name: str, value: str, why: str, kernel_id: str) -> InvalidLaunchParameterError:
-    shown = value if len(value) <= 200 else value[:200] + "..."
-    return InvalidLaunchParameterError(
-        f"{name}={shown!r} for kernel {kernel_id} is refused: {why}", kernel_id=kernel_id
-    )
-
-
-def _cpus(raw: str, limits: ResourceLimits, kernel_id: str) -> float:
-    text = raw.strip()
-    try:
-        number = Decimal(text[:-1]) / 1000 if text.endswith("m") else Decimal(text)
-    except InvalidOperation:
-        number = Decimal("NaN")
-    if not number.is_finite() or number <= 0 or number > Decimal(str(limits.max_cpus)):
-        raise _refuse(
-            "KERNEL_CPUS",
-            raw,
-            f"it must be a number of cores above 0 and at most {limits.max_cpus:g} (max_cpus)",
-            kernel_id,
-        )
-    return float(number)
-
-
-def _memory(raw: str, limits: ResourceLimits, kernel_id: str) -> int:
-    try:
-        number = parse_memory(raw)
-    except ValueError:
-        raise _refuse(
-            "KERNEL_MEMORY", raw, "it must be bytes or a quantity such as 512Mi or 2G", kernel_id
-        ) from None
-    if not 6 * 1024**2 <= number <= limits.max_memory:
-        raise _refuse(
-            "KERNEL_MEMORY",
-            raw,
-            f"it must be from 6Mi (Docker's least) to {limits.max_memory} bytes (max_memory)",
-            kernel_id,
-        )
-    return number
+_refuse = InvalidLaunchParameterError.for_value
 
 
 def _gpus(raw: str, limits: ResourceLimits, kernel_id: str) -> int:
-    text = raw.strip()
     if not limits.gpus_supported:
         raise _refuse("KERNEL_GPUS", raw, "Swarm kernels cannot ask for GPUs", kernel_id)
-    if not (text.isascii() and text.isdigit()) or int(text) > limits.max_gpus:
-        raise _refuse(
-            "KERNEL_GPUS",
-            raw,
-            f"it must be a whole number up to {limits.max_gpus} (max_gpus)",
-            kernel_id,
-        )
-    return int(text)
+    return gpus_request("KERNEL_GPUS", raw, limits.max_gpus, kernel_id)
 
 
 def _mounts(raw: str, limits: ResourceLimits, kernel_id: str) -> tuple[Mount, ...]:
@@ -186,8 +123,20 @@ def resolve_resources(
 ) -> ContainerResources:
     """The kernel's limits and mounts from the start request's ``env``, within ``limits``.
     Called by the provisioner's ``pre_launch``."""
-    cpus = _cpus(env["KERNEL_CPUS"], limits, kernel_id) if env.get("KERNEL_CPUS") else 0.0
-    memory = _memory(env["KERNEL_MEMORY"], limits, kernel_id) if env.get("KERNEL_MEMORY") else 0
+    cpus, memory = 0.0, 0
+    if env.get("KERNEL_CPUS"):
+        cpus = cpus_request(
+            "KERNEL_CPUS", env["KERNEL_CPUS"], limits.max_cpus, kernel_id, allow_zero=False
+        )
+    if env.get("KERNEL_MEMORY"):
+        memory = memory_request(
+            "KERNEL_MEMORY",
+            env["KERNEL_MEMORY"],
+            limits.max_memory,
+            kernel_id,
+            least=LEAST_MEMORY,
+            least_why="Docker's least",
+        )
     gpus = _gpus(env["KERNEL_GPUS"], limits, kernel_id) if env.get("KERNEL_GPUS") else 0
     mounts = _mounts(env["KERNEL_MOUNTS"], limits, kernel_id) if env.get("KERNEL_MOUNTS") else ()
     return ContainerResources(

@@ -33,9 +33,10 @@ import yaml
 from gp_provisioners_core.images import DEFAULT_PREFIX, default_image
 from gp_provisioners_core.installer import InstallerError, KernelSpecInstaller
 from gp_provisioners_core.installer_app import SubcommandApp
+from gp_provisioners_core.resources import parse_memory
 
 from .parameters import is_dns_label, parameter_schema
-from .settings import KubernetesSettings, parse_memory
+from .settings import KubernetesSettings
 
 # The images docker-images/build.py builds and the release publishes, named by the core's
 # gp_provisioners_core.images (registry prefix from GP_IMAGE_PREFIX at install time; these

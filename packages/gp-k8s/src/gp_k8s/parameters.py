@@ -2,7 +2,8 @@
 
 :func:`resolve_parameters` turns the start request's environment and the operator's
 :class:`Limits` into :class:`KernelParameters`, or raises ``InvalidLaunchParameterError`` naming
-the variable, the value, the limit and the kernel id, before anything is created.
+the variable, the value, the limit and the kernel id, before anything is created.  Cpu, memory
+and GPU values are parsed and bounded by :mod:`gp_provisioners_core.resources`, as on Docker.
 :func:`parameter_schema` publishes the same rules as a JSON Schema.  Pure: no I/O, no cluster.
 """
 
@@ -11,10 +12,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gp_provisioners_core.errors import InvalidLaunchParameterError
+from gp_provisioners_core.resources import (
+    MEMORY_PATTERN,
+    ResourceBounds,
+    cpus_request,
+    format_memory,
+    gpus_request,
+    memory_request,
+)
 
 from . import pod_options
 from .pod_options import OptionLimits, PodOptions, option_schema, resolve_pod_options
@@ -25,19 +33,6 @@ _LABEL_NAME = re.compile(
     r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|K|M|G|T|k)?$")
-_MEMORY_UNITS = {
-    None: 1,
-    "k": 1000,
-    "K": 1000,
-    "M": 1000**2,
-    "G": 1000**3,
-    "T": 1000**4,
-    "Ki": 1024,
-    "Mi": 1024**2,
-    "Gi": 1024**3,
-    "Ti": 1024**4,
-}
 _TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 MAX_WORKING_DIR = 1024
 
@@ -61,9 +56,10 @@ PARAMETER_VARIABLES = (
 )
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What the operator allows (the provisioner's settings, as plain data)."""
+@dataclass(frozen=True, kw_only=True)
+class Limits(ResourceBounds):
+    """What the operator allows (the provisioner's settings, as plain data): the core's cpu,
+    memory and GPU bounds, and the pod's own choices."""
 
     image: str
     allowed_images: frozenset[str] = frozenset()
@@ -77,11 +73,6 @@ class Limits:
     prohibited_uids: frozenset[int] = frozenset({0})
     prohibited_gids: frozenset[int] = frozenset({0})
     max_uid: int = 2**31 - 1
-    default_cpus: float = 0.0
-    max_cpus: float = 4.0
-    default_memory: int = 0
-    max_memory: int = 16 * 1024**3
-    max_gpus: int = 0
     gpu_resource_name: str = "nvidia.com/gpu"
     allowed_node_selector_keys: frozenset[str] = frozenset()
     allowed_toleration_keys: frozenset[str] = frozenset()
@@ -125,11 +116,7 @@ class _Checker:
         return value
 
     def refuse(self, name: str, value: str, why: str) -> InvalidLaunchParameterError:
-        shown = value if len(value) <= 200 else value[:200] + "..."
-        return InvalidLaunchParameterError(
-            f"{name}={shown!r} for kernel {self.kernel_id} is refused: {why}",
-            kernel_id=self.kernel_id,
-        )
+        return InvalidLaunchParameterError.for_value(name, value, why, self.kernel_id)
 
     def choice(self, name: str, default: str, allowed: frozenset[str], what: str) -> str:
         value = self.raw(name)
@@ -147,7 +134,7 @@ class _Checker:
         if value is None:
             return default
         text = value.strip()
-        if not text.isascii() or not text.isdigit():
+        if not text.isascii() or not text.isdigit() or len(text) > 18:
             raise self.refuse(name, value, f"it must be a whole number from {low} to {high}")
         number = int(text, 10)
         if not low <= number <= high:
@@ -156,42 +143,15 @@ class _Checker:
 
     def cpus(self, name: str, default: float, high: float) -> float:
         value = self.raw(name)
-        if value is None:
-            return default
-        text = value.strip()
-        try:
-            number = Decimal(text[:-1]) / 1000 if text.endswith("m") else Decimal(text)
-        except InvalidOperation:
-            number = Decimal("NaN")
-        if not number.is_finite() or number < 0 or number > Decimal(str(high)):
-            raise self.refuse(
-                name, value, f"it must be a number of cores from 0 to {high:g} (max_cpus)"
-            )
-        return float(number)
+        return default if value is None else cpus_request(name, value, high, self.kernel_id)
 
     def memory(self, name: str, default: int, high: int) -> int:
         value = self.raw(name)
-        if value is None:
-            return default
-        match = _MEMORY.fullmatch(value.strip())
-        if match is None:
-            raise self.refuse(
-                name, value, "it must be bytes or a quantity such as 512Mi, 2Gi or 1G"
-            )
-        number = int(Decimal(match.group(1)) * _MEMORY_UNITS[match.group(2)])
-        if number > high:
-            raise self.refuse(
-                name, value, f"it exceeds the maximum of {format_memory(high)} (max_memory)"
-            )
-        return number
+        return default if value is None else memory_request(name, value, high, self.kernel_id)
 
-
-def format_memory(number: int) -> str:
-    for unit in ("Ti", "Gi", "Mi", "Ki"):
-        size = _MEMORY_UNITS[unit]
-        if number >= size and number % size == 0:
-            return f"{number // size}{unit}"
-    return str(number)
+    def gpus(self, name: str, high: int) -> int:
+        value = self.raw(name)
+        return 0 if value is None else gpus_request(name, value, high, self.kernel_id)
 
 
 def format_cpus(number: float) -> str:
@@ -242,8 +202,8 @@ def resolve_parameters(
     cpus_limit = check.cpus("KERNEL_CPUS_LIMIT", 0.0, limits.max_cpus)
     memory = check.memory("KERNEL_MEMORY", limits.default_memory, limits.max_memory)
     memory_limit = check.memory("KERNEL_MEMORY_LIMIT", 0, limits.max_memory)
-    gpus = check.integer("KERNEL_GPUS", 0, 0, limits.max_gpus) or 0
-    gpus_limit = check.integer("KERNEL_GPUS_LIMIT", 0, 0, limits.max_gpus) or 0
+    gpus = check.gpus("KERNEL_GPUS", limits.max_gpus)
+    gpus_limit = check.gpus("KERNEL_GPUS_LIMIT", limits.max_gpus)
     if cpus_limit and cpus > cpus_limit:
         raise check.refuse("KERNEL_CPUS", env["KERNEL_CPUS"], "it exceeds KERNEL_CPUS_LIMIT")
     if memory_limit and memory > memory_limit:
@@ -378,12 +338,12 @@ def parameter_schema(limits: Limits) -> dict[str, Any]:
         "KERNEL_CPUS_LIMIT": {"type": "string", "description": f"at most {limits.max_cpus:g}"},
         "KERNEL_MEMORY": {
             "type": "string",
-            "pattern": _MEMORY.pattern,
+            "pattern": MEMORY_PATTERN.pattern,
             "description": f"memory requested, at most {format_memory(limits.max_memory)}",
         },
         "KERNEL_MEMORY_LIMIT": {
             "type": "string",
-            "pattern": _MEMORY.pattern,
+            "pattern": MEMORY_PATTERN.pattern,
             "description": f"at most {format_memory(limits.max_memory)}",
         },
         "KERNEL_GPUS": {

@@ -156,11 +156,7 @@ class _Refuser:
         return value
 
     def refuse(self, name: str, value: str, why: str) -> InvalidLaunchParameterError:
-        shown = value if len(value) <= 200 else value[:200] + "..."
-        return InvalidLaunchParameterError(
-            f"{name}={shown!r} for kernel {self.kernel_id} is refused: {why}",
-            kernel_id=self.kernel_id,
-        )
+        return InvalidLaunchParameterError.for_value(name, value, why, self.kernel_id)
 
     def choice(self, name: str, default: str, allowed: frozenset[str], what: str) -> str:
         value = self.raw(name)

@@ -9,26 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from typing import Any, ClassVar
 
 from traitlets import Bool, Dict, Float, Int, List, Set, TraitError, Unicode, default, validate
-from traitlets.config import Configurable
 
 from gp_provisioners_core.config import env_bool, env_float, env_int, env_set, validate_settings
 from gp_provisioners_core.deprecated_settings import deprecated_alias
+from gp_provisioners_core.resources import ResourceSettings
 
-from .parameters import _MEMORY, _MEMORY_UNITS, Limits
+from .parameters import Limits
 from .pod_options import OptionLimits, UserVolumeClaim, check_claim_pattern
-
-
-def parse_memory(text: str) -> int:
-    """``512Mi``, ``2G`` or a number of bytes as bytes; ``""`` is 0."""
-    if not text:
-        return 0
-    match = _MEMORY.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"{text!r} is not a memory quantity (e.g. 512Mi, 2Gi, 1G or bytes)")
-    return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2)])
 
 
 def _env_ints(name: str, fallback: str) -> set[int]:
@@ -57,8 +48,12 @@ def _optional_int(name: str) -> int | None:
     return env_int(name, 0) if raw else None
 
 
-class KubernetesSettings(Configurable):
-    """Where kernel pods go and what a user may choose for them."""
+class KubernetesSettings(ResourceSettings):
+    """Where kernel pods go and what a user may choose for them.
+
+    ``default_cpus``, ``max_cpus``, ``default_memory``, ``max_memory`` and ``max_gpus`` (the
+    pod's requests and their bounds) come from the core's
+    :class:`~gp_provisioners_core.resources.ResourceSettings`, as on Docker."""
 
     kubeconfig = Unicode(
         config=True,
@@ -184,47 +179,6 @@ class KubernetesSettings(Configurable):
     @default("prohibited_gids")
     def _prohibited_gids_default(self) -> set[int]:
         return _env_ints("GP_PROHIBITED_GIDS", "0")
-
-    default_cpus = Float(config=True, help="CPU request without KERNEL_CPUS (GP_DEFAULT_CPUS).")
-
-    @default("default_cpus")
-    def _default_cpus_default(self) -> float:
-        return env_float("GP_DEFAULT_CPUS", 0.0)
-
-    max_cpus = Float(config=True, help="The largest KERNEL_CPUS(_LIMIT) (GP_MAX_CPUS, 4).")
-
-    @default("max_cpus")
-    def _max_cpus_default(self) -> float:
-        return env_float("GP_MAX_CPUS", 4.0)
-
-    default_memory = Unicode(
-        config=True, help="Memory request without KERNEL_MEMORY (GP_DEFAULT_MEMORY, e.g. 1Gi)."
-    )
-
-    @default("default_memory")
-    def _default_memory_default(self) -> str:
-        return os.getenv("GP_DEFAULT_MEMORY", "")
-
-    max_memory = Unicode(config=True, help="The largest KERNEL_MEMORY (GP_MAX_MEMORY, 16Gi).")
-
-    @default("max_memory")
-    def _max_memory_default(self) -> str:
-        return os.getenv("GP_MAX_MEMORY", "16Gi")
-
-    @validate("default_memory", "max_memory")
-    def _validate_memory(self, proposal: dict[str, Any]) -> str:
-        name = proposal["trait"].name
-        try:
-            parse_memory(str(proposal["value"]))
-        except ValueError as err:
-            raise TraitError(f"{name} (GP_{name.upper()}): {err}") from None
-        return str(proposal["value"])
-
-    max_gpus = Int(config=True, help="The largest KERNEL_GPUS (GP_MAX_GPUS, 0: none).")
-
-    @default("max_gpus")
-    def _max_gpus_default(self) -> int:
-        return env_int("GP_MAX_GPUS", 0)
 
     gpu_resource_name = Unicode(
         config=True, help="Resource name of GPUs (GP_GPU_RESOURCE_NAME, nvidia.com/gpu)."
@@ -449,8 +403,9 @@ class KubernetesSettings(Configurable):
     def limits(self, image: str) -> Limits:
         # Values from GP_* variables are not validated by traitlets until set: check them so
         # a bad one is named (GP_MAX_MEMORY=lots), not a bare ValueError.
-        validate_settings(self, "default_memory", "max_memory", "user_volume_claim")
+        validate_settings(self, "user_volume_claim")
         return Limits(
+            **asdict(self.resource_bounds()),
             image=image,
             allowed_images=frozenset(self.allowed_images),
             namespace=self.kernel_namespace,
@@ -462,11 +417,6 @@ class KubernetesSettings(Configurable):
             gid=self.kernel_gid,
             prohibited_uids=frozenset(self.prohibited_uids),
             prohibited_gids=frozenset(self.prohibited_gids),
-            default_cpus=self.default_cpus,
-            max_cpus=self.max_cpus,
-            default_memory=parse_memory(self.default_memory),
-            max_memory=parse_memory(self.max_memory),
-            max_gpus=self.max_gpus,
             gpu_resource_name=self.gpu_resource_name,
             allowed_node_selector_keys=frozenset(self.allowed_node_selector_keys),
             allowed_toleration_keys=frozenset(self.allowed_toleration_keys),

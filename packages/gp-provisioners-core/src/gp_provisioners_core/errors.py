@@ -44,6 +44,18 @@ class InvalidLaunchParameterError(ProvisionerError):
     def __init__(self, message: str, *, kernel_id: str = "") -> None:
         super().__init__(400, message, kernel_id=kernel_id)
 
+    @classmethod
+    def for_value(
+        cls, name: str, value: str, why: str, kernel_id: str
+    ) -> InvalidLaunchParameterError:
+        """The refusal of one start-request value, as ``NAME='value' for kernel K is refused:
+        why`` (the value cut at 200 characters).  ``why`` says what is allowed, so that the
+        user knows what to send instead.  Called by the backends' parameter checks."""
+        shown = value if len(value) <= 200 else value[:200] + "..."
+        return cls(
+            f"{name}={shown!r} for kernel {kernel_id} is refused: {why}", kernel_id=kernel_id
+        )
+
 
 class LaunchFailedError(ProvisionerError):
     """The launch failed in a known phase, for a reason the backend gave (HTTP 500).

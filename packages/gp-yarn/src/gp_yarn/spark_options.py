@@ -55,11 +55,7 @@ class SparkOptions:
         return {QUEUE_ENV: self.queue, OPTS_ENV: " ".join(self.arguments)}
 
 
-def _refuse(name: str, value: str, why: str, kernel_id: str) -> InvalidLaunchParameterError:
-    shown = value if len(value) <= 200 else value[:200] + "..."
-    return InvalidLaunchParameterError(
-        f"{name}={shown!r} for kernel {kernel_id} is refused: {why}", kernel_id=kernel_id
-    )
+_refuse = InvalidLaunchParameterError.for_value
 
 
 def _value_ok(value: str) -> bool:
