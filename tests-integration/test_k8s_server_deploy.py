@@ -20,6 +20,16 @@ What is emulated, plainly:
   NOT through the Service.  The test checks that the Service selects the server pod and targets
   the port it listens on (Endpoints stay empty: the API refuses loopback addresses in them);
 - ports are free ports of this host instead of 8888/8877 (host networking).
+
+The manifests are installed into namespaces of this test's own (``gpd-<run>-system`` and
+``gpd-<run>-kernels``), not gp-system and gp-kernels, which other suites of the session
+cluster keep (the conformance suite's service accounts live in gp-system): :func:`relocated`
+renames them in the rendered documents as data (every ``metadata.namespace``, the Namespaces,
+the bindings' subjects, the server's ``GP_NAMESPACE`` and the namespace part of its
+``GP_RESPONSE_IP`` Service name), and gives cluster-scoped objects this run's suffix.  The
+test checks that uninstalling leaves nothing of its own and that every namespace, cluster
+role and binding, and every RBAC object, ConfigMap, Service and Deployment of the other
+namespaces that existed before it is still there (same uid).
 """
 
 from __future__ import annotations
@@ -27,14 +37,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +60,10 @@ from backends.k8s_cluster import (
     K8sCluster,
     can,
     ensure_binaries,
+    ensure_namespace,
     install_kernelspec,
     k8s_cluster,
+    kernel_objects,
     raw,
     service_account_kubeconfig,
 )
@@ -65,7 +77,13 @@ __all__ = ["k8s_cluster"]
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "deploy" / "kustomize" / "base"
 OVERLAY = ROOT / "deploy" / "kustomize" / "overlays" / "namespace-per-kernel"
-SERVER_NS, KERNEL_NS = "gp-system", "gp-kernels"
+SHIPPED_SERVER_NS, SHIPPED_KERNEL_NS = "gp-system", "gp-kernels"
+"""The namespaces the manifests name (tests of the rendering check these)."""
+RUN = secrets.token_hex(3)
+SERVER_NS, KERNEL_NS = f"gpd-{RUN}-system", f"gpd-{RUN}-kernels"
+"""This test's own namespaces (see the module docstring)."""
+NAMESPACES = {SHIPPED_SERVER_NS: SERVER_NS, SHIPPED_KERNEL_NS: KERNEL_NS}
+CLUSTER_SUFFIX = f"-gpd-{RUN}"
 SA = f"system:serviceaccount:{SERVER_NS}:gp-server"
 PATHS = {
     "Namespace": "/api/v1/namespaces",
@@ -126,12 +144,145 @@ def test_kustomize_renders_the_base_and_the_namespace_per_kernel_overlay() -> No
     assert sorted(map(identity, kustomize(BASE))) == sorted(map(identity, base_documents()))
     overlay = {identity(d): d for d in kustomize(OVERLAY)}
     assert ("ClusterRole", "", "gp-server") in overlay
-    assert ("Role", KERNEL_NS, "gp-server-kernels") not in overlay
-    container = overlay[("Deployment", SERVER_NS, "gp-server")]["spec"]["template"]["spec"][
-        "containers"
-    ][0]
+    assert ("Role", SHIPPED_KERNEL_NS, "gp-server-kernels") not in overlay
+    container = server_container(overlay[("Deployment", SHIPPED_SERVER_NS, "gp-server")])
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["GP_CREATE_KERNEL_NAMESPACE"] == "true"
+
+
+CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding"})
+KERNEL_CLUSTER_ROLE = "kernel-controller"
+"""The ClusterRole gp-k8s binds in each kernel's namespace (GP_KERNEL_CLUSTER_ROLE)."""
+
+
+def server_container(deployment: Mapping[str, Any]) -> dict[str, Any]:
+    container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def relocated(
+    docs: list[dict[str, Any]], namespaces: Mapping[str, str], suffix: str
+) -> list[dict[str, Any]]:
+    """Copies of the rendered ``docs`` moved into other namespaces, as data (never by editing
+    text): ``namespaces`` maps each shipped namespace to its replacement, and cluster-scoped
+    objects other than Namespaces (ClusterRoles and their bindings, shared by the whole
+    cluster) get ``suffix``, with every reference to them (``roleRef``, the ``bind`` rule's
+    ``resourceNames``, the server's ``GP_KERNEL_CLUSTER_ROLE``) following."""
+    moved = copy.deepcopy(docs)
+    cluster_roles = {
+        d["metadata"]["name"]: d["metadata"]["name"] + suffix
+        for d in moved
+        if d["kind"] == "ClusterRole"
+    }
+    for doc in moved:
+        meta = doc["metadata"]
+        if doc["kind"] == "Namespace":
+            meta["name"] = namespaces.get(meta["name"], meta["name"])
+        elif doc["kind"] in CLUSTER_SCOPED:
+            meta["name"] += suffix
+        elif "namespace" in meta:
+            meta["namespace"] = namespaces.get(meta["namespace"], meta["namespace"])
+        for subject in doc.get("subjects") or []:  # RoleBindings and ClusterRoleBindings
+            if subject.get("kind") == "ServiceAccount" and "namespace" in subject:
+                subject["namespace"] = namespaces.get(subject["namespace"], subject["namespace"])
+        ref = doc.get("roleRef") or {}
+        if ref.get("kind") == "ClusterRole" and ref.get("name") in cluster_roles:
+            ref["name"] = cluster_roles[ref["name"]]
+        for rule in doc.get("rules") or []:
+            if "clusterroles" in rule.get("resources", []) and "resourceNames" in rule:
+                rule["resourceNames"] = [cluster_roles.get(n, n) for n in rule["resourceNames"]]
+        if doc["kind"] == "Deployment":
+            relocate_env(server_container(doc), namespaces, cluster_roles)
+    return moved
+
+
+def relocate_env(
+    container: dict[str, Any], namespaces: Mapping[str, str], cluster_roles: Mapping[str, str]
+) -> None:
+    """The server's settings that name a namespace or a renamed ClusterRole: GP_NAMESPACE
+    (its kernels' namespace), GP_RESPONSE_IP (``<service>.<namespace>.svc``: the namespace
+    label of the DNS name is replaced) and GP_KERNEL_CLUSTER_ROLE (set when the manifests
+    carry the ClusterRole it defaults to)."""
+    env = container.setdefault("env", [])
+    for entry in env:
+        value = entry.get("value")
+        if not isinstance(value, str):
+            continue
+        if entry["name"] == "GP_NAMESPACE":
+            entry["value"] = namespaces.get(value, value)
+        elif entry["name"] == "GP_RESPONSE_IP":
+            labels = value.split(".")
+            if len(labels) >= 3 and labels[2] == "svc" and labels[1] in namespaces:
+                labels[1] = namespaces[labels[1]]
+            entry["value"] = ".".join(labels)
+        elif entry["name"] == "GP_KERNEL_CLUSTER_ROLE":
+            entry["value"] = cluster_roles.get(value, value)
+    names = {entry["name"] for entry in env}
+    if KERNEL_CLUSTER_ROLE in cluster_roles and "GP_KERNEL_CLUSTER_ROLE" not in names:
+        env.append({"name": "GP_KERNEL_CLUSTER_ROLE", "value": cluster_roles[KERNEL_CLUSTER_ROLE]})
+
+
+def strings(data: Any) -> Iterator[str]:
+    """Every string in ``data`` (keys and values)."""
+    if isinstance(data, str):
+        yield data
+    elif isinstance(data, Mapping):
+        for key, value in data.items():
+            yield from strings(key)
+            yield from strings(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from strings(value)
+
+
+@pytest.mark.parametrize("folder", [BASE, OVERLAY], ids=["base", "namespace-per-kernel"])
+def test_relocated_manifests_name_only_the_new_namespaces(folder: Path) -> None:
+    """Every reference to gp-system and gp-kernels moves (the namespaces, objects, binding
+    subjects, the server's settings); cluster-scoped names get the suffix and references to
+    them follow; nothing else changes."""
+    rendered = kustomize(folder)
+    docs = relocated(rendered, NAMESPACES, CLUSTER_SUFFIX)
+    assert not [
+        text for text in strings(docs) if SHIPPED_SERVER_NS in text or SHIPPED_KERNEL_NS in text
+    ]
+    namespaced = [d for d in docs if d["kind"] not in CLUSTER_SCOPED]
+    assert {d["metadata"]["namespace"] for d in namespaced} <= {SERVER_NS, KERNEL_NS}
+    names = {d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"}
+    assert names == {SERVER_NS, KERNEL_NS}
+    cluster_roles = {d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"}
+    for doc in docs:
+        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            assert doc["metadata"]["name"].endswith(CLUSTER_SUFFIX)
+        if doc.get("roleRef", {}).get("kind") == "ClusterRole":
+            assert doc["roleRef"]["name"] in cluster_roles
+        if doc["kind"] in ("RoleBinding", "ClusterRoleBinding"):
+            assert [s["namespace"] for s in doc["subjects"]] == [SERVER_NS]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in server_container(deployment)["env"]}
+    assert env["GP_NAMESPACE"] == KERNEL_NS
+    assert env["GP_RESPONSE_IP"] == f"gp-server-response.{SERVER_NS}.svc"
+    if KERNEL_CLUSTER_ROLE + CLUSTER_SUFFIX in cluster_roles:
+        assert env["GP_KERNEL_CLUSTER_ROLE"] == KERNEL_CLUSTER_ROLE + CLUSTER_SUFFIX
+    else:
+        assert "GP_KERNEL_CLUSTER_ROLE" not in env
+    # The rest is the shipped manifests as they are: undo the renames, compare.
+    back = relocated(docs, {v: k for k, v in NAMESPACES.items()}, "")
+    for doc in back:
+        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            doc["metadata"]["name"] = doc["metadata"]["name"].removesuffix(CLUSTER_SUFFIX)
+        if doc.get("roleRef", {}).get("kind") == "ClusterRole":
+            doc["roleRef"]["name"] = doc["roleRef"]["name"].removesuffix(CLUSTER_SUFFIX)
+        for rule in doc.get("rules") or []:
+            if "resourceNames" in rule:
+                rule["resourceNames"] = [
+                    n.removesuffix(CLUSTER_SUFFIX) for n in rule["resourceNames"]
+                ]
+        if doc["kind"] == "Deployment":
+            container = server_container(doc)
+            container["env"] = [
+                e for e in container["env"] if e["name"] != "GP_KERNEL_CLUSTER_ROLE"
+            ]
+    assert back == rendered
 
 
 def emulated(deployment: dict[str, Any], home: Path, http: int, response: int) -> dict[str, Any]:
@@ -205,6 +356,7 @@ def uninstall(api: Any, docs: list[dict[str, Any]]) -> None:
 
 
 def left_over(api: Any, docs: list[dict[str, Any]]) -> list[str]:
+    """What is left of the installation: its objects, and any pod in its namespaces."""
     found = []
     for doc in docs:
         try:
@@ -213,8 +365,40 @@ def left_over(api: Any, docs: list[dict[str, Any]]) -> list[str]:
         except ApiException as err:
             if err.status != 404:
                 raise
-    pods = raw(api, "GET", "/api/v1/pods", labelSelector="app.kubernetes.io/name=gp-server")
-    found += [f"pod {p['metadata']['name']}" for p in pods["items"]]
+    for namespace in (SERVER_NS, KERNEL_NS):
+        pods = raw(api, "GET", f"/api/v1/namespaces/{namespace}/pods")
+        found += [f"pod {namespace}/{p['metadata']['name']}" for p in pods["items"]]
+    return found
+
+
+OTHERS_CLUSTER = (PATHS["Namespace"], PATHS["ClusterRole"], PATHS["ClusterRoleBinding"])
+OTHERS_NAMESPACED = {
+    kind: PATHS[kind].replace("/namespaces/{ns}", "")
+    for kind in ("ServiceAccount", "ConfigMap", "Service", "Deployment", "Role", "RoleBinding")
+}
+
+
+def others(api: Any) -> dict[str, str]:
+    """``kind namespace/name`` -> uid of what this test must not touch: every namespace,
+    ClusterRole and ClusterRoleBinding, and the objects of the kinds it installs in every
+    namespace but its own.  Left out: what is being deleted already, kernels' objects and
+    kernels' namespaces (other suites' reapers remove those in the background)."""
+    kernel = "gateway-provisioners/kernel-id"
+    found: dict[str, str] = {}
+    gone: set[str] = set()
+    for path in OTHERS_CLUSTER:
+        for item in raw(api, "GET", path)["items"]:
+            meta = item["metadata"]
+            if meta.get("deletionTimestamp") or kernel in (meta.get("annotations") or {}):
+                gone.add(meta["name"])
+                continue
+            found[f"{path} {meta['name']}"] = meta["uid"]
+    for kind, path in OTHERS_NAMESPACED.items():
+        for item in raw(api, "GET", path)["items"]:
+            meta = item["metadata"]
+            if meta["namespace"] in (SERVER_NS, KERNEL_NS, *gone) or meta.get("deletionTimestamp"):
+                continue
+            found[f"{kind} {meta['namespace']}/{meta['name']}"] = meta["uid"]
     return found
 
 
@@ -233,18 +417,13 @@ def open_up(folder: Path) -> None:
         path.chmod(0o777 if path.is_dir() else 0o644)
 
 
-@pytest.mark.skipif(
-    os.environ.get("GP_TEST_SERVER_DEPLOY") != "1",
-    reason="opt-in (GP_TEST_SERVER_DEPLOY=1): it installs into gp-system and gp-kernels, the "
-    "namespaces the Kubernetes conformance suite keeps for the session, and its uninstall "
-    "deletes them; run it alone until the test renames its namespaces",
-)
 @pytest.mark.asyncio
 async def test_install_run_a_kernel_through_the_server_and_uninstall(
     k8s_cluster: K8sCluster, home: Path
 ) -> None:
     api = k8s_cluster.api_client()
-    docs = base_documents()
+    docs = relocated(kustomize(BASE), NAMESPACES, CLUSTER_SUFFIX)
+    before = others(api)
     http, response = free_port(), free_port()
     token = {
         "apiVersion": "v1",
@@ -252,20 +431,26 @@ async def test_install_run_a_kernel_through_the_server_and_uninstall(
         "metadata": {"name": "gp-server-token", "namespace": SERVER_NS},
         "stringData": {"token": TOKEN},
     }
-    installed = [*docs[:2], token, *docs[2:]]  # the namespaces, the token, the rest
+    namespaces = [d for d in docs if d["kind"] == "Namespace"]
+    installed = [*namespaces, token, *(d for d in docs if d["kind"] != "Namespace")]
+    kernel_id = ""
     try:
         for doc in installed:
             if doc["kind"] == "Deployment":
                 readable_kubeconfig(k8s_cluster, home)
+                # No --namespace: the kernels' namespace is the server's GP_NAMESPACE, as
+                # relocated in the Deployment.
                 with isolated_jupyter_paths(home) as prefix:
-                    install_kernelspec(prefix, "python_k8s", "--namespace", KERNEL_NS)
+                    install_kernelspec(prefix, "python_k8s")
                 open_up(home)
                 doc = emulated(doc, home, http, response)
             create(api, doc)
+        # v1.20 admits a namespace's pods once its default ServiceAccount has a token.
+        ensure_namespace(api, KERNEL_NS)
 
         # least privilege: what the server's account may and may not do.  The authorizer sees
-        # new RBAC objects through its informers, a moment after they are created (the
-        # manifests list the Role last), so the first grant is waited for.
+        # new RBAC objects through its informers, a moment after they are created, so the
+        # first grant is waited for.
         await granted(api, SA, "create", "pods", KERNEL_NS)
         assert can(api, SA, "watch", "pods", KERNEL_NS)
         assert can(api, SA, "create", "secrets", KERNEL_NS)
@@ -338,5 +523,8 @@ async def test_install_run_a_kernel_through_the_server_and_uninstall(
         await asyncio.sleep(1)
         left = left_over(api, installed)
     assert left == []
+    assert kernel_objects(api, kernel_id) == []
+    after = others(api)
+    assert [key for key, uid in before.items() if after.get(key) != uid] == []
     with pytest.raises(ConnectionRefusedError):  # the server's process is gone too
         socket.create_connection(("127.0.0.1", http), timeout=2).close()

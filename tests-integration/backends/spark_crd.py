@@ -47,6 +47,11 @@ _POD_SPEC: dict[str, Any] = {
         "securityContext": _FREE,
         "nodeSelector": _STR_MAP,
         "tolerations": {"type": "array", "items": _FREE},
+        "coreRequest": _STR,
+        "volumeMounts": {"type": "array", "items": _FREE},
+        "affinity": _FREE,
+        "priorityClassName": _STR,
+        "runtimeClassName": _STR,
     },
 }
 SPARK_SCHEMA: dict[str, Any] = {
@@ -65,6 +70,8 @@ SPARK_SCHEMA: dict[str, Any] = {
                 "mainApplicationFile": _STR,
                 "arguments": {"type": "array", "items": _STR},
                 "sparkConf": _STR_MAP,
+                "imagePullSecrets": {"type": "array", "items": _STR},
+                "volumes": {"type": "array", "items": _FREE},
                 "restartPolicy": {"type": "object", "properties": {"type": _STR}},
                 "driver": _POD_SPEC,
                 "executor": {

@@ -7,8 +7,11 @@ It speaks the real API through the official client: it watches SparkApplications
   labels ``spark-role=driver``, ``spark-app-selector``, ``sparkoperator.k8s.io/app-name``,
   ``sparkoperator.k8s.io/launched-by-spark-operator``, ``sparkoperator.k8s.io/submission-id``
   plus ``spec.driver.labels``; env from ``spec.driver.env`` and ``envSecretKeyRefs`` plus
-  ``SPARK_APPLICATION_ID`` and ``SPARK_DRIVER_BIND_ADDRESS``; an ownerReference to the
-  application (so the garbage collector deletes the pod with it); and sets
+  ``SPARK_APPLICATION_ID`` and ``SPARK_DRIVER_BIND_ADDRESS``; the driver's annotations,
+  resources (``memory``, ``coreRequest``, ``coreLimit``), security context, node selector,
+  tolerations, affinity, priority and runtime classes and volume mounts (with the
+  application's volumes they name), and the application's ``imagePullSecrets``; an
+  ownerReference to the application (so the garbage collector deletes the pod with it); and sets
   ``.status.applicationState.state`` to ``SUBMITTED`` with ``driverInfo.podName``; or
 - when the image is not allowed (or ``sparkConf`` holds ``spark.gp.emulator.failSubmission``)
   sets ``SUBMISSION_FAILED`` with an ``errorMessage``, and creates nothing.
@@ -307,6 +310,8 @@ class SparkOperatorEmulator(OperatorEmulator):
             )
         if driver.get("coreLimit"):
             resources.setdefault("limits", {})["cpu"] = driver["coreLimit"]
+        if driver.get("coreRequest"):
+            resources.setdefault("requests", {})["cpu"] = driver["coreRequest"]
         labels = {
             **(driver.get("labels") or {}),
             "spark-role": "driver",
@@ -338,6 +343,18 @@ class SparkOperatorEmulator(OperatorEmulator):
             pod_spec["nodeSelector"] = dict(driver["nodeSelector"])
         if driver.get("tolerations"):
             pod_spec["tolerations"] = list(driver["tolerations"])
+        for field in ("affinity", "priorityClassName", "runtimeClassName"):
+            if driver.get(field):
+                pod_spec[field] = driver[field]
+        if spec.get("imagePullSecrets"):
+            pod_spec["imagePullSecrets"] = [{"name": n} for n in spec["imagePullSecrets"]]
+        mounts = list(driver.get("volumeMounts") or [])
+        if mounts:
+            # The application's volumes that the driver mounts (as the operator's webhook and
+            # Spark's pod template do).
+            mounted = {m["name"] for m in mounts}
+            pod_spec["volumes"] = [v for v in spec.get("volumes") or [] if v["name"] in mounted]
+            pod_spec["containers"][0]["volumeMounts"] = mounts
         return {
             "apiVersion": "v1",
             "kind": "Pod",

@@ -16,7 +16,6 @@ it as strings and numbers.  No function here does I/O.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,10 +27,12 @@ from gp_k8s.manifests import (
     kernel_env,
     kernel_labels,
     set_kernel_metadata,
-    set_placement,
     set_run_as,
 )
-from gp_k8s.parameters import KernelParameters, format_cpus
+from gp_k8s.parameters import KernelParameters
+
+from .spark_options import set_driver_resources, set_spark_choices
+from .spark_options import spark_memory as spark_memory  # re-exported: its old home
 
 SPARK_GROUP = "sparkoperator.k8s.io"
 SPARK_VERSION = "v1beta2"
@@ -102,19 +103,17 @@ def build_custom_object(request: ResourceRequest) -> dict[str, Any]:
     return obj
 
 
-def spark_memory(size: int) -> str:
-    """Bytes as Spark's memory string (whole MiB, rounded up): 1536 MiB -> ``"1536m"``."""
-    return f"{max(1, math.ceil(size / 1024**2))}m"
-
-
 def build_spark_application(request: ResourceRequest) -> dict[str, Any]:
     """The kernel's SparkApplication as a dict; see the module docstring.
 
     The operator's template (a SparkApplication manifest) is the base: its ``sparkConf``,
-    ``sparkVersion``, ``executor``, ``driver.volumes`` and so on are kept.  This sets the
-    name, namespace, kernel labels (on the resource and, through ``driver.labels``, on the
-    driver pod), image (and the executors' image when one is configured), the launcher, the
-    driver's env, service account, resources, numeric ids, node selector and tolerations.
+    ``sparkVersion``, ``executor``, ``volumes`` and so on are kept.  This sets the name,
+    namespace, kernel labels (on the resource and, through ``driver.labels``, on the driver
+    pod), image (and the executors' image when one is configured), the launcher, the driver's
+    env, service account, resources and numeric ids, and the placement and customisations the
+    user chose (:mod:`gp_crd.spark_options`: node selector, tolerations, affinity, priority
+    and runtime classes, labels and annotations on the driver and the executors; pull
+    secrets; volumes mounted in the driver).
     """
     if len(request.command) < 2:
         raise ValueError(
@@ -147,15 +146,9 @@ def build_spark_application(request: ResourceRequest) -> dict[str, Any]:
     driver_annotations[KERNEL_ID_ANNOTATION] = request.kernel_id
     driver["serviceAccount"] = p.service_account
     driver["terminationGracePeriodSeconds"] = request.termination_grace_period
-    driver["cores"] = max(1, math.ceil(p.cpus)) if p.cpus else driver.get("cores", 1)
-    if p.cpus_limit:
-        driver["coreLimit"] = format_cpus(p.cpus_limit)
-    if p.memory:
-        driver["memory"] = spark_memory(p.memory)
-    if p.gpus:
-        driver["gpu"] = {"name": request.gpu_resource_name, "quantity": p.gpus}
+    set_driver_resources(driver, p, request.gpu_resource_name)
     set_run_as(driver, p, fs_group=False)
-    set_placement(driver, p)
+    set_spark_choices(spec, driver, p)
 
     # An empty value is left out (EnvVar's value defaults to ""): kube-apiserver's CRD
     # validation refuses "" for a string field as null (seen with v1.20).
