@@ -135,7 +135,7 @@ def nothing_left(k8s_cluster: K8sCluster, spark_operator: SparkOperatorEmulator)
     while crd_leftovers(api) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert crd_leftovers(api) == []
-    assert spark_operator.errors == []
+    assert spark_operator.errors == [], spark_operator.errors
 
 
 @dataclass
