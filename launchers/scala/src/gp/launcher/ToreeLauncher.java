@@ -40,7 +40,7 @@ import sun.misc.Signal;
  *   <li>binds its comm port and picks Toree's five ports inside {@code --port-range};
  *   <li>writes them to a private Toree profile and starts {@code org.apache.toree.Main} in this
  *       JVM, with {@code --spark-context-initialization-mode lazy|eager};
- *   <li>once Toree's shell port accepts, deletes the profile (it holds the key), runs one
+ *   <li>once Toree's shell port accepts, deletes the profile (it holds the key), queues one
  *       silent cell that throws ({@link Warmup}: the first interrupt is then quick), and sends
  *       the sealed connection info to {@code --response-address}, retrying until acknowledged;
  *   <li>serves signed interrupt, signal and shutdown requests on the comm port until the JVM
@@ -262,10 +262,24 @@ public final class ToreeLauncher {
     awaitShellPort((Long) connInfo.get("shell_port"), 300_000L);
     Files.deleteIfExists(profile);
     Files.deleteIfExists(workdir);
-    long warmed = Warmup.run(ip, (Long) connInfo.get("shell_port"), key.toString(), WARMUP_TIMEOUT_MS);
-    if (warmed >= 0) {
-      log("Warmed up Toree's reporting of exceptions in " + warmed + " ms");
-    }
+    // The warm-up's request is queued at Toree before the server learns the ports, so it runs
+    // before any user cell; its reply is awaited in the background, so the server (and the
+    // client's connection to Toree's channels) does not wait for it.
+    long shellPort = (Long) connInfo.get("shell_port");
+    String connectionKey = key.toString();
+    java.util.concurrent.CountDownLatch queued = new java.util.concurrent.CountDownLatch(1);
+    Thread warmup =
+        new Thread(
+            () -> {
+              long warmed = Warmup.run(ip, shellPort, connectionKey, WARMUP_TIMEOUT_MS, queued);
+              if (warmed >= 0) {
+                log("Warmed up Toree's reporting of exceptions in " + warmed + " ms");
+              }
+            },
+            "gp-warmup");
+    warmup.setDaemon(true);
+    warmup.start();
+    queued.await(10, java.util.concurrent.TimeUnit.SECONDS);
     sendConnectionInfo();
   }
 
@@ -479,7 +493,11 @@ public final class ToreeLauncher {
         after = this::shutdown;
       } else {
         int signum = ((Long) request.get("signum")).intValue();
-        boolean alive = kernelThread != null && kernelThread.isAlive();
+        // The JVM is the kernel's process: it answers while it runs. Once Toree's main returns
+        // the JVM is already exiting (kernelEnded), possibly for seconds of Spark's shutdown
+        // hooks; saying "not alive" then would let the provisioner report a kernel gone whose
+        // process still runs, and a kill (signal 9) must still reach it.
+        boolean alive = kernelThread != null;
         if (alive && signum != 0) {
           after = signal(signum);
         }

@@ -10,8 +10,9 @@ import java.util.Map;
 import java.util.UUID;
 
 /**
- * Runs one silent cell that throws, through Toree's own shell channel, before the server learns
- * the kernel's ports (so no user cell can race it), to warm the path that reports an exception.
+ * Runs one silent cell that throws, through Toree's own shell channel, queued before the server
+ * learns the kernel's ports (so it runs before any user cell), to warm the path that reports an
+ * exception.
  *
  * <p>Why: an interrupt ends the cell with an exception, and Toree reports every exception with
  * three compilations of its Scala REPL (binding {@code lastException}, reading it back,
@@ -24,8 +25,8 @@ import java.util.UUID;
  * <p>The message is a plain Jupyter {@code execute_request} (protocol 5.3, signed with the
  * kernel's key) sent with JeroMQ, which the Toree assembly carries; it is reached through
  * reflection because the launcher compiles against the JDK only. Best effort: any failure is
- * logged and the launch goes on. Called by {@link ToreeLauncher#run} once the shell port
- * accepts.
+ * logged and the launch goes on. Called on its own thread by {@link ToreeLauncher#run} once the
+ * shell port accepts.
  */
 final class Warmup {
   static final String CODE = "throw new InterruptedException(\"gp-launcher warm-up\")";
@@ -34,10 +35,16 @@ final class Warmup {
   private Warmup() {}
 
   /**
-   * Send the warm-up cell to {@code tcp://ip:shellPort} and wait up to {@code timeoutMs} for
-   * its reply. Returns the milliseconds it took, or -1 when it did not complete.
+   * Send the warm-up cell to {@code tcp://ip:shellPort}, count {@code queued} down once it is
+   * handed to JeroMQ (or failed), and wait up to {@code timeoutMs} for its reply. Returns the
+   * milliseconds it took, or -1 when it did not complete.
    */
-  static long run(String ip, long shellPort, String key, long timeoutMs) {
+  static long run(
+      String ip,
+      long shellPort,
+      String key,
+      long timeoutMs,
+      java.util.concurrent.CountDownLatch queued) {
     long started = System.nanoTime();
     Object context = null;
     Object socket = null;
@@ -59,6 +66,7 @@ final class Warmup {
       for (int i = 0; i < frames.size(); i++) {
         send.invoke(socket, frames.get(i), i < frames.size() - 1 ? sendMore : 0);
       }
+      queued.countDown();
       Method recv = type.getMethod("recv", int.class);
       Method more = type.getMethod("hasReceiveMore");
       long deadline = System.currentTimeMillis() + timeoutMs;
@@ -82,6 +90,7 @@ final class Warmup {
     } catch (java.security.GeneralSecurityException err) {
       ToreeLauncher.log("The warm-up cell could not be signed: " + err);
     } finally {
+      queued.countDown();
       close(socket);
       close(context);
     }
