@@ -25,11 +25,19 @@ from test_conformance_helpers import irkernel_available
 
 from gp_distributed.local_process import pid_is_running
 from gp_provisioners_core.testing import ConformanceBackend, ProvisionerConformance
-from gp_provisioners_core.testing.conformance import SCALA, R, RunningKernel
+from gp_provisioners_core.testing.conformance import SCALA, R, RunningKernel, wait_for
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")
 
 R_KERNEL_NAME = "gp_ssh_r"
+
+
+async def _jvm_gone(info: dict[str, Any]) -> bool:
+    return not pid_is_running(info["kernel_pid"])
+
+
+async def _not_alive(manager: Any) -> bool:
+    return not await manager.is_alive()
 
 
 class SshBackend(ConformanceBackend):
@@ -127,6 +135,19 @@ class TestSshScalaConformance(ProvisionerConformance):
             SCALA_LAZY_KERNEL_NAME, {"KERNEL_USERNAME": "conformance"}
         )
         assert output == SCALA.spark_answer
+
+    @pytest.mark.asyncio
+    async def test_kernel_that_ends_on_its_own_leaves_nothing(self, kernel: RunningKernel) -> None:
+        """A client's shutdown_request on Toree's control channel ends Toree: the launcher in the
+        same JVM must not keep it alive (the Python launcher exits when its kernel does), so the
+        JVM is gone and the provisioner sees the kernel gone without being asked to kill it."""
+        info = await kernel.provisioner_info()
+        kernel.client.shutdown()
+        kernel.client.stop_channels()
+        assert await wait_for(lambda: _jvm_gone(info), timeout=30), "the JVM still runs"
+        assert await wait_for(lambda: _not_alive(kernel.manager), timeout=30)
+        assert await kernel.backend.leftovers(info) == []
+        await kernel.manager.shutdown_kernel(now=True)
 
     @pytest.mark.asyncio
     async def test_ports_are_in_the_port_range(self, kernel: RunningKernel) -> None:

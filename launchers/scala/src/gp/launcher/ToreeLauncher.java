@@ -40,8 +40,9 @@ import sun.misc.Signal;
  *   <li>binds its comm port and picks Toree's five ports inside {@code --port-range};
  *   <li>writes them to a private Toree profile and starts {@code org.apache.toree.Main} in this
  *       JVM, with {@code --spark-context-initialization-mode lazy|eager};
- *   <li>once Toree's shell port accepts, deletes the profile (it holds the key) and sends the
- *       sealed connection info to {@code --response-address}, retrying until acknowledged;
+ *   <li>once Toree's shell port accepts, deletes the profile (it holds the key), queues one
+ *       silent cell that throws ({@link Warmup}: the first interrupt is then quick), and sends
+ *       the sealed connection info to {@code --response-address}, retrying until acknowledged;
  *   <li>serves signed interrupt, signal and shutdown requests on the comm port until the JVM
  *       exits. An interrupt interrupts the thread of the running cell and cancels its Spark
  *       jobs (see {@link #interruptCellThreads}).
@@ -57,6 +58,8 @@ public final class ToreeLauncher {
   static final int COMM_MAX_CONNECTIONS_PER_PEER = 8;
   static final long REFUSAL_LOG_INTERVAL_MS = 60_000L;
   static final long SHUTDOWN_GRACE_MS = 5_000L;
+  /** At most this long for Toree's interpreter to start and run the warm-up cell. */
+  static final long WARMUP_TIMEOUT_MS = 120_000L;
 
   private final String kernelId;
   private final String responseHost;
@@ -247,12 +250,36 @@ public final class ToreeLauncher {
     args.add("--spark-context-initialization-mode");
     args.add(sparkMode);
     log("Starting Apache Toree for kernel " + kernelId + " (Spark context: " + sparkMode + ")");
-    kernelThread = new Thread(() -> runToree(args), "toree-kernel");
+    kernelThread =
+        new Thread(
+            () -> {
+              runToree(args);
+              kernelEnded("Apache Toree stopped");
+            },
+            "toree-kernel");
     kernelThread.start();
 
     awaitShellPort((Long) connInfo.get("shell_port"), 300_000L);
     Files.deleteIfExists(profile);
     Files.deleteIfExists(workdir);
+    // The warm-up's request is queued at Toree before the server learns the ports, so it runs
+    // before any user cell; its reply is awaited in the background, so the server (and the
+    // client's connection to Toree's channels) does not wait for it.
+    long shellPort = (Long) connInfo.get("shell_port");
+    String connectionKey = key.toString();
+    java.util.concurrent.CountDownLatch queued = new java.util.concurrent.CountDownLatch(1);
+    Thread warmup =
+        new Thread(
+            () -> {
+              long warmed = Warmup.run(ip, shellPort, connectionKey, WARMUP_TIMEOUT_MS, queued);
+              if (warmed >= 0) {
+                log("Warmed up Toree's reporting of exceptions in " + warmed + " ms");
+              }
+            },
+            "gp-warmup");
+    warmup.setDaemon(true);
+    warmup.start();
+    queued.await(10, java.util.concurrent.TimeUnit.SECONDS);
     sendConnectionInfo();
   }
 
@@ -358,14 +385,40 @@ public final class ToreeLauncher {
 
   // -- comm port ------------------------------------------------------------------------------
 
+  /**
+   * The comm port's accept loop (thread {@code gp-comm-port}). It is what the server reaches the
+   * kernel through, so the kernel never runs without it: if it stops (the socket closed, an
+   * error the loop cannot survive), the kernel is shut down, as an ipykernel exits when its
+   * Python launcher dies. A failed accept on an open socket (no file descriptors left, a
+   * connection reset before it was taken) is retried after {@link #ACCEPT_RETRY_MS}.
+   */
   private void serveComm(Protocol.Verifier verifier) {
+    try {
+      acceptLoop(verifier);
+    } catch (RuntimeException | Error err) {
+      log("The comm port failed: " + err);
+    }
+    kernelEnded("The comm port of kernel " + kernelId + " stopped");
+  }
+
+  static final long ACCEPT_RETRY_MS = 200L;
+
+  private void acceptLoop(Protocol.Verifier verifier) {
     while (true) {
       Socket socket;
       try {
         socket = commSocket.accept();
       } catch (IOException err) {
-        log("The comm port stopped: " + err.getMessage());
-        return;
+        if (commSocket.isClosed()) {
+          return;
+        }
+        refused("accept failed (retrying)", String.valueOf(err.getMessage()));
+        try {
+          Thread.sleep(ACCEPT_RETRY_MS);
+        } catch (InterruptedException stop) {
+          return;
+        }
+        continue;
       }
       String host = socket.getInetAddress().getHostAddress();
       if (!enter(host)) {
@@ -440,7 +493,11 @@ public final class ToreeLauncher {
         after = this::shutdown;
       } else {
         int signum = ((Long) request.get("signum")).intValue();
-        boolean alive = kernelThread != null && kernelThread.isAlive();
+        // The JVM is the kernel's process: it answers while it runs. Once Toree's main returns
+        // the JVM is already exiting (kernelEnded), possibly for seconds of Spark's shutdown
+        // hooks; saying "not alive" then would let the provisioner report a kernel gone whose
+        // process still runs, and a kill (signal 9) must still reach it.
+        boolean alive = kernelThread != null;
         if (alive && signum != 0) {
           after = signal(signum);
         }
@@ -497,10 +554,10 @@ public final class ToreeLauncher {
     switch (signum) {
       case 2:
         return () -> {
-          boolean cancelled = cancelSparkJobs();
-          int threads = interruptCellThreads();
-          log("Interrupted kernel " + kernelId + ": " + threads + " cell thread(s)"
-              + (cancelled ? ", Spark jobs cancelled" : ""));
+          long received = System.nanoTime();
+          int threads = interruptCellThreads(() -> cancelSparkJobs(), received);
+          log("Interrupt of kernel " + kernelId + " done: " + threads + " cell thread(s), "
+              + (System.nanoTime() - received) / 1_000_000 + " ms until the cell ended");
         };
       case 9:
         return () -> Runtime.getRuntime().halt(137);
@@ -538,9 +595,10 @@ public final class ToreeLauncher {
    * #INTERRUPT_WINDOW_MS}; once seen idle in its pool it is left alone, so a cell queued after
    * the interrupted one is not touched. Returns how many threads were interrupted.
    */
-  static int interruptCellThreads() {
+  static int interruptCellThreads(Runnable afterFirst, long received) {
     Set<Thread> finished = new HashSet<>();
     Set<Thread> interrupted = new HashSet<>();
+    boolean first = true;
     long deadline = System.currentTimeMillis() + INTERRUPT_WINDOW_MS;
     while (System.currentTimeMillis() < deadline) {
       boolean busy = false;
@@ -558,6 +616,12 @@ public final class ToreeLauncher {
           thread.interrupt();
           interrupted.add(thread);
         }
+      }
+      if (first) {
+        first = false;
+        log("Interrupt: " + interrupted.size() + " cell thread(s) interrupted "
+            + (System.nanoTime() - received) / 1_000_000 + " ms after the request");
+        afterFirst.run();
       }
       if (!busy) {
         break;
@@ -619,8 +683,25 @@ public final class ToreeLauncher {
   static final Map<Integer, String> SIGNAL_NAMES =
       Map.of(1, "HUP", 3, "QUIT", 10, "USR1", 12, "USR2", 14, "ALRM", 28, "WINCH");
 
+  /**
+   * Called from the thread that ran Toree when it returns, and from the comm port's thread when
+   * it stops: either way the kernel cannot be reached or is gone, so the JVM exits (as the
+   * Python launcher exits when its kernel exits, and its kernel when the launcher dies),
+   * instead of lingering on Spark's or Akka's threads where the provisioner sees no kernel.
+   */
+  private void kernelEnded(String why) {
+    log(why + ": the JVM exits");
+    shutdown();
+  }
+
+  private final java.util.concurrent.atomic.AtomicBoolean stopping =
+      new java.util.concurrent.atomic.AtomicBoolean();
+
   /** Stop the kernel: orderly exit (Toree and Spark shutdown hooks), forced after a grace. */
   private void shutdown() {
+    if (!stopping.compareAndSet(false, true)) {
+      return;
+    }
     log("Shutting down kernel " + kernelId);
     Thread halt =
         new Thread(

@@ -78,10 +78,11 @@ SCALA = LanguageSnippets(
     print_answer="println(6 * 7); Console.flush()",
     sleep_long='println("sleeping"); Console.flush(); Thread.sleep(60000)',
     sleep_prints_first=True,
-    # The launcher stops the cell's thread at once, but Toree then reports the exception (any
-    # exception) by compiling a binding of `lastException`: about 2 s of the interpreter on a
-    # loaded 2-core machine (docs/operators/scala.md).
-    interrupt_within=5.0,
+    # Toree reports the interrupt's exception (any exception) with three compilations of its
+    # REPL; the launcher runs them once before the user's first cell, so the first interrupt
+    # is not the slow, cold one: 0.5 to 1.7 s on ssh, YARN and localhost up to load 30, but
+    # 3.6 s once in Docker at load 30 (docs/operators/scala.md), hence 4 s here, not 2.
+    interrupt_within=4.0,
     set_variable="val conformanceValue = 1",
     read_variable="println(conformanceValue); Console.flush()",
     spark_job="println(sc.parallelize(1 to 100).sum); Console.flush()",
@@ -187,7 +188,8 @@ class ProvisionerConformance:
         interrupted_at = time.monotonic()
         await kernel.manager.interrupt_kernel()
         result = await asyncio.wait_for(running, timeout=10)
-        assert time.monotonic() - interrupted_at < language.interrupt_within
+        took = time.monotonic() - interrupted_at
+        assert took < language.interrupt_within, f"the cell ended {took:.2f}s after the interrupt"
         if language.interrupt_error:
             assert result.error_name == language.interrupt_error
         after = await execute(kernel.client, language.print_answer)
