@@ -87,6 +87,12 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy")
     # The launchers run inside kernel images, outside any package: checked on their own.
     session.run("mypy", "--strict", "launchers/python")
+    # The integration suite's bring-ups of real backends and emulators, strict as well (run
+    # from their folder, where ``backends`` is the package the suites import).
+    with session.chdir("tests-integration"):
+        session.run(
+            "mypy", "--config-file", "../pyproject.toml", "--explicit-package-bases", "backends"
+        )
 
 
 @nox.session

@@ -25,7 +25,7 @@ from pathlib import Path
 try:
     from backends.system_packages import missing_packages_message
 except ImportError:  # run as a script
-    from system_packages import missing_packages_message  # type: ignore[no-redef]
+    from system_packages import missing_packages_message  # type: ignore[no-redef,import-not-found]
 
 DATABASE = "gp_kernels"
 USER = "gp"

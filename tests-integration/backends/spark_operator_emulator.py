@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client as k8s
 from kubernetes import watch
@@ -109,11 +109,14 @@ class OperatorEmulator:
                     self._stop.wait(0.5)
 
     def _watch_objects(self) -> None:
-        listed = self.custom.list_cluster_custom_object(self.group, self.version, self.plural)
+        listed = cast(
+            dict[str, Any],
+            self.custom.list_cluster_custom_object(self.group, self.version, self.plural),
+        )
         self.listings["objects"] += 1
         for item in listed.get("items") or []:
             self.on_object("ADDED", item)
-        stream = watch.Watch().stream(
+        stream = watch.Watch().stream(  # type: ignore[no-untyped-call]  # untyped client
             self.custom.list_cluster_custom_object,
             self.group,
             self.version,
@@ -129,7 +132,8 @@ class OperatorEmulator:
     def _watch_pods(self) -> None:
         listed = self.core.list_pod_for_all_namespaces(label_selector=self.pod_selector)
         self.listings["pods"] += 1
-        stream = watch.Watch().stream(
+        assert listed.metadata is not None
+        stream = watch.Watch().stream(  # type: ignore[no-untyped-call]  # untyped client
             self.core.list_pod_for_all_namespaces,
             label_selector=self.pod_selector,
             resource_version=listed.metadata.resource_version,
@@ -138,7 +142,7 @@ class OperatorEmulator:
         for event in stream:
             if self._stop.is_set():
                 return
-            pod = self.api.sanitize_for_serialization(event["object"])
+            pod = self.api.sanitize_for_serialization(event["object"])  # type: ignore[no-untyped-call]
             self.on_pod(event["type"], pod)
 
     # -- reconcile ----------------------------------------------------------------------------

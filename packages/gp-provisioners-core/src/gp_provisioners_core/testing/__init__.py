@@ -11,7 +11,15 @@ in
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names as the lazy imports below give them, for type checkers
+    from .conformance import ConformanceBackend as ConformanceBackend
+    from .conformance import LanguageSnippets as LanguageSnippets
+    from .conformance import ProvisionerConformance as ProvisionerConformance
+    from .kernels import ExecutionResult as ExecutionResult
+    from .kernels import execute as execute
+    from .kernels import isolated_jupyter_paths as isolated_jupyter_paths
 
 _EXPORTS = {
     "ConformanceBackend": "conformance",
