@@ -58,6 +58,7 @@ class Variant:
         "none"  # "none", "gp_provisioners_core" or "gateway_provisioners" (see _one_launch.py)
     )
     runs: int = 0  # timed launches; 0: --runs
+    prior_launch: bool = False  # one untimed launch in the worker first (connections reused)
     shared_tmp: Path | None = None  # a TMPDIR shared by all launches (files named by kernel id)
     note: str = ""
     unavailable: str = ""  # why the row cannot run; empty when it can
@@ -221,6 +222,18 @@ def make_gp_ssh(ctx: Context) -> Variant:
     if not variant.unavailable:
         spec_file = data_dir / "kernels" / variant.kernel_name / "kernel.json"
         add_spec_env(spec_file, remote_kernel_env(ctx, data_dir))
+    return variant
+
+
+def make_gp_ssh_reused(ctx: Context) -> Variant:
+    """The ``gp_ssh`` row in a worker that started and shut down one kernel on the host first
+    (untimed), as a server that has run kernels there before: the ssh connection and remote
+    shells are open, so this is the cold kernel start without the per-process connection."""
+    variant = make_gp_ssh(ctx)
+    variant.key = "gp_ssh_reused"
+    variant.label = f"gp-distributed (ssh {ssh_hosts.ADDRESS}, reused)"
+    variant.prior_launch = True
+    variant.note += "; one untimed kernel on the host first, in the same process"
     return variant
 
 
@@ -399,6 +412,7 @@ VARIANT_FACTORIES: dict[str, Callable[[Context], Variant]] = {
     "gp_obs_off": make_gp_observability_off,
     "gp_obs_on": make_gp_observability_on,
     "gp_ssh": make_gp_ssh,
+    "gp_ssh_reused": make_gp_ssh_reused,
     "gp050": make_gp050,
     "gp050_ssh": make_gp050_ssh,
     "gp_scala": make_gp_scala,
@@ -449,6 +463,8 @@ def launch_once(ctx: Context, variant: Variant, label: str) -> dict[str, Any]:
     ]
     if ctx.args.cold:
         cmd.append("--cold")
+    if variant.prior_launch and label != "warmup":
+        cmd.append("--prior-launch")
     if label == "warmup":
         cmd.append("--warmup")
     if ctx.args.debug:
