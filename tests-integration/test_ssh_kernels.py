@@ -326,6 +326,26 @@ def test_a_remote_shell_that_dies_is_replaced(sshd_cluster) -> None:
     time.sleep(0.5)
     assert run_script(target, "echo ok\n", 30).stdout == "ok\n"
 
+    # The connection's sshd processes end (sshd restarted) while a shell is idle: the next
+    # command connects again, whether or not paramiko noticed before it was sent.
+    listener = sshd_cluster.hosts["127.0.0.3"].process.pid
+    for pid in _children(listener):
+        os.kill(pid, signal.SIGKILL)
+    assert run_script(target, "echo again\n", 30).stdout == "again\n"
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == str(parent):
+            found.append(int(entry))
+    return found
+
 
 def test_unknown_host_key_is_refused_unless_configured(sshd_cluster, tmp_path) -> None:
     empty = tmp_path / "known_hosts"

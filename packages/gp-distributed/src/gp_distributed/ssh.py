@@ -728,6 +728,7 @@ def _run_in_shell(
     if transport is None or not transport.is_active():
         raise _StaleConnection("not connected")
     shell = pool.take_shell(target, client)
+    reused = shell is not None
     if shell is None:
         try:
             shell = _open_shell(transport, timeout)
@@ -735,10 +736,12 @@ def _run_in_shell(
             raise SshCommandError(f"ssh to {target.label}: {err}") from err
     marker = "GP_END_" + secrets.token_hex(16)
     deadline = time.monotonic() + timeout
-    done = False
+    done = sent = finished = False
     try:
         shell.sendall(framed_script(script, marker).encode())
+        sent = True
         stdout, status = _read_until_marker(shell, shell.recv, marker.encode(), deadline)
+        finished = True
         stderr, _ = _read_until_marker(shell, shell.recv_stderr, marker.encode(), deadline)
         done = True
     except TimeoutError as err:
@@ -746,11 +749,18 @@ def _run_in_shell(
             f"ssh to {target.label}: the remote command did not finish within {timeout:g}s"
         ) from err
     except _ShellEnded as err:
+        if reused and not (err.received or finished) and not transport.is_active():
+            # The connection went away while the shell sat idle and paramiko noticed only now
+            # (sshd restarted or stopped): nothing came back, so the script most likely never
+            # reached a shell.  Connect again, as for a connection found dead up front.
+            raise _StaleConnection("the connection closed") from err
         raise SshCommandError(
             f"ssh to {target.label}: the remote shell ended before the command finished"
             + (f" (exit status {shell.exit_status})" if shell.exit_status_ready() else "")
         ) from err
     except (paramiko.SSHException, EOFError, OSError) as err:
+        if reused and not sent and not transport.is_active():
+            raise _StaleConnection(_describe(err)) from err
         raise SshCommandError(f"ssh to {target.label}: {_describe(err)}") from err
     finally:
         if done:
@@ -761,7 +771,9 @@ def _run_in_shell(
 
 
 class _ShellEnded(Exception):
-    pass
+    def __init__(self, received: bool) -> None:
+        super().__init__("the remote shell ended")
+        self.received = received  # whether the stream had given any byte
 
 
 def _read_until_marker(
@@ -802,7 +814,7 @@ def _read_until_marker(
         channel.settimeout(remaining)
         chunk = recv(65536)
         if not chunk:
-            raise _ShellEnded()
+            raise _ShellEnded(received=bool(kept or pending))
         pending += chunk
 
 
