@@ -237,6 +237,16 @@ def make_gp_ssh_reused(ctx: Context) -> Variant:
     return variant
 
 
+def make_gp_ssh_sessions(ctx: Context) -> Variant:
+    """``gp_ssh_reused`` with ``GP_SSH_REUSE_SHELLS=false``: a new ssh session (and login
+    shell) per remote command, as before long-lived shells.  Not in the default run."""
+    variant = make_gp_ssh_reused(ctx)
+    variant.key = "gp_ssh_sessions"
+    variant.label = f"gp-distributed (ssh {ssh_hosts.ADDRESS}, reused, no shells)"
+    variant.env = {**variant.env, "GP_SSH_REUSE_SHELLS": "false"}
+    return variant
+
+
 def make_gp050(ctx: Context) -> Variant:
     """gateway_provisioners 0.5.0's distributed-provisioner on localhost, in its own venv."""
     variant = gp050_variant(ctx, "gp050", "localhost")
@@ -413,11 +423,13 @@ VARIANT_FACTORIES: dict[str, Callable[[Context], Variant]] = {
     "gp_obs_on": make_gp_observability_on,
     "gp_ssh": make_gp_ssh,
     "gp_ssh_reused": make_gp_ssh_reused,
+    "gp_ssh_sessions": make_gp_ssh_sessions,
     "gp050": make_gp050,
     "gp050_ssh": make_gp050_ssh,
     "gp_scala": make_gp_scala,
 }
 BASELINE = "local"
+DEFAULT_VARIANTS = [key for key in VARIANT_FACTORIES if key != "gp_ssh_sessions"]
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -732,8 +744,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--variants",
-        default=",".join(VARIANT_FACTORIES),
-        help=f"comma-separated rows to run (default: {','.join(VARIANT_FACTORIES)})",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated rows to run (default: {','.join(DEFAULT_VARIANTS)}; "
+        f"also: {','.join(k for k in VARIANT_FACTORIES if k not in DEFAULT_VARIANTS)})",
     )
     parser.add_argument("--idle", type=float, default=2.0, help="idle seconds after ready")
     parser.add_argument(
