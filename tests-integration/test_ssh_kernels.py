@@ -288,7 +288,7 @@ def test_commands_reuse_one_remote_shell_and_cannot_change_it(sshd_cluster) -> N
     pool = SshConnectionPool.instance()
     pool.discard(target)
     first = run_script(target, "echo $$\n", 30)
-    shell_pid = int(first.stdout)
+    shell_pid = int(first.stdout)  # a pid of this machine: 127.0.0.3 is a loopback alias
     changed = run_script(
         target, "cd /; GP_X=1; export GP_X; set -f; cat; echo gone >&2; exit 9\n", 30
     )
