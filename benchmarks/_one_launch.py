@@ -7,6 +7,8 @@ watched by a 1 ms ticker:
 0. unless ``--cold``, per-process warm-up a running server has behind it (imports, entry
    points, interface discovery; untimed, see ``warm_process``);
 1. optional pre-start of the provisioner package's response server (per-process work, untimed);
+   with ``--prior-launch``, one untimed kernel started and shut down first (a server that has
+   run kernels on that host before: its ssh connection and remote shells are open);
 2. launch: ``await km.start_kernel()`` then one ``kernel_info_request`` until its reply;
 3. idle: ``--idle`` seconds with the client's channels open;
 4. shutdown: ``await km.shutdown_kernel()`` (graceful).
@@ -193,6 +195,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from jupyter_client.manager import AsyncKernelManager
 
+    if args.prior_launch:
+        started = time.perf_counter()
+        prior = AsyncKernelManager(kernel_name=args.kernel_name)
+        await prior.start_kernel()
+        await prior.shutdown_kernel()
+        result["prior_launch_s"] = time.perf_counter() - started
+
     km = AsyncKernelManager(kernel_name=args.kernel_name)
     ticker = Ticker()
     ticker.start()
@@ -256,6 +265,11 @@ def main() -> int:
     )
     parser.add_argument(
         "--cold", action="store_true", help="skip the per-process warm-up (time a first launch)"
+    )
+    parser.add_argument(
+        "--prior-launch",
+        action="store_true",
+        help="start and shut down one kernel (untimed) before the timed one, in this process",
     )
     parser.add_argument("--idle", type=float, default=2.0, help="idle seconds after ready")
     parser.add_argument(

@@ -58,6 +58,7 @@ class Variant:
         "none"  # "none", "gp_provisioners_core" or "gateway_provisioners" (see _one_launch.py)
     )
     runs: int = 0  # timed launches; 0: --runs
+    prior_launch: bool = False  # one untimed launch in the worker first (connections reused)
     shared_tmp: Path | None = None  # a TMPDIR shared by all launches (files named by kernel id)
     note: str = ""
     unavailable: str = ""  # why the row cannot run; empty when it can
@@ -237,6 +238,28 @@ def install_ssh_spec(ctx: Context, host: ssh_hosts.SshHost, data_dir: Path, name
     return unavailable
 
 
+def make_gp_ssh_reused(ctx: Context) -> Variant:
+    """The ``gp_ssh`` row in a worker that started and shut down one kernel on the host first
+    (untimed), as a server that has run kernels there before: the ssh connection and remote
+    shells are open, so this is the cold kernel start without the per-process connection."""
+    variant = make_gp_ssh(ctx)
+    variant.key = "gp_ssh_reused"
+    variant.label = f"gp-distributed (ssh {ssh_hosts.ADDRESS}, reused)"
+    variant.prior_launch = True
+    variant.note += "; one untimed kernel on the host first, in the same process"
+    return variant
+
+
+def make_gp_ssh_sessions(ctx: Context) -> Variant:
+    """``gp_ssh_reused`` with ``GP_SSH_REUSE_SHELLS=false``: a new ssh session (and login
+    shell) per remote command, as before long-lived shells.  Not in the default run."""
+    variant = make_gp_ssh_reused(ctx)
+    variant.key = "gp_ssh_sessions"
+    variant.label = f"gp-distributed (ssh {ssh_hosts.ADDRESS}, reused, no shells)"
+    variant.env = {**variant.env, "GP_SSH_REUSE_SHELLS": "false"}
+    return variant
+
+
 def make_gp050(ctx: Context) -> Variant:
     """gateway_provisioners 0.5.0's distributed-provisioner on localhost, in its own venv."""
     variant = gp050_variant(ctx, "gp050", "localhost")
@@ -412,11 +435,14 @@ VARIANT_FACTORIES: dict[str, Callable[[Context], Variant]] = {
     "gp_obs_off": make_gp_observability_off,
     "gp_obs_on": make_gp_observability_on,
     "gp_ssh": make_gp_ssh,
+    "gp_ssh_reused": make_gp_ssh_reused,
+    "gp_ssh_sessions": make_gp_ssh_sessions,
     "gp050": make_gp050,
     "gp050_ssh": make_gp050_ssh,
     "gp_scala": make_gp_scala,
 }
 BASELINE = "local"
+DEFAULT_VARIANTS = [key for key in VARIANT_FACTORIES if key != "gp_ssh_sessions"]
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -462,6 +488,8 @@ def launch_once(ctx: Context, variant: Variant, label: str) -> dict[str, Any]:
     ]
     if ctx.args.cold:
         cmd.append("--cold")
+    if variant.prior_launch and label != "warmup":
+        cmd.append("--prior-launch")
     if label == "warmup":
         cmd.append("--warmup")
     if ctx.args.debug:
@@ -729,8 +757,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--variants",
-        default=",".join(VARIANT_FACTORIES),
-        help=f"comma-separated rows to run (default: {','.join(VARIANT_FACTORIES)})",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated rows to run (default: {','.join(DEFAULT_VARIANTS)}; "
+        f"also: {','.join(k for k in VARIANT_FACTORIES if k not in DEFAULT_VARIANTS)})",
     )
     parser.add_argument("--idle", type=float, default=2.0, help="idle seconds after ready")
     parser.add_argument(

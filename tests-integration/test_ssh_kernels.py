@@ -22,7 +22,14 @@ import pytest
 from jupyter_client.manager import AsyncKernelManager
 
 from gp_distributed import remote_process
-from gp_distributed.ssh import SshConnectError, SshSettings, resolve_target, run_script
+from gp_distributed.ssh import (
+    SshCommandError,
+    SshConnectError,
+    SshConnectionPool,
+    SshSettings,
+    resolve_target,
+    run_script,
+)
 from gp_provisioners_core.errors import InvalidLaunchParameterError, LaunchFailedError
 
 pytestmark = pytest.mark.usefixtures("ssh_host_selector")
@@ -251,6 +258,93 @@ def test_host_alias_from_ssh_config(sshd_cluster) -> None:
     assert (target.hostname, target.port) == ("127.0.0.3", sshd_cluster.port)
     result = run_script(target, 'set -- $SSH_CONNECTION; echo "$3"\n', 30)
     assert result.stdout.strip() == "127.0.0.3"
+
+
+def _shell_settings(sshd_cluster, **changes: object) -> SshSettings:
+    return SshSettings(
+        key_file=str(sshd_cluster.key_file),
+        known_hosts=str(sshd_cluster.known_hosts),
+        config_file="",
+        user=sshd_cluster.user,
+        **changes,  # type: ignore[arg-type]
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_commands_reuse_one_remote_shell_and_cannot_change_it(sshd_cluster) -> None:
+    """With ssh_reuse_shells (the default) commands to a host run one after the other in the
+    same remote /bin/sh ($$ is that shell in a subshell), yet what a script changes (its
+    directory, variables, options, exit) stays inside it and it reads nothing of the shell's
+    input; a command that times out takes its shell with it.  Without the setting each
+    command gets a new shell."""
+    target = resolve_target(sshd_cluster.hosts["127.0.0.3"].entry, _shell_settings(sshd_cluster))
+    pool = SshConnectionPool.instance()
+    pool.discard(target)
+    first = run_script(target, "echo $$\n", 30)
+    shell_pid = int(first.stdout)  # a pid of this machine: 127.0.0.3 is a loopback alias
+    changed = run_script(
+        target, "cd /; GP_X=1; export GP_X; set -f; cat; echo gone >&2; exit 9\n", 30
+    )
+    assert (changed.exit_status, changed.stdout, changed.stderr) == (9, "", "gone\n")
+    after = run_script(target, 'echo "$$ $(pwd) ${GP_X:-unset} options:$-"\n', 30)
+    pid, cwd, value, options = after.stdout.split()
+    assert int(pid) == shell_pid
+    assert (value, cwd != "/") == ("unset", True)
+    assert "f" not in options
+    assert pool.idle_shells(target) == 1
+
+    with pytest.raises(SshCommandError, match="did not finish within 1s"):
+        run_script(target, "sleep 3\n", 1)
+    assert pool.idle_shells(target) == 0  # the timed-out shell was closed, not kept
+    assert int(run_script(target, "echo $$\n", 30).stdout) != shell_pid
+    deadline = time.monotonic() + 15
+    while _alive(shell_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(shell_pid)  # it ends once its command did
+
+    fresh = resolve_target(
+        sshd_cluster.hosts["127.0.0.3"].entry, _shell_settings(sshd_cluster, reuse_shells=False)
+    )
+    pids = {run_script(fresh, "echo $$\n", 30).stdout for _ in range(2)}
+    assert len(pids) == 2
+
+
+def test_a_remote_shell_that_dies_is_replaced(sshd_cluster) -> None:
+    target = resolve_target(sshd_cluster.hosts["127.0.0.3"].entry, _shell_settings(sshd_cluster))
+    shell_pid = int(run_script(target, "echo $$\n", 30).stdout)
+    with pytest.raises(SshCommandError, match="remote shell ended"):
+        run_script(target, "kill -9 $$\n", 30)
+    assert int(run_script(target, "echo $$\n", 30).stdout) != shell_pid
+    os.kill(int(run_script(target, "echo $$\n", 30).stdout), signal.SIGKILL)  # while idle
+    time.sleep(0.5)
+    assert run_script(target, "echo ok\n", 30).stdout == "ok\n"
+
+    # The connection's sshd processes end (sshd restarted) while a shell is idle: the next
+    # command connects again, whether or not paramiko noticed before it was sent.
+    listener = sshd_cluster.hosts["127.0.0.3"].process.pid
+    for pid in _children(listener):
+        os.kill(pid, signal.SIGKILL)
+    assert run_script(target, "echo again\n", 30).stdout == "again\n"
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == str(parent):
+            found.append(int(entry))
+    return found
 
 
 def test_unknown_host_key_is_refused_unless_configured(sshd_cluster, tmp_path) -> None:

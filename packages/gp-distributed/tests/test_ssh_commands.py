@@ -340,6 +340,47 @@ def test_cleanup_kills_what_is_left_of_the_kernel(tmp_path: Path) -> None:
     assert not os.path.exists(os.path.dirname(launched.log_path))
 
 
+def _start_finishing_launcher(tmp_path: Path, kernel_id: str) -> tuple[RemoteLauncherRef, Path]:
+    """A launcher that writes ``finished`` 0.5 s after it starts, then exits by itself."""
+    done = tmp_path / f"finished-{kernel_id}"
+    code = "import sys, time; time.sleep(0.5); open(sys.argv[1], 'w').close()"
+    shell_env = dict(os.environ, TMPDIR=str(tmp_path))
+    launched = parse_launched(
+        run_sh(launch_script([sys.executable, "-c", code, str(done)], {}, kernel_id), shell_env)
+    )
+    assert launched is not None
+    return RemoteLauncherRef(kernel_id, launched.pid, launched.pgid, launched.log_path), done
+
+
+def test_cleanup_of_an_ending_launcher_lets_it_finish_first(tmp_path: Path) -> None:
+    """After a requested shutdown the launcher still removes its folder (the kernel's key)
+    once its comm port closed: the cleanup waits for its exit, never longer than the grace."""
+    ref, done = _start_finishing_launcher(tmp_path, "k-ending")
+    started = time.monotonic()
+    run_sh(cleanup_script(ref, ending=True))
+    assert done.exists()  # not killed before it finished
+    assert time.monotonic() - started < 2.5
+    assert not os.path.exists(os.path.dirname(ref.log_path))
+
+    killed, never = _start_finishing_launcher(tmp_path, "k-not-ending")
+    run_sh(cleanup_script(killed))  # not known to be ending: killed at once
+    time.sleep(1.0)
+    assert not never.exists()
+
+    stdout, out = launch(tmp_path, [], {"KERNEL_SLEEP": "60"}, kernel_id="k-stuck")
+    launched = parse_launched(stdout)
+    assert launched is not None
+    wait_for(out)
+    stuck = RemoteLauncherRef("k-stuck", launched.pid, launched.pgid, launched.log_path)
+    started = time.monotonic()
+    run_sh(cleanup_script(stuck, ending=True))
+    assert time.monotonic() - started < 5  # the grace is bounded (2 s), then the kill
+    deadline = time.monotonic() + 10
+    while parse_status(run_sh(status_script([stuck])))["k-stuck"].running:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def test_signal_script_spares_a_group_without_the_kernel() -> None:
     """A recycled process group (no process naming the kernel) is never signalled."""
     sleeper = subprocess.Popen(["sleep", "30"], start_new_session=True)
@@ -359,6 +400,7 @@ def test_scripts_quote_the_kernel_id_and_paths() -> None:
         status_script([ref]),
         signal_script(ref, signal.SIGINT, 11),
         cleanup_script(ref),
+        cleanup_script(RemoteLauncherRef("k'1", 10, 10, "/tmp/a b'c/launcher.log"), True),
     ):
         assert "'k'\"'\"'1'" in script
     assert "kill -s INT 11" in signal_script(ref, signal.SIGINT, 11)

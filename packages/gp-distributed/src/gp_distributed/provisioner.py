@@ -444,7 +444,10 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
         if self._is_remote():
             launcher = await self._remote_launcher()
             if launcher is not None and not self._host_unreachable:
-                await self._ssh_quietly("cleanup", launcher.cleanup(self.ssh_command_timeout))
+                ending = self._shutdown_asked and self._remote_exit is not None
+                await self._ssh_quietly(
+                    "cleanup", launcher.cleanup(self.ssh_command_timeout, ending)
+                )
         if self._counted_host:
             HostSelector.shared().release(self._counted_host)
             self._counted_host = ""

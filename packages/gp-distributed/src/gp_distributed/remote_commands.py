@@ -238,11 +238,27 @@ def signal_script(ref: RemoteLauncherRef, signum: int, pid: int = 0) -> str:
     )
 
 
-def cleanup_script(ref: RemoteLauncherRef) -> str:
-    """Kill whatever of this kernel still runs in the launcher's group; remove its directory."""
+EXIT_GRACE_TICKS = 40  # 50 ms each: how long a cleanup lets an ending launcher finish
+
+
+def cleanup_script(ref: RemoteLauncherRef, ending: bool = False) -> str:
+    """Kill whatever of this kernel still runs in the launcher's group; remove its directory.
+
+    ``ending``: the launcher is known to be on its way out (a shutdown was requested and its
+    comm port closed).  It still removes its private folder, which holds the kernel's
+    connection file, after that port closed: wait until its wrapper wrote the exit file (at
+    most EXIT_GRACE_TICKS x 50 ms, only while the group still runs) before the kill."""
     kill = signal_script(ref, signal.SIGKILL)
     run_dir = _run_dir(ref)
     if not run_dir:
         return kill
+    wait = ""
+    if ending:
+        exit_file = shlex.quote(posixpath.join(run_dir, EXIT_NAME))
+        wait = (
+            f"gp_i=0; while [ ! -s {exit_file} ] && [ $gp_i -lt {EXIT_GRACE_TICKS} ] && "
+            f"{_group_alive(ref)}; do sleep 0.05 2>/dev/null || break; gp_i=$((gp_i + 1)); "
+            "done\n"
+        )
     files = " ".join(shlex.quote(posixpath.join(run_dir, n)) for n in (LOG_NAME, EXIT_NAME))
-    return f"{kill}rm -f -- {files}\nrmdir -- {shlex.quote(run_dir)} 2>/dev/null || :\n"
+    return f"{wait}{kill}rm -f -- {files}\nrmdir -- {shlex.quote(run_dir)} 2>/dev/null || :\n"

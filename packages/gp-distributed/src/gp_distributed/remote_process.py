@@ -94,9 +94,11 @@ class RemoteLauncher:
         result = await run_script_async(self.target, signal_script(self.ref, signum, pid), timeout)
         return "GP_SIGNALED" in result.stdout
 
-    async def cleanup(self, timeout: float) -> None:
-        """Kill what is left of this kernel on the host and remove its log files."""
-        await run_script_async(self.target, cleanup_script(self.ref), timeout)
+    async def cleanup(self, timeout: float, ending: bool = False) -> None:
+        """Kill what is left of this kernel on the host and remove its log files; with
+        ``ending`` (it was asked to shut down and its comm port closed) first let the launcher
+        finish its own clean-up for a moment (see ``cleanup_script``)."""
+        await run_script_async(self.target, cleanup_script(self.ref, ending), timeout)
 
 
 class LaunchWatcher:

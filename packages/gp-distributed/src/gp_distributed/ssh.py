@@ -5,6 +5,13 @@ coroutines reach them through :func:`run_script_async`.  A remote command is alw
 ``/bin/sh -s`` with its script written to the channel's stdin, so nothing the script holds
 (the launch secret, user values) appears on a command line, and the remote login shell, whatever
 it is, only ever runs those two words.
+
+With ``ssh_reuse_shells`` (the default) that ``/bin/sh -s`` stays open after a script and runs
+the next one on the same connection: each script runs in a subshell with stdin from /dev/null,
+followed by an end marker with a random nonce on stdout and stderr, so the user's login shell
+start-up (``.bashrc`` and the like, often the largest part of a remote command's time) is paid
+once per shell, not once per command.  At most ``ssh_max_sessions`` shells per connection exist
+(busy or idle); one that fails or times out is closed, never reused.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import getpass
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -106,6 +114,7 @@ class SshSettings:
     connect_timeout: float = 10.0
     allow_agent: bool = True
     max_sessions: int = 8
+    reuse_shells: bool = True
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,7 @@ class SshTarget:
     connect_timeout: float = 10.0
     allow_agent: bool = True
     max_sessions: int = 8
+    reuse_shells: bool = True
 
     @property
     def label(self) -> str:
@@ -204,6 +214,7 @@ def resolve_target(
         connect_timeout=settings.connect_timeout,
         allow_agent=settings.allow_agent,
         max_sessions=settings.max_sessions,
+        reuse_shells=settings.reuse_shells,
     )
 
 
@@ -353,6 +364,19 @@ class SshConfigMixin(Configurable):
     def _ssh_local_hosts_default(self) -> bool:
         return env_bool("GP_SSH_LOCAL_HOSTS", False)
 
+    ssh_reuse_shells = Bool(
+        config=True,
+        help="""Run remote commands in long-lived ``/bin/sh`` sessions on each host's pooled
+        connection (GP_SSH_REUSE_SHELLS, true): the login shell's start-up (.bashrc, profile)
+        runs once per session instead of once per command (launch, status, signal, cleanup).
+        At most ssh_max_sessions such sessions per host stay open while the connection does.
+        False: a new ssh session per command.""",
+    )
+
+    @default("ssh_reuse_shells")
+    def _ssh_reuse_shells_default(self) -> bool:
+        return env_bool("GP_SSH_REUSE_SHELLS", True)
+
     def ssh_settings(self) -> SshSettings:
         return SshSettings(
             user=self.ssh_user,
@@ -364,6 +388,7 @@ class SshConfigMixin(Configurable):
             connect_timeout=self.ssh_connect_timeout,
             allow_agent=self.ssh_allow_agent,
             max_sessions=max(1, self.ssh_max_sessions),
+            reuse_shells=self.ssh_reuse_shells,
         )
 
 
@@ -385,6 +410,30 @@ class _PooledConnection:
         self.sessions = threading.BoundedSemaphore(max_sessions)
         self.error = ""
         self.failed_at = 0.0
+        self.shells_lock = threading.Lock()
+        self.idle_shells: list[paramiko.Channel] = []
+
+    def take_shell(self, client: paramiko.SSHClient) -> paramiko.Channel | None:
+        """An idle shell of ``client``'s connection that still runs, or None; shells of an
+        older connection, or that ended, are closed and dropped."""
+        transport = client.get_transport()
+        with self.shells_lock:
+            while self.idle_shells:
+                shell = self.idle_shells.pop()
+                if shell.get_transport() is transport and _shell_usable(shell):
+                    return shell
+                shell.close()
+        return None
+
+    def give_back(self, shell: paramiko.Channel) -> None:
+        with self.shells_lock:
+            self.idle_shells.append(shell)
+
+    def close_shells(self) -> None:
+        with self.shells_lock:
+            shells, self.idle_shells = self.idle_shells, []
+        for shell in shells:
+            shell.close()
 
 
 def _describe(err: BaseException) -> str:
@@ -496,11 +545,29 @@ class SshConnectionPool:
         """The semaphore that bounds the channels open at once on ``target``'s connection."""
         return self._entry(target).sessions
 
+    def take_shell(self, target: SshTarget, client: paramiko.SSHClient) -> paramiko.Channel | None:
+        """An idle remote shell on ``client`` (the caller holds a :meth:`session_slot`)."""
+        return self._entry(target).take_shell(client)
+
+    def give_back_shell(self, target: SshTarget, shell: paramiko.Channel) -> None:
+        """Keep ``shell`` (which just finished a script cleanly) for the next command.
+
+        Shells are only opened while a session slot is held and each is either busy (holding
+        one) or idle here, so the channels on a connection never exceed ``max_sessions``."""
+        self._entry(target).give_back(shell)
+
+    def idle_shells(self, target: SshTarget) -> int:
+        """How many remote shells on ``target``'s connection wait for a command."""
+        entry = self._entry(target)
+        with entry.shells_lock:
+            return len(entry.idle_shells)
+
     def discard(self, target: SshTarget, client: paramiko.SSHClient | None = None) -> None:
         """Close ``target``'s connection (only if it is still ``client``, when given)."""
         entry = self._entry(target)
         with entry.lock:
             if entry.client is not None and (client is None or entry.client is client):
+                entry.close_shells()
                 entry.client.close()
                 entry.client = None
 
@@ -514,6 +581,7 @@ class SshConnectionPool:
             entries = list(self._connections.values())
             self._connections.clear()
         for entry in entries:
+            entry.close_shells()
             with entry.lock:
                 if entry.client is not None:
                     entry.client.close()
@@ -523,6 +591,11 @@ class SshConnectionPool:
 def _is_active(client: paramiko.SSHClient) -> bool:
     transport = client.get_transport()
     return transport is not None and transport.is_active()
+
+
+def _shell_usable(shell: paramiko.Channel) -> bool:
+    """True while the remote shell neither ended nor closed its output."""
+    return not (shell.closed or shell.eof_received or shell.exit_status_ready())
 
 
 # -- running a script -------------------------------------------------------------------------
@@ -551,7 +624,10 @@ def run_script(target: SshTarget, script: str, timeout: float) -> RemoteResult:
             raise
         with pool.session_slot(target):
             try:
-                result = _run_on(client, target, script, timeout)
+                if target.reuse_shells:
+                    result = _run_in_shell(pool, client, target, script, timeout)
+                else:
+                    result = _run_on(client, target, script, timeout)
                 metrics.api_request("distributed", "ssh command", ok=True)
                 return result
             except SshCommandError:
@@ -603,6 +679,143 @@ def _run_on(
     finally:
         channel.close()
     return RemoteResult(status, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
+
+
+def _open_shell(transport: paramiko.Transport, timeout: float) -> paramiko.Channel:
+    """A new session running ``/bin/sh -s``; :class:`_StaleConnection` when the connection
+    cannot open one (it is dead), :class:`SshCommandError` when the host refuses."""
+    try:
+        channel = transport.open_session(timeout=timeout)
+    except paramiko.ChannelException as err:
+        raise SshCommandError(f"no channel: {_describe(err)}") from err
+    except (paramiko.SSHException, EOFError, OSError) as err:
+        raise _StaleConnection(_describe(err)) from err
+    try:
+        channel.exec_command(REMOTE_SHELL)
+    except (paramiko.SSHException, EOFError, OSError) as err:
+        channel.close()
+        raise SshCommandError(f"cannot start {REMOTE_SHELL}: {_describe(err)}") from err
+    return channel
+
+
+def framed_script(script: str, marker: str) -> str:
+    """``script`` as one command of a long-lived shell: a subshell (its ``set``, ``cd``,
+    variables and ``exit`` stay inside) reading nothing from the shell's stdin, then
+    ``<newline><marker> <exit status>`` on stdout and ``<newline><marker> 0`` on stderr.
+
+    ``marker`` must be made here (letters, digits, underscore): nothing else is formatted in.
+    """
+    if not (marker.isascii() and marker.replace("_", "").isalnum()):
+        raise ValueError(f"bad end marker {marker!r}")
+    body = script if script.endswith("\n") else script + "\n"
+    return (
+        f"(\n{body}) </dev/null\n"
+        f"printf '\\n%s %s\\n' {marker} \"$?\"\n"
+        f"printf '\\n%s 0\\n' {marker} >&2\n"
+    )
+
+
+def _run_in_shell(
+    pool: SshConnectionPool,
+    client: paramiko.SSHClient,
+    target: SshTarget,
+    script: str,
+    timeout: float,
+) -> RemoteResult:
+    """Run ``script`` in an idle remote shell of ``client``'s connection (or a new one) and
+    keep the shell for the next command when it finished cleanly."""
+    transport = client.get_transport()
+    if transport is None or not transport.is_active():
+        raise _StaleConnection("not connected")
+    shell = pool.take_shell(target, client)
+    reused = shell is not None
+    if shell is None:
+        try:
+            shell = _open_shell(transport, timeout)
+        except SshCommandError as err:
+            raise SshCommandError(f"ssh to {target.label}: {err}") from err
+    marker = "GP_END_" + secrets.token_hex(16)
+    deadline = time.monotonic() + timeout
+    done = sent = finished = False
+    try:
+        shell.sendall(framed_script(script, marker).encode())
+        sent = True
+        stdout, status = _read_until_marker(shell, shell.recv, marker.encode(), deadline)
+        finished = True
+        stderr, _ = _read_until_marker(shell, shell.recv_stderr, marker.encode(), deadline)
+        done = True
+    except TimeoutError as err:
+        raise SshCommandError(
+            f"ssh to {target.label}: the remote command did not finish within {timeout:g}s"
+        ) from err
+    except _ShellEnded as err:
+        if reused and not (err.received or finished) and not transport.is_active():
+            # The connection went away while the shell sat idle and paramiko noticed only now
+            # (sshd restarted or stopped): nothing came back, so the script most likely never
+            # reached a shell.  Connect again, as for a connection found dead up front.
+            raise _StaleConnection("the connection closed") from err
+        raise SshCommandError(
+            f"ssh to {target.label}: the remote shell ended before the command finished"
+            + (f" (exit status {shell.exit_status})" if shell.exit_status_ready() else "")
+        ) from err
+    except (paramiko.SSHException, EOFError, OSError) as err:
+        if reused and not sent and not transport.is_active():
+            raise _StaleConnection(_describe(err)) from err
+        raise SshCommandError(f"ssh to {target.label}: {_describe(err)}") from err
+    finally:
+        if done:
+            pool.give_back_shell(target, shell)
+        else:
+            shell.close()
+    return RemoteResult(status, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
+
+
+class _ShellEnded(Exception):
+    def __init__(self, received: bool) -> None:
+        super().__init__("the remote shell ended")
+        self.received = received  # whether the stream had given any byte
+
+
+def _read_until_marker(
+    channel: paramiko.Channel,
+    recv: Callable[[int], bytes],
+    marker: bytes,
+    deadline: float,
+    limit: int = 0,
+) -> tuple[bytes, int]:
+    """What a framed script wrote to one stream before ``<newline><marker> <status>``, and that
+    status; at most ``limit`` (default MAX_COMMAND_OUTPUT) bytes are kept, the rest is read and
+    dropped.  Raises ``TimeoutError`` at ``deadline`` and :class:`_ShellEnded` at end of file."""
+    limit = limit or MAX_COMMAND_OUTPUT
+    needle = b"\n" + marker + b" "
+    hold = len(needle) + 16  # a marker line may be cut between two reads
+    kept = bytearray()
+    pending = bytearray()
+
+    def keep(data: bytes | bytearray) -> None:
+        room = limit - len(kept)
+        if room > 0:
+            kept.extend(data[:room])
+
+    while True:
+        found = pending.find(needle)
+        if found >= 0:
+            end = pending.find(b"\n", found + len(needle))
+            if end >= 0:
+                keep(pending[:found])
+                code = bytes(pending[found + len(needle) : end])
+                return bytes(kept), int(code) if code.isdigit() and len(code) < 6 else -1
+        elif len(pending) > hold:
+            keep(pending[:-hold])
+            del pending[:-hold]
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no end marker")
+        channel.settimeout(remaining)
+        chunk = recv(65536)
+        if not chunk:
+            raise _ShellEnded(received=bool(kept or pending))
+        pending += chunk
 
 
 MAX_COMMAND_OUTPUT = 4 * 1024 * 1024
