@@ -6,11 +6,11 @@ pre_launch, and one rewritten spec per backend we can run here runs a cell end t
 What runs end to end here: the distributed provisioner (this machine), YARN (the RM
 emulator), Docker and Swarm (the private dockerd with the kernel images of docker-images/,
 Python, and R for ``docker_r``, installed by 0.5.0 with ``--image-name`` naming them) and
-Kubernetes (the real control plane, the pod run as a container of that dockerd by a node agent
-of its own while the default node is cordoned) and the Spark operator (0.5.0's ``--crd
---spark`` spec, rewritten, names our Spark-Python image: OUR EMULATOR of the operator turns its
-SparkApplication into a driver pod that this node runs as a container of that image, where a
-Spark job runs in local mode).
+Kubernetes (``k8s_python`` and ``k8s_r`` on the real control plane, the pod run as a container
+of that dockerd by a node agent of its own while the default node is cordoned) and the Spark
+operator (0.5.0's ``--crd --spark`` spec, rewritten, names our Spark-Python image: OUR EMULATOR
+of the operator turns its SparkApplication into a driver pod that this node runs as a container
+of that image, where a Spark job runs in local mode).
 Rewritten Scala specs carry our Toree launcher and pass pre_launch (Scala kernels run end to
 end in the GP_TEST_SCALA suites).
 """
@@ -391,7 +391,16 @@ async def wait_no_objects(
     return found
 
 
+# Each: the installer's flags, the kernel image (as in CONTAINER_SPECS) and a cell printing 42.
+K8S_SPECS: dict[str, tuple[list[str], str | None, str]] = {
+    "k8s_python": ([], None, "print(6 * 7)"),
+    "k8s_r": (["--language", "R"], "r", "cat(6 * 7)"),
+}
+
+
+@pytest.mark.parametrize("name", list(K8S_SPECS))
 async def test_rewritten_k8s_spec_runs_on_a_docker_node(
+    name: str,
     gp050: Path,
     k8s_cluster: K8sCluster,  # noqa: F811 - the imported fixture
     docker_backend: DockerBackend,  # noqa: F811 - the imported fixture
@@ -399,11 +408,17 @@ async def test_rewritten_k8s_spec_runs_on_a_docker_node(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    name = "k8s_python"
     monkeypatch.setenv("GP_KUBECONFIG", str(k8s_cluster.admin_kubeconfig))
     monkeypatch.setenv("GP_RESPONSE_PORT", "0")
+    install_flags, image_key, cell = K8S_SPECS[name]
+    image = docker_backend.image
+    if image_key is not None:
+        try:
+            image = ensure_kernel_image(docker_backend.base_url, image_key)[0].tag
+        except RuntimeError as err:  # build.py's BuildUnavailable / BuildFailed
+            pytest.fail(f"the {image_key} kernel image cannot be made here: {err}")
     with cordoned(k8s_cluster, NODE_NAME), isolated_jupyter_paths(tmp_path) as prefix:
-        done = gp_install(gp050, "k8s", ["--image-name", docker_backend.image], prefix)
+        done = gp_install(gp050, "k8s", [*install_flags, "--image-name", image], prefix)
         assert done.returncode == 0, done.stderr[-800:]
         with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
             await start_run_stop(name, {})
@@ -415,7 +430,7 @@ async def test_rewritten_k8s_spec_runs_on_a_docker_node(
         await manager.start_kernel(env={**os.environ, "KERNEL_USERNAME": USER})
         kernel_id = str(manager.kernel_id)
         try:
-            assert (await run_cell(manager, "print(6 * 7)")).strip() == "42"
+            assert (await run_cell(manager, cell)).strip() == "42"
         finally:
             await manager.shutdown_kernel(now=True)
         assert await wait_no_objects(k8s_cluster.api_client(), kernel_id) == []
