@@ -6,8 +6,9 @@ pre_launch, and one rewritten spec per backend we can run here runs a cell end t
 What runs end to end here: the distributed provisioner (this machine), YARN (the RM
 emulator), Docker and Swarm (the private dockerd with the kernel images of docker-images/,
 Python, and R for ``docker_r``, installed by 0.5.0 with ``--image-name`` naming them) and
-Kubernetes (``k8s_python`` and ``k8s_r`` on the real control plane, the pod run as a container
-of that dockerd by a node agent of its own while the default node is cordoned) and the Spark
+Kubernetes (``k8s_python``, ``k8s_r`` and ``k8s_python_spark`` in our R and Spark-Python images
+on the real control plane, the pod run as a container of that dockerd by a node agent of its own
+while the default node is cordoned) and the Spark
 operator (0.5.0's ``--crd --spark`` spec, rewritten, names our Spark-Python image: OUR EMULATOR
 of the operator turns its SparkApplication into a driver pod that this node runs as a container
 of that image, where a Spark job runs in local mode).
@@ -395,6 +396,8 @@ async def wait_no_objects(
 K8S_SPECS: dict[str, tuple[list[str], str | None, str]] = {
     "k8s_python": ([], None, "print(6 * 7)"),
     "k8s_r": (["--language", "R"], "r", "cat(6 * 7)"),
+    # lazy Spark context mode, as 0.5.0 wrote it: the cell does not start the JVM
+    "k8s_python_spark": (["--spark"], "spark-python", "print(6 * 7)"),
 }
 
 
@@ -426,6 +429,8 @@ async def test_rewritten_k8s_spec_runs_on_a_docker_node(
         assert migrated.returncode == 0, migrated.stderr
         assert "scripts/kernel-pod.yaml.j2 is not read by ours" in migrated.stdout
         print(f"{name}: {migrated.stdout.strip()}")
+        config = read_spec(kernels_in(prefix) / name)["metadata"]["kernel_provisioner"]["config"]
+        assert config["image_name"] == image
         manager = AsyncKernelManager(kernel_name=name)
         await manager.start_kernel(env={**os.environ, "KERNEL_USERNAME": USER})
         kernel_id = str(manager.kernel_id)
