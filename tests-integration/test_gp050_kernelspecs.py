@@ -4,12 +4,14 @@ submitted, naming the spec, the problem and the rewrite command; the rewritten s
 pre_launch, and one rewritten spec per backend we can run here runs a cell end to end.
 
 What runs end to end here: the distributed provisioner (this machine), YARN (the RM
-emulator), Docker and Swarm (the private dockerd with the kernel image of docker-images/,
-installed by 0.5.0 with ``--image-name`` naming it) and Kubernetes (the real control plane, the
-pod run as a container of that dockerd by a node agent of its own while the default node is
-cordoned) and the Spark operator (0.5.0's ``--crd --spark`` spec, rewritten, names our
-Spark-Python image: OUR EMULATOR of the operator turns its SparkApplication into a driver pod
-that this node runs as a container of that image, where a Spark job runs in local mode).
+emulator), Docker and Swarm (the private dockerd with the kernel images of docker-images/,
+Python, and R for ``docker_r``, installed by 0.5.0 with ``--image-name`` naming them) and
+Kubernetes (``k8s_python``, ``k8s_r`` and ``k8s_python_spark`` in our R and Spark-Python images
+on the real control plane, the pod run as a container of that dockerd by a node agent of its own
+while the default node is cordoned) and the Spark
+operator (0.5.0's ``--crd --spark`` spec, rewritten, names our Spark-Python image: OUR EMULATOR
+of the operator turns its SparkApplication into a driver pod that this node runs as a container
+of that image, where a Spark job runs in local mode).
 Rewritten Scala specs carry our Toree launcher and pass pre_launch (Scala kernels run end to
 end in the GP_TEST_SCALA suites).
 """
@@ -273,9 +275,12 @@ async def test_yarn_spec_0_5_0_left_unfilled_is_refused_with_what_to_do(
 
 
 # Docker and Swarm: 0.5.0's specs naming the kernel image, rewritten, run on the private dockerd.
-CONTAINER_SPECS = {
-    "docker_python": ["--kernel-name", "docker_python"],
-    "python_swarm": ["--swarm", "--kernel-name", "python_swarm"],
+# Each: the installer's flags, the kernel image (a key of kernel_images.IMAGES; None: the
+# backend's Python image) and a cell that prints 42.
+CONTAINER_SPECS: dict[str, tuple[list[str], str | None, str]] = {
+    "docker_python": (["--kernel-name", "docker_python"], None, "print(6 * 7)"),
+    "python_swarm": (["--swarm", "--kernel-name", "python_swarm"], None, "print(6 * 7)"),
+    "docker_r": (["--language", "R", "--kernel-name", "docker_r"], "r", "cat(6 * 7)"),
 }
 
 
@@ -297,8 +302,18 @@ async def test_rewritten_container_spec_runs_on_dockerd(
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", docker_backend.base_url)
     monkeypatch.setenv("GP_RESPONSE_PORT", "0")
+    install_flags, image_key, cell = CONTAINER_SPECS[name]
+    image = docker_backend.image
+    if image_key is not None:
+        started = time.monotonic()
+        try:
+            kernel_image, outcome = ensure_kernel_image(docker_backend.base_url, image_key)
+        except RuntimeError as err:  # build.py's BuildUnavailable / BuildFailed
+            pytest.fail(f"the {image_key} kernel image cannot be made here: {err}")
+        image = kernel_image.tag
+        print(f"{image}: {outcome} in {time.monotonic() - started:.1f}s")
     with isolated_jupyter_paths(tmp_path) as prefix:
-        flags = [*CONTAINER_SPECS[name], "--image-name", docker_backend.image]
+        flags = [*install_flags, "--image-name", image]
         done = gp_install(gp050, "docker", flags, prefix)
         assert done.returncode == 0, done.stderr[-800:]
         with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
@@ -306,14 +321,12 @@ async def test_rewritten_container_spec_runs_on_dockerd(
         migrated = subprocess.run([MIGRATE, name], capture_output=True, text=True)
         assert migrated.returncode == 0, migrated.stderr
         spec = read_spec(kernels_in(prefix) / name)
-        assert spec["metadata"]["kernel_provisioner"]["config"]["image_name"] == (
-            docker_backend.image
-        )
+        assert spec["metadata"]["kernel_provisioner"]["config"]["image_name"] == image
         manager = AsyncKernelManager(kernel_name=name)
         await manager.start_kernel(env={**os.environ, "KERNEL_USERNAME": USER})
         kernel_id = str(manager.kernel_id)
         try:
-            assert (await run_cell(manager, "print(6 * 7)")).strip() == "42"
+            assert (await run_cell(manager, cell)).strip() == "42"
         finally:
             await manager.shutdown_kernel(now=True)
     deadline = time.monotonic() + 30
@@ -379,7 +392,18 @@ async def wait_no_objects(
     return found
 
 
+# Each: the installer's flags, the kernel image (as in CONTAINER_SPECS) and a cell printing 42.
+K8S_SPECS: dict[str, tuple[list[str], str | None, str]] = {
+    "k8s_python": ([], None, "print(6 * 7)"),
+    "k8s_r": (["--language", "R"], "r", "cat(6 * 7)"),
+    # lazy Spark context mode, as 0.5.0 wrote it: the cell does not start the JVM
+    "k8s_python_spark": (["--spark"], "spark-python", "print(6 * 7)"),
+}
+
+
+@pytest.mark.parametrize("name", list(K8S_SPECS))
 async def test_rewritten_k8s_spec_runs_on_a_docker_node(
+    name: str,
     gp050: Path,
     k8s_cluster: K8sCluster,  # noqa: F811 - the imported fixture
     docker_backend: DockerBackend,  # noqa: F811 - the imported fixture
@@ -387,11 +411,17 @@ async def test_rewritten_k8s_spec_runs_on_a_docker_node(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    name = "k8s_python"
     monkeypatch.setenv("GP_KUBECONFIG", str(k8s_cluster.admin_kubeconfig))
     monkeypatch.setenv("GP_RESPONSE_PORT", "0")
+    install_flags, image_key, cell = K8S_SPECS[name]
+    image = docker_backend.image
+    if image_key is not None:
+        try:
+            image = ensure_kernel_image(docker_backend.base_url, image_key)[0].tag
+        except RuntimeError as err:  # build.py's BuildUnavailable / BuildFailed
+            pytest.fail(f"the {image_key} kernel image cannot be made here: {err}")
     with cordoned(k8s_cluster, NODE_NAME), isolated_jupyter_paths(tmp_path) as prefix:
-        done = gp_install(gp050, "k8s", ["--image-name", docker_backend.image], prefix)
+        done = gp_install(gp050, "k8s", [*install_flags, "--image-name", image], prefix)
         assert done.returncode == 0, done.stderr[-800:]
         with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
             await start_run_stop(name, {})
@@ -399,11 +429,13 @@ async def test_rewritten_k8s_spec_runs_on_a_docker_node(
         assert migrated.returncode == 0, migrated.stderr
         assert "scripts/kernel-pod.yaml.j2 is not read by ours" in migrated.stdout
         print(f"{name}: {migrated.stdout.strip()}")
+        config = read_spec(kernels_in(prefix) / name)["metadata"]["kernel_provisioner"]["config"]
+        assert config["image_name"] == image
         manager = AsyncKernelManager(kernel_name=name)
         await manager.start_kernel(env={**os.environ, "KERNEL_USERNAME": USER})
         kernel_id = str(manager.kernel_id)
         try:
-            assert (await run_cell(manager, "print(6 * 7)")).strip() == "42"
+            assert (await run_cell(manager, cell)).strip() == "42"
         finally:
             await manager.shutdown_kernel(now=True)
         assert await wait_no_objects(k8s_cluster.api_client(), kernel_id) == []
