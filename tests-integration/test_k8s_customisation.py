@@ -17,14 +17,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from jupyter_client.manager import AsyncKernelManager
-from kubernetes.client.exceptions import ApiException
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from backends.customisation_objects import customisation_objects
 from backends.k8s_cluster import (
     K8sCluster,
     ensure_namespace,
@@ -86,14 +85,6 @@ ASKED = {
 }
 
 
-def _delete(api: Any, path: str) -> None:
-    try:
-        raw(api, "DELETE", path)
-    except ApiException as err:
-        if err.status != 404:
-            raise
-
-
 @pytest.fixture(scope="module")
 def cluster_objects(k8s_cluster: K8sCluster) -> Iterator[K8sCluster]:
     """The namespace, the PriorityClass, RuntimeClass and the hostPath PersistentVolume the
@@ -101,51 +92,16 @@ def cluster_objects(k8s_cluster: K8sCluster) -> Iterator[K8sCluster]:
     kernels, so the test removes it itself)."""
     api = k8s_cluster.api_client()
     ensure_namespace(api, NAMESPACE)
-    objects = [
-        (
-            "/apis/scheduling.k8s.io/v1/priorityclasses",
-            {
-                "apiVersion": "scheduling.k8s.io/v1",
-                "kind": "PriorityClass",
-                "metadata": {"name": PRIORITY},
-                "value": 1000,
-            },
-        ),
-        (
-            "/apis/node.k8s.io/v1/runtimeclasses",
-            {
-                "apiVersion": "node.k8s.io/v1",
-                "kind": "RuntimeClass",
-                "metadata": {"name": RUNTIME},
-                "handler": "runc",
-            },
-        ),
-        (
-            "/api/v1/persistentvolumes",
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolume",
-                "metadata": {"name": PV},
-                "spec": {
-                    "capacity": {"storage": "1Gi"},
-                    "accessModes": ["ReadWriteOnce"],
-                    "storageClassName": STORAGE_CLASS,
-                    "hostPath": {"path": "/tmp/gp-test-home-carol"},
-                    "claimRef": {"namespace": NAMESPACE, "name": "home-carol"},
-                },
-            },
-        ),
-    ]
-    for path, body in objects:
-        try:
-            raw(api, "POST", path, body)
-        except ApiException as err:
-            if err.status != 409:
-                raise
-    yield k8s_cluster
-    _delete(api, f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims/home-carol")
-    for path, body in objects:
-        _delete(api, f"{path}/{body['metadata']['name']}")
+    with customisation_objects(
+        api,
+        priority=PRIORITY,
+        runtime=RUNTIME,
+        volume=PV,
+        storage_class=STORAGE_CLASS,
+        claim=(NAMESPACE, "home-carol"),
+        host_path="/tmp/gp-test-home-carol",
+    ):
+        yield k8s_cluster
 
 
 @pytest.fixture(scope="module")
