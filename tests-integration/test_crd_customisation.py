@@ -30,7 +30,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from backends.customisation_objects import customisation_objects
+from backends.customisation_objects import AFFINITY, customisation_objects
 from backends.k8s_cluster import (
     KERNEL_IMAGE,
     NODE_NAME,
@@ -53,20 +53,6 @@ PRIORITY = "gp-test-spark-kernels"
 RUNTIME = "gp-test-spark-runc"
 STORAGE_CLASS = "gp-test-spark-manual"
 PV = "gp-test-spark-home-erin"
-AFFINITY = {
-    "nodeAffinity": {
-        "preferredDuringSchedulingIgnoredDuringExecution": [
-            {
-                "weight": 10,
-                "preference": {
-                    "matchExpressions": [
-                        {"key": "gp-test/pool", "operator": "In", "values": ["kernels"]}
-                    ]
-                },
-            }
-        ]
-    }
-}
 SETTINGS = {
     "GP_MAX_MEMORY": "2Gi",
     "GP_ALLOWED_NODE_SELECTOR_KEYS": "kubernetes.io/hostname",

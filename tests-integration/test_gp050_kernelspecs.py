@@ -205,6 +205,17 @@ async def run_cell(manager: AsyncKernelManager, code: str) -> str:
         client.stop_channels()
 
 
+async def start_cell_stop(kernel_name: str, cell: str) -> str:
+    """Start a kernel of ``kernel_name``, check ``cell`` prints 42, shut it down; its id."""
+    manager = AsyncKernelManager(kernel_name=kernel_name)
+    await manager.start_kernel(env={**os.environ, "KERNEL_USERNAME": USER})
+    try:
+        assert (await run_cell(manager, cell)).strip() == "42"
+    finally:
+        await manager.shutdown_kernel(now=True)
+    return str(manager.kernel_id)
+
+
 async def start_run_stop(kernel_name: str, env: dict[str, str]) -> str:
     manager = AsyncKernelManager(kernel_name=kernel_name)
     await manager.start_kernel(env={**os.environ, "KERNEL_USERNAME": USER, **env})
@@ -322,13 +333,7 @@ async def test_rewritten_container_spec_runs_on_dockerd(
         assert migrated.returncode == 0, migrated.stderr
         spec = read_spec(kernels_in(prefix) / name)
         assert spec["metadata"]["kernel_provisioner"]["config"]["image_name"] == image
-        manager = AsyncKernelManager(kernel_name=name)
-        await manager.start_kernel(env={**os.environ, "KERNEL_USERNAME": USER})
-        kernel_id = str(manager.kernel_id)
-        try:
-            assert (await run_cell(manager, cell)).strip() == "42"
-        finally:
-            await manager.shutdown_kernel(now=True)
+        kernel_id = await start_cell_stop(name, cell)
     deadline = time.monotonic() + 30
     while (left := docker_leftovers(docker_backend, kernel_id)) and time.monotonic() < deadline:
         await asyncio.sleep(0.3)
@@ -431,13 +436,7 @@ async def test_rewritten_k8s_spec_runs_on_a_docker_node(
         print(f"{name}: {migrated.stdout.strip()}")
         config = read_spec(kernels_in(prefix) / name)["metadata"]["kernel_provisioner"]["config"]
         assert config["image_name"] == image
-        manager = AsyncKernelManager(kernel_name=name)
-        await manager.start_kernel(env={**os.environ, "KERNEL_USERNAME": USER})
-        kernel_id = str(manager.kernel_id)
-        try:
-            assert (await run_cell(manager, cell)).strip() == "42"
-        finally:
-            await manager.shutdown_kernel(now=True)
+        kernel_id = await start_cell_stop(name, cell)
         assert await wait_no_objects(k8s_cluster.api_client(), kernel_id) == []
 
 

@@ -23,7 +23,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from backends.customisation_objects import customisation_objects
+from backends.customisation_objects import AFFINITY, customisation_objects
 from backends.k8s_cluster import (
     K8sCluster,
     ensure_namespace,
@@ -44,20 +44,6 @@ PRIORITY = "gp-test-kernels"
 RUNTIME = "gp-test-runc"
 STORAGE_CLASS = "gp-test-manual"
 PV = "gp-test-home-carol"
-AFFINITY = {
-    "nodeAffinity": {
-        "preferredDuringSchedulingIgnoredDuringExecution": [
-            {
-                "weight": 10,
-                "preference": {
-                    "matchExpressions": [
-                        {"key": "gp-test/pool", "operator": "In", "values": ["kernels"]}
-                    ]
-                },
-            }
-        ]
-    }
-}
 SETTINGS = {
     "GP_ALLOWED_IMAGE_PULL_SECRETS": "regcred",
     "GP_IMAGE_PULL_SECRETS": "base-pull",

@@ -15,6 +15,22 @@ from kubernetes.client.exceptions import ApiException
 
 from backends.k8s_cluster import raw
 
+AFFINITY: dict[str, Any] = {
+    "nodeAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {
+                "weight": 10,
+                "preference": {
+                    "matchExpressions": [
+                        {"key": "gp-test/pool", "operator": "In", "values": ["kernels"]}
+                    ]
+                },
+            }
+        ]
+    }
+}
+"""The affinity preset both suites offer as ``prefer-kernel-pool``."""
+
 
 def delete_if_present(api: Any, path: str) -> None:
     """DELETE ``path``; an object already gone is fine."""

@@ -538,8 +538,7 @@ def run_start_bench(runs: int = 3) -> str:
     import tempfile
     from unittest import mock
 
-    from jupyter_client.manager import AsyncKernelManager
-
+    from backends.k8s_bench import start_kernels
     from backends.k8s_cluster import ensure_namespace, install_kernelspec, shared_cluster
     from gp_k8s.reaper import Reaper
     from gp_provisioners_core.testing import isolated_jupyter_paths
@@ -564,15 +563,8 @@ def run_start_bench(runs: int = 3) -> str:
     rows: dict[str, list[tuple[float, float]]] = {}
 
     async def bench(kernel_name: str) -> tuple[float, float]:
-        manager = AsyncKernelManager(kernel_name=kernel_name)
         started = time.monotonic()
-        await manager.start_kernel(env=env)
-        client = manager.client()
-        client.start_channels()
-        try:
-            await client.wait_for_ready(timeout=120)
-        finally:
-            client.stop_channels()
+        (manager,) = await start_kernels(kernel_name, 1, env)
         ready = time.monotonic() - started
         started = time.monotonic()
         await manager.shutdown_kernel(now=True)
