@@ -68,6 +68,11 @@ USER = "alice"
 NOT_RUNNABLE = {
     "yarn_dask_python": "Dask-on-YARN",
 }
+# Specs on a gateway_provisioners image we build no counterpart of: the rewrite asks for the
+# user's own image (--image-name), naming what the old image was.
+NEEDS_IMAGE = {
+    "k8s_r_spark": "Spark-R image",
+}
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +160,13 @@ async def test_old_spec_is_refused_then_rewritten(
         assert "Dask-on-YARN" in done.stderr
         return
     assert f"jupyter gp-migrate-specs {name}" in message
+    if name in NEEDS_IMAGE:
+        assert done.returncode == 1
+        assert NEEDS_IMAGE[name] in done.stderr
+        assert f"gp-migrate-specs {name} --image-name <your image>" in done.stderr
+        assert not list(folder.glob(".gp-migrate-backup-*")), "nothing moved before the refusal"
+        with_image = ["--image-name", "registry.example/own:1"]
+        done = subprocess.run([MIGRATE, str(folder), *with_image], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert f"{name}: rewritten" in done.stdout
     assert list(folder.glob(".gp-migrate-backup-*/kernel.json"))
@@ -403,6 +415,10 @@ K8S_SPECS: dict[str, tuple[list[str], str | None, str]] = {
     "k8s_r": (["--language", "R"], "r", "cat(6 * 7)"),
     # lazy Spark context mode, as 0.5.0 wrote it: the cell does not start the JVM
     "k8s_python_spark": (["--spark"], "spark-python", "print(6 * 7)"),
+    # installed on 0.5.0's own elyra/kernel-spark-r (no --image-name), which has no counterpart
+    # here: the rewrite takes the user's image.  Our R image stands in for a user's Spark-R
+    # image (we build none: SparkR is not on PyPI or CRAN), so the cell is plain R.
+    "k8s_r_spark": (["--language", "R", "--spark"], "r", "cat(6 * 7)"),
 }
 
 
@@ -426,11 +442,14 @@ async def test_rewritten_k8s_spec_runs_on_a_docker_node(
         except RuntimeError as err:  # build.py's BuildUnavailable / BuildFailed
             pytest.fail(f"the {image_key} kernel image cannot be made here: {err}")
     with cordoned(k8s_cluster, NODE_NAME), isolated_jupyter_paths(tmp_path) as prefix:
-        done = gp_install(gp050, "k8s", [*install_flags, "--image-name", image], prefix)
+        own_image = name in NEEDS_IMAGE  # 0.5.0's default image, then ours through the rewrite
+        image_flags = ["--image-name", image]
+        done = gp_install(gp050, "k8s", install_flags + ([] if own_image else image_flags), prefix)
         assert done.returncode == 0, done.stderr[-800:]
         with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
             await start_run_stop(name, {})
-        migrated = subprocess.run([MIGRATE, name], capture_output=True, text=True)
+        migrate = [MIGRATE, name, *(image_flags if own_image else [])]
+        migrated = subprocess.run(migrate, capture_output=True, text=True)
         assert migrated.returncode == 0, migrated.stderr
         assert "scripts/kernel-pod.yaml.j2 is not read by ours" in migrated.stdout
         print(f"{name}: {migrated.stdout.strip()}")

@@ -32,7 +32,6 @@ INSTALLS: list[tuple[str, Callable[[list[str]], int], list[str]]] = [
     ("k8s python", k8s_spec, []),
     ("k8s R", k8s_spec, ["--language", "R"]),
     ("k8s python spark", k8s_spec, ["--spark"]),
-    ("k8s R spark", k8s_spec, ["--language", "R", "--spark", "--spark-init-mode", "none"]),
     ("k8s scala", k8s_spec, ["--language", "Scala"]),
     ("crd spark operator", crd_spec, ["--spark-operator"]),
 ]
@@ -48,6 +47,14 @@ def built_images() -> dict[str, str]:
     """build.py's images: tag -> flavor."""
     build = _load_build_module()
     return {flavor.default_tag: name for name, flavor in build.FLAVORS.items()}
+
+
+def test_no_default_image_for_r_with_spark(tmp_path: Path) -> None:
+    """No Spark-R image is built, so an R spec with Spark names none of ours by default: the
+    installer refuses, naming --image-name, instead of the R image without Spark."""
+    with pytest.raises(SystemExit, match="--language R --spark: no Spark-R kernel image"):
+        k8s_spec(["install", "--prefix", str(tmp_path), "--language", "R", "--spark"])
+    assert not (tmp_path / "share").exists()
 
 
 @pytest.mark.parametrize(("what", "install", "flags"), INSTALLS, ids=[i[0] for i in INSTALLS])

@@ -390,3 +390,65 @@ def test_migrating_a_tensorflow_spec_stops_with_the_way_to_bring_an_image(tmp_pa
     with pytest.raises(MigrateError, match="image-bootstrap"):
         migrate_spec(folder)
     assert json.loads((folder / "kernel.json").read_text()) == spec
+
+
+def test_r_with_spark_needs_an_image_of_the_operators(tmp_path: Path) -> None:
+    """No Spark-R image is built, so ``--language R --spark`` must not quietly name the plain
+    R image (a "with Spark" kernel without Spark): it refuses before writing anything, naming
+    --image-name; with it, the spec runs that image."""
+    with pytest.raises(InstallerError, match=r"--language R --spark: .*--image-name <your image>"):
+        main(["install", "--prefix", str(tmp_path), "--language", "R", "--spark"])
+    assert not (tmp_path / "share").exists()
+    spec = install(tmp_path, "--language", "R", "--spark", "--image-name", "my/spark-r:3")
+    assert config_of(spec)["image_name"] == "my/spark-r:3"
+    assert config_of(spec)["executor_image_name"] == "my/spark-r:3"
+
+
+def old_r_spark_spec(folder: Path, image: str) -> dict[str, Any]:
+    """gateway_provisioners 0.5.0's ``k8s-spec install --language R --spark`` spec, on
+    ``image``, written into ``folder``."""
+    (folder / "bin").mkdir(parents=True)
+    # 0.5.0's run.sh: spark-submit of its v1 launcher (PROG_HOME marks it)
+    (folder / "bin" / "run.sh").write_text('PROG_HOME="$(cd "`dirname "$0"`"/..; pwd)"\n')
+    spec = {
+        "argv": [f"{folder}/bin/run.sh", "--kernel-id", "{kernel_id}",
+                 "--spark-context-initialization-mode", "lazy"],
+        "env": {"SPARK_HOME": "/opt/spark", "SPARK_OPTS": "--master k8s://x"},
+        "display_name": "Kubernetes R (with Spark)",
+        "language": "R",
+        "metadata": {
+            "kernel_provisioner": {
+                "provisioner_name": "kubernetes-provisioner",
+                "config": {"image_name": image, "executor_image_name": image},
+            }
+        },
+    }  # fmt: skip
+    (folder / "kernel.json").write_text(json.dumps(spec))
+    return spec
+
+
+def test_migrating_a_spark_r_spec_asks_for_an_image_then_uses_it(tmp_path: Path) -> None:
+    from gp_provisioners_core.migrate import MigrateError, migrate_spec
+
+    folder = tmp_path / "k8s_r_spark"
+    spec = old_r_spark_spec(folder, "elyra/kernel-spark-r:0.5.0")
+    with pytest.raises(MigrateError, match="gp-migrate-specs k8s_r_spark --image-name"):
+        migrate_spec(folder)
+    assert json.loads((folder / "kernel.json").read_text()) == spec  # nothing moved
+    said = migrate_spec(folder, image_name="registry.example/spark-r:1")
+    assert "replaced by registry.example/spark-r:1 (--image-name)" in said
+    new = json.loads((folder / "kernel.json").read_text())
+    config = new["metadata"]["kernel_provisioner"]["config"]
+    assert config["image_name"] == config["executor_image_name"] == "registry.example/spark-r:1"
+    assert new["argv"][-2:] == ["--kernel-language", "R"]
+    assert new["env"]["SPARK_HOME"] == "/opt/spark"
+
+
+def test_migrating_a_spark_r_spec_on_the_users_own_image_keeps_it(tmp_path: Path) -> None:
+    from gp_provisioners_core.migrate import migrate_spec
+
+    folder = tmp_path / "k8s_r_spark"
+    old_r_spark_spec(folder, "team/spark-r:2024")
+    migrate_spec(folder)
+    config = json.loads((folder / "kernel.json").read_text())["metadata"]["kernel_provisioner"]
+    assert config["config"]["image_name"] == "team/spark-r:2024"

@@ -42,7 +42,9 @@ from .settings import KubernetesSettings
 # gp_provisioners_core.images (registry prefix from GP_IMAGE_PREFIX at install time; these
 # constants show the default prefix).  Kind of image per language, and per language with --spark.
 IMAGE_KINDS = {"python": "python", "R": "r", "scala": "scala"}
-SPARK_IMAGE_KINDS = {"python": "spark-python", "R": "r", "scala": "scala"}
+# No Spark-R image is built: SparkR ships only in Spark's own distribution (not in the pyspark
+# wheel, not on CRAN), so an R spec with --spark must name the operator's image.
+SPARK_IMAGE_KINDS = {"python": "spark-python", "scala": "scala"}
 DEFAULT_IMAGE = default_image("python", DEFAULT_PREFIX)
 DEFAULT_R_IMAGE = default_image("r", DEFAULT_PREFIX)
 DEFAULT_SPARK_IMAGE = default_image("spark-python", DEFAULT_PREFIX)
@@ -53,6 +55,13 @@ TENSORFLOW_GONE = (
     "'pip install gp-provisioners-core ipykernel && jupyter image-bootstrap install "
     "--languages=Python' in its Dockerfile, then install this spec with "
     "--image-name <your image> instead of --tensorflow (docs/operators/images.md)"
+)
+SPARK_R_NEEDS_IMAGE = (
+    "--language R --spark: no Spark-R kernel image is built or published (SparkR ships only "
+    "in Spark's own distribution; gateway_provisioners' elyra/kernel-spark-r is gone). Build "
+    "your own FROM an image with Spark and SparkR, with 'pip install gp-provisioners-core && "
+    "jupyter image-bootstrap install --languages=R' in its Dockerfile, then install this spec "
+    "with --image-name <your image> (docs/operators/images.md)"
 )
 IMAGE_LAUNCHER = "/usr/local/bin/launch_ipykernel.py"  # where docker-images/ puts it
 IMAGE_TOREE_LAUNCHER = "/usr/local/bin/run_toree.sh"
@@ -154,6 +163,8 @@ class K8sSpecInstaller(KernelSpecInstaller):
         if args.image_name or os.environ.get("GP_IMAGE_NAME"):
             return str(args.image_name or os.environ["GP_IMAGE_NAME"])
         kinds = SPARK_IMAGE_KINDS if args.spark else IMAGE_KINDS
+        if args.language not in kinds:
+            raise InstallerError(SPARK_R_NEEDS_IMAGE)
         return default_image(kinds[args.language])
 
     def install(self, args: argparse.Namespace) -> str:

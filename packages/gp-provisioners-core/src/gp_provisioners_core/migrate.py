@@ -11,6 +11,7 @@ gateway_provisioners' ``elyra/*`` defaults, which lack our launcher), moves the 
 
     jupyter gp-migrate-specs                 # every installed spec that needs it
     jupyter gp-migrate-specs k8s_python /path/to/spec --dry-run
+    jupyter gp-migrate-specs k8s_r_spark --image-name registry.example/spark-r:1
 """
 
 from __future__ import annotations
@@ -24,13 +25,24 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from .installer import DEFAULT_KERNEL_CLASS, KernelSpecInstaller, normalize_language
+from .installer import (
+    DEFAULT_KERNEL_CLASS,
+    InstallerError,
+    KernelSpecInstaller,
+    normalize_language,
+)
 from .legacy_specs import MIGRATE_COMMAND, find_problem
 
 INSTALLER_GROUP = "gp_provisioners.spec_installers"
 BACKUP_PREFIX = ".gp-migrate-backup-"
 OLD_IMAGE_PREFIX = "elyra/"  # gateway_provisioners' default kernel images (v1 launchers)
-OLD_TF_IMAGE = "elyra/kernel-tf-py:"  # ... of which this one has no counterpart of ours
+# ... of which these have no counterpart of ours: the user names their own image
+NO_COUNTERPART = {
+    "elyra/kernel-tf-py:": "TensorFlow image (no TensorFlow image is built)",
+    "elyra/kernel-spark-r:": (
+        "Spark-R image (no Spark-R image is built: SparkR ships only in Spark's own distribution)"
+    ),
+}
 KEPT_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg", "kernel.js")
 # gateway_provisioners' Jinja templates of the objects its server-side launchers created (users
 # edited them for resources, volumes, sparkConf...): ours are never read, so each one found is
@@ -68,8 +80,21 @@ def _value_after(argv: list[str], flag: str) -> str | None:
     return None
 
 
+def no_counterpart(image: str) -> str:
+    """What gateway_provisioners' ``image`` was when this project builds no counterpart of
+    it (the user must name their own with ``--image-name``), else ``""``."""
+    for prefix, what in NO_COUNTERPART.items():
+        if image.startswith(prefix):
+            return what
+    return ""
+
+
 def migration_args(
-    installer: KernelSpecInstaller, spec: dict[str, Any], folder: Path, notes: list[str]
+    installer: KernelSpecInstaller,
+    spec: dict[str, Any],
+    folder: Path,
+    notes: list[str],
+    image_name: str = "",
 ) -> argparse.Namespace:
     """The installer's arguments that reproduce the old ``spec`` (in ``folder``); what cannot
     be reproduced is said in ``notes``.  Called by :func:`migrate_spec`."""
@@ -98,21 +123,35 @@ def migration_args(
         if Path(argv[1]).name == "launch_ipykernel.py":
             flags += ["--python", argv[0]]
     flags += installer.migration_flags(spec)
-    args = installer.install_parser().parse_args(flags)
+    parser = installer.install_parser()
+    if image_name and parser.parse_known_args(["--image-name", image_name])[1]:
+        notes.append(f"--image-name not used: {name} runs no image")
+        image_name = ""
+    config = provisioner.get("config") or {}
+    own_image = str(config.get("image_name") or "")  # the user's own image stays
+    if own_image.startswith(OLD_IMAGE_PREFIX) or parser.parse_known_args(["--image-name", "i"])[1]:
+        own_image = ""
+    if image_name or own_image:
+        flags += ["--image-name", image_name or own_image]
+    args = parser.parse_args(flags)
     installer.prepare(args)
     kept: dict[str, Any] = {}
-    for key, value in (provisioner.get("config") or {}).items():
-        if key in ("image_name", "executor_image_name") and str(value).startswith(OLD_TF_IMAGE):
+    for key, value in config.items():
+        if key not in ("image_name", "executor_image_name"):
+            kept[key] = value
+        elif image_name:
+            notes.append(f"{key} {value} replaced by {image_name} (--image-name)")
+        elif lacking := no_counterpart(str(value)):
             raise MigrateError(
-                f"{folder}: {key} {value} is gateway_provisioners' TensorFlow image, which has "
-                "no replacement here (no TensorFlow image is built). Build one FROM a "
-                "TensorFlow image with 'jupyter image-bootstrap install' in its Dockerfile, "
-                "set it as the spec's image_name, then run the migration again"
+                f"{folder}: {key} {value} is gateway_provisioners' {lacking}. Build one FROM "
+                "such an image with 'jupyter image-bootstrap install' in its Dockerfile "
+                f"(docs/operators/images.md), then run: {MIGRATE_COMMAND} {folder.name} "
+                "--image-name <your image>"
             )
-        if key in ("image_name", "executor_image_name") and str(value).startswith(OLD_IMAGE_PREFIX):
+        elif str(value).startswith(OLD_IMAGE_PREFIX):
             notes.append(f"{key} {value} (gateway_provisioners' image) replaced by ours")
-            continue
-        kept[key] = value
+        else:
+            kept[key] = value
     args.kept_config = kept
     notes += old_template_notes(folder)
     return args
@@ -133,9 +172,11 @@ def old_template_notes(folder: Path) -> list[str]:
     return notes
 
 
-def migrate_spec(folder: Path, *, dry_run: bool = False) -> str:
+def migrate_spec(folder: Path, *, dry_run: bool = False, image_name: str = "") -> str:
     """Rewrite the kernelspec in ``folder`` in place (old files moved to a backup folder inside
-    it) when it cannot run as it is; return what was done, for the user."""
+    it) when it cannot run as it is; return what was done, for the user.  ``image_name``
+    replaces the spec's kernel (and executor) image.  Raises ``MigrateError`` (or the
+    installer's ``InstallerError``) before anything is moved."""
     path = folder / "kernel.json"
     try:
         spec = json.loads(path.read_text())
@@ -153,7 +194,7 @@ def migrate_spec(folder: Path, *, dry_run: bool = False) -> str:
         raise MigrateError(f"{folder.name} ({folder}): {problem.reason}; it cannot be rewritten")
     installer = installer_for(provisioner)
     notes: list[str] = []
-    args = migration_args(installer, spec, folder, notes)
+    args = migration_args(installer, spec, folder, notes, image_name)
     new_spec = installer.build_kernel_json(args)
     if dry_run:
         return f"{folder.name}: would rewrite ({problem.reason})\n" + json.dumps(new_spec, indent=2)
@@ -203,12 +244,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("specs", nargs="*", help="kernelspec names or folders (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="print the new kernel.json only")
+    parser.add_argument(
+        "--image-name",
+        default="",
+        help="the kernel image of the rewritten container specs (needed for gateway_provisioners' "
+        "images that have no counterpart here: TensorFlow, Spark-R)",
+    )
     args = parser.parse_args(argv)
     failed = 0
     for folder in _folders(args.specs):
         try:
-            print(migrate_spec(folder, dry_run=args.dry_run))
-        except MigrateError as err:
+            print(migrate_spec(folder, dry_run=args.dry_run, image_name=args.image_name))
+        except (MigrateError, InstallerError) as err:
             print(f"error: {err}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
