@@ -40,6 +40,7 @@ from cryptography.x509.oid import NameOID
 
 if not __package__:  # run as a script (nox -s bench): make the ``backends`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from backends.service_proxy import service_cidr
 from backends.system_packages import MissingSystemPackages, cannot_run, require
 
 HERE = Path(__file__).resolve().parent
@@ -47,7 +48,6 @@ CACHE = Path(os.environ.get("GP_CACHE_DIR") or Path.home() / ".cache" / "gateway
 K8S_BIN = CACHE / "k8s" / "bin"
 BUILD_SCRIPT = HERE / "k8s_build.sh"
 NODE_NAME = "gp-node-agent"
-SERVICE_CIDR = "10.96.0.0/24"  # a configuration value only: nothing is routed there
 KERNEL_IMAGE = "gp-test/kernel-py:latest"  # "present" on the node agent; no image is pulled
 BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 
@@ -92,6 +92,9 @@ class Pki:
     """CA, serving and client certificates, and the service-account key pair."""
 
     root: Path
+    service_cidr: str
+    """The cluster's Service range: the serving certificate names its first address (the
+    ``kubernetes`` Service's ClusterIP)."""
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -156,7 +159,7 @@ class Pki:
             )
         )
         if server:
-            first_service_ip = ipaddress.IPv4Address(SERVICE_CIDR.split("/")[0]) + 1
+            first_service_ip = ipaddress.IPv4Address(self.service_cidr.split("/")[0]) + 1
             builder = builder.add_extension(
                 x509.SubjectAlternativeName(
                     [
@@ -252,6 +255,8 @@ class K8sCluster:
     admin_kubeconfig: Path = Path()
     node_agent: Component | None = None
     pki: Pki | None = None
+    service_cidr: str = field(default_factory=service_cidr)
+    """ClusterIPs on loopback, routed by our service proxy (backends/service_proxy.py)."""
     remove_workdir: bool = False
     """Delete ``workdir`` (logs, certificates) at stop: set for the clusters the tests start;
     GP_K8S_KEEP_CLUSTER_DIR=1 keeps it for a post-mortem."""
@@ -295,7 +300,7 @@ class K8sCluster:
         if etcd is None:
             raise ClusterUnavailable("etcd is not installed (apt-get install etcd-server)")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        pki = Pki(self.workdir / "pki")
+        pki = Pki(self.workdir / "pki", self.service_cidr)
         self.pki = pki  # for nodes that join later (a real kubelet's certificates)
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         shm = Path("/dev/shm")
@@ -335,7 +340,7 @@ class K8sCluster:
                 f"--kubelet-client-certificate={kubelet_client[0]}",
                 f"--kubelet-client-key={kubelet_client[1]}",
                 "--kubelet-preferred-address-types=InternalIP",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--service-cluster-ip-range={self.service_cidr}",
                 "--endpoint-reconciler-type=none",
                 "--service-account-issuer=https://kubernetes.default.svc",
                 f"--service-account-key-file={pki.sa_pub_file}",
@@ -391,6 +396,15 @@ class K8sCluster:
                 "--secure-port=0",
                 "--leader-elect=false",
                 "--v=1",
+            ],
+        )
+        self._spawn(
+            "service-proxy",
+            [
+                sys.executable,
+                str(HERE / "service_proxy.py"),
+                "--kubeconfig",
+                str(self.admin_kubeconfig),
             ],
         )
         self.start_node_agent()

@@ -18,6 +18,10 @@ real kube-apiserver instead, the way a kubelet does:
   ``CrashLoopBackOff``;
 - handles deletion: SIGTERM to the process group, SIGKILL after the grace period, then the final
   delete; a force-deleted pod's processes are killed at once;
+- gives each container the cluster's Service names as cluster DNS would answer them (an
+  ``/etc/hosts`` of its own: bind-mounted in a private mount namespace for a local process,
+  Docker's extra hosts for a container); OUR SERVICE PROXY (service_proxy.py), not
+  kube-proxy, routes those loopback ClusterIPs to the Services' pods;
 - emits Events (Pulled, Created, Started, Failed, BackOff, Killing; Scheduled comes from the
   real scheduler) and simulates a missing image (``ErrImagePull`` then ``ImagePullBackOff``) for
   every image not in the ``--images`` allow-list (``ErrImageNeverPull`` with
@@ -61,6 +65,12 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
+
+if not __package__:  # run as a script by k8s_cluster: make ``backends`` importable
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from backends.service_proxy import hosts_lines
 
 log = logging.getLogger("node-agent")
 NODE_IP = "127.0.0.1"
@@ -490,8 +500,39 @@ class PodWorker(threading.Thread):
         self.event("Normal", "Started", f"Started container {self.container['name']}")
         self.patch_status("Running", {"running": {"startedAt": now()}}, True)
 
+    def service_hosts(self) -> list[str]:
+        """``/etc/hosts`` lines for the cluster's Services, seen from this pod's namespace."""
+        try:
+            services = self.agent.api.call("GET", "/api/v1/services").get("items") or []
+        except (ApiException, OSError) as err:  # the pod still runs, without the names
+            log.warning("pod %s: cannot list Services for its hosts file: %s", self.pod_name, err)
+            return []
+        return hosts_lines(services, self.namespace)
+
+    def with_cluster_names(self, argv: list[str]) -> tuple[list[str], dict[str, int]]:
+        """``argv`` wrapped to run in a mount namespace of its own whose ``/etc/hosts`` is the
+        host's plus the Services' names; the user switch then happens inside (setpriv), after
+        the mount.  Only as root (unshare and mount need it): otherwise ``argv`` as it is."""
+        credentials = self.credentials()
+        if os.geteuid() != 0:
+            return argv, credentials
+        hosts = self.log_file.with_suffix(".hosts")
+        names = ["# the cluster's Services (service_proxy.py routes them)", *self.service_hosts()]
+        hosts.write_text(Path("/etc/hosts").read_text() + "\n".join(names) + "\n")
+        switch = []
+        if "user" in credentials:
+            switch.append(f"--reuid={int(credentials['user'])}")
+        if "group" in credentials:
+            switch.append(f"--regid={int(credentials['group'])}")
+        wrapped = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c"]
+        wrapped += ['mount --bind "$0" /etc/hosts && exec "$@"', str(hosts)]
+        if switch:
+            wrapped += ["setpriv", *switch, "--"]
+        return wrapped + argv, {}
+
     def start_local(self, argv: list[str], env: dict[str, str]) -> LocalRun:
         workdir = self.container.get("workingDir") or str(self.agent.workdir)
+        argv, credentials = self.with_cluster_names(argv)
         with self.log_file.open("ab") as handle:
             process = subprocess.Popen(
                 argv,
@@ -501,7 +542,7 @@ class PodWorker(threading.Thread):
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                **self.credentials(),  # type: ignore[call-overload]
+                **credentials,  # type: ignore[call-overload]
             )
         return LocalRun(process, self.log_file)
 
@@ -523,6 +564,11 @@ class PodWorker(threading.Thread):
             labels={"gateway-provisioners.node-agent/pod-uid": self.uid},
             user=user or None,
             working_dir=self.container.get("workingDir") or None,
+            extra_hosts={
+                name: line.split("\t")[0]
+                for line in self.service_hosts()
+                for name in line.split("\t")[1].split()
+            },
         )
         return DockerRun(container)
 
