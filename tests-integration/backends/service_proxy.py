@@ -107,6 +107,9 @@ class Listener(threading.Thread):
             client.close()
             return
         upstream.settimeout(None)
+        log.info(
+            "service %s/%s port %d: connection forwarded to %s:%d", namespace, name, port, *target
+        )
         back = threading.Thread(target=_pipe, args=(upstream, client), daemon=True)
         back.start()
         _pipe(client, upstream)
