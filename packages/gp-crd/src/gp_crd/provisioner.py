@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, ClassVar
 
@@ -45,6 +46,7 @@ from gp_k8s.manifests import KERNEL_ID_LABEL, KERNEL_SELECTOR, kernel_label_valu
 from gp_k8s.parameters import KernelParameters
 from gp_k8s.pod_cache import PodState
 from gp_k8s.provisioner import UNSEEN_GRACE, KubernetesProvisioner, pod_stopped_in_cache
+from gp_provisioners_core.watch import BackendWatch
 
 from .manifests import (
     SPARK_GROUP,
@@ -121,6 +123,12 @@ class CustomResourceProvisioner(KubernetesProvisioner):
             self._objects = ObjectWatchCache.shared(
                 api, self.group, self.version, self.plural, self.watch_namespace
             )
+
+    def launch_watches(self) -> Sequence[BackendWatch]:
+        """gp-k8s's pod and event watches, and the watch of this resource kind (the
+        operator's state)."""
+        objects = (self._objects,) if self._objects is not None else ()
+        return (*super().launch_watches(), *objects)
 
     def _collection(self, namespace: str) -> str:
         return path(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, NoReturn
 
@@ -26,6 +27,7 @@ from gp_provisioners_core.errors import (
     KernelSpecConfigError,
     LaunchTimeoutError,
 )
+from gp_provisioners_core.watch import BackendWatch
 
 from .load_balancing import ALGORITHMS, HostSelector
 from .local_process import LocalLauncherProcess, pid_is_running
@@ -256,6 +258,11 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
             how,
             cmd[1] if len(cmd) > 1 else cmd[0],
         )
+
+    def launch_watches(self) -> Sequence[BackendWatch]:
+        """The host's launch watcher (remote launches): a launcher that exited wakes the
+        launch check.  A local launcher's exit is seen every ``launch_check_interval``."""
+        return (self._watcher,) if self._watcher is not None else ()
 
     async def detect_launch_failure(self) -> None:
         if self._remote is not None:

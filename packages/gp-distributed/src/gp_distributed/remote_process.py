@@ -14,6 +14,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from gp_provisioners_core.watch import ChangeSignal
+
 from .remote_commands import (
     LauncherStatus,
     RemoteLauncherRef,
@@ -122,6 +124,9 @@ class LaunchWatcher:
         self._reports: dict[str, LauncherStatus | SshError] = {}
         self._thread: threading.Thread | None = None
         self.checks = 0
+        self.answered = False
+        self.changes = ChangeSignal()
+        """Notified when a check found a launcher that exited or could not be checked."""
         self.log = logging.getLogger(__name__)
 
     @classmethod
@@ -147,6 +152,10 @@ class LaunchWatcher:
         with self._lock:
             self._watched.pop(kernel_id, None)
             self._reports.pop(kernel_id, None)
+
+    def is_synced(self) -> bool:
+        """Whether a check has run since the watcher started (the ``BackendWatch`` contract)."""
+        return self.answered
 
     def report(self, kernel_id: str) -> LauncherStatus | SshError | None:
         with self._lock:
@@ -175,7 +184,10 @@ class LaunchWatcher:
                 findings = {ref.kernel_id: SshCommandError(str(err)) for ref in refs}
             checked = {ref.kernel_id: ref for ref in refs}
             with self._lock:
+                self.answered = True
                 for kernel_id, finding in findings.items():
                     # A kernel unwatched meanwhile, or launched again under its id, is skipped.
                     if self._watched.get(kernel_id) is checked.get(kernel_id, False):
                         self._reports[kernel_id] = finding
+            if findings:
+                self.changes.notify()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ from gp_provisioners_core.config import env_bool, env_set
 from gp_provisioners_core.deprecated_settings import deprecated_alias
 from gp_provisioners_core.errors import InvalidLaunchParameterError
 from gp_provisioners_core.resources import ResourceSettings
+from gp_provisioners_core.watch import BackendWatch
 
 from .builders import (
     KernelContainer,
@@ -196,6 +198,10 @@ class DockerProvisionerBase(ResourceSettings, ContainerProvisionerBase):  # type
         return DockerEventsWatcher.shared(
             self.docker_host or docker_host(), lambda: docker_client("events")
         )
+
+    def launch_watches(self) -> Sequence[BackendWatch]:
+        """The daemon's events watcher: a container that exits wakes the launch check."""
+        return (self.events,)
 
     # -- failures --------------------------------------------------------------------------------
 

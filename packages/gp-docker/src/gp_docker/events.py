@@ -10,7 +10,6 @@ carry the service's id as a label), whichever process started them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import re
@@ -21,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gp_provisioners_core import metrics
+from gp_provisioners_core.watch import ChangeSignal
 
 from .builders import KERNEL_ID_LABEL, SWARM_SERVICE_ID_LABEL
 
@@ -121,7 +121,7 @@ class DockerEventsWatcher:
         self._client_factory = client_factory
         self._lock = threading.Lock()
         self._containers: dict[str, ContainerState] = {}
-        self._waiters: set[Callable[[], None]] = set()
+        self.changes = ChangeSignal()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._stream: Any = None
@@ -205,28 +205,11 @@ class DockerEventsWatcher:
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Wait (without a thread) until ``predicate()`` holds after a cache change."""
-        loop = asyncio.get_running_loop()
-        changed = asyncio.Event()
+        return await self.changes.wait_until(predicate, timeout)
 
-        def wake() -> None:
-            loop.call_soon_threadsafe(changed.set)
-
-        with self._lock:
-            self._waiters.add(wake)
-        deadline = loop.time() + timeout
-        try:
-            while True:
-                changed.clear()
-                if predicate():
-                    return True
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return False
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(changed.wait(), remaining)
-        finally:
-            with self._lock:
-                self._waiters.discard(wake)
+    def is_synced(self) -> bool:
+        """Whether the listing is in and the events stream is open (no I/O)."""
+        return self.synced
 
     async def wait_synced(self, timeout: float) -> bool:
         """Wait until the first listing is in (or the stream is back after a reconnect)."""
@@ -333,8 +316,4 @@ class DockerEventsWatcher:
             del self._containers[container_id]
 
     def _notify(self) -> None:
-        with self._lock:
-            waiters = list(self._waiters)
-        for wake in waiters:
-            with contextlib.suppress(RuntimeError):  # the waiter's loop is closed
-                wake()
+        self.changes.notify()

@@ -10,10 +10,12 @@ another node) come from one batched task query per interval for all services.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from docker.errors import APIError, NotFound
 
+from gp_provisioners_core.watch import BackendWatch
 from gp_provisioners_core.watcher import BatchedStatusWatcher
 
 from .base import REMOVAL_TIMEOUT, DockerProvisionerBase
@@ -48,6 +50,10 @@ class DockerSwarmProvisioner(DockerProvisionerBase):
     @property
     def tasks(self) -> BatchedStatusWatcher[TaskStatus]:
         return shared_task_watcher(self.docker_host or docker_host(), docker_client)
+
+    def launch_watches(self) -> Sequence[BackendWatch]:
+        """The task watcher and the events watcher (the task's container)."""
+        return (self.tasks, self.events)
 
     def get_initial_states(self) -> set[str]:
         return {*TASK_INITIAL_STATES, "created"}

@@ -22,7 +22,7 @@ import asyncio
 import secrets
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -39,6 +39,7 @@ from gp_provisioners_core.errors import (
     LaunchTimeoutError,
 )
 from gp_provisioners_core.protocol import LAUNCH_SECRET_ENV
+from gp_provisioners_core.watch import BackendWatch
 
 from . import operations as ops
 from .client import CountingApiClient, get_api_client
@@ -102,6 +103,9 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
     """Warning events that end a launch while the pod has not started, with the count from
     which they do (:data:`~gp_k8s.diagnosis.FATAL_WARNING_EVENTS`)."""
 
+    launch_check_interval: ClassVar[float] = 0.5
+    """The watches in ``launch_watches`` wake the launch check on every change; this only
+    bounds the wait for the time-based checks (an object not seen within its grace)."""
     persisted_fields: ClassVar[tuple[str, ...]] = (
         *ContainerProvisionerBase.persisted_fields,
         "kernel_namespace_name",
@@ -196,6 +200,11 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
             self._cache = PodWatchCache.shared(api, self.watch_namespace, self.pod_selector)
         if self._events is None:
             self._events = PodEventWatchCache.shared(api, self.watch_namespace)
+
+    def launch_watches(self) -> Sequence[BackendWatch]:
+        """The pod and Warning-event watches: a pod that fails or cannot start wakes the
+        launch check at once.  An override adds its own watch to these."""
+        return tuple(watch for watch in (self._cache, self._events) if watch is not None)
 
     def pod_env(self, env: dict[str, str]) -> dict[str, str]:
         """What travels into the pod: ``KERNEL_*``, the allow-list, the kernelspec's env and
@@ -608,7 +617,9 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         (None: cannot tell, then ``confirm`` asks the API twice a second).  Gives up after
         ``grace`` + :data:`STOP_SLACK` seconds with a warning (the reaper carries on)."""
         deadline = time.monotonic() + grace + STOP_SLACK
+        pods = self._cache
         while time.monotonic() < deadline:
+            version = pods.changes.version if pods is not None else 0
             stopped = cached()
             if stopped is None:
                 try:
@@ -621,7 +632,10 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
                     continue
             if stopped:
                 return
-            await asyncio.sleep(0.05)
+            if pods is not None:  # wake on the pod watch's next change
+                await pods.changes.changed_since(version, max(deadline - time.monotonic(), 0))
+            else:
+                await asyncio.sleep(0.05)
         self.log.warning(
             "Kernel %s: the container of %s still runs %gs after its deletion; its removal "
             "continues in the background",

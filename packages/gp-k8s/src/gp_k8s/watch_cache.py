@@ -35,6 +35,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from gp_provisioners_core import metrics
+from gp_provisioners_core.watch import ChangeSignal
 
 from .api_metrics import BACKEND
 from .client import request
@@ -57,7 +58,10 @@ C = TypeVar("C", bound="WatchCache[Any]")
 
 class WatchCache(Generic[S]):
     """The shared cache of the kernel-labelled objects of one collection; see the module
-    docstring.  Subclasses implement :meth:`collection_path` and :meth:`summarize`."""
+    docstring.  Subclasses implement :meth:`collection_path` and :meth:`summarize`.
+
+    A :class:`~gp_provisioners_core.watch.BackendWatch`: ``changes`` is notified after every
+    list and event, so a provisioner awaits ``changes.wait_until(...)`` instead of polling."""
 
     _registry: ClassVar[dict[tuple[object, ...], Any]] = {}
     """Every subclass gets its own (``__init_subclass__``): the caches :meth:`_shared` made."""
@@ -87,6 +91,7 @@ class WatchCache(Generic[S]):
         self._response: Any = None
         self._reconnecting = False
         self.synced = threading.Event()
+        self.changes = ChangeSignal()
         self.resource_version = ""
         self.lists = 0
         self.watches = 0
@@ -163,6 +168,10 @@ class WatchCache(Generic[S]):
         with self._lock:
             return list(self._states.values())
 
+    def is_synced(self) -> bool:
+        """Whether the cache holds the list's answer (no I/O)."""
+        return self.synced.is_set()
+
     def wait_for_change(self, since: int, timeout: float) -> int:
         """Block until the cache changed after generation ``since``; return the new one."""
         with self._changed:
@@ -228,6 +237,7 @@ class WatchCache(Generic[S]):
 
     def _failed(self, error: str, backoff: float) -> None:
         self.last_error = error
+        self.changes.notify()  # a reader may report the failure (e.g. missing RBAC)
         self.log.warning("%s failed, retrying: %s", self.watch_label(), error)
         self._stopped.wait(backoff)
 
@@ -262,6 +272,7 @@ class WatchCache(Generic[S]):
         self.resource_version = str(body["metadata"]["resourceVersion"])
         self.last_error = ""
         self.synced.set()
+        self.changes.notify()
 
     def _watch(self) -> None:
         self.watches += 1
@@ -317,6 +328,7 @@ class WatchCache(Generic[S]):
                 self._seen.add(key)
                 self._generation += 1
                 self._changed.notify_all()
+            self.changes.notify()
         if version:
             self.resource_version = version
         return True

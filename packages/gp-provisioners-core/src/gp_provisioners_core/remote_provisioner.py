@@ -17,6 +17,7 @@ import sys
 import time
 import unicodedata
 from abc import abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar, NoReturn, cast
 
 from jupyter_client.connect import KernelConnectionInfo
@@ -51,6 +52,7 @@ from .pool_identity import POOL_CONFIG_KEY
 from .protocol import LAUNCH_SECRET_ENV
 from .response_manager import ResponseManager
 from .users import KernelUser, kernel_username, root_refusal_hint
+from .watch import BackendWatch, any_change
 
 # Connection-info keys handed to jupyter_client; the launcher's extras stay with the provisioner.
 CONNECTION_KEYS = (
@@ -89,7 +91,9 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         "launch_kernel_id",
     )
     launch_check_interval: ClassVar[float] = 0.1
-    """Seconds between ``detect_launch_failure`` calls while a launch waits."""
+    """Seconds between ``detect_launch_failure`` calls while a launch waits.  With
+    ``launch_watches``, a change of those watches calls it at once and this interval only
+    bounds how long a check waits for one."""
     backend_label: ClassVar[str] = ""
     """The ``backend`` label of metrics and launch events; empty: the package's name without
     ``gp_`` (``gp_docker.docker_provisioner`` -> ``docker``)."""
@@ -491,19 +495,28 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
     async def receive_connection_info(self) -> None:
         """Wait for the launcher's sealed connection info while watching the backend.
 
-        Calls ``detect_launch_failure`` every ``launch_check_interval`` seconds so a failed
-        launch ends at once with the backend's reason; ends with ``handle_launch_timeout`` at
-        ``launch_timeout``.
+        Calls ``detect_launch_failure`` on every change of the ``launch_watches`` and at least
+        every ``launch_check_interval`` seconds, so a failed launch ends at once with the
+        backend's reason; ends with ``handle_launch_timeout`` at ``launch_timeout``.
         """
         kernel_id = str(self.kernel_id)
         receiving = asyncio.ensure_future(self.response_manager.get_launch_message(kernel_id))
+        watches = self.launch_watches()
         try:
+            versions = [watch.changes.version for watch in watches]
             while not receiving.done():
                 remaining = self._remaining_launch_time()
                 if remaining <= 0:
                     await self.handle_launch_timeout()
-                await asyncio.wait({receiving}, timeout=min(self.launch_check_interval, remaining))
+                timeout = min(self.launch_check_interval, remaining)
+                if watches:
+                    changed = asyncio.ensure_future(any_change(watches, versions, timeout))
+                    await asyncio.wait({receiving, changed}, return_when=asyncio.FIRST_COMPLETED)
+                    changed.cancel()
+                else:
+                    await asyncio.wait({receiving}, timeout=timeout)
                 if not receiving.done():
+                    versions = [watch.changes.version for watch in watches]
                     self._report_launch_steps(final=False)
                     await self.detect_launch_failure()
             message = receiving.result()
@@ -528,6 +541,17 @@ class RemoteProvisionerBase(RemoteProvisionerConfigMixin, KernelProvisionerBase)
         self.launch_phases.complete(
             phase.CONNECTION_INFO, f"v{message.version} launcher on {self.assigned_ip}"
         )
+
+    def launch_watches(self) -> Sequence[BackendWatch]:
+        """The shared watches whose changes can end this kernel's launch (its container
+        failed, its job was refused...): a change wakes ``receive_connection_info`` to call
+        ``detect_launch_failure`` at once instead of at the next ``launch_check_interval``.
+
+        Called once per launch, after ``submit_kernel``.  The default names none (the launch
+        checks every ``launch_check_interval``); a backend with watchers returns them (cheap,
+        no I/O) and may then raise ``launch_check_interval``.
+        """
+        return ()
 
     def confirm_backend(self, host: str, detail: str = "") -> None:
         """Record where the kernel runs and close the 'backend-confirmed' phase."""

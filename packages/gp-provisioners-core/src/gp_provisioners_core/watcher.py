@@ -16,6 +16,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
+from .watch import ChangeSignal
+
 Status = TypeVar("Status")
 
 
@@ -38,7 +40,8 @@ class BatchedStatusWatcher(Generic[Status]):
 
     Create one per backend and process (``get_or_create``); provisioners ``watch`` their id
     when they submit, read ``observe`` in ``poll``/``detect_launch_failure``, and ``unwatch``
-    in ``cleanup``.
+    in ``cleanup``.  A :class:`~gp_provisioners_core.watch.BackendWatch`: ``changes`` wakes
+    waiters when a query changed a status.
     """
 
     _registry: dict[str, BatchedStatusWatcher[object]] = {}
@@ -72,6 +75,10 @@ class BatchedStatusWatcher(Generic[Status]):
         self._thread: threading.Thread | None = None
         self.queries = 0
         self.last_error = ""
+        self.answered = False
+        """A query succeeded since this watcher started."""
+        self.changes = ChangeSignal()
+        """Notified when a query changed what the cache says (a status, an error)."""
 
     @classmethod
     def get_or_create(
@@ -109,6 +116,10 @@ class BatchedStatusWatcher(Generic[Status]):
             self._watched.discard(item_id)
             self._launching.discard(item_id)
             self._cache.pop(item_id, None)
+
+    def is_synced(self) -> bool:
+        """Whether a query has answered yet (no I/O): the ``BackendWatch`` contract."""
+        return self.answered
 
     def observe(self, item_id: str) -> Observation[Status] | None:
         """The last observation of ``item_id``; None before the first query that covered it."""
@@ -175,10 +186,17 @@ class BatchedStatusWatcher(Generic[Status]):
             self.log.warning("%s status query failed: %s", self.name, error)
         now = time.monotonic()
         with self._generation_changed:
+            changed = error != self.last_error
             self.last_error = error
             if not error:
+                self.answered = True
                 for item_id in ids:
                     if item_id in self._watched:
-                        self._cache[item_id] = Observation(answer.get(item_id), now)
+                        before = self._cache.get(item_id)
+                        status = answer.get(item_id)
+                        changed = changed or before is None or before.status != status
+                        self._cache[item_id] = Observation(status, now)
             self._generation += 1
             self._generation_changed.notify_all()
+        if changed:
+            self.changes.notify()

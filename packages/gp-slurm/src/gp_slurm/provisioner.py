@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
@@ -22,6 +23,7 @@ from gp_provisioners_core.errors import (
     KernelSpecConfigError,
     LaunchTimeoutError,
 )
+from gp_provisioners_core.watch import BackendWatch
 from gp_provisioners_core.watcher import BatchedStatusWatcher
 
 from .commands import CommandSubmitter
@@ -96,6 +98,10 @@ class SlurmProvisioner(  # type: ignore[metaclass]
             interval=self.status_interval,
             launch_interval=self.launch_status_interval,
         )
+
+    def launch_watches(self) -> Sequence[BackendWatch]:
+        """The cluster's job watcher: a job that failed or was refused wakes the launch."""
+        return (self.watcher(),)
 
     def job_status(self) -> tuple[bool, JobStatus | None]:
         """(seen, status) of this kernel's job from the watcher's cache (no query)."""

@@ -17,6 +17,7 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Sequence
 from typing import Any, ClassVar, NoReturn
 
 from gp_provisioners_core import RemoteProvisionerBase
@@ -25,6 +26,7 @@ from gp_provisioners_core.errors import (
     KernelSpecConfigError,
     LaunchTimeoutError,
 )
+from gp_provisioners_core.watch import BackendWatch
 
 from .applications import YarnApp, YarnAppWatch, pick_app
 from .endpoints import EndpointConfigError, candidate_endpoints
@@ -91,6 +93,10 @@ class YarnProvisioner(AppLaunchSteps, YarnConfigMixin, RemoteProvisionerBase):  
         return RMSettings(
             endpoints, self.yarn_endpoint_security_enabled, verify, self.yarn_request_timeout
         )
+
+    def launch_watches(self) -> Sequence[BackendWatch]:
+        """The ResourceManager's applications watcher: a failed application wakes the launch."""
+        return (self.app_watch().watcher,)
 
     def app_watch(self) -> YarnAppWatch:
         """The shared applications view for this kernel's ResourceManager."""
