@@ -317,6 +317,17 @@ def test_bad_values_are_refused_naming_the_value(values: dict[str, Any], named: 
     assert named in str(refused.value)
 
 
+LINT_INFO = 1
+"""Severity of Helm lint's advice (an icon is recommended); 2 is a warning, 3 an error."""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_helm_lint_finds_nothing_to_fix(mode: str) -> None:
+    report = helm.lint(CHART, mode_values(mode), strict=True)
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] > LINT_INFO] == []
+
+
 # -- installed into the real apiserver ---------------------------------------------------------
 
 
@@ -607,3 +618,36 @@ async def test_helm_install_run_a_kernel_through_the_server_and_uninstall(
     assert [key for key, uid in before.items() if after.get(key) != uid] == []
     with pytest.raises(ConnectionRefusedError):  # the server's process is gone too
         socket.create_connection(("127.0.0.1", http), timeout=2).close()
+
+
+def test_the_generated_token_is_kept_across_upgrades(k8s_cluster: K8sCluster) -> None:
+    """Without auth.existingSecret the chart generates the token at install and, rendered
+    against the live cluster for an upgrade (Helm's ``lookup``), keeps the one installed."""
+    api = k8s_cluster.api_client()
+    namespace = f"gpd-{RUN}-token"
+    ensure_namespace(api, namespace)
+    installed = base64.b64encode(b"the-installed-token").decode()
+    try:
+        with helm.Config(kubeconfig_path=k8s_cluster.admin_kubeconfig, namespace=namespace) as cfg:
+            with helm.Chart.load(CHART) as chart:
+
+                def token() -> str:
+                    rendered = cfg.render(
+                        chart, {}, name="gp-server", namespace=namespace, is_upgrade=True
+                    )
+                    [secret] = yaml.safe_load_all(rendered["gp-server/templates/secret-token.yaml"])
+                    return str(secret["data"]["token"])
+
+                fresh = token()
+                assert fresh != installed
+                assert len(base64.b64decode(fresh)) == 48
+                secret = {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": "gp-server-token"},
+                    "data": {"token": installed},
+                }
+                raw(api, "POST", f"/api/v1/namespaces/{namespace}/secrets", secret)
+                assert token() == installed
+    finally:
+        raw(api, "DELETE", f"/api/v1/namespaces/{namespace}")
