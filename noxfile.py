@@ -28,6 +28,8 @@ PACKAGES = (
 BACKENDS = tuple(p for p in PACKAGES if p not in ("gp-provisioners-core", "gp-server"))
 TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.23")
 E2E_CLIENTS = ("jupyter_server>=2.10", "nbclient>=0.10", "nbformat>=5.9", "matplotlib")
+# Helm v4 as a library (no helm binary): renders and installs deploy/helm in the k8s suite.
+E2E_CLIENTS += ("helm-python-sdk>=0.2.2,<0.3",)
 
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = [

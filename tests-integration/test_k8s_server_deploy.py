@@ -1,46 +1,47 @@
-"""The server's deployment manifests (deploy/kustomize) installed into the suite's real
-kube-apiserver: RBAC is least privilege, the Deployment's pod starts (scheduled by the real
-scheduler, run by OUR NODE AGENT, NOT A KUBELET), a client drives a kernel through it over REST
-and websocket, the kernel pod is created with the server's own ServiceAccount, and uninstalling
-leaves nothing.
+"""The server's Helm chart (deploy/helm/gp-server), rendered and installed with Helm v4's own
+Go code (``helm-python-sdk``: the Helm SDK as a library, no helm binary) into the suite's real
+kube-apiserver: both kernel-namespace modes render what the docs say, values are data (never
+YAML text), the schema refuses bad values by name, RBAC is least privilege (SubjectAccessReviews),
+the Deployment's pod starts (scheduled by the real scheduler, run by OUR NODE AGENT, NOT A
+KUBELET), a client drives a kernel through it over REST and websocket, the kernel pod is created
+with the server's own ServiceAccount (in its own namespace in per-kernel mode, which is created
+and removed), and ``helm uninstall`` leaves nothing: no object, no pod, no release Secret.
 
-What is emulated, plainly:
+What is emulated, plainly, and how: every difference goes in through VALUES the chart exposes
+for operators anyway (no post-render patch: the chart expresses all of it):
 - the node agent runs pods as local processes, not the server image (test_server_image.py
-  checks that image in dockerd): the test replaces the container's image with one the node
-  agent runs and its command with this checkout's Python (``python -m jupyter_server``, the
-  same arguments); that Python lives under /root, which uid 1000 cannot read, so the pod runs
-  as root here (``--allow-root``, the manifest's ``runAsUser: 1000`` dropped) and names the
-  kernels' user with GP_DEFAULT_KERNEL_USERNAME, the setting a root server needs;
+  checks that image in dockerd): ``image`` names one the node agent runs and
+  ``server.command`` this checkout's Python (``python -m jupyter_server``; the chart appends
+  the same listening arguments); that Python lives under /root, which uid 1000 cannot read, so
+  ``podSecurityContext`` runs the pod as root here (``server.extraArgs: [--allow-root]``) and
+  ``env`` names the kernels' user with GP_DEFAULT_KERNEL_USERNAME, the setting a root server
+  needs;
 - the node agent mounts no volumes: the ServiceAccount token becomes a kubeconfig file
-  (GP_KUBECONFIG) and the kernelspec a JUPYTER_PATH folder, instead of the projected token and
-  the ConfigMap mount;
+  (``env.GP_KUBECONFIG``) and the kernelspecs a JUPYTER_PATH folder (``env.JUPYTER_PATH``),
+  written from the installed ConfigMap's data by the Deployment's own ``items`` mapping;
 - there is no cluster DNS and no kube-proxy: the response Service's name does not resolve on
-  this host, so the server advertises 127.0.0.1 (its pod's address: host networking) instead of
-  ``gp-server-response.gp-system.svc``, and the kernel pod reaches the response port directly,
-  NOT through the Service.  The test checks that the Service selects the server pod and targets
-  the port it listens on (Endpoints stay empty: the API refuses loopback addresses in them);
-- ports are free ports of this host instead of 8888/8877 (host networking).
+  this host, so ``server.responseAddress`` is 127.0.0.1 (the pod's address: host networking)
+  and the kernel pod reaches the response port directly, NOT through the Service.  The test
+  checks that the Service selects the server pod and targets the port it listens on
+  (Endpoints stay empty: the API refuses loopback addresses in them);
+- ``ports`` are free ports of this host instead of 8888/8877 (host networking).
 
-The manifests are installed into namespaces of this test's own (``gpd-<run>-system`` and
-``gpd-<run>-kernels``), not gp-system and gp-kernels, which other suites of the session
-cluster keep (the conformance suite's service accounts live in gp-system): :func:`relocated`
-renames them in the rendered documents as data (every ``metadata.namespace``, the Namespaces,
-the bindings' subjects, the server's ``GP_NAMESPACE`` and the namespace part of its
-``GP_RESPONSE_IP`` Service name), and gives cluster-scoped objects this run's suffix.  The
-test checks that uninstalling leaves nothing of its own and that every namespace, cluster
-role and binding, and every RBAC object, ConfigMap, Service and Deployment of the other
-namespaces that existed before it is still there (same uid).
+The chart installs into the release namespace, so the test needs no relocation: its release
+lives in a namespace of its own (``gpd-<run>-<mode>``, created by the test as an operator
+would, deleted at the end) and its kernels in ``gpd-<run>-<mode>-kernels``; cluster-scoped
+objects carry the release namespace in their names.  The test checks that every namespace,
+cluster role and binding, and every RBAC object, ConfigMap, Service and Deployment of the
+other namespaces that existed before it is still there (same uid).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import copy
+import json
 import secrets
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +49,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm
 import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
@@ -56,10 +58,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from backends.k8s_cluster import (
     KERNEL_IMAGE,
-    ClusterUnavailable,
     K8sCluster,
     can,
-    ensure_binaries,
     ensure_namespace,
     install_kernelspec,
     k8s_cluster,
@@ -67,24 +67,17 @@ from backends.k8s_cluster import (
     raw,
     service_account_kubeconfig,
 )
-from backends.system_packages import cannot_run
 from jupyter_server_helpers import TOKEN, KernelSocket, Server
 
+from gp_provisioners_core import images
 from gp_provisioners_core.testing import isolated_jupyter_paths
 
 __all__ = ["k8s_cluster"]
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = ROOT / "deploy" / "kustomize" / "base"
-OVERLAY = ROOT / "deploy" / "kustomize" / "overlays" / "namespace-per-kernel"
-SHIPPED_SERVER_NS, SHIPPED_KERNEL_NS = "gp-system", "gp-kernels"
-"""The namespaces the manifests name (tests of the rendering check these)."""
+CHART = ROOT / "deploy" / "helm" / "gp-server"
 RUN = secrets.token_hex(3)
-SERVER_NS, KERNEL_NS = f"gpd-{RUN}-system", f"gpd-{RUN}-kernels"
-"""This test's own namespaces (see the module docstring)."""
-NAMESPACES = {SHIPPED_SERVER_NS: SERVER_NS, SHIPPED_KERNEL_NS: KERNEL_NS}
-CLUSTER_SUFFIX = f"-gpd-{RUN}"
-SA = f"system:serviceaccount:{SERVER_NS}:gp-server"
+MODES = ("shared", "per-kernel")
 PATHS = {
     "Namespace": "/api/v1/namespaces",
     "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
@@ -97,28 +90,49 @@ PATHS = {
     "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
     "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
 }
+CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding"})
 
 
-def base_documents(folder: Path = BASE) -> list[dict[str, Any]]:
-    """The resources of a kustomization without transformers (``base`` and ``common``): its
-    bases' and its own files, which is what ``kubectl kustomize`` renders."""
-    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+def mode_values(mode: str, kernel_namespace: str = "gp-kernels") -> dict[str, Any]:
+    return {"kernelNamespace": {"mode": mode, "name": kernel_namespace}}
+
+
+def render(
+    values: Mapping[str, Any] | None = None, namespace: str = "gp-system", name: str = "gp-server"
+) -> list[dict[str, Any]]:
+    """``helm template`` through the SDK: the chart's documents (NOTES.txt left out)."""
+    with helm.Chart.load(CHART) as chart:
+        rendered = chart.render(dict(values or {}), name=name, namespace=namespace)
     docs: list[dict[str, Any]] = []
-    for base in kustomization.get("bases", []):
-        docs += base_documents((folder / base).resolve())
-    for name in kustomization["resources"]:
-        docs += [d for d in yaml.safe_load_all((folder / name).read_text()) if d]
+    for path, text in sorted(rendered.items()):
+        if path.endswith(".yaml"):
+            docs += [d for d in yaml.safe_load_all(text) if d]
     return docs
 
 
-def identity(doc: dict[str, Any]) -> tuple[str, str, str]:
+def identity(doc: Mapping[str, Any]) -> tuple[str, str, str]:
     meta = doc["metadata"]
     return (doc["kind"], meta.get("namespace", ""), meta["name"])
 
 
-def object_path(doc: dict[str, Any]) -> str:
+def object_path(doc: Mapping[str, Any]) -> str:
     kind, namespace, name = identity(doc)
     return PATHS[kind].format(ns=namespace) + f"/{name}"
+
+
+def by_identity(docs: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {identity(d): d for d in docs}
+
+
+def server_container(deployment: Mapping[str, Any]) -> dict[str, Any]:
+    container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def env_of(deployment: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        e["name"]: e.get("value", e.get("valueFrom")) for e in server_container(deployment)["env"]
+    }
 
 
 def free_port() -> int:
@@ -127,198 +141,224 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def kustomize(folder: Path) -> list[dict[str, Any]]:
-    """``folder`` rendered by the kustomize built into the suite's kubectl (v1.20, kustomize
-    v2.0.3, the oldest the manifests are written for; built with the control plane)."""
-    try:
-        kubectl = ensure_binaries() / "kubectl"
-    except ClusterUnavailable as err:
-        cannot_run(f"kubectl: {err}")
-    out = subprocess.run(
-        [str(kubectl), "kustomize", str(folder)], check=True, capture_output=True, text=True
-    ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+# -- rendering ---------------------------------------------------------------------------------
 
 
-def test_kustomize_renders_the_base_and_the_namespace_per_kernel_overlay() -> None:
-    assert sorted(map(identity, kustomize(BASE))) == sorted(map(identity, base_documents()))
-    overlay = {identity(d): d for d in kustomize(OVERLAY)}
-    assert ("ClusterRole", "", "gp-server") in overlay
-    assert ("Role", SHIPPED_KERNEL_NS, "gp-server-kernels") not in overlay
-    container = server_container(overlay[("Deployment", SHIPPED_SERVER_NS, "gp-server")])
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["GP_CREATE_KERNEL_NAMESPACE"] == "true"
+def test_chart_versions_follow_the_images_policy() -> None:
+    """appVersion is the release the server image carries (gp-provisioners-core's, like the
+    kernel images), the default image is build_server.py's tag, and the default kernelspec
+    names the project's Python kernel image."""
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["appVersion"] == images.IMAGE_TAG
+    [deployment] = [d for d in render() if d["kind"] == "Deployment"]
+    container = server_container(deployment)
+    assert container["image"] == f"{images.DEFAULT_PREFIX}/server:{images.IMAGE_TAG}"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    [config] = [d for d in render() if d["kind"] == "ConfigMap"]
+    spec = json.loads(config["data"]["python_k8s.json"])
+    config_of_spec = spec["metadata"]["kernel_provisioner"]["config"]
+    assert config_of_spec["image_name"] == images.default_image("python")
 
 
-CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding"})
-KERNEL_CLUSTER_ROLE = "kernel-controller"
-"""The ClusterRole gp-k8s binds in each kernel's namespace (GP_KERNEL_CLUSTER_ROLE)."""
-
-
-def server_container(deployment: Mapping[str, Any]) -> dict[str, Any]:
-    container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
-    return container
-
-
-def relocated(
-    docs: list[dict[str, Any]], namespaces: Mapping[str, str], suffix: str
-) -> list[dict[str, Any]]:
-    """Copies of the rendered ``docs`` moved into other namespaces, as data (never by editing
-    text): ``namespaces`` maps each shipped namespace to its replacement, and cluster-scoped
-    objects other than Namespaces (ClusterRoles and their bindings, shared by the whole
-    cluster) get ``suffix``, with every reference to them (``roleRef``, the ``bind`` rule's
-    ``resourceNames``, the server's ``GP_KERNEL_CLUSTER_ROLE``) following."""
-    moved = copy.deepcopy(docs)
-    cluster_roles = {
-        d["metadata"]["name"]: d["metadata"]["name"] + suffix
-        for d in moved
-        if d["kind"] == "ClusterRole"
+def test_shared_mode_renders_a_role_in_the_kernels_namespace_only() -> None:
+    docs = by_identity(render(mode_values("shared")))
+    assert set(docs) == {
+        ("Namespace", "", "gp-kernels"),
+        ("ServiceAccount", "gp-system", "gp-server"),
+        ("Role", "gp-kernels", "gp-server-kernels"),
+        ("RoleBinding", "gp-kernels", "gp-server-kernels"),
+        ("ConfigMap", "gp-system", "gp-server-kernelspecs"),
+        ("Secret", "gp-system", "gp-server-token"),
+        ("Service", "gp-system", "gp-server"),
+        ("Service", "gp-system", "gp-server-response"),
+        ("Deployment", "gp-system", "gp-server"),
     }
-    for doc in moved:
-        meta = doc["metadata"]
-        if doc["kind"] == "Namespace":
-            meta["name"] = namespaces.get(meta["name"], meta["name"])
-        elif doc["kind"] in CLUSTER_SCOPED:
-            meta["name"] += suffix
-        elif "namespace" in meta:
-            meta["namespace"] = namespaces.get(meta["namespace"], meta["namespace"])
-        for subject in doc.get("subjects") or []:  # RoleBindings and ClusterRoleBindings
-            if subject.get("kind") == "ServiceAccount" and "namespace" in subject:
-                subject["namespace"] = namespaces.get(subject["namespace"], subject["namespace"])
-        ref = doc.get("roleRef") or {}
-        if ref.get("kind") == "ClusterRole" and ref.get("name") in cluster_roles:
-            ref["name"] = cluster_roles[ref["name"]]
-        for rule in doc.get("rules") or []:
-            if "clusterroles" in rule.get("resources", []) and "resourceNames" in rule:
-                rule["resourceNames"] = [cluster_roles.get(n, n) for n in rule["resourceNames"]]
-        if doc["kind"] == "Deployment":
-            relocate_env(server_container(doc), namespaces, cluster_roles)
-    return moved
-
-
-def relocate_env(
-    container: dict[str, Any], namespaces: Mapping[str, str], cluster_roles: Mapping[str, str]
-) -> None:
-    """The server's settings that name a namespace or a renamed ClusterRole: GP_NAMESPACE
-    (its kernels' namespace), GP_RESPONSE_IP (``<service>.<namespace>.svc``: the namespace
-    label of the DNS name is replaced) and GP_KERNEL_CLUSTER_ROLE (set when the manifests
-    carry the ClusterRole it defaults to)."""
-    env = container.setdefault("env", [])
-    for entry in env:
-        value = entry.get("value")
-        if not isinstance(value, str):
-            continue
-        if entry["name"] == "GP_NAMESPACE":
-            entry["value"] = namespaces.get(value, value)
-        elif entry["name"] == "GP_RESPONSE_IP":
-            labels = value.split(".")
-            if len(labels) >= 3 and labels[2] == "svc" and labels[1] in namespaces:
-                labels[1] = namespaces[labels[1]]
-            entry["value"] = ".".join(labels)
-        elif entry["name"] == "GP_KERNEL_CLUSTER_ROLE":
-            entry["value"] = cluster_roles.get(value, value)
-    names = {entry["name"] for entry in env}
-    if KERNEL_CLUSTER_ROLE in cluster_roles and "GP_KERNEL_CLUSTER_ROLE" not in names:
-        env.append({"name": "GP_KERNEL_CLUSTER_ROLE", "value": cluster_roles[KERNEL_CLUSTER_ROLE]})
-
-
-def strings(data: Any) -> Iterator[str]:
-    """Every string in ``data`` (keys and values)."""
-    if isinstance(data, str):
-        yield data
-    elif isinstance(data, Mapping):
-        for key, value in data.items():
-            yield from strings(key)
-            yield from strings(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from strings(value)
-
-
-@pytest.mark.parametrize("folder", [BASE, OVERLAY], ids=["base", "namespace-per-kernel"])
-def test_relocated_manifests_name_only_the_new_namespaces(folder: Path) -> None:
-    """Every reference to gp-system and gp-kernels moves (the namespaces, objects, binding
-    subjects, the server's settings); cluster-scoped names get the suffix and references to
-    them follow; nothing else changes."""
-    rendered = kustomize(folder)
-    docs = relocated(rendered, NAMESPACES, CLUSTER_SUFFIX)
-    assert not [
-        text for text in strings(docs) if SHIPPED_SERVER_NS in text or SHIPPED_KERNEL_NS in text
+    binding = docs[("RoleBinding", "gp-kernels", "gp-server-kernels")]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "gp-server", "namespace": "gp-system"}
     ]
-    namespaced = [d for d in docs if d["kind"] not in CLUSTER_SCOPED]
-    assert {d["metadata"]["namespace"] for d in namespaced} <= {SERVER_NS, KERNEL_NS}
-    names = {d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"}
-    assert names == {SERVER_NS, KERNEL_NS}
-    cluster_roles = {d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"}
-    for doc in docs:
-        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
-            assert doc["metadata"]["name"].endswith(CLUSTER_SUFFIX)
-        if doc.get("roleRef", {}).get("kind") == "ClusterRole":
-            assert doc["roleRef"]["name"] in cluster_roles
-        if doc["kind"] in ("RoleBinding", "ClusterRoleBinding"):
-            assert [s["namespace"] for s in doc["subjects"]] == [SERVER_NS]
+    env = env_of(docs[("Deployment", "gp-system", "gp-server")])
+    assert env["GP_NAMESPACE"] == "gp-kernels"
+    assert env["GP_RESPONSE_IP"] == "gp-server-response.gp-system.svc"
+    assert "GP_CREATE_KERNEL_NAMESPACE" not in env
+    assert env["JUPYTER_TOKEN"] == {"secretKeyRef": {"name": "gp-server-token", "key": "token"}}
+    token = docs[("Secret", "gp-system", "gp-server-token")]["data"]["token"]
+    assert len(base64.b64decode(token)) == 48
+    # without creating the namespace, it is not part of the release
+    kept = by_identity(render({"kernelNamespace": {"name": "theirs", "create": False}}))
+    assert not [k for k in kept if k[0] == "Namespace"]
+    assert ("Role", "theirs", "gp-server-kernels") in kept
+
+
+def test_per_kernel_mode_renders_the_cluster_roles() -> None:
+    docs = by_identity(render(mode_values("per-kernel"), namespace="ops", name="lab"))
+    cluster = {k for k in docs if k[0] in CLUSTER_SCOPED}
+    assert cluster == {
+        ("ClusterRole", "", "ops-lab-gp-server"),
+        ("ClusterRoleBinding", "", "ops-lab-gp-server"),
+        ("ClusterRole", "", "ops-lab-gp-server-kernel"),
+    }
+    assert not [k for k in docs if k[0] in ("Role", "RoleBinding", "Namespace")]
+    assert {k[1] for k in docs if k not in cluster} == {"ops"}
+    server_role = docs[("ClusterRole", "", "ops-lab-gp-server")]
+    [bind] = [r for r in server_role["rules"] if "clusterroles" in r["resources"]]
+    assert bind["verbs"] == ["bind"]
+    assert bind["resourceNames"] == ["ops-lab-gp-server-kernel"]
+    binding = docs[("ClusterRoleBinding", "", "ops-lab-gp-server")]
+    assert binding["roleRef"]["name"] == "ops-lab-gp-server"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "lab-gp-server", "namespace": "ops"}
+    ]
+    env = env_of(docs[("Deployment", "ops", "lab-gp-server")])
+    assert env["GP_CREATE_KERNEL_NAMESPACE"] == "true"
+    assert env["GP_KERNEL_CLUSTER_ROLE"] == "ops-lab-gp-server-kernel"
+    assert env["GP_RESPONSE_IP"] == "lab-gp-server-response.ops.svc"
+    assert "GP_NAMESPACE" not in env
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_deployment_services_and_kernelspecs_fit_together(mode: str) -> None:
+    """The Services select the pod and target its named ports; every kernelspec of the
+    ConfigMap is mounted as <name>/kernel.json; the pod is non-root."""
+    specs = [
+        {"name": "one", "spec": {"argv": ["python3"], "display_name": "One"}},
+        {"name": "two.x", "spec": {"argv": ["python3"], "display_name": "Two"}},
+    ]
+    docs = render({**mode_values(mode), "kernelspecs": specs})
     [deployment] = [d for d in docs if d["kind"] == "Deployment"]
-    env = {e["name"]: e.get("value") for e in server_container(deployment)["env"]}
-    assert env["GP_NAMESPACE"] == KERNEL_NS
-    assert env["GP_RESPONSE_IP"] == f"gp-server-response.{SERVER_NS}.svc"
-    if KERNEL_CLUSTER_ROLE + CLUSTER_SUFFIX in cluster_roles:
-        assert env["GP_KERNEL_CLUSTER_ROLE"] == KERNEL_CLUSTER_ROLE + CLUSTER_SUFFIX
-    else:
-        assert "GP_KERNEL_CLUSTER_ROLE" not in env
-    # The rest is the shipped manifests as they are: undo the renames, compare.
-    back = relocated(docs, {v: k for k, v in NAMESPACES.items()}, "")
-    for doc in back:
-        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
-            doc["metadata"]["name"] = doc["metadata"]["name"].removesuffix(CLUSTER_SUFFIX)
-        if doc.get("roleRef", {}).get("kind") == "ClusterRole":
-            doc["roleRef"]["name"] = doc["roleRef"]["name"].removesuffix(CLUSTER_SUFFIX)
-        for rule in doc.get("rules") or []:
-            if "resourceNames" in rule:
-                rule["resourceNames"] = [
-                    n.removesuffix(CLUSTER_SUFFIX) for n in rule["resourceNames"]
-                ]
-        if doc["kind"] == "Deployment":
-            container = server_container(doc)
-            container["env"] = [
-                e for e in container["env"] if e["name"] != "GP_KERNEL_CLUSTER_ROLE"
-            ]
-    assert back == rendered
+    pod = deployment["spec"]["template"]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["securityContext"]["runAsUser"] == 1000
+    container = server_container(deployment)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8888, "response": 8877}
+    env = env_of(deployment)
+    assert env["GP_RESPONSE_PORT"] == "8877"
+    assert env["GP_RESPONSE_BIND_IP"] == "0.0.0.0"
+    assert "--ServerApp.ip=0.0.0.0" in container["command"]
+    for service in (d for d in docs if d["kind"] == "Service"):
+        selector = service["spec"]["selector"]
+        assert all(pod["metadata"]["labels"].get(k) == v for k, v in selector.items())
+        assert selector == deployment["spec"]["selector"]["matchLabels"]
+        [port] = service["spec"]["ports"]
+        assert port["port"] == ports[port["targetPort"]]
+    [config] = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert {k: json.loads(v) for k, v in config["data"].items()} == {
+        f"{s['name']}.json": s["spec"] for s in specs
+    }
+    [volume] = pod["spec"]["volumes"]
+    assert volume["configMap"]["name"] == config["metadata"]["name"]
+    assert volume["configMap"]["items"] == [
+        {"key": "one.json", "path": "one/kernel.json"},
+        {"key": "two.x.json", "path": "two.x/kernel.json"},
+    ]
+    [mount] = container["volumeMounts"]
+    assert mount["mountPath"] == "/usr/local/share/jupyter/kernels"
 
 
-def emulated(deployment: dict[str, Any], home: Path, http: int, response: int) -> dict[str, Any]:
-    """The Deployment as this machine can run it (see the module docstring), as data."""
-    changed = copy.deepcopy(deployment)
-    container = changed["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"][:2] == ["jupyter", "server"]
-    args = [
-        a
-        for a in container["command"][2:]
-        if not a.startswith(("--ServerApp.port", "--ServerApp.root_dir"))
-    ]
-    container["image"] = KERNEL_IMAGE
-    container["command"] = [
-        sys.executable, "-m", "jupyter_server", *args, "--allow-root",
-        f"--ServerApp.port={http}", f"--ServerApp.root_dir={home}",
-    ]  # fmt: skip
-    pod_spec = changed["spec"]["template"]["spec"]
-    assert pod_spec["securityContext"]["runAsUser"] == 1000
-    assert pod_spec["securityContext"]["runAsNonRoot"] is True
-    pod_spec.pop("securityContext")
-    container["workingDir"] = str(home)
-    env = [e for e in container["env"] if e["name"] not in ("GP_RESPONSE_PORT", "GP_RESPONSE_IP")]
-    env += [
-        {"name": "GP_RESPONSE_PORT", "value": str(response)},
-        {"name": "GP_RESPONSE_IP", "value": "127.0.0.1"},
-        {"name": "GP_DEFAULT_KERNEL_USERNAME", "value": "jovyan"},
-        {"name": "GP_KUBECONFIG", "value": str(home / "token.kubeconfig")},
-        {"name": "JUPYTER_PATH", "value": str(home / "share" / "jupyter")},
-        {"name": "HOME", "value": str(home)},
-        {"name": "JUPYTER_RUNTIME_DIR", "value": str(home / "runtime")},
-    ]
-    container["env"] = env
-    for port in container["ports"]:
-        port["containerPort"] = http if port["name"] == "http" else response
-    return changed
+HOSTILE = 'x"\n- name: INJECTED\n  value: "1'
+
+
+def test_values_are_data_never_yaml_text() -> None:
+    """Values with YAML syntax in them land as the same strings, and add nothing."""
+    values = {
+        "env": {"GP_ALLOWED_LABEL_KEYS": HOSTILE},
+        "podAnnotations": {"note": HOSTILE},
+        "podLabels": {"team": "a: b"},
+        "server": {"extraArgs": [HOSTILE], "responseAddress": "gp.example.org"},
+        "kernelspecs": [{"name": "k", "spec": {"argv": [HOSTILE], "display_name": HOSTILE}}],
+        "nodeSelector": {"disk": "ssd: {x}"},
+        "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "resources": {"limits": {"cpu": "2"}},
+        "priorityClassName": "high",
+        "imagePullSecrets": [{"name": "registry"}],
+    }
+    [deployment] = [d for d in render(values) if d["kind"] == "Deployment"]
+    env = env_of(deployment)
+    assert env["GP_ALLOWED_LABEL_KEYS"] == HOSTILE
+    assert "INJECTED" not in env
+    assert env["GP_RESPONSE_IP"] == "gp.example.org"
+    pod = deployment["spec"]["template"]
+    assert pod["metadata"]["annotations"]["note"] == HOSTILE
+    assert pod["metadata"]["labels"]["team"] == "a: b"
+    assert server_container(deployment)["command"][-1] == HOSTILE
+    assert pod["spec"]["nodeSelector"] == {"disk": "ssd: {x}"}
+    assert pod["spec"]["tolerations"] == values["tolerations"]
+    # Helm merges maps with the defaults: the cpu limit joins the default memory limit
+    assert server_container(deployment)["resources"]["limits"] == {"cpu": "2", "memory": "2Gi"}
+    assert pod["spec"]["priorityClassName"] == "high"
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+    [config] = [d for d in render(values) if d["kind"] == "ConfigMap"]
+    assert json.loads(config["data"]["k.json"])["display_name"] == HOSTILE
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"kernelNamespace": {"mode": "both"}}, "/kernelNamespace/mode"),
+        ({"kernelNamespace": {"name": "Kernels_NS"}}, "/kernelNamespace/name"),
+        ({"ports": {"http": 70000}}, "/ports/http"),
+        ({"ports": {"response": "8877"}}, "/ports/response"),
+        ({"ports": {"http": 8877}}, "ports.http and ports.response"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+        ({"fullnameOverride": "Gp Server"}, "/fullnameOverride"),
+        ({"replicas": 2}, "replicas"),
+        ({"kernelspecs": [{"name": "a b", "spec": {"argv": ["x"], "display_name": "x"}}]},
+         "/kernelspecs/0/name"),
+        ({"kernelspecs": [{"name": "k", "spec": {"argv": []}}]}, "/kernelspecs/0/spec"),
+        ({"env": {"JUPYTER_TOKEN": "t"}}, "env.JUPYTER_TOKEN"),
+        ({"env": {"BAD-NAME": "x"}}, "invalid propertyName 'BAD-NAME'"),
+        ({"kernelNamespace": {"name": "gp-system"}}, "kernelNamespace.name"),
+    ],
+)  # fmt: skip
+def test_bad_values_are_refused_naming_the_value(values: dict[str, Any], named: str) -> None:
+    with pytest.raises(helm.HelmError) as refused:
+        render(values)
+    assert named in str(refused.value)
+
+
+LINT_INFO = 1
+"""Severity of Helm lint's advice (an icon is recommended); 2 is a warning, 3 an error."""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_helm_lint_finds_nothing_to_fix(mode: str) -> None:
+    report = helm.lint(CHART, mode_values(mode), strict=True)
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] > LINT_INFO] == []
+
+
+# -- installed into the real apiserver ---------------------------------------------------------
+
+
+def readable_kubeconfig(cluster: K8sCluster, namespace: str, account: str, home: Path) -> Path:
+    """The server account's token as a kubeconfig the pod can read (CA inlined)."""
+    source = service_account_kubeconfig(cluster, namespace, account)
+    config = yaml.safe_load(source.read_text())
+    for entry in config["clusters"]:
+        ca = Path(entry["cluster"].pop("certificate-authority"))
+        entry["cluster"]["certificate-authority-data"] = base64.b64encode(ca.read_bytes()).decode()
+    target = home / "token.kubeconfig"
+    target.write_text(yaml.safe_dump(config))
+    target.chmod(0o644)
+    return target
+
+
+def mounted_kernelspecs(api: Any, deployment: Mapping[str, Any], jupyter_path: Path) -> None:
+    """What the ConfigMap volume would show the server, written as files: each item of the
+    Deployment's volume, read from the installed ConfigMap, under ``jupyter_path``."""
+    pod = deployment["spec"]["template"]["spec"]
+    [volume] = pod["volumes"]
+    [mount] = server_container(deployment)["volumeMounts"]
+    assert mount["mountPath"] == "/usr/local/share/jupyter/kernels"
+    namespace = deployment["metadata"]["namespace"]
+    config = raw(
+        api, "GET", f"/api/v1/namespaces/{namespace}/configmaps/{volume['configMap']['name']}"
+    )
+    for item in volume["configMap"]["items"]:
+        target = jupyter_path / "kernels" / item["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(config["data"][item["key"]])
 
 
 async def granted(api: Any, user: str, verb: str, resource: str, namespace: str) -> None:
@@ -329,34 +369,9 @@ async def granted(api: Any, user: str, verb: str, resource: str, namespace: str)
         await asyncio.sleep(0.2)
 
 
-def readable_kubeconfig(cluster: K8sCluster, home: Path) -> None:
-    """The server account's token as a kubeconfig uid 1000 can read (CA inlined)."""
-    source = service_account_kubeconfig(cluster, SERVER_NS, "gp-server")
-    config = yaml.safe_load(source.read_text())
-    for entry in config["clusters"]:
-        ca = Path(entry["cluster"].pop("certificate-authority"))
-        entry["cluster"]["certificate-authority-data"] = base64.b64encode(ca.read_bytes()).decode()
-    target = home / "token.kubeconfig"
-    target.write_text(yaml.safe_dump(config))
-    target.chmod(0o644)
-
-
-def create(api: Any, doc: dict[str, Any]) -> None:
-    kind, namespace, _ = identity(doc)
-    raw(api, "POST", PATHS[kind].format(ns=namespace), doc)
-
-
-def uninstall(api: Any, docs: list[dict[str, Any]]) -> None:
-    for doc in reversed(docs):
-        try:
-            raw(api, "DELETE", object_path(doc), {"propagationPolicy": "Foreground"})
-        except ApiException as err:
-            if err.status != 404:
-                raise
-
-
-def left_over(api: Any, docs: list[dict[str, Any]]) -> list[str]:
-    """What is left of the installation: its objects, and any pod in its namespaces."""
+def left_over(api: Any, docs: list[dict[str, Any]], namespaces: tuple[str, ...]) -> list[str]:
+    """What is left of the release: its objects, Helm's release Secrets and any pod in its
+    namespaces."""
     found = []
     for doc in docs:
         try:
@@ -365,9 +380,18 @@ def left_over(api: Any, docs: list[dict[str, Any]]) -> list[str]:
         except ApiException as err:
             if err.status != 404:
                 raise
-    for namespace in (SERVER_NS, KERNEL_NS):
-        pods = raw(api, "GET", f"/api/v1/namespaces/{namespace}/pods")
-        found += [f"pod {namespace}/{p['metadata']['name']}" for p in pods["items"]]
+    for namespace in namespaces:
+        try:
+            pods = raw(api, "GET", f"/api/v1/namespaces/{namespace}/pods")["items"]
+            releases = raw(
+                api, "GET", f"/api/v1/namespaces/{namespace}/secrets", labelSelector="owner=helm"
+            )["items"]
+        except ApiException as err:
+            if err.status != 404:
+                raise
+            continue
+        found += [f"pod {namespace}/{p['metadata']['name']}" for p in pods]
+        found += [f"release {namespace}/{s['metadata']['name']}" for s in releases]
     return found
 
 
@@ -378,10 +402,10 @@ OTHERS_NAMESPACED = {
 }
 
 
-def others(api: Any) -> dict[str, str]:
+def others(api: Any, own: tuple[str, ...]) -> dict[str, str]:
     """``kind namespace/name`` -> uid of what this test must not touch: every namespace,
     ClusterRole and ClusterRoleBinding, and the objects of the kinds it installs in every
-    namespace but its own.  Left out: what is being deleted already, kernels' objects and
+    namespace but its ``own``.  Left out: what is being deleted already, kernels' objects and
     kernels' namespaces (other suites' reapers remove those in the background)."""
     kernel = "gateway-provisioners/kernel-id"
     found: dict[str, str] = {}
@@ -396,7 +420,7 @@ def others(api: Any) -> dict[str, str]:
     for kind, path in OTHERS_NAMESPACED.items():
         for item in raw(api, "GET", path)["items"]:
             meta = item["metadata"]
-            if meta["namespace"] in (SERVER_NS, KERNEL_NS, *gone) or meta.get("deletionTimestamp"):
+            if meta["namespace"] in (*own, *gone) or meta.get("deletionTimestamp"):
                 continue
             found[f"{kind} {meta['namespace']}/{meta['name']}"] = meta["uid"]
     return found
@@ -404,7 +428,7 @@ def others(api: Any) -> dict[str, str]:
 
 @pytest.fixture
 def home() -> Iterator[Path]:
-    """The server's home, readable by its uid 1000 (pytest's own temporary folders are not)."""
+    """The server's home, readable by any uid (pytest's own temporary folders are not)."""
     folder = Path(tempfile.mkdtemp(prefix="gp-server-home-"))
     (folder / "runtime").mkdir()
     open_up(folder)
@@ -417,114 +441,213 @@ def open_up(folder: Path) -> None:
         path.chmod(0o777 if path.is_dir() else 0o644)
 
 
+def emulation_values(
+    mode: str, kernel_ns: str, home: Path, http: int, response: int
+) -> dict[str, Any]:
+    """The values that run the chart on this machine (see the module docstring); the
+    kernelspec is the one ``jupyter k8s-spec install`` writes for the node agent."""
+    with isolated_jupyter_paths(home) as prefix:
+        install_kernelspec(prefix, "python_k8s")
+    spec_file = home / "share" / "jupyter" / "kernels" / "python_k8s" / "kernel.json"
+    repository, tag = KERNEL_IMAGE.rsplit(":", 1)
+    return {
+        **mode_values(mode, kernel_ns),
+        "image": {"repository": repository, "tag": tag},
+        "auth": {"existingSecret": "server-token"},
+        "server": {
+            "command": [sys.executable, "-m", "jupyter_server"],
+            "extraArgs": ["--allow-root"],
+            "rootDir": str(home),
+            "responseAddress": "127.0.0.1",
+        },
+        "ports": {"http": http, "response": response},
+        "podSecurityContext": {"runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False},
+        "env": {
+            "GP_DEFAULT_KERNEL_USERNAME": "jovyan",
+            "GP_KUBECONFIG": str(home / "token.kubeconfig"),
+            "JUPYTER_PATH": str(home / "share" / "jupyter"),
+            "HOME": str(home),
+            "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        },
+        "kernelspecs": [{"name": "python_k8s", "spec": json.loads(spec_file.read_text())}],
+    }
+
+
+async def wait_for_server(server: Server, cluster: K8sCluster) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            code, _ = await server.call("GET", "/api/kernelspecs")
+        except OSError:
+            code = 0
+        if code == 200 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert code == 200, cluster.logs()
+
+
+async def least_privilege(api: Any, mode: str, sa: str, namespace: str, kernel_ns: str) -> None:
+    """What the server's account may and may not do.  The authorizer sees new RBAC objects
+    through its informers, a moment after they are created, so the first grant is waited for."""
+    if mode == "shared":
+        await granted(api, sa, "create", "pods", kernel_ns)
+        assert can(api, sa, "watch", "pods", kernel_ns)
+        assert can(api, sa, "create", "secrets", kernel_ns)
+        assert not can(api, sa, "create", "pods", "default")
+        assert not can(api, sa, "create", "namespaces", "")
+        assert not can(api, sa, "create", "pods", namespace)
+    else:
+        # pods and namespaces cluster-wide: what a namespace per kernel needs
+        await granted(api, sa, "create", "namespaces", "")
+        assert can(api, sa, "watch", "pods", "")
+        assert can(api, sa, "create", "rolebindings", "a-kernel", group="rbac.authorization.k8s.io")
+        role = f"{namespace}-gp-server-kernel"
+        assert can(
+            api, sa, "bind", "clusterroles", "", name=role, group="rbac.authorization.k8s.io"
+        )
+        assert not can(
+            api,
+            sa,
+            "bind",
+            "clusterroles",
+            "",
+            name="cluster-admin",
+            group="rbac.authorization.k8s.io",
+        )
+        assert not can(api, sa, "create", "clusterroles", "", group="rbac.authorization.k8s.io")
+    assert not can(api, sa, "get", "secrets", kernel_ns)
+    assert not can(api, sa, "list", "nodes")
+
+
 @pytest.mark.asyncio
-async def test_install_run_a_kernel_through_the_server_and_uninstall(
-    k8s_cluster: K8sCluster, home: Path
+@pytest.mark.parametrize("mode", MODES)
+async def test_helm_install_run_a_kernel_through_the_server_and_uninstall(
+    k8s_cluster: K8sCluster, home: Path, mode: str
 ) -> None:
     api = k8s_cluster.api_client()
-    docs = relocated(kustomize(BASE), NAMESPACES, CLUSTER_SUFFIX)
-    before = others(api)
+    namespace = f"gpd-{RUN}-{'pk' if mode == 'per-kernel' else 'sh'}"
+    kernel_ns = f"{namespace}-kernels"
+    own = (namespace, kernel_ns)
+    before = others(api, own)
     http, response = free_port(), free_port()
-    token = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "gp-server-token", "namespace": SERVER_NS},
-        "stringData": {"token": TOKEN},
-    }
-    namespaces = [d for d in docs if d["kind"] == "Namespace"]
-    installed = [*namespaces, token, *(d for d in docs if d["kind"] != "Namespace")]
+    values = emulation_values(mode, kernel_ns, home, http, response)
+    sa = f"system:serviceaccount:{namespace}:gp-server"
+    # The release namespace and the token Secret exist before the release, as the docs say.
+    ensure_namespace(api, namespace)
+    token = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "server-token"}}
+    raw(
+        api,
+        "POST",
+        f"/api/v1/namespaces/{namespace}/secrets",
+        {**token, "stringData": {"token": TOKEN}},
+    )
+    config = helm.Config(kubeconfig_path=k8s_cluster.admin_kubeconfig, namespace=namespace)
+    docs: list[dict[str, Any]] = []
     kernel_id = ""
     try:
-        for doc in installed:
-            if doc["kind"] == "Deployment":
-                readable_kubeconfig(k8s_cluster, home)
-                # No --namespace: the kernels' namespace is the server's GP_NAMESPACE, as
-                # relocated in the Deployment.
-                with isolated_jupyter_paths(home) as prefix:
-                    install_kernelspec(prefix, "python_k8s")
-                open_up(home)
-                doc = emulated(doc, home, http, response)
-            create(api, doc)
-        # v1.20 admits a namespace's pods once its default ServiceAccount has a token.
-        ensure_namespace(api, KERNEL_NS)
-
-        # least privilege: what the server's account may and may not do.  The authorizer sees
-        # new RBAC objects through its informers, a moment after they are created, so the
-        # first grant is waited for.
-        await granted(api, SA, "create", "pods", KERNEL_NS)
-        assert can(api, SA, "watch", "pods", KERNEL_NS)
-        assert can(api, SA, "create", "secrets", KERNEL_NS)
-        assert not can(api, SA, "get", "secrets", KERNEL_NS)
-        assert not can(api, SA, "create", "pods", SERVER_NS)
-        assert not can(api, SA, "create", "pods", "default")
-        assert not can(api, SA, "list", "nodes")
+        # Helm's calls block: off the event loop.
+        release = await asyncio.to_thread(config.install, CHART, "gp-server", values, timeout=120)
+        assert release["status"] == "deployed"
+        docs = [d for d in yaml.safe_load_all(release["manifest"]) if d]
+        assert by_identity(docs).keys() == by_identity(render(values, namespace)).keys()
+        [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+        readable_kubeconfig(k8s_cluster, namespace, "gp-server", home)
+        mounted_kernelspecs(api, deployment, home / "share" / "jupyter")
+        open_up(home)
+        if mode == "shared":
+            # v1.20 admits a namespace's pods once its default ServiceAccount has a token.
+            ensure_namespace(api, kernel_ns)
+        await least_privilege(api, mode, sa, namespace, kernel_ns)
 
         server = Server(f"http://127.0.0.1:{http}", home / "unused.log", None)  # type: ignore[arg-type]
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                code, _ = await server.call("GET", "/api/kernelspecs")
-            except OSError:
-                code = 0
-            if code == 200 or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.5)
-        assert code == 200, k8s_cluster.logs()
+        await wait_for_server(server, k8s_cluster)
         [pod] = raw(
-            api, "GET", f"/api/v1/namespaces/{SERVER_NS}/pods",
+            api, "GET", f"/api/v1/namespaces/{namespace}/pods",
             labelSelector="app.kubernetes.io/name=gp-server",
         )["items"]  # fmt: skip
         assert pod["spec"]["serviceAccountName"] == "gp-server"
-
         # The response Service routes to this pod's response port: its selector matches the
         # pod and its targetPort names the port the server listens on.  (Its Endpoints stay
         # empty here: the API refuses loopback endpoint addresses, and pods here have
         # 127.0.0.1.)
-        service = raw(api, "GET", f"/api/v1/namespaces/{SERVER_NS}/services/gp-server-response")
+        service = raw(api, "GET", f"/api/v1/namespaces/{namespace}/services/gp-server-response")
         labels = pod["metadata"]["labels"]
         assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
         [port] = service["spec"]["ports"]
-        [server_container] = pod["spec"]["containers"]
-        ports = {p["name"]: p["containerPort"] for p in server_container["ports"]}
-        assert ports[port["targetPort"]] == response
+        ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+        assert ports[port["targetPort"]] == port["port"] == response
 
         code, model = await server.call("POST", "/api/kernels", {"name": "python_k8s"})
         assert code == 201, model
         kernel_id = model["id"]
-        kernel_pods = raw(
-            api,
-            "GET",
-            f"/api/v1/namespaces/{KERNEL_NS}/pods",
-            labelSelector=f"kernel-id={kernel_id}",
-        )["items"]
-        assert len(kernel_pods) == 1
+        selector = f"kernel-id={kernel_id}"
+        [kernel_pod] = raw(api, "GET", "/api/v1/pods", labelSelector=selector)["items"]
+        kernel_pod_ns = kernel_pod["metadata"]["namespace"]
+        if mode == "shared":
+            assert kernel_pod_ns == kernel_ns
+        else:
+            assert kernel_pod_ns not in own
+            assert f"namespace {kernel_pod_ns}" in kernel_objects(api, kernel_id)
         channel = await KernelSocket.open(server, kernel_id)
         try:
             assert (await channel.execute("print(6 * 7)"))["stdout"].strip() == "42"
         finally:
             channel.close()
         assert (await server.call("DELETE", f"/api/kernels/{kernel_id}"))[0] == 204
-        deadline = time.monotonic() + 60
-        while (
-            time.monotonic() < deadline
-            and raw(
-                api,
-                "GET",
-                f"/api/v1/namespaces/{KERNEL_NS}/pods",
-                labelSelector=f"kernel-id={kernel_id}",
-            )["items"]
-        ):
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and kernel_objects(api, kernel_id):
             await asyncio.sleep(0.5)
+        assert kernel_objects(api, kernel_id) == []  # the per-kernel namespace too
     finally:
-        uninstall(api, installed)
+        try:
+            await asyncio.to_thread(
+                config.uninstall, "gp-server", wait="watcher", timeout=120, ignore_not_found=True
+            )
+        finally:
+            config.close()
     deadline = time.monotonic() + 120
-    left = left_over(api, installed)
+    left = left_over(api, docs, own)
     while left and time.monotonic() < deadline:
         await asyncio.sleep(1)
-        left = left_over(api, installed)
+        left = left_over(api, docs, own)
     assert left == []
     assert kernel_objects(api, kernel_id) == []
-    after = others(api)
+    # What the test made itself: the release namespace, with the token Secret.
+    raw(api, "DELETE", f"/api/v1/namespaces/{namespace}")
+    after = others(api, own)
     assert [key for key, uid in before.items() if after.get(key) != uid] == []
     with pytest.raises(ConnectionRefusedError):  # the server's process is gone too
         socket.create_connection(("127.0.0.1", http), timeout=2).close()
+
+
+def test_the_generated_token_is_kept_across_upgrades(k8s_cluster: K8sCluster) -> None:
+    """Without auth.existingSecret the chart generates the token at install and, rendered
+    against the live cluster for an upgrade (Helm's ``lookup``), keeps the one installed."""
+    api = k8s_cluster.api_client()
+    namespace = f"gpd-{RUN}-token"
+    ensure_namespace(api, namespace)
+    installed = base64.b64encode(b"the-installed-token").decode()
+    try:
+        with helm.Config(kubeconfig_path=k8s_cluster.admin_kubeconfig, namespace=namespace) as cfg:
+            with helm.Chart.load(CHART) as chart:
+
+                def token() -> str:
+                    rendered = cfg.render(
+                        chart, {}, name="gp-server", namespace=namespace, is_upgrade=True
+                    )
+                    [secret] = yaml.safe_load_all(rendered["gp-server/templates/secret-token.yaml"])
+                    return str(secret["data"]["token"])
+
+                fresh = token()
+                assert fresh != installed
+                assert len(base64.b64decode(fresh)) == 48
+                secret = {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": "gp-server-token"},
+                    "data": {"token": installed},
+                }
+                raw(api, "POST", f"/api/v1/namespaces/{namespace}/secrets", secret)
+                assert token() == installed
+    finally:
+        raw(api, "DELETE", f"/api/v1/namespaces/{namespace}")

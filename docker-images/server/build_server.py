@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Build the server image (``ghcr.io/gateway-provisioners/server:<version>``, the name
-deploy/kustomize runs): Jupyter Server with gp-provisioners-core, gp-k8s, gp-crd and gp-server
-of this checkout, offline like the kernel images.
+"""Build the server image (``ghcr.io/gateway-provisioners/server:<version>``, the image the
+Helm chart deploy/helm/gp-server runs): Jupyter Server with gp-provisioners-core, gp-k8s,
+gp-crd and gp-server of this checkout, offline like the kernel images.
 
 It reuses docker-images/build.py's steps (the mmdebstrap base shared with the kernel images,
 the CA handling, the keyed tarball cache) in two layers, as the kernel images do:
@@ -56,8 +56,9 @@ def load_build() -> ModuleType:
 
 
 def server_tag() -> str:
-    """The image deploy/kustomize names: ``<prefix>/server:<gp-provisioners-core version>``
-    (the prefix and version of the kernel images, from ``gp_provisioners_core.images``)."""
+    """The image the chart deploy/helm/gp-server runs by default:
+    ``<prefix>/server:<gp-provisioners-core version>`` (the prefix and version of the kernel
+    images, from ``gp_provisioners_core.images``)."""
     images = load_build().core_images()
     return f"{images.DEFAULT_PREFIX}/{SERVER_REPOSITORY}:{images.IMAGE_TAG}"
 

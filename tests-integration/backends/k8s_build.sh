@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build kube-apiserver, kube-controller-manager, kube-scheduler and kubectl (v1.20.2) from
 # Debian's `kubernetes` source package, for the gp-k8s integration tests (see shared
-# notes/kubernetes.md).  kubectl is here for its built-in kustomize (v2.0.3), which renders
-# deploy/kustomize: Debian's own kubernetes-client package would clash with another kubectl.
+# notes/kubernetes.md).  kubectl (for its built-in kustomize v2.0.3) rendered deploy/kustomize,
+# replaced by the Helm chart deploy/helm/gp-server; Debian's own kubernetes-client package would
+# clash with another kubectl.
 #
 # Everything lands under ${GP_CACHE_DIR:-$HOME/.cache/gateway-provisioners}/k8s and every step
 # is skipped when its output exists, so CI on the same machine reuses a previous build:
