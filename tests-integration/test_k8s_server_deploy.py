@@ -19,11 +19,16 @@ for operators anyway (no post-render patch: the chart expresses all of it):
 - the node agent mounts no volumes: the ServiceAccount token becomes a kubeconfig file
   (``env.GP_KUBECONFIG``) and the kernelspecs a JUPYTER_PATH folder (``env.JUPYTER_PATH``),
   written from the installed ConfigMap's data by the Deployment's own ``items`` mapping;
-- there is no cluster DNS and no kube-proxy: the response Service's name does not resolve on
-  this host, so ``server.responseAddress`` is 127.0.0.1 (the pod's address: host networking)
-  and the kernel pod reaches the response port directly, NOT through the Service.  The test
-  checks that the Service selects the server pod and targets the port it listens on
-  (Endpoints stay empty: the API refuses loopback addresses in them);
+- there is no cluster DNS and no kube-proxy: OUR SERVICE PROXY and the node agent stand in
+  (backends/service_proxy.py): the apiserver gives the response Service a loopback ClusterIP,
+  the proxy forwards ``ClusterIP:port`` to the pod the Service selects, and the node agent
+  puts the Services' names into each pod's ``/etc/hosts``.  So the server advertises the
+  chart's default, the Service's name ``gp-server-response.<namespace>.svc``, and the kernel
+  pod reaches the response port THROUGH THE SERVICE (the test finds the proxy's record of the
+  forwarded connection), and the test's client reaches the server through its HTTP Service's
+  ClusterIP.  One difference: pods share the host's network here, so the server listens on
+  its pod address (``server.listenAddress: 127.0.0.1``) instead of every address, which
+  would take the Services' ports on their ClusterIPs too;
 - ``ports`` are free ports of this host instead of 8888/8877 (host networking).
 
 The chart installs into the release namespace, so the test needs no relocation: its release
@@ -309,6 +314,7 @@ def test_values_are_data_never_yaml_text() -> None:
         ({"env": {"JUPYTER_TOKEN": "t"}}, "env.JUPYTER_TOKEN"),
         ({"env": {"BAD-NAME": "x"}}, "invalid propertyName 'BAD-NAME'"),
         ({"kernelNamespace": {"name": "gp-system"}}, "kernelNamespace.name"),
+        ({"server": {"listenAddress": "0.0.0.0 --allow-root"}}, "/server/listenAddress"),
     ],
 )  # fmt: skip
 def test_bad_values_are_refused_naming_the_value(values: dict[str, Any], named: str) -> None:
@@ -457,8 +463,8 @@ def emulation_values(
         "server": {
             "command": [sys.executable, "-m", "jupyter_server"],
             "extraArgs": ["--allow-root"],
+            "listenAddress": "127.0.0.1",  # the pod's address (host networking)
             "rootDir": str(home),
-            "responseAddress": "127.0.0.1",
         },
         "ports": {"http": http, "response": response},
         "podSecurityContext": {"runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False},
@@ -559,7 +565,10 @@ async def test_helm_install_run_a_kernel_through_the_server_and_uninstall(
             ensure_namespace(api, kernel_ns)
         await least_privilege(api, mode, sa, namespace, kernel_ns)
 
-        server = Server(f"http://127.0.0.1:{http}", home / "unused.log", None)  # type: ignore[arg-type]
+        # the client talks to the server through its HTTP Service (the proxy's ClusterIP)
+        http_service = raw(api, "GET", f"/api/v1/namespaces/{namespace}/services/gp-server")
+        address = f"http://{http_service['spec']['clusterIP']}:{http}"
+        server = Server(address, home / "unused.log", None)  # type: ignore[arg-type]
         await wait_for_server(server, k8s_cluster)
         [pod] = raw(
             api, "GET", f"/api/v1/namespaces/{namespace}/pods",
@@ -567,9 +576,8 @@ async def test_helm_install_run_a_kernel_through_the_server_and_uninstall(
         )["items"]  # fmt: skip
         assert pod["spec"]["serviceAccountName"] == "gp-server"
         # The response Service routes to this pod's response port: its selector matches the
-        # pod and its targetPort names the port the server listens on.  (Its Endpoints stay
-        # empty here: the API refuses loopback endpoint addresses, and pods here have
-        # 127.0.0.1.)
+        # pod and its targetPort names the port the server listens on (the service proxy
+        # reads the same two; Endpoints stay empty: the API refuses loopback addresses).
         service = raw(api, "GET", f"/api/v1/namespaces/{namespace}/services/gp-server-response")
         labels = pod["metadata"]["labels"]
         assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
@@ -588,6 +596,10 @@ async def test_helm_install_run_a_kernel_through_the_server_and_uninstall(
         else:
             assert kernel_pod_ns not in own
             assert f"namespace {kernel_pod_ns}" in kernel_objects(api, kernel_id)
+        # The kernel answered to the Service's name: the proxy forwarded its connection from
+        # the Service's ClusterIP to the server pod's response port.
+        forwarded = f"service {namespace}/gp-server-response port {response}: connection forwarded"
+        assert forwarded in k8s_cluster.component_log("service-proxy"), "not through the Service"
         channel = await KernelSocket.open(server, kernel_id)
         try:
             assert (await channel.execute("print(6 * 7)"))["stdout"].strip() == "42"

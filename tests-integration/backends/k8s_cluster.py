@@ -542,6 +542,13 @@ class K8sCluster:
     def logs(self, lines: int = 40) -> str:
         return "\n".join(f"--- {c.name}\n{c.tail(lines)}" for c in self.components)
 
+    def component_log(self, name: str) -> str:
+        """The whole log of the component ``name`` (e.g. ``service-proxy``), "" if none."""
+        try:
+            return (self.workdir / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
     def stop(self) -> None:
         """Stop every component (also at interpreter exit: nothing here may import)."""
         watch_cache = sys.modules.get("gp_k8s.watch_cache")

@@ -526,8 +526,8 @@ class PodWorker(threading.Thread):
             switch.append(f"--regid={int(credentials['group'])}")
         wrapped = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c"]
         wrapped += ['mount --bind "$0" /etc/hosts && exec "$@"', str(hosts)]
-        if switch:
-            wrapped += ["setpriv", *switch, "--"]
+        if switch:  # a container's process has no supplementary groups of the host's
+            wrapped += ["setpriv", *switch, "--clear-groups", "--"]
         return wrapped + argv, {}
 
     def start_local(self, argv: list[str], env: dict[str, str]) -> LocalRun:
