@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from gp_k8s import reaper as reaper_module
 from gp_k8s.reaper import Deletion, Reaper
@@ -77,3 +78,23 @@ async def test_settled_waits_for_one_kind_of_one_kernel() -> None:
     assert reaper.pending("k1") == ["pod n/p"]
     pod_gone.set()
     assert reaper.drain(5) == []
+
+
+def test_a_deletion_the_server_may_no_longer_check_is_not_waited_for(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After ``helm uninstall`` removed the server's RBAC, confirming a kernel namespace's
+    deletion answers 403 forever: the reaper stops waiting at once (a server stopping would
+    otherwise wait its whole exit drain) and says why."""
+    monkeypatch.setattr(reaper_module, "API_CHECK_INTERVAL", 0.05)
+    reaper = Reaper()
+
+    def forbidden() -> bool:
+        raise ApiException(status=403, reason="Forbidden")
+
+    reaper.track(
+        Deletion("k1", "namespace", "namespace kernel-1", lambda: None, forbidden, lambda: None, 30)
+    )
+    assert reaper.drain(5) == []
+    assert reaper.abandoned == ["namespace kernel-1"]
+    assert "cannot confirm the deletion of namespace kernel-1 (HTTP 403" in caplog.text

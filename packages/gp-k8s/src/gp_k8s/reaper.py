@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from kubernetes.client.exceptions import ApiException
+
 log = logging.getLogger(__name__)
 CHECK_INTERVAL = 0.2
 """Seconds between checks of the cache."""
@@ -169,6 +171,21 @@ class Reaper:
             if gone is None and now >= deletion.next_api_check:
                 deletion.next_api_check = now + API_CHECK_INTERVAL
                 gone = deletion.confirm()
+        except ApiException as err:
+            if err.status not in (401, 403):
+                log.debug("Kernel %s: checking %s: %s", deletion.kernel_id, deletion.what, err)
+                gone = None
+            else:  # waiting cannot succeed: the server's account lost the right to look
+                log.warning(
+                    "Kernel %s: cannot confirm the deletion of %s (HTTP %s: this server's "
+                    "account may no longer read it, e.g. its RBAC was removed); the cluster "
+                    "completes the deletion the API accepted",
+                    deletion.kernel_id,
+                    deletion.what,
+                    err.status,
+                )
+                self.abandoned.append(deletion.what)
+                return True
         except Exception as err:  # noqa: BLE001 - keep checking; the API may come back
             log.debug("Kernel %s: checking %s: %s", deletion.kernel_id, deletion.what, err)
             gone = None
