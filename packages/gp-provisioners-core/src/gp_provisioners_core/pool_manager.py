@@ -19,22 +19,30 @@ from traitlets import Float, Instance, default
 from .pool import KernelPools, PoolHooks, PoolTemplate
 
 
+def new_kernel_manager(owner: Any, kernel_id: str, kernel_name: str) -> Any:
+    """A kernel manager for ``kernel_id`` made as jupyter_client's ``MultiKernelManager``
+    makes one (``owner.kernel_manager_factory``, the connection file in
+    ``owner.connection_dir``, ``owner``'s kernelspec manager).  Called for pooled kernels here
+    and by gp-server when it re-attaches a stored kernel."""
+    constructor: dict[str, Any] = {}
+    if owner.kernel_spec_manager:
+        constructor["kernel_spec_manager"] = owner.kernel_spec_manager
+    return owner.kernel_manager_factory(
+        connection_file=os.path.join(owner.connection_dir, f"kernel-{kernel_id}.json"),
+        parent=owner,
+        log=owner.log,
+        kernel_name=kernel_name,
+        **constructor,
+    )
+
+
 async def start_pooled_kernel(
     owner: Any, pool_kernel_id: str, template: PoolTemplate, ready_timeout: float
 ) -> Any:
     """Start one kernel for a pool with ``owner.kernel_manager_factory`` and wait until it has
     answered ``kernel_info``.  Called through :class:`PoolHooks` ``start`` by the pool owners;
     on failure the half-started kernel is shut down before the error propagates."""
-    constructor: dict[str, Any] = {}
-    if owner.kernel_spec_manager:
-        constructor["kernel_spec_manager"] = owner.kernel_spec_manager
-    manager = owner.kernel_manager_factory(
-        connection_file=os.path.join(owner.connection_dir, f"kernel-{pool_kernel_id}.json"),
-        parent=owner,
-        log=owner.log,
-        kernel_name=template.kernel_name,
-        **constructor,
-    )
+    manager = new_kernel_manager(owner, pool_kernel_id, template.kernel_name)
     kwargs: dict[str, Any] = {"kernel_id": pool_kernel_id, "env": dict(template.env)}
     if template.cwd is not None:
         kwargs["cwd"] = template.cwd

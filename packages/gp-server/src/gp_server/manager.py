@@ -35,6 +35,7 @@ from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, default
 
 from gp_provisioners_core import RemoteProvisionerBase
 from gp_provisioners_core.inventory import STORE_ID_VARIABLE
+from gp_provisioners_core.pool_manager import new_kernel_manager
 
 from .orphans import OrphanSweeper, SweepReport, load_inventory
 from .sealing import SECRET_FIELDS, load_store_key, open_connection, seal_connection
@@ -579,16 +580,7 @@ class PersistentKernelManager(AsyncMappingKernelManager):
             self._fernet, dict(info.get("connection_info") or {}), record.sealed_secrets, kernel_id
         )
         info["connection_info"] = connection
-        constructor: dict[str, Any] = {}
-        if self.kernel_spec_manager:
-            constructor["kernel_spec_manager"] = self.kernel_spec_manager
-        km = self.kernel_manager_factory(
-            connection_file=os.path.join(self.connection_dir, f"kernel-{kernel_id}.json"),
-            parent=self,
-            log=self.log,
-            kernel_name=record.kernel_name,
-            **constructor,
-        )
+        km = new_kernel_manager(self, kernel_id, record.kernel_name)
         km.kernel_id = kernel_id
         provisioner = KernelProvisionerFactory.instance(
             parent=self.parent
