@@ -148,7 +148,8 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Hostile-connection figures (response and comm port, before and after hardening), launch,
     shutdown and event-loop-lag figures (LocalProvisioner, ours on localhost with metrics and
-    launch events on and off and over ssh to 127.0.0.2, gateway-provisioners 0.5.0 on both),
+    launch events on and off and over ssh to 127.0.0.2: cold, warmed at start, reused;
+    gateway-provisioners 0.5.0 on both),
     then backend API calls per poll interval as kernels grow.  Prints; never fails on timings."""
     install_packages(session, *BACKENDS, extras="")
     # prometheus_client and jupyter_events: the gp_obs_on / gp_obs_off rows (metrics and events).

@@ -8,7 +8,9 @@ watched by a 1 ms ticker:
    points, interface discovery; untimed, see ``warm_process``);
 1. optional pre-start of the provisioner package's response server (per-process work, untimed);
    with ``--prior-launch``, one untimed kernel started and shut down first (a server that has
-   run kernels on that host before: its ssh connection and remote shells are open);
+   run kernels on that host before: its ssh connection and remote shells are open); with
+   ``--warm-ssh``, gp-distributed's ssh warm-up (what its server extension runs at server start:
+   connection and one idle remote shell per host of the kernelspecs, no kernel) instead;
 2. launch: ``await km.start_kernel()`` then one ``kernel_info_request`` until its reply;
 3. idle: ``--idle`` seconds with the client's channels open;
 4. shutdown: ``await km.shutdown_kernel()`` (graceful).
@@ -93,6 +95,21 @@ def prestart(kind: str) -> float | None:
         raise SystemExit(f"unknown --prestart {kind!r}")
     else:
         return None
+    return time.perf_counter() - started
+
+
+async def warm_ssh() -> float:
+    """Run gp-distributed's ssh warm-up on this process's kernelspecs, as its server extension
+    does at server start, and wait for it; return seconds.  Raises when a host was not warmed."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from gp_distributed.warmup import warm_up
+
+    started = time.perf_counter()
+    results = await warm_up(KernelSpecManager())
+    failed = [r.error for r in results if r.error]
+    if not results or failed:
+        raise RuntimeError(f"the ssh warm-up warmed nothing: {failed}")
     return time.perf_counter() - started
 
 
@@ -195,6 +212,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from jupyter_client.manager import AsyncKernelManager
 
+    if args.warm_ssh:
+        result["ssh_warm_up_s"] = await warm_ssh()
     if args.prior_launch:
         started = time.perf_counter()
         prior = AsyncKernelManager(kernel_name=args.kernel_name)
@@ -270,6 +289,11 @@ def main() -> int:
         "--prior-launch",
         action="store_true",
         help="start and shut down one kernel (untimed) before the timed one, in this process",
+    )
+    parser.add_argument(
+        "--warm-ssh",
+        action="store_true",
+        help="run gp-distributed's ssh warm-up (untimed) before the timed launch",
     )
     parser.add_argument("--idle", type=float, default=2.0, help="idle seconds after ready")
     parser.add_argument(

@@ -59,6 +59,7 @@ class Variant:
     )
     runs: int = 0  # timed launches; 0: --runs
     prior_launch: bool = False  # one untimed launch in the worker first (connections reused)
+    warm_ssh: bool = False  # gp-distributed's ssh warm-up ran in the worker first (untimed)
     shared_tmp: Path | None = None  # a TMPDIR shared by all launches (files named by kernel id)
     note: str = ""
     unavailable: str = ""  # why the row cannot run; empty when it can
@@ -250,6 +251,18 @@ def make_gp_ssh_reused(ctx: Context) -> Variant:
     return variant
 
 
+def make_gp_ssh_warmed(ctx: Context) -> Variant:
+    """The ``gp_ssh`` row in a worker whose ssh warm-up ran first (untimed), as a server
+    whose gp-distributed extension warmed its hosts at start: the connection and one idle
+    remote shell are open, no kernel ran on the host before."""
+    variant = make_gp_ssh(ctx)
+    variant.key = "gp_ssh_warmed"
+    variant.label = f"gp-distributed (ssh {ssh_hosts.ADDRESS}, warmed)"
+    variant.warm_ssh = True
+    variant.note += "; gp_distributed.warmup.warm_up() ran first, in the same process"
+    return variant
+
+
 def make_gp_ssh_sessions(ctx: Context) -> Variant:
     """``gp_ssh_reused`` with ``GP_SSH_REUSE_SHELLS=false``: a new ssh session (and login
     shell) per remote command, as before long-lived shells.  Not in the default run."""
@@ -435,6 +448,7 @@ VARIANT_FACTORIES: dict[str, Callable[[Context], Variant]] = {
     "gp_obs_off": make_gp_observability_off,
     "gp_obs_on": make_gp_observability_on,
     "gp_ssh": make_gp_ssh,
+    "gp_ssh_warmed": make_gp_ssh_warmed,
     "gp_ssh_reused": make_gp_ssh_reused,
     "gp_ssh_sessions": make_gp_ssh_sessions,
     "gp050": make_gp050,
@@ -490,6 +504,8 @@ def launch_once(ctx: Context, variant: Variant, label: str) -> dict[str, Any]:
         cmd.append("--cold")
     if variant.prior_launch and label != "warmup":
         cmd.append("--prior-launch")
+    if variant.warm_ssh:
+        cmd.append("--warm-ssh")
     if label == "warmup":
         cmd.append("--warmup")
     if ctx.args.debug:

@@ -2,8 +2,8 @@
 
 Every class registered under the ``jupyter_client.kernel_provisioners`` entry point by a ``gp-*``
 distribution gets a table of its configurable traits (name, type, default, environment
-variable, help), plus the ResponseManager's and Observability's, so the reference cannot
-drift from the code.
+variable, help), plus those of the ResponseManager, Observability, KernelPools and SshWarmUp,
+so the reference cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -65,6 +65,10 @@ def render() -> str:
 
     parts += ["## Warm kernel pools", "", "`gp_provisioners_core.pool.KernelPools`", ""]
     parts += [*_rows(KernelPools), ""]
+    from gp_distributed.warmup import SshWarmUp
+
+    parts += ["## ssh warm-up at server start", "", "`gp_distributed.warmup.SshWarmUp`", ""]
+    parts += [*_rows(SshWarmUp), ""]
     return "\n".join(parts)
 
 
