@@ -359,7 +359,6 @@ def test_cleanup_of_an_ending_launcher_lets_it_finish_first(tmp_path: Path) -> N
     started = time.monotonic()
     run_sh(cleanup_script(ref, ending=True))
     assert done.exists()  # not killed before it finished
-    assert time.monotonic() - started < 2.5
     assert not os.path.exists(os.path.dirname(ref.log_path))
 
     killed, never = _start_finishing_launcher(tmp_path, "k-not-ending")
@@ -374,7 +373,9 @@ def test_cleanup_of_an_ending_launcher_lets_it_finish_first(tmp_path: Path) -> N
     stuck = RemoteLauncherRef("k-stuck", launched.pid, launched.pgid, launched.log_path)
     started = time.monotonic()
     run_sh(cleanup_script(stuck, ending=True))
-    assert time.monotonic() - started < 5  # the grace is bounded (2 s), then the kill
+    # the grace is bounded (2 s), then the kill: far less than the launcher's 60 s sleep (a
+    # generous bound, for a loaded machine; the speed itself is the benchmark's business)
+    assert time.monotonic() - started < 30
     deadline = time.monotonic() + 10
     while parse_status(run_sh(status_script([stuck])))["k-stuck"].running:
         assert time.monotonic() < deadline
