@@ -356,7 +356,6 @@ def test_cleanup_of_an_ending_launcher_lets_it_finish_first(tmp_path: Path) -> N
     """After a requested shutdown the launcher still removes its folder (the kernel's key)
     once its comm port closed: the cleanup waits for its exit, never longer than the grace."""
     ref, done = _start_finishing_launcher(tmp_path, "k-ending")
-    started = time.monotonic()
     run_sh(cleanup_script(ref, ending=True))
     assert done.exists()  # not killed before it finished
     assert not os.path.exists(os.path.dirname(ref.log_path))
