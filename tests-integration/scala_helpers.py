@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from backends import dockerd
 from backends.scala_runtime import ScalaRuntime, missing_jdk, scala_runtime
 from backends.system_packages import cannot_run
 from jupyter_client.manager import AsyncKernelManager
@@ -56,8 +57,26 @@ def install_scala_spec(
     )  # fmt: skip
     folder = prefix / "share" / "jupyter" / "kernels" / name
     if (folder / "lib").is_dir():
-        shutil.copy2(runtime.toree_jar, folder / "lib" / runtime.toree_jar.name)
+        put_toree_assembly(folder, runtime)
     return folder
+
+
+def put_toree_assembly(folder: Path, runtime: ScalaRuntime) -> None:
+    """Copy the Toree assembly into the spec ``folder``'s ``lib/``, as a user does where the
+    installing Python has no apache-toree (and as gateway_provisioners 0.5.0's specs needed)."""
+    shutil.copy2(runtime.toree_jar, folder / "lib" / runtime.toree_jar.name)
+
+
+def ensure_scala_image(daemon: dockerd.DockerDaemon) -> str:
+    """The Scala kernel image (docker-images/build.py --image scala) in ``daemon``: present,
+    loaded from its cached tarball or built (about 4 minutes cold); its tag."""
+    started = time.monotonic()
+    try:
+        outcome = dockerd.ensure_kernel_image(daemon, dockerd.SCALA_KERNEL_IMAGE, image="scala")
+    except dockerd.BackendUnavailable as err:
+        dockerd.cannot_run(f"the Scala image cannot be built: {err}")
+    print(f"{dockerd.SCALA_KERNEL_IMAGE}: {outcome} in {time.monotonic() - started:.1f}s")
+    return dockerd.SCALA_KERNEL_IMAGE
 
 
 async def spark_job_in_new_kernel(kernel_name: str, env: dict[str, str]) -> tuple[str, float]:

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import pytest
 from backends import dockerd
-from backends.dockerd import SCALA_KERNEL_IMAGE, DockerBackend, DockerKernelspecs
-from scala_helpers import SCALA_LAUNCH_TIMEOUT, scala_opt_in, spark_job_in_new_kernel
+from backends.dockerd import DockerBackend, DockerKernelspecs
+from scala_helpers import (
+    SCALA_LAUNCH_TIMEOUT,
+    ensure_scala_image,
+    scala_opt_in,
+    spark_job_in_new_kernel,
+)
 from test_docker_conformance import DockerContainerBackend
 
 from gp_provisioners_core.testing.conformance import SCALA, ProvisionerConformance
@@ -25,11 +30,7 @@ LAZY = "gp_docker_scala_lazy"
 
 @pytest.fixture(scope="session")
 def scala_image(docker_backend: DockerBackend) -> str:
-    try:
-        dockerd.ensure_kernel_image(docker_backend.daemon, SCALA_KERNEL_IMAGE, image="scala")
-    except dockerd.BackendUnavailable as err:
-        dockerd.cannot_run(f"the Scala image cannot be built: {err}")
-    return SCALA_KERNEL_IMAGE
+    return ensure_scala_image(docker_backend.daemon)
 
 
 @pytest.fixture(scope="session")

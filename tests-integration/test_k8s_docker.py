@@ -202,15 +202,9 @@ def scala_kernelspec(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     """A Scala spec (eager Spark context) whose pod runs the Scala image on the docker node."""
-    from backends import dockerd
-    from scala_helpers import SCALA_LAUNCH_TIMEOUT
+    from scala_helpers import SCALA_LAUNCH_TIMEOUT, ensure_scala_image
 
-    try:
-        dockerd.ensure_kernel_image(
-            docker_backend.daemon, dockerd.SCALA_KERNEL_IMAGE, image="scala"
-        )
-    except dockerd.BackendUnavailable as err:
-        dockerd.cannot_run(f"the Scala image cannot be built: {err}")
+    image = ensure_scala_image(docker_backend.daemon)
     ensure_namespace(k8s_cluster.api_client(), NAMESPACE)
     root = tmp_path_factory.mktemp("jupyter-k8s-docker-scala")
     template = root / "docker-node.yaml"
@@ -219,7 +213,7 @@ def scala_kernelspec(
         yield install_kernelspec(
             prefix, SCALA_KERNEL, "--namespace", NAMESPACE, "--language", "Scala",
             "--spark-init-mode", "eager", "--launch-timeout", str(SCALA_LAUNCH_TIMEOUT),
-            "--image-name", dockerd.SCALA_KERNEL_IMAGE, "--pod-template", str(template),
+            "--image-name", image, "--pod-template", str(template),
         )  # fmt: skip
 
 

@@ -10,6 +10,8 @@
 #   TOREE_OPTS           Toree options (default: __TOREE_OPTS__, e.g. --alternate-sigint USR2)
 #   GP_TOREE_JAR         the Toree assembly (default: lib/toree-assembly-*.jar next to bin/)
 #   GP_TOREE_LAUNCHER_JAR  the launcher jar (default: lib/gp-toree-launcher.jar)
+#   GP_TOREE_JAVA_OPTIONS  the driver JVM's spark.driver.defaultJavaOptions (default:
+#                        -XX:TieredStopAtLevel=1; empty: the JVM's defaults)
 # Arguments are the launcher's (--kernel-id, --response-address, --public-key, --port-range,
 # --spark-context-initialization-mode lazy|eager) and go to it unchanged, never through a shell.
 set -euo pipefail
@@ -37,6 +39,16 @@ fi
 # are options, never shell code.
 read -r -a spark_opts <<< "${SPARK_OPTS:-${__TOREE_SPARK_OPTS__:-}}"
 read -r -a toree_opts <<< "${TOREE_OPTS:-${__TOREE_OPTS__:-}}"
+# The JIT stops at C1 by default: Toree runs its Scala compiler for every cell and for every
+# exception it reports (an interrupt's too), code that runs too few times for C2 to pay off and
+# whose C2 compilations take the CPU the cell needs.  Measured (docs/operators/scala.md): the
+# start to the first cell halves, and an interrupt costs a third of the CPU.  Spark tasks in
+# local mode run in this JVM too: for long CPU-bound jobs set GP_TOREE_JAVA_OPTIONS= (empty).
+# Put first, so a spark.driver.defaultJavaOptions among SPARK_OPTS wins.
+java_opts="${GP_TOREE_JAVA_OPTIONS--XX:TieredStopAtLevel=1}"
+if [ -n "$java_opts" ]; then
+    spark_opts=(--conf "spark.driver.defaultJavaOptions=${java_opts}" ${spark_opts[@]+"${spark_opts[@]}"})
+fi
 if [ -n "${SPARK_MASTER:-}" ] && [[ " ${spark_opts[*]:-} " != *" --master "* ]]; then
     spark_opts+=(--master "$SPARK_MASTER")
 fi

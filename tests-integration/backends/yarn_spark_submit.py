@@ -164,6 +164,12 @@ def jvm_master_command(
     jars = options.get("--jars", [])
     command = [str(Path(spark_home, "bin", "spark-submit")), "--master", "local[1]"]
     command += ["--name", name, "--conf", "spark.ui.enabled=false"]
+    # the driver's JVM options, which the application master applies to the driver's JVM
+    for conf in options.get("--conf", []) + options.get("-c", []):
+        if conf.startswith(("spark.driver.defaultJavaOptions=", "spark.driver.extraJavaOptions=")):
+            command += ["--conf", conf]
+    for java_options in options.get("--driver-java-options", []):
+        command += ["--driver-java-options", java_options]
     if jars:
         command += ["--jars", ",".join(jars)]
     command += ["--class", main_class, str(Path(primary).resolve()), *app_args]

@@ -78,3 +78,37 @@ def test_dry_run_changes_nothing_and_unknown_names_fail(tmp_path: Path) -> None:
     missing = subprocess.run([str(script), "no_such_spec"], capture_output=True, text=True)
     assert missing.returncode != 0
     assert "'no_such_spec' is neither an installed kernelspec" in missing.stderr
+
+
+def test_migrate_keeps_the_toree_assembly_the_user_put_in_lib(tmp_path: Path, capsys) -> None:
+    """gateway_provisioners' ssh_scala spec shipped no Toree: its run.sh wanted the user's copy of
+    the assembly in lib/.  The rewrite (this Python has no apache-toree) keeps that copy."""
+    import shutil
+
+    import pytest
+
+    if not shutil.which("javac"):
+        pytest.skip("the rewrite builds the Toree launcher with javac")
+    folder = tmp_path / "ssh_scala"
+    (folder / "bin").mkdir(parents=True)
+    (folder / "lib").mkdir()
+    (folder / "bin" / "run.sh").write_text('#!/bin/sh\nPROG_HOME="$(dirname "$0")/.."\n')
+    (folder / "lib" / "toree-launcher_2.12-0.5.0.jar").write_bytes(b"old launcher")
+    (folder / "lib" / "toree-assembly-0.5.0-incubating.jar").write_bytes(b"the user's Toree")
+    spec = {
+        "argv": [f"{folder}/bin/run.sh", "--kernel-id", "{kernel_id}"],
+        "display_name": "Scala SSH",
+        "language": "scala",
+        "metadata": {"kernel_provisioner": {"provisioner_name": "distributed-provisioner"}},
+        "env": {"SPARK_HOME": "/opt/spark", "__TOREE_OPTS__": "--alternate-sigint USR2"},
+    }
+    (folder / "kernel.json").write_text(json.dumps(spec))
+    assert main([str(folder)]) == 0
+    assert "the Toree assembly lib/toree-assembly-0.5.0-incubating.jar" in capsys.readouterr().out
+    kept = folder / "lib" / "toree-assembly-0.5.0-incubating.jar"
+    assert kept.read_bytes() == b"the user's Toree"
+    assert (folder / "lib" / "gp-toree-launcher.jar").is_file()
+    assert not (folder / "lib" / "toree-launcher_2.12-0.5.0.jar").exists()
+    argv = json.loads((folder / "kernel.json").read_text())["argv"]
+    assert argv[0] == "{resource_dir}/bin/run_toree.sh"
+    assert find_problem(argv, str(folder), "distributed-provisioner") is None

@@ -44,6 +44,9 @@ NO_COUNTERPART = {
     ),
 }
 KEPT_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg", "kernel.js")
+# gateway_provisioners' Scala specs did not ship Toree: users put its assembly into the spec's
+# lib/ (its run.sh refused to start without one there), and ours looks for it there too.
+TOREE_ASSEMBLY_GLOB = "toree-assembly-*.jar"
 # gateway_provisioners' Jinja templates of the objects its server-side launchers created (users
 # edited them for resources, volumes, sparkConf...): ours are never read, so each one found is
 # said, with the manifest and config key of ours that replace it.
@@ -135,6 +138,13 @@ def migration_args(
         flags += ["--image-name", image_name or own_image]
     args = parser.parse_args(flags)
     installer.prepare(args)
+    # (container specs run the image's Spark, which the image's SPARK_HOME names)
+    if language == "scala" and "SPARK_HOME" not in env and installer.scala_files_in_spec(args):
+        notes.append(
+            "the old spec set no SPARK_HOME (gateway_provisioners' run.sh took the host's); "
+            f"Toree always needs one and the rewritten spec sets {args.spark_home}: change "
+            "SPARK_HOME in its kernel.json env if Spark is elsewhere"
+        )
     kept: dict[str, Any] = {}
     for key, value in config.items():
         if key not in ("image_name", "executor_image_name"):
@@ -207,11 +217,27 @@ def migrate_spec(folder: Path, *, dry_run: bool = False, image_name: str = "") -
         if (backup / name).is_file():
             shutil.copy2(backup / name, folder / name)
     installer.write_files(folder, args, new_spec)
+    notes += keep_toree_assembly(folder, backup)
     said = "; ".join(notes)
     return (
         f"{folder.name}: rewritten in {folder} ({problem.reason}); the old files are in "
         f"{backup}" + (f"; {said}" if said else "")
     )
+
+
+def keep_toree_assembly(folder: Path, backup: Path) -> list[str]:
+    """Copy the Toree assembly the user had put into the old spec's ``lib/`` (now in
+    ``backup``) into the rewritten spec's ``lib/`` when the installer put none there (its
+    Python has no ``apache-toree``); what was done, for the notes.  Called by
+    :func:`migrate_spec` after the new files are written."""
+    lib = folder / "lib"
+    if not lib.is_dir() or list(lib.glob(TOREE_ASSEMBLY_GLOB)):
+        return []
+    old = sorted((backup / "lib").glob(TOREE_ASSEMBLY_GLOB))
+    if not old:
+        return []
+    shutil.copy2(old[-1], lib / old[-1].name)
+    return [f"the Toree assembly lib/{old[-1].name} you had put there is kept"]
 
 
 def _folders(names: list[str]) -> list[Path]:

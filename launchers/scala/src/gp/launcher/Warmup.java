@@ -22,6 +22,12 @@ import java.util.UUID;
  * {@code interrupt_request} handler, and its {@code --alternate-sigint} handler interrupts the
  * same thread and goes through the same reporting.
  *
+ * <p>The cell also writes an empty line to its output first: Toree sends a cell's output through
+ * actors of its own, and in a fresh JVM the first cell's output could reach IOPub after that
+ * cell's {@code idle} status (seen in 2 of 6 fresh kernels at load 6 to 9; clients, which stop
+ * listening at {@code idle}, lost it). With the output path warmed that way, 0 of 11. The warm-up's
+ * messages (this line, its error) carry its own session and parent, which clients ignore.
+ *
  * <p>The message is a plain Jupyter {@code execute_request} (protocol 5.3, signed with the
  * kernel's key) sent with JeroMQ, which the Toree assembly carries; it is reached through
  * reflection because the launcher compiles against the JDK only. Best effort: any failure is
@@ -29,7 +35,8 @@ import java.util.UUID;
  * shell port accepts.
  */
 final class Warmup {
-  static final String CODE = "throw new InterruptedException(\"gp-launcher warm-up\")";
+  static final String CODE =
+      "println(); Console.flush(); throw new InterruptedException(\"gp-launcher warm-up\")";
   private static final String DELIMITER = "<IDS|MSG>";
 
   private Warmup() {}

@@ -12,7 +12,9 @@
 # application master through a private (0600) properties file, never a command line),
 # GP_IMPERSONATION_ENABLED, GP_YARN_APP_TAG.  By the kernelspec's env: SPARK_HOME, SPARK_OPTS
 # (more spark-submit options, split on whitespace), TOREE_OPTS or __TOREE_OPTS__ (Toree's).
-# Optional: GP_TOREE_JAR (default lib/toree-assembly-*.jar), SPARK_CONF_DIR, TMPDIR.
+# Optional: GP_TOREE_JAR (default lib/toree-assembly-*.jar), SPARK_CONF_DIR, TMPDIR,
+# GP_TOREE_JAVA_OPTIONS (the driver's spark.driver.defaultJavaOptions; default
+# -XX:TieredStopAtLevel=1, as run_toree.sh and for the same reasons; empty: none).
 set -euo pipefail
 
 : "${KERNEL_ID:?KERNEL_ID is not set: run.sh is started by the YARN provisioner}"
@@ -34,6 +36,10 @@ read -r -a toree_opts <<< "${TOREE_OPTS:-${__TOREE_OPTS__:-}}"
 impersonation=()
 if [[ "${GP_IMPERSONATION_ENABLED:-false}" == "true" ]]; then
   impersonation=(--proxy-user "${KERNEL_USERNAME:?KERNEL_USERNAME is needed for impersonation}")
+fi
+java_opts=()
+if [[ -n "${GP_TOREE_JAVA_OPTIONS--XX:TieredStopAtLevel=1}" ]]; then
+  java_opts=(--conf "spark.driver.defaultJavaOptions=${GP_TOREE_JAVA_OPTIONS--XX:TieredStopAtLevel=1}")
 fi
 tags=()
 if [[ -n "${GP_YARN_APP_TAG:-}" ]]; then
@@ -62,6 +68,7 @@ trap 'rm -f "${properties}"' EXIT
   --conf "spark.yarn.appMasterEnv.KERNEL_USERNAME=${KERNEL_USERNAME:-}" \
   ${tags[@]+"${tags[@]}"} \
   ${impersonation[@]+"${impersonation[@]}"} \
+  ${java_opts[@]+"${java_opts[@]}"} \
   ${extra_opts[@]+"${extra_opts[@]}"} \
   --jars "${toree_jar}" \
   --class gp.launcher.ToreeLauncher \
