@@ -216,12 +216,14 @@ def test_r_specs_0_5_0_cannot_write_are_written_by_ours_with_its_names(
 # -- end to end: one rewritten spec per backend that runs here -----------------------------------
 
 
-async def run_cell(manager: AsyncKernelManager, code: str, *, ready_timeout: float = 60) -> str:
+async def run_cell(
+    manager: AsyncKernelManager, code: str, *, ready_timeout: float = 60, timeout: float = 60
+) -> str:
     client = manager.client()
     client.start_channels()
     try:
         await client.wait_for_ready(timeout=ready_timeout)
-        return (await execute(client, code)).stdout
+        return (await execute(client, code, timeout=timeout)).stdout
     finally:
         client.stop_channels()
 
@@ -286,6 +288,51 @@ async def test_rewritten_ssh_spec_runs_on_this_machine(
             await start_run_stop("ssh_python", {})
         assert subprocess.run([MIGRATE, "ssh_python"], capture_output=True).returncode == 0
         assert (await start_run_stop("ssh_python", {})).strip() == "42"
+
+
+# 0.5.0's ssh_python_spark (lazy Spark context), pointed at the Spark of the cached Spark/Toree
+# runtime (the Scala suites' pyspark wheel) with --spark-home, as its users pointed it at theirs;
+# the kernel's Python finds that pyspark (and py4j) through PYTHONPATH, which holds only them.
+SPARK_JOB_WHEN_READY = """\
+import time
+for _ in range(2000):
+    if "sc" in globals():
+        break
+    time.sleep(0.1)
+print(sc.parallelize(range(1, 101)).sum())
+"""
+
+
+async def test_rewritten_ssh_spark_spec_runs_a_spark_job_on_this_machine(
+    gp050: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = require_scala_runtime()
+    monkeypatch.setenv("GP_REMOTE_HOSTS", "localhost")
+    bin_dir = str(Path(sys.executable).parent)  # the bare "python" of 0.5.0's spec
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    only_spark = tmp_path / "spark-python-path"
+    only_spark.mkdir()
+    for package in ("pyspark", "py4j"):
+        (only_spark / package).symlink_to(runtime.spark_home.parent / package)
+    monkeypatch.setenv("PYTHONPATH", str(only_spark))
+    name = "ssh_python_spark"
+    with isolated_jupyter_paths(tmp_path / "jupyter") as prefix:
+        flags = ["--spark", f"--spark-home={runtime.spark_home}", "--remote-hosts=localhost"]
+        done = gp_install(gp050, "ssh", flags, prefix)
+        assert done.returncode == 0, done.stderr[-800:]
+        with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
+            await start_run_stop(name, {})
+        migrated = subprocess.run([MIGRATE, name], capture_output=True, text=True)
+        assert migrated.returncode == 0, migrated.stderr
+        spec = read_spec(kernels_in(prefix) / name)
+        assert spec["argv"][spec["argv"].index("--spark-context-initialization-mode") + 1] == "lazy"
+        manager = AsyncKernelManager(kernel_name=name)
+        await manager.start_kernel(env={**os.environ, "KERNEL_USERNAME": USER})
+        try:
+            output = await run_cell(manager, SPARK_JOB_WHEN_READY, timeout=240)
+            assert output.strip() == "5050"
+        finally:
+            await manager.shutdown_kernel(now=True)
 
 
 # 0.5.0's ssh Scala specs, installed as their users had them: the Toree assembly put into the
