@@ -1,22 +1,23 @@
 """Every kernelspec gateway_provisioners 0.5.0's installers write (installed from PyPI into a venv
 of its own) either runs on our provisioners or is refused in pre_launch, before anything is
-submitted, naming the spec, the problem and the rewrite command; the rewritten spec passes
-pre_launch, and one rewritten spec per backend we can run here runs a cell end to end.
+submitted, naming the spec, the problem and the rewrite command; the rewritten spec then runs
+a cell end to end.  One spec cannot run at all and is refused saying why (``yarn_dask_python``:
+Dask-on-YARN is not supported).
 
-What runs end to end here: the distributed provisioner (this machine), YARN (the RM
-emulator), Docker and Swarm (the private dockerd with the kernel images of docker-images/,
-Python, and R for ``docker_r``, installed by 0.5.0 with ``--image-name`` naming them) and
-Kubernetes (``k8s_python``, ``k8s_r`` and ``k8s_python_spark`` in our R and Spark-Python images
-on the real control plane, the pod run as a container of that dockerd by a node agent of its own
-while the default node is cordoned) and the Spark
-operator (0.5.0's ``--crd --spark`` spec, rewritten, names our Spark-Python image: OUR EMULATOR
-of the operator turns its SparkApplication into a driver pod that this node runs as a container
-of that image, where a Spark job runs in local mode).
+Where they run: the distributed provisioner on this machine (``ssh_python``, and
+``ssh_python_spark`` with a Spark job on the cached runtime's pyspark), YARN (the RM emulator),
+Docker and Swarm (the private dockerd with the kernel images of docker-images/, named with 0.5.0's
+``--image-name``), Kubernetes (``k8s_python``, ``k8s_r``, ``k8s_python_spark``, and
+``k8s_r_spark``, which the rewrite moves to the user's own image with ``--image-name``: our R
+image stands in, since no Spark-R image is built; on the real control plane, the pod run as a
+container of that dockerd by a node agent of its own while the default node is cordoned) and
+the Spark operator (0.5.0's ``--crd --spark`` spec, rewritten, names our Spark-Python image: OUR
+EMULATOR of the operator turns its SparkApplication into a driver pod that this node runs as a
+container of that image, where a Spark job runs in local mode).
 The six Scala specs, rewritten for our Toree launcher, run a Scala cell on the same backends
 (ssh and YARN with the cached Spark/Toree runtime, Docker and Kubernetes in our Scala image),
-and the Spark ones a Spark job.
+and the Spark ones but YARN's a Spark job (YARN's with GP_TEST_SCALA=1, see its test).
 """
-
 from __future__ import annotations
 
 import asyncio
