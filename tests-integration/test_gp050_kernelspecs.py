@@ -18,6 +18,7 @@ The six Scala specs, rewritten for our Toree launcher, run a Scala cell on the s
 (ssh and YARN with the cached Spark/Toree runtime, Docker and Kubernetes in our Scala image),
 and the Spark ones but YARN's a Spark job (YARN's with GP_TEST_SCALA=1, see its test).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -275,6 +276,22 @@ async def start_run_stop(kernel_name: str, env: dict[str, str]) -> str:
         await manager.shutdown_kernel(now=True)
 
 
+def installed_by_050(gp050: Path, command: str, flags: list[str], prefix: Path) -> None:
+    """``jupyter <command>-spec install FLAGS`` of gateway_provisioners 0.5.0 into ``prefix``."""
+    done = gp_install(gp050, command, flags, prefix)
+    assert done.returncode == 0, done.stderr[-800:]
+
+
+async def refused_then_rewritten(name: str, *migrate_flags: str) -> str:
+    """0.5.0's installed spec ``name`` is refused before anything is submitted, naming the
+    rewrite command, and that command rewrites it; returns what the command said."""
+    with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
+        await start_run_stop(name, {})
+    migrated = subprocess.run([MIGRATE, name, *migrate_flags], capture_output=True, text=True)
+    assert migrated.returncode == 0, migrated.stderr
+    return migrated.stdout
+
+
 async def test_rewritten_ssh_spec_runs_on_this_machine(
     old_specs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -319,12 +336,8 @@ async def test_rewritten_ssh_spark_spec_runs_a_spark_job_on_this_machine(
     name = "ssh_python_spark"
     with isolated_jupyter_paths(tmp_path / "jupyter") as prefix:
         flags = ["--spark", f"--spark-home={runtime.spark_home}", "--remote-hosts=localhost"]
-        done = gp_install(gp050, "ssh", flags, prefix)
-        assert done.returncode == 0, done.stderr[-800:]
-        with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
-            await start_run_stop(name, {})
-        migrated = subprocess.run([MIGRATE, name], capture_output=True, text=True)
-        assert migrated.returncode == 0, migrated.stderr
+        installed_by_050(gp050, "ssh", flags, prefix)
+        await refused_then_rewritten(name)
         spec = read_spec(kernels_in(prefix) / name)
         assert spec["argv"][spec["argv"].index("--spark-context-initialization-mode") + 1] == "lazy"
         manager = AsyncKernelManager(kernel_name=name)
@@ -352,18 +365,14 @@ async def test_rewritten_ssh_scala_spec_runs_on_this_machine(
     with isolated_jupyter_paths(tmp_path) as prefix:
         flags = ["--language", "Scala", *SSH_SCALA_SPECS[name]]
         flags += [f"--spark-home={runtime.spark_home}", f"--launch-timeout={SCALA_TIMEOUT}"]
-        done = gp_install(gp050, "ssh", flags, prefix)
-        assert done.returncode == 0, done.stderr[-800:]
+        installed_by_050(gp050, "ssh", flags, prefix)
         folder = kernels_in(prefix) / name
         put_toree_assembly(folder, runtime)
         spec = read_spec(folder)
         spec["env"].setdefault("SPARK_HOME", str(runtime.spark_home))
         (folder / "kernel.json").write_text(json.dumps(spec))
-        with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
-            await start_run_stop(name, {})
-        migrated = subprocess.run([MIGRATE, name], capture_output=True, text=True)
-        assert migrated.returncode == 0, migrated.stderr
-        assert f"the Toree assembly lib/{runtime.toree_jar.name}" in migrated.stdout
+        migrated = await refused_then_rewritten(name)
+        assert f"the Toree assembly lib/{runtime.toree_jar.name}" in migrated
         assert read_spec(folder)["env"]["SPARK_HOME"] == str(runtime.spark_home)
         await start_cell_stop(
             name, SCALA.print_answer, spark_job=name.endswith("_spark"), **SCALA_CELLS
@@ -388,12 +397,8 @@ async def test_rewritten_yarn_spec_runs_on_the_rm_emulator(
         # no --yarn-endpoint: 0.5.0 then writes an unfilled spec (see the test below); the
         # emulator's yarn-site.xml (HADOOP_CONF_DIR) names the RM
         flags = [f"--spark-home={yarn.spark_home}", "--spark-init-mode=none"]
-        done = gp_install(gp050, "yarn", flags, prefix)
-        assert done.returncode == 0, done.stderr[-800:]
-        with pytest.raises(KernelSpecConfigError, match="gp-migrate-specs yarn_spark_python"):
-            await start_run_stop("yarn_spark_python", {})
-        migrated = subprocess.run([MIGRATE, "yarn_spark_python"], capture_output=True, text=True)
-        assert migrated.returncode == 0, migrated.stderr
+        installed_by_050(gp050, "yarn", flags, prefix)
+        await refused_then_rewritten("yarn_spark_python")
         assert read_spec(kernels_in(prefix) / "yarn_spark_python")["env"]["SPARK_HOME"] == str(
             yarn.spark_home
         )
@@ -420,14 +425,10 @@ async def test_rewritten_yarn_scala_spec_runs_on_the_rm_emulator(
     name = "yarn_spark_scala"
     with isolated_jupyter_paths(tmp_path / "jupyter") as prefix:
         flags = ["--language", "Scala", f"--spark-home={submitter}"]
-        done = gp_install(gp050, "yarn", [*flags, f"--launch-timeout={SCALA_TIMEOUT}"], prefix)
-        assert done.returncode == 0, done.stderr[-800:]
+        installed_by_050(gp050, "yarn", [*flags, f"--launch-timeout={SCALA_TIMEOUT}"], prefix)
         put_toree_assembly(kernels_in(prefix) / name, runtime)
-        with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
-            await start_run_stop(name, {})
-        migrated = subprocess.run([MIGRATE, name], capture_output=True, text=True)
-        assert migrated.returncode == 0, migrated.stderr
-        assert f"the Toree assembly lib/{runtime.toree_jar.name}" in migrated.stdout
+        migrated = await refused_then_rewritten(name)
+        assert f"the Toree assembly lib/{runtime.toree_jar.name}" in migrated
         spark_job = os.environ.get("GP_TEST_SCALA") == "1"
         await start_cell_stop(name, SCALA.print_answer, spark_job=spark_job, **SCALA_CELLS)
     assert await yarn.wait_all_stopped() == []
@@ -503,12 +504,8 @@ async def test_rewritten_container_spec_runs_on_dockerd(
     image = kernel_image(docker_backend, image_key)
     with isolated_jupyter_paths(tmp_path) as prefix:
         flags = [*install_flags, "--image-name", image]
-        done = gp_install(gp050, "docker", flags, prefix)
-        assert done.returncode == 0, done.stderr[-800:]
-        with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
-            await start_run_stop(name, {})
-        migrated = subprocess.run([MIGRATE, name], capture_output=True, text=True)
-        assert migrated.returncode == 0, migrated.stderr
+        installed_by_050(gp050, "docker", flags, prefix)
+        await refused_then_rewritten(name)
         spec = read_spec(kernels_in(prefix) / name)
         assert spec["metadata"]["kernel_provisioner"]["config"]["image_name"] == image
         kernel_id = await start_cell_stop(name, cell, **cell_options(image_key, name))
@@ -612,15 +609,10 @@ async def test_rewritten_k8s_spec_runs_on_a_docker_node(
     with cordoned(k8s_cluster, NODE_NAME), isolated_jupyter_paths(tmp_path) as prefix:
         own_image = name in NEEDS_IMAGE  # 0.5.0's default image, then ours through the rewrite
         image_flags = ["--image-name", image]
-        done = gp_install(gp050, "k8s", install_flags + ([] if own_image else image_flags), prefix)
-        assert done.returncode == 0, done.stderr[-800:]
-        with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
-            await start_run_stop(name, {})
-        migrate = [MIGRATE, name, *(image_flags if own_image else [])]
-        migrated = subprocess.run(migrate, capture_output=True, text=True)
-        assert migrated.returncode == 0, migrated.stderr
-        assert "scripts/kernel-pod.yaml.j2 is not read by ours" in migrated.stdout
-        print(f"{name}: {migrated.stdout.strip()}")
+        installed_by_050(gp050, "k8s", install_flags + ([] if own_image else image_flags), prefix)
+        migrated = await refused_then_rewritten(name, *(image_flags if own_image else []))
+        assert "scripts/kernel-pod.yaml.j2 is not read by ours" in migrated
+        print(f"{name}: {migrated.strip()}")
         config = read_spec(kernels_in(prefix) / name)["metadata"]["kernel_provisioner"]["config"]
         assert config["image_name"] == image
         kernel_id = await start_cell_stop(name, cell, **cell_options(image_key, name))
@@ -707,15 +699,11 @@ async def test_rewritten_spark_operator_spec_runs_a_spark_job(
     spark_operator.allowed_images.add(spark_image)
     try:
         with cordoned(k8s_cluster, NODE_NAME), isolated_jupyter_paths(tmp_path) as prefix:
-            done = gp_install(gp050, "k8s", ["--crd", "--spark"], prefix)
-            assert done.returncode == 0, done.stderr[-800:]
+            installed_by_050(gp050, "k8s", ["--crd", "--spark"], prefix)
             submitted = spark_operator.submitted
-            with pytest.raises(KernelSpecConfigError, match=f"gp-migrate-specs {name}"):
-                await start_run_stop(name, {})
-            migrated = subprocess.run([MIGRATE, name], capture_output=True, text=True)
-            assert migrated.returncode == 0, migrated.stderr
-            assert "sparkoperator.k8s.io-v1beta2.yaml.j2 is not read by ours" in migrated.stdout
-            print(f"{name}: {migrated.stdout.strip()}")
+            migrated = await refused_then_rewritten(name)
+            assert "sparkoperator.k8s.io-v1beta2.yaml.j2 is not read by ours" in migrated
+            print(f"{name}: {migrated.strip()}")
             config = read_spec(kernels_in(prefix) / name)["metadata"]["kernel_provisioner"]
             assert config["config"]["image_name"] == spark_image
 
