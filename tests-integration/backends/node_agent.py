@@ -139,6 +139,19 @@ class Api:
         return json.loads(data) if data else {}
 
 
+def host_entries(lines: list[str]) -> dict[str, str]:
+    """``/etc/hosts`` lines as Docker's extra hosts (name -> address).  A container given extra
+    hosts gets a hosts file of Docker's making, not the host's: the host's own names (its
+    hostname, which a JVM resolves at start) must travel with the Services' names."""
+    entries: dict[str, str] = {}
+    for line in lines:
+        fields = line.split("#", 1)[0].split()
+        for name in fields[1:]:
+            if name != "localhost":
+                entries.setdefault(name, fields[0])
+    return entries
+
+
 class LocalRun:
     """A pod's container run as a local process group."""
 
@@ -564,11 +577,9 @@ class PodWorker(threading.Thread):
             labels={"gateway-provisioners.node-agent/pod-uid": self.uid},
             user=user or None,
             working_dir=self.container.get("workingDir") or None,
-            extra_hosts={
-                name: line.split("\t")[0]
-                for line in self.service_hosts()
-                for name in line.split("\t")[1].split()
-            },
+            extra_hosts=host_entries(
+                [*Path("/etc/hosts").read_text().splitlines(), *self.service_hosts()]
+            ),
         )
         return DockerRun(container)
 

@@ -60,6 +60,18 @@ def test_unschedulable_carries_the_scheduler_message() -> None:
     assert "Unschedulable: 0/1 nodes are available: 1 Insufficient cpu." in describe(state)
 
 
+def test_a_claim_not_bound_yet_is_waited_for_not_fatal() -> None:
+    """A user volume's claim is made with the pod; until the volume controller binds it the
+    scheduler says Unschedulable, then retries: the launch waits, the report keeps the reason."""
+    message = "0/1 nodes are available: 1 pod has unbound immediate PersistentVolumeClaims."
+    condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+    state = pod_state(
+        pod({"_node": "", "phase": "Pending", "conditions": [{**condition, "message": message}]})
+    )
+    assert pod_status(state, seen=True) == "pending"
+    assert f"Unschedulable: {message}" in describe(state)
+
+
 def test_image_pull_errors() -> None:
     for reason in ("ErrImagePull", "ImagePullBackOff"):
         state = pod_state(

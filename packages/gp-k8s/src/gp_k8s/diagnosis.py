@@ -47,6 +47,12 @@ cannot mount) and says so only in events.  A volume gets one retry's grace (a Se
 moment before the pod may be late in the kubelet's cache)."""
 
 
+TRANSIENT_UNSCHEDULABLE = ("unbound immediate PersistentVolumeClaims",)
+"""Scheduler messages that end by themselves: a claim made with the pod (a user volume) is
+bound by the volume controller a moment later, and the scheduler retries; the launch waits
+(its timeout report still names the message) instead of failing at once."""
+
+
 def pod_status(state: PodState | None, *, seen: bool) -> str:
     """The status string of the kernel's pod, lower case.
 
@@ -59,6 +65,8 @@ def pod_status(state: PodState | None, *, seen: bool) -> str:
     if state.deleting:
         return "terminating"
     if state.unschedulable and not state.node_name:
+        if any(reason in state.unschedulable for reason in TRANSIENT_UNSCHEDULABLE):
+            return "pending"  # the scheduler tries again once the reason is gone
         return "unschedulable"
     if container is not None and container.state == "waiting":
         if container.reason in FAILING_WAIT_REASONS:
