@@ -127,12 +127,13 @@ def migration_args(
             flags += ["--python", argv[0]]
     flags += installer.migration_flags(spec)
     parser = installer.install_parser()
-    if image_name and parser.parse_known_args(["--image-name", image_name])[1]:
+    runs_an_image = not parser.parse_known_args(["--image-name", "i"])[1]  # a flag it knows
+    if image_name and not runs_an_image:
         notes.append(f"--image-name not used: {name} runs no image")
         image_name = ""
     config = provisioner.get("config") or {}
     own_image = str(config.get("image_name") or "")  # the user's own image stays
-    if own_image.startswith(OLD_IMAGE_PREFIX) or parser.parse_known_args(["--image-name", "i"])[1]:
+    if own_image.startswith(OLD_IMAGE_PREFIX) or not runs_an_image:
         own_image = ""
     if image_name or own_image:
         flags += ["--image-name", image_name or own_image]
