@@ -18,7 +18,7 @@ ids = st.one_of(
 
 
 @given(uid=st.one_of(st.none(), ids), gid=st.one_of(st.none(), ids), root=st.booleans())
-def test_kernel_user(uid, gid, root):
+def test_kernel_user(uid: str | None, gid: str | None, root: bool) -> None:
     count_case("container-user")
     env = {k: v for k, v in (("KERNEL_UID", uid), ("KERNEL_GID", gid)) if v is not None}
     try:
@@ -34,7 +34,7 @@ def test_kernel_user(uid, gid, root):
 
 
 @given(requested=st.text(max_size=60), allowed=st.lists(st.text(max_size=20), max_size=3))
-def test_select_image(requested, allowed):
+def test_select_image(requested: str, allowed: list[str]) -> None:
     count_case("container-image")
     try:
         image = select_image("kernel:1", requested, [*allowed, "kernel:*"], KERNEL_ID)
@@ -46,7 +46,7 @@ def test_select_image(requested, allowed):
 
 
 @given(network=st.text(max_size=40))
-def test_check_network(network):
+def test_check_network(network: str) -> None:
     count_case("container-network")
     try:
         checked = check_network(network)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -72,7 +73,9 @@ def test_counter_counts_each_response() -> None:
     assert counter.total() == 3
 
 
-def test_an_unreachable_daemon_is_one_clear_error(monkeypatch, tmp_path):
+def test_an_unreachable_daemon_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from gp_docker import docker_api
 
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")

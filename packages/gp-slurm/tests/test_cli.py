@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,15 +17,15 @@ from gp_slurm.cli import main
 KERNEL = "slurm_t"
 
 
-def install(tmp_path: Path, *flags: str) -> dict:
+def install(tmp_path: Path, *flags: str) -> dict[str, Any]:
     assert main(["install", "--prefix", str(tmp_path), "--kernel-name", KERNEL, *flags]) == 0
     return read_spec(tmp_path)
 
 
-def read_spec(prefix: Path) -> dict:
+def read_spec(prefix: Path) -> dict[str, Any]:
     folder = prefix / "share" / "jupyter" / "kernels" / KERNEL
     assert (folder / "scripts" / "launch_ipykernel.py").is_file()
-    spec = json.loads((folder / "kernel.json").read_text())
+    spec: dict[str, Any] = json.loads((folder / "kernel.json").read_text())
     assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "slurm-provisioner"
     return spec
 

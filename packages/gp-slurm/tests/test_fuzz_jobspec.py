@@ -28,7 +28,7 @@ values = st.one_of(
 
 
 @given(request=st.dictionaries(st.sampled_from(RESOURCE_ENV), values, max_size=7))
-def test_resources_from_any_request(request):
+def test_resources_from_any_request(request: dict[str, str]) -> None:
     count_case("slurm-resources")
     try:
         resources = resolve_resources(request, LIMITS, KERNEL_ID)
@@ -45,7 +45,7 @@ def test_resources_from_any_request(request):
 @given(
     argv=st.lists(st.text(min_size=0, max_size=30).filter(lambda a: "\x00" not in a), min_size=1)
 )
-def test_batch_script_runs_exactly_its_argv(argv):
+def test_batch_script_runs_exactly_its_argv(argv: list[str]) -> None:
     count_case("slurm-batch-script")
     script = batch_script(argv)
     assert script.startswith("#!/bin/sh\nexec ")
@@ -53,7 +53,7 @@ def test_batch_script_runs_exactly_its_argv(argv):
 
 
 @given(text=st.text(max_size=1000) | st.lists(st.text(max_size=15), max_size=20).map("|".join))
-def test_squeue_parser_is_total(text):
+def test_squeue_parser_is_total(text: str) -> None:
     count_case("squeue")
     for job_id, status in parse_squeue(text).items():
         assert job_id.isascii()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ from gp_slurm.resources import JobResources
 HOSTILE = ["a b", "$(touch /tmp/gp-pwned)", "'quoted'", '"double"', "`id`", "x;y", "*", "\\n"]
 
 
-def test_batch_script_runs_argv_literally(tmp_path) -> None:
+def test_batch_script_runs_argv_literally(tmp_path: Path) -> None:
     script = batch_script(["printf", "%s\\n", *HOSTILE])
     assert script.startswith("#!/bin/sh\nexec printf ")
     path = tmp_path / "job.sh"
