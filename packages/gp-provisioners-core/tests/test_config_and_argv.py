@@ -48,7 +48,7 @@ def make(**config: Any) -> Provisioner:
     return Provisioner(kernel_id="k-1", kernel_spec=spec, **config)
 
 
-def test_defaults_come_from_the_environment(monkeypatch):
+def test_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GP_AUTHORIZED_USERS", "alice, bob")
     monkeypatch.setenv("GP_UNAUTHORIZED_USERS", "root,mallory")
     monkeypatch.setenv("GP_PORT_RANGE", "40000..41000")
@@ -60,7 +60,7 @@ def test_defaults_come_from_the_environment(monkeypatch):
     assert (p.port_range, p.launch_timeout, p.allow_legacy_launchers) == ("40000..41000", 45, True)
 
 
-def test_plain_defaults():
+def test_plain_defaults() -> None:
     p = make()
     assert p.unauthorized_users == {"root"}
     assert p.authorized_users == set()
@@ -70,12 +70,14 @@ def test_plain_defaults():
 @pytest.mark.parametrize(
     ("raw", "value"), [("false", False), ("0", False), ("No", False), ("TRUE", True)]
 )
-def test_booleans_are_parsed_not_guessed(monkeypatch, raw, value):
+def test_booleans_are_parsed_not_guessed(
+    monkeypatch: pytest.MonkeyPatch, raw: str, value: bool
+) -> None:
     monkeypatch.setenv("GP_FLAG", raw)
     assert env_bool("GP_FLAG", not value) is value
 
 
-def test_a_non_boolean_names_the_variable(monkeypatch):
+def test_a_non_boolean_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GP_FLAG", "maybe")
     with pytest.raises(ValueError, match="GP_FLAG='maybe'"):
         env_bool("GP_FLAG", False)
@@ -84,12 +86,12 @@ def test_a_non_boolean_names_the_variable(monkeypatch):
 @pytest.mark.parametrize(
     "text", ["5..3", "1..2000", "40000..70000", "abc", "10-20", "40000..40000"]
 )
-def test_bad_port_ranges_are_refused(text):
+def test_bad_port_ranges_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="port range"):
         parse_port_range(text)
 
 
-def test_kernelspec_overrides_win_and_bad_ones_name_the_spec():
+def test_kernelspec_overrides_win_and_bad_ones_name_the_spec() -> None:
     assert make(launch_timeout=90).launch_timeout == 90
     with pytest.raises(KernelSpecConfigError) as failure:
         make(launch_timout=90)
@@ -115,7 +117,9 @@ def test_kernelspec_overrides_win_and_bad_ones_name_the_spec():
         ({"alice"}, set(), "", False),
     ],
 )
-def test_authorization(authorized, unauthorized, user, allowed):
+def test_authorization(
+    authorized: set[str], unauthorized: set[str], user: str, allowed: bool
+) -> None:
     p = make(authorized_users=authorized, unauthorized_users=unauthorized)
     if allowed:
         p.authorize_user(user)
@@ -126,7 +130,7 @@ def test_authorization(authorized, unauthorized, user, allowed):
         assert "not authorized" in str(refused.value)
 
 
-def test_argv_values_stay_inside_their_argument():
+def test_argv_values_stay_inside_their_argument() -> None:
     hostile = "x; rm -rf / $(id) `id` 'q' \"d\"\nnext"
     argv, unknown = substitute_argv(
         ["launch", "--kernel-id", "{kernel_id}", "--range={port_range}", "{mystery}"],
@@ -150,16 +154,16 @@ def test_argv_values_stay_inside_their_argument():
         ("k\u0661", False),  # a non-ASCII digit
     ],
 )
-def test_kernel_id_validation(kernel_id, valid):
+def test_kernel_id_validation(kernel_id: str, valid: bool) -> None:
     assert is_valid_kernel_id(kernel_id) is valid
 
 
-def test_only_kernel_variables_and_the_allow_list_travel():
+def test_only_kernel_variables_and_the_allow_list_travel() -> None:
     env = {"KERNEL_USERNAME": "a", "KERNEL_X": "1", "PATH": "/bin", "AWS_SECRET": "s", "LANG": "C"}
     assert travelling_env(env, ["LANG"]) == {"KERNEL_USERNAME": "a", "KERNEL_X": "1", "LANG": "C"}
 
 
-def test_launch_variables_and_spec_names_travel_too():
+def test_launch_variables_and_spec_names_travel_too() -> None:
     env = {"GP_LAUNCH_SECRET": "s", "GP_TRANSPORT_ENCRYPTION": "none", "SPEC": "x", "HOME": "/r"}
     assert travelling_env(env, spec_env=["SPEC"]) == {
         "GP_LAUNCH_SECRET": "s",
@@ -176,7 +180,9 @@ def test_launch_variables_and_spec_names_travel_too():
         ({"KERNEL_A": "b\0c"}, "KERNEL_A holds a NUL byte"),
     ],
 )
-def test_variables_that_cannot_be_passed_as_data_are_named(env, expected):
+def test_variables_that_cannot_be_passed_as_data_are_named(
+    env: dict[str, str], expected: str
+) -> None:
     with pytest.raises(ValueError, match=re.escape(expected)):
         travelling_env(env)
 
@@ -192,7 +198,9 @@ def test_variables_that_cannot_be_passed_as_data_are_named(env, expected):
         ("GP_PORT_RANGE", "1..70000"),
     ],
 )
-def test_a_bad_variable_is_named_when_the_provisioner_is_made(monkeypatch, variable, value):
+def test_a_bad_variable_is_named_when_the_provisioner_is_made(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(KernelSpecConfigError) as caught:
         make()
@@ -200,7 +208,7 @@ def test_a_bad_variable_is_named_when_the_provisioner_is_made(monkeypatch, varia
     assert repr(value) in str(caught.value)
 
 
-def test_bad_request_numbers_are_400(monkeypatch):
+def test_bad_request_numbers_are_400(monkeypatch: pytest.MonkeyPatch) -> None:
     from gp_provisioners_core import InvalidLaunchParameterError
 
     p = make()
@@ -220,7 +228,9 @@ def test_bad_request_numbers_are_400(monkeypatch):
         ({"launcher_protocol_version": 2}, True, False),
     ],
 )
-def test_legacy_needs_the_kernelspec_declaration_and_the_operator(section, allowed, expected):
+def test_legacy_needs_the_kernelspec_declaration_and_the_operator(
+    section: dict[str, int], allowed: bool, expected: bool
+) -> None:
     spec = KernelSpec(
         argv=["python"],
         display_name="Spec",
@@ -230,7 +240,7 @@ def test_legacy_needs_the_kernelspec_declaration_and_the_operator(section, allow
     assert p.legacy_allowed() is expected
 
 
-def test_a_bad_launcher_protocol_declaration_names_the_kernelspec():
+def test_a_bad_launcher_protocol_declaration_names_the_kernelspec() -> None:
     spec = KernelSpec(
         argv=["python"],
         display_name="Spec",
@@ -246,7 +256,9 @@ class FailingProvisioner(Provisioner):
 
 
 @pytest.mark.asyncio
-async def test_a_launch_failure_is_raised_not_logged_by_the_provisioner(caplog):
+async def test_a_launch_failure_is_raised_not_logged_by_the_provisioner(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # jupyter_client's KernelManager logs a failed start once; the provisioner must not add
     # records of its own (gp-distributed's tests check the one record through a manager).
     from gp_provisioners_core import LaunchFailedError
@@ -258,7 +270,7 @@ async def test_a_launch_failure_is_raised_not_logged_by_the_provisioner(caplog):
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-def test_the_response_manager_takes_the_servers_traitlets_config():
+def test_the_response_manager_takes_the_servers_traitlets_config() -> None:
     from traitlets.config import Config
 
     from gp_provisioners_core import ResponseManager
@@ -283,7 +295,7 @@ def test_the_response_manager_takes_the_servers_traitlets_config():
 
 
 @pytest.mark.asyncio
-async def test_cleanup_does_not_start_the_response_manager():
+async def test_cleanup_does_not_start_the_response_manager() -> None:
     from gp_provisioners_core import ResponseManager
 
     saved = ResponseManager._instance
@@ -315,7 +327,9 @@ def validating(**config: Any) -> ValidatingProvisioner:
     return p
 
 
-async def test_an_unauthorised_user_gets_403_whatever_else_is_wrong(monkeypatch):
+async def test_an_unauthorised_user_gets_403_whatever_else_is_wrong(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     registered: list[str] = []
     monkeypatch.setattr(
         ResponseManager, "register_event", lambda self, kid, *a, **k: registered.append(kid)
@@ -328,7 +342,7 @@ async def test_an_unauthorised_user_gets_403_whatever_else_is_wrong(monkeypatch)
     assert registered == []
 
 
-async def test_a_refused_request_leaves_nothing_registered(monkeypatch):
+async def test_a_refused_request_leaves_nothing_registered(monkeypatch: pytest.MonkeyPatch) -> None:
     registered: list[str] = []
     monkeypatch.setattr(
         ResponseManager, "register_event", lambda self, kid, *a, **k: registered.append(kid)

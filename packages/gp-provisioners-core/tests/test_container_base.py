@@ -3,6 +3,8 @@ status source; real backends run it against dockerd and the apiserver)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from jupyter_client.kernelspec import KernelSpec
 
@@ -29,7 +31,7 @@ class FakeContainers(ContainerProvisionerBase):
         self.removed += 1
         self.status = ""
 
-    async def submit_kernel(self, cmd, env, **kwargs) -> None:
+    async def submit_kernel(self, cmd: list[str], env: dict[str, str], **kwargs: Any) -> None:
         self.container_name = f"kernel-{self.kernel_id}"
 
 
@@ -42,14 +44,14 @@ def make() -> FakeContainers:
 @pytest.mark.parametrize(
     ("status", "expected"), [("", 0), ("pending", None), ("running", None), ("exited", 1)]
 )
-async def test_poll_maps_statuses(status, expected):
+async def test_poll_maps_statuses(status: str, expected: int | None) -> None:
     provisioner = make()
     provisioner.status = status
     assert await provisioner.poll() == expected
 
 
 @pytest.mark.asyncio
-async def test_an_error_status_fails_the_launch_with_the_backend_reason():
+async def test_an_error_status_fails_the_launch_with_the_backend_reason() -> None:
     provisioner = make()
     await provisioner.submit_kernel([], {})
     provisioner.status = "exited"
@@ -63,7 +65,7 @@ async def test_an_error_status_fails_the_launch_with_the_backend_reason():
 
 
 @pytest.mark.asyncio
-async def test_kill_and_terminate_remove_the_resources():
+async def test_kill_and_terminate_remove_the_resources() -> None:
     provisioner = make()
     provisioner.status = "running"
     await provisioner.terminate()
@@ -72,7 +74,7 @@ async def test_kill_and_terminate_remove_the_resources():
     assert await provisioner.poll() == 0
 
 
-def test_image_settings_come_from_config_and_env(monkeypatch):
+def test_image_settings_come_from_config_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GP_EXECUTOR_IMAGE_NAME", "exec:2")
     provisioner = make()
     assert (provisioner.image_name, provisioner.executor_image_name) == ("img:1", "exec:2")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -63,7 +64,7 @@ def opens_or_protocol_error(data: bytes, key_pair: ServerKeyPair, legacy: bool) 
 
 
 @given(data=st.binary(max_size=2048), legacy=st.booleans())
-def test_envelope_decoder_raw_bytes(key_pair, data, legacy):
+def test_envelope_decoder_raw_bytes(key_pair: ServerKeyPair, data: bytes, legacy: bool) -> None:
     count_case("envelope-bytes")
     opens_or_protocol_error(data, key_pair, legacy)
 
@@ -87,14 +88,16 @@ envelope_fields = st.fixed_dictionaries(
 
 
 @given(envelope=envelope_fields, legacy=st.booleans())
-def test_envelope_decoder_structured_envelopes(key_pair, envelope, legacy):
+def test_envelope_decoder_structured_envelopes(
+    key_pair: ServerKeyPair, envelope: dict[str, object], legacy: bool
+) -> None:
     count_case("envelope-json")
     data = base64.b64encode(json.dumps(envelope).encode())
     opens_or_protocol_error(data, key_pair, legacy)
 
 
 @given(depth=st.integers(min_value=1, max_value=60_000), opener=st.sampled_from(["[", '{"a":']))
-def test_envelope_decoder_deep_nesting(key_pair, depth, opener):
+def test_envelope_decoder_deep_nesting(key_pair: ServerKeyPair, depth: int, opener: str) -> None:
     count_case("envelope-nested")
     opens_or_protocol_error(base64.b64encode((opener * depth).encode()), key_pair, True)
     opens_or_protocol_error((opener * depth).encode(), key_pair, False)
@@ -113,7 +116,7 @@ conn_infos = st.dictionaries(
 
 
 @given(conn_info=st.one_of(conn_infos, json_values))
-def test_connection_info_of_any_shape(conn_info):
+def test_connection_info_of_any_shape(conn_info: object) -> None:
     # The checks a sealed body's connection info goes through once decrypted (the RSA and
     # AES round trip around them is covered by the vectors; it is too slow to fuzz here).
     count_case("conn-info")
@@ -150,7 +153,7 @@ comm_messages = st.one_of(
 
 
 @given(raw=comm_messages, version=st.sampled_from([1, 2]))
-def test_comm_request_parser(launcher, raw, version):
+def test_comm_request_parser(launcher: ModuleType, raw: bytes, version: int) -> None:
     count_case("comm-request")
     verifier = launcher.CommRequestVerifier("k" * 64, KERNEL_ID)
     try:
@@ -163,7 +166,7 @@ def test_comm_request_parser(launcher, raw, version):
 
 
 @given(raw=st.one_of(st.binary(max_size=512), json_values.map(lambda v: json.dumps(v).encode())))
-def test_comm_reply_parser(raw):
+def test_comm_reply_parser(raw: bytes) -> None:
     count_case("comm-reply")
     channel = KernelChannel(KERNEL_ID, "127.0.0.1", 1, "key")
     try:
@@ -177,7 +180,7 @@ def test_comm_reply_parser(raw):
 
 
 @given(value=st.one_of(st.text(), json_values, st.binary().map(repr)))
-def test_printable_is_one_bounded_ascii_line(value):
+def test_printable_is_one_bounded_ascii_line(value: object) -> None:
     count_case("printable")
     shown = printable(value)
     assert shown.isascii()
@@ -186,7 +189,9 @@ def test_printable_is_one_bounded_ascii_line(value):
 
 
 @given(raw=st.text(max_size=40).filter(lambda t: "\x00" not in t))  # no NUL in an environment
-def test_settings_parsers_name_the_variable(monkeypatch_module, raw):
+def test_settings_parsers_name_the_variable(
+    monkeypatch_module: pytest.MonkeyPatch, raw: str
+) -> None:
     count_case("settings")
     monkeypatch_module.setenv("GP_FUZZ_VALUE", raw)
     for parse in (env_int, env_float):
@@ -206,13 +211,13 @@ def test_settings_parsers_name_the_variable(monkeypatch_module, raw):
 
 
 @pytest.fixture(scope="module")
-def monkeypatch_module():
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
     with pytest.MonkeyPatch.context() as patch:
         yield patch
 
 
 @given(kernel_id=st.text(max_size=200))
-def test_kernel_id_check_is_whole_string(kernel_id):
+def test_kernel_id_check_is_whole_string(kernel_id: str) -> None:
     count_case("kernel-id")
     if is_valid_kernel_id(kernel_id):
         assert kernel_id.isascii()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,23 +30,24 @@ class DemoInstaller(KernelSpecInstaller):
     default_display_name = "Demo Python"
 
 
-def install(tmp_path: Path, *flags: str) -> dict:
+def install(tmp_path: Path, *flags: str) -> dict[str, Any]:
     DemoInstaller().main(["install", "--prefix", str(tmp_path), *flags])
     name = flags[flags.index("--kernel-name") + 1] if "--kernel-name" in flags else "demo_python"
     folder = tmp_path / "share" / "jupyter" / "kernels" / name
     assert (folder / "scripts" / "launch_ipykernel.py").is_file()
-    spec = json.loads((folder / "kernel.json").read_text())
+    spec: dict[str, Any] = json.loads((folder / "kernel.json").read_text())
     text = json.dumps(spec)
     assert "${" not in text
     assert set(re.findall(r"\{([A-Za-z_]+)\}", " ".join(spec["argv"]))) <= FILLED
     return spec
 
 
-def config_of(spec: dict) -> dict:
-    return spec["metadata"]["kernel_provisioner"]["config"]
+def config_of(spec: dict[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = spec["metadata"]["kernel_provisioner"]["config"]
+    return config
 
 
-def test_defaults(tmp_path):
+def test_defaults(tmp_path: Path) -> None:
     spec = install(tmp_path)
     assert spec["display_name"] == "Demo Python"
     assert spec["language"] == "python"
@@ -63,18 +65,20 @@ def test_defaults(tmp_path):
         (["--launch-timeout", "75"], "launch_timeout", 75.0),
     ],
 )
-def test_settings_flags_land_in_the_provisioner_config(tmp_path, flags, key, value):
+def test_settings_flags_land_in_the_provisioner_config(
+    tmp_path: Path, flags: list[str], key: str, value: object
+) -> None:
     assert config_of(install(tmp_path, *flags))[key] == value
 
 
-def test_installed_config_is_accepted_by_the_provisioner_settings(tmp_path):
+def test_installed_config_is_accepted_by_the_provisioner_settings(tmp_path: Path) -> None:
     spec = install(tmp_path, "--port-range", "40000..41000", "--launch-timeout", "75")
     for key, value in config_of(spec).items():
         assert key in RemoteProvisionerBase.class_trait_names(config=True)
         assert value is not None
 
 
-def test_names_and_subclass(tmp_path):
+def test_names_and_subclass(tmp_path: Path) -> None:
     spec = install(
         tmp_path,
         "--kernel-name",
@@ -88,7 +92,7 @@ def test_names_and_subclass(tmp_path):
     assert spec["argv"][-2:] == ["--kernel-class-name", "pkg.module.MyKernel"]
 
 
-def test_spark_flags(tmp_path):
+def test_spark_flags(tmp_path: Path) -> None:
     spec = install(
         tmp_path,
         "--spark",
@@ -109,18 +113,18 @@ def test_spark_flags(tmp_path):
     assert spec["argv"][spec["argv"].index("--spark-context-initialization-mode") + 1] == "eager"
 
 
-def test_python_flag_sets_argv0(tmp_path):
+def test_python_flag_sets_argv0(tmp_path: Path) -> None:
     assert install(tmp_path, "--python", "/opt/py/bin/python3")["argv"][0] == "/opt/py/bin/python3"
 
 
-def test_replace_is_needed_to_overwrite(tmp_path):
+def test_replace_is_needed_to_overwrite(tmp_path: Path) -> None:
     install(tmp_path)
     with pytest.raises(InstallerError, match="--replace"):
         install(tmp_path)
     assert install(tmp_path, "--replace", "--display-name", "Again")["display_name"] == "Again"
 
 
-def test_user_and_sys_prefix_locations(tmp_path, monkeypatch):
+def test_user_and_sys_prefix_locations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "user-data"))
     DemoInstaller().main(["install", "--user"])
     assert (tmp_path / "user-data" / "kernels" / "demo_python" / "kernel.json").is_file()
@@ -138,13 +142,13 @@ def test_user_and_sys_prefix_locations(tmp_path, monkeypatch):
         (["--language", "R", "--ipykernel-subclass-name", "a.B"], "--language python only"),
     ],
 )
-def test_bad_flags_fail_with_the_flag_named(tmp_path, flags, message):
+def test_bad_flags_fail_with_the_flag_named(tmp_path: Path, flags: list[str], message: str) -> None:
     with pytest.raises(SystemExit) as failure:
         DemoInstaller().main(["install", "--prefix", str(tmp_path), *flags])
     assert message in str(failure.value)
 
 
-def test_language_r_runs_irkernel_through_the_python_listener(tmp_path):
+def test_language_r_runs_irkernel_through_the_python_listener(tmp_path: Path) -> None:
     spec = install(tmp_path, "--language", "R", "--kernel-name", "r_kernel")
     assert spec["language"] == "R"
     assert spec["argv"][1] == "{resource_dir}/scripts/launch_ipykernel.py"

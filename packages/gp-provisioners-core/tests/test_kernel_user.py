@@ -35,19 +35,24 @@ from gp_provisioners_core.users import (
         ({}, "", {}, (getpass.getuser(), FROM_PROCESS)),
     ],
 )
-def test_the_kernel_user_and_where_it_came_from(request_env, setting, process_env, expected):
+def test_the_kernel_user_and_where_it_came_from(
+    request_env: dict[str, str],
+    setting: str,
+    process_env: dict[str, str],
+    expected: tuple[str, str],
+) -> None:
     user = kernel_username(request_env, setting, process_env)
     assert (user.name, user.source) == expected
 
 
-def test_the_provisioner_uses_the_hub_user(monkeypatch):
+def test_the_provisioner_uses_the_hub_user(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUPYTERHUB_USER", "carol")
     monkeypatch.delenv("GP_DEFAULT_KERNEL_USERNAME", raising=False)
     assert make().requested_user({}).name == "carol"
     assert make(default_kernel_username="jovyan").requested_user({}).name == "jovyan"
 
 
-def test_a_refused_root_server_is_told_what_to_set(monkeypatch):
+def test_a_refused_root_server_is_told_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
     p = make()
     user = kernel_username({}, "", {})
@@ -62,7 +67,7 @@ def test_a_refused_root_server_is_told_what_to_set(monkeypatch):
     assert "c.Provisioner.unauthorized_users" in message
 
 
-def test_a_request_naming_root_is_told_to_name_another():
+def test_a_request_naming_root_is_told_to_name_another() -> None:
     with pytest.raises(UnauthorizedUserError) as refused:
         make().authorize_user("root")
     message = str(refused.value)
@@ -70,7 +75,7 @@ def test_a_request_naming_root_is_told_to_name_another():
     assert "non-root" not in message  # the server's own user is not the question here
 
 
-def test_a_uid_without_a_name_is_named_by_its_number(monkeypatch):
+def test_a_uid_without_a_name_is_named_by_its_number(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_name() -> str:
         raise OSError("No username set in the environment")
 

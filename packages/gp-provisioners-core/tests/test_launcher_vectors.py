@@ -25,7 +25,10 @@ VECTORS_DIR = Path(__file__).resolve().parents[3] / "docs" / "protocol-vectors"
 
 @pytest.fixture(scope="module")
 def vectors() -> dict[str, Any]:
-    return json.loads((VECTORS_DIR / "v2-vectors.json").read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads(
+        (VECTORS_DIR / "v2-vectors.json").read_text(encoding="utf-8")
+    )
+    return loaded
 
 
 @pytest.fixture(scope="module")
@@ -45,24 +48,27 @@ def launcher() -> ModuleType:
 
 
 def envelope_of(message: bytes | str) -> dict[str, Any]:
-    return json.loads(base64.b64decode(message, validate=True))
+    envelope: dict[str, Any] = json.loads(base64.b64decode(message, validate=True))
+    return envelope
 
 
 # -- sealing --------------------------------------------------------------------------------------
 
 
-def test_launcher_constants_match_the_server(launcher):
+def test_launcher_constants_match_the_server(launcher: ModuleType) -> None:
     assert launcher.PROTOCOL_VERSION == protocol.PROTOCOL_VERSION == 2
     assert launcher.LAUNCH_SECRET_ENV == protocol.LAUNCH_SECRET_ENV == "GP_LAUNCH_SECRET"
     assert launcher.COMM_REQUEST_MAX_SKEW_MS == protocol.COMM_REQUEST_MAX_SKEW_MS == 30_000
 
 
-def test_launcher_associated_data(vectors, launcher):
+def test_launcher_associated_data(vectors: dict[str, Any], launcher: ModuleType) -> None:
     launch = vectors["launch"]
     assert launcher.associated_data(launch["kernel_id"]) == launch["associated_data"].encode()
 
 
-def test_launcher_seal_v2_reproduces_the_ciphertext(vectors, launcher, key_pair):
+def test_launcher_seal_v2_reproduces_the_ciphertext(
+    vectors: dict[str, Any], launcher: ModuleType, key_pair: ServerKeyPair
+) -> None:
     launch = vectors["launch"]
     aes_key = bytes.fromhex(launch["aes_key_hex"])
     message = launcher.seal_v2(
@@ -90,7 +96,9 @@ def test_launcher_seal_v2_reproduces_the_ciphertext(vectors, launcher, key_pair)
     assert opened.conn_info == launch["conn_info"]
 
 
-def test_launcher_seal_v2_with_fresh_randomness_opens(vectors, launcher, key_pair):
+def test_launcher_seal_v2_with_fresh_randomness_opens(
+    vectors: dict[str, Any], launcher: ModuleType, key_pair: ServerKeyPair
+) -> None:
     launch = vectors["launch"]
     first, second = (
         launcher.seal_v2(
@@ -106,7 +114,9 @@ def test_launcher_seal_v2_with_fresh_randomness_opens(vectors, launcher, key_pai
         assert open_message(message, key_pair, allow_legacy=False).conn_info == launch["conn_info"]
 
 
-def test_launcher_seal_v1_opens_only_with_legacy(vectors, launcher, key_pair):
+def test_launcher_seal_v1_opens_only_with_legacy(
+    vectors: dict[str, Any], launcher: ModuleType, key_pair: ServerKeyPair
+) -> None:
     legacy = vectors["legacy_v1"]
     message = launcher.seal_v1(vectors["rsa"]["public_key_b64"], legacy["conn_info"])
     assert set(envelope_of(message)) == {"version", "key", "conn_info"}
@@ -121,7 +131,7 @@ def test_launcher_seal_v1_opens_only_with_legacy(vectors, launcher, key_pair):
 # -- comm-port requests ----------------------------------------------------------------------------
 
 
-def test_launcher_comm_signing_input(vectors, launcher):
+def test_launcher_comm_signing_input(vectors: dict[str, Any], launcher: ModuleType) -> None:
     for case in vectors["comm"]["requests"]:
         text = launcher.comm_signing_input(
             case["kernel_id"], case["request"], case["ts"], case["nonce"]
@@ -129,7 +139,9 @@ def test_launcher_comm_signing_input(vectors, launcher):
         assert text == case["signing_input"].encode(), case["name"]
 
 
-def test_verifier_accepts_the_vector_requests(vectors, launcher):
+def test_verifier_accepts_the_vector_requests(
+    vectors: dict[str, Any], launcher: ModuleType
+) -> None:
     for case in vectors["comm"]["requests"]:
         verifier = launcher.CommRequestVerifier(case["key"], case["kernel_id"])
         message = json.loads(case["line"])
@@ -137,13 +149,15 @@ def test_verifier_accepts_the_vector_requests(vectors, launcher):
 
 
 @pytest.mark.parametrize("offset", [-30_000, 30_000])
-def test_verifier_accepts_the_edges_of_the_window(vectors, launcher, offset):
+def test_verifier_accepts_the_edges_of_the_window(
+    vectors: dict[str, Any], launcher: ModuleType, offset: int
+) -> None:
     case = vectors["comm"]["requests"][0]
     verifier = launcher.CommRequestVerifier(case["key"], case["kernel_id"])
     assert verifier.verify(case["message"], now_ms=case["ts"] + offset) == case["request"]
 
 
-def test_verifier_refusal_vectors(vectors, launcher):
+def test_verifier_refusal_vectors(vectors: dict[str, Any], launcher: ModuleType) -> None:
     case = vectors["comm"]["requests"][0]
     refusals = {r["name"]: r for r in vectors["comm"]["refusals"]}
     assert {"bad-signature", "stale", "another-kernel", "unsigned"} <= set(refusals)
@@ -158,7 +172,7 @@ def test_verifier_refusal_vectors(vectors, launcher):
         pytest.fail(f"refusal vector {name} was accepted")
 
 
-def test_verifier_refuses_a_replayed_nonce(vectors, launcher):
+def test_verifier_refuses_a_replayed_nonce(vectors: dict[str, Any], launcher: ModuleType) -> None:
     case = vectors["comm"]["requests"][0]
     verifier = launcher.CommRequestVerifier(case["key"], case["kernel_id"])
     assert verifier.verify(case["message"], now_ms=case["ts"]) == case["request"]
@@ -171,14 +185,18 @@ def test_verifier_refuses_a_replayed_nonce(vectors, launcher):
     assert verifier.verify(other, now_ms=case["ts"] + 10) == case["request"]
 
 
-def test_verifier_refuses_another_kernels_key(vectors, launcher):
+def test_verifier_refuses_another_kernels_key(
+    vectors: dict[str, Any], launcher: ModuleType
+) -> None:
     case = vectors["comm"]["requests"][0]
     verifier = launcher.CommRequestVerifier("another-key", case["kernel_id"])
     with pytest.raises(ValueError, match="bad signature"):
         verifier.verify(case["message"], now_ms=case["ts"])
 
 
-def test_verifier_accepts_what_gp_provisioners_core_signs(vectors, launcher):
+def test_verifier_accepts_what_gp_provisioners_core_signs(
+    vectors: dict[str, Any], launcher: ModuleType
+) -> None:
     case = vectors["comm"]["requests"][0]
     verifier = launcher.CommRequestVerifier(case["key"], case["kernel_id"])
     for request in ({"signum": 2}, {"signum": 0}, {"shutdown": 1}):
@@ -209,7 +227,9 @@ class FakeKernel:
         self.returncode = -signal.SIGKILL
 
 
-async def serve_comm(launcher: ModuleType, key: str, kernel_id: str, version: int):
+async def serve_comm(
+    launcher: ModuleType, key: str, kernel_id: str, version: int
+) -> tuple[asyncio.Server, FakeKernel, int]:
     instance = launcher.Launcher.__new__(launcher.Launcher)
     instance.args = SimpleNamespace(protocol_version=version)
     instance.kernel = FakeKernel()
@@ -221,7 +241,9 @@ async def serve_comm(launcher: ModuleType, key: str, kernel_id: str, version: in
     return server, instance.kernel, server.sockets[0].getsockname()[1]
 
 
-async def test_kernel_channel_talks_to_the_launcher(vectors, launcher):
+async def test_kernel_channel_talks_to_the_launcher(
+    vectors: dict[str, Any], launcher: ModuleType
+) -> None:
     case = vectors["comm"]["requests"][0]
     key, kernel_id = case["key"], case["kernel_id"]
     server, kernel, port = await serve_comm(launcher, key, kernel_id, 2)
@@ -248,7 +270,7 @@ async def test_kernel_channel_talks_to_the_launcher(vectors, launcher):
         server.close()
 
 
-async def test_launcher_reply_lines(vectors, launcher):
+async def test_launcher_reply_lines(vectors: dict[str, Any], launcher: ModuleType) -> None:
     case = vectors["comm"]["requests"][0]
     server, kernel, port = await serve_comm(launcher, case["key"], case["kernel_id"], 2)
     fresh = protocol.sign_comm_request(case["key"], case["kernel_id"], {"signum": 2})
@@ -277,7 +299,9 @@ async def test_launcher_reply_lines(vectors, launcher):
         server.close()
 
 
-async def test_legacy_channel_talks_to_a_v1_launcher(vectors, launcher):
+async def test_legacy_channel_talks_to_a_v1_launcher(
+    vectors: dict[str, Any], launcher: ModuleType
+) -> None:
     case = vectors["comm"]["requests"][0]
     server, kernel, port = await serve_comm(launcher, case["key"], case["kernel_id"], 1)
     try:
@@ -307,8 +331,8 @@ async def _exchange(port: int, payload: bytes) -> bytes:
 
 
 async def test_a_comm_port_flood_is_refused_with_short_reasons_and_logged_per_reason(
-    vectors, launcher, caplog
-):
+    vectors: dict[str, Any], launcher: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
     case = vectors["comm"]["requests"][0]
     server, kernel, port = await serve_comm(launcher, case["key"], case["kernel_id"], 2)
     hostile = [
@@ -332,7 +356,9 @@ async def test_a_comm_port_flood_is_refused_with_short_reasons_and_logged_per_re
         server.close()
 
 
-async def test_one_peer_cannot_hold_every_comm_connection(vectors, launcher):
+async def test_one_peer_cannot_hold_every_comm_connection(
+    vectors: dict[str, Any], launcher: ModuleType
+) -> None:
     case = vectors["comm"]["requests"][0]
     server, _kernel, port = await serve_comm(launcher, case["key"], case["kernel_id"], 2)
     idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(8)]
@@ -349,7 +375,9 @@ async def test_one_peer_cannot_hold_every_comm_connection(vectors, launcher):
     server.close()
 
 
-async def test_the_connection_file_goes_once_the_kernel_has_read_it(launcher, tmp_path):
+async def test_the_connection_file_goes_once_the_kernel_has_read_it(
+    launcher: ModuleType, tmp_path: Path
+) -> None:
     # A launcher killed with SIGKILL runs no cleanup: the key must not wait for it on disk.
     instance = launcher.Launcher.__new__(launcher.Launcher)
     instance.args = SimpleNamespace(kernel_language="python")
@@ -362,7 +390,9 @@ async def test_the_connection_file_goes_once_the_kernel_has_read_it(launcher, tm
     assert not Path(instance.workdir).exists()
 
 
-async def test_with_fixed_ports_the_file_goes_when_the_kernel_listens(launcher, tmp_path):
+async def test_with_fixed_ports_the_file_goes_when_the_kernel_listens(
+    launcher: ModuleType, tmp_path: Path
+) -> None:
     instance = launcher.Launcher.__new__(launcher.Launcher)
     instance.args = SimpleNamespace(kernel_language="python")
     instance.port_range = (40000, 41000)

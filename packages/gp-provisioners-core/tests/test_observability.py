@@ -152,7 +152,9 @@ async def settle() -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_launch_is_counted_timed_and_streamed_phase_by_phase(manager, events):
+async def test_a_launch_is_counted_timed_and_streamed_phase_by_phase(
+    manager: ResponseManager, events: list[dict[str, Any]]
+) -> None:
     labels = {"backend": "fake", "kernelspec": "fake-python"}
     before = sample("gp_kernel_launches_total", **labels, outcome="success")
     ready_before = sample(
@@ -192,7 +194,9 @@ async def test_a_launch_is_counted_timed_and_streamed_phase_by_phase(manager, ev
 
 
 @pytest.mark.asyncio
-async def test_a_failed_launch_is_counted_with_its_phase_and_reason(manager, events):
+async def test_a_failed_launch_is_counted_with_its_phase_and_reason(
+    manager: ResponseManager, events: list[dict[str, Any]]
+) -> None:
     failures = {"backend": "fake", "phase": "connection-info-received"}
     before = sample("gp_kernel_launch_failures_total", **failures, reason="image-unavailable")
     failed_before = sample(
@@ -225,7 +229,9 @@ async def test_a_failed_launch_is_counted_with_its_phase_and_reason(manager, eve
 
 
 @pytest.mark.asyncio
-async def test_a_refused_submission_and_a_refused_user(manager, events):
+async def test_a_refused_submission_and_a_refused_user(
+    manager: ResponseManager, events: list[dict[str, Any]]
+) -> None:
     submit = {"backend": "fake", "phase": "submitted", "reason": "submit-refused"}
     refused = {"backend": "fake", "phase": "pre-launch", "reason": "unauthorized"}
     submit_before = sample("gp_kernel_launch_failures_total", **submit)
@@ -248,7 +254,9 @@ async def test_a_refused_submission_and_a_refused_user(manager, events):
 
 
 @pytest.mark.asyncio
-async def test_long_messages_are_cut_and_unknown_reasons_stay_bounded(manager, events):
+async def test_long_messages_are_cut_and_unknown_reasons_stay_bounded(
+    manager: ResponseManager, events: list[dict[str, Any]]
+) -> None:
     with pytest.raises(Exception, match=r"x{100}"):
         await launch(make(manager, "k-long", "long"))
     await settle()
@@ -265,7 +273,7 @@ async def test_long_messages_are_cut_and_unknown_reasons_stay_bounded(manager, e
 
 
 @pytest.mark.asyncio
-async def test_a_refused_response_message_is_counted_by_reason(manager):
+async def test_a_refused_response_message_is_counted_by_reason(manager: ResponseManager) -> None:
     before = sample("gp_response_rejections_total", reason="malformed")
     host, port = manager.response_address.rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
@@ -277,7 +285,9 @@ async def test_a_refused_response_message_is_counted_by_reason(manager):
 
 
 @pytest.mark.asyncio
-async def test_metrics_off_records_nothing(manager, events):
+async def test_metrics_off_records_nothing(
+    manager: ResponseManager, events: list[dict[str, Any]]
+) -> None:
     settings = Observability.instance()
     settings.metrics_enabled = False
     try:

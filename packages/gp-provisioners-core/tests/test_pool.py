@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
 
 from gp_provisioners_core.errors import KernelSpecConfigError
 from gp_provisioners_core.pool import KernelPools, PoolHooks, PoolTemplate
@@ -87,6 +88,8 @@ async def test_claimed_kernel_runs_code_under_the_requested_id(
     assert kernel_id == wanted
     assert pooled.list_kernel_ids() == [wanted]
     manager = pooled.get_kernel(wanted)
+    assert isinstance(manager, AsyncKernelManager)
+    assert manager.provisioner is not None
     assert manager.kernel_id == wanted
     assert manager.provisioner.kernel_id == wanted
     assert Path(manager.connection_file).name == f"kernel-{wanted}.json"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,10 @@ VECTORS_DIR = Path(__file__).resolve().parents[3] / "docs" / "protocol-vectors"
 
 @pytest.fixture(scope="module")
 def vectors() -> dict[str, Any]:
-    return json.loads((VECTORS_DIR / "v2-vectors.json").read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads(
+        (VECTORS_DIR / "v2-vectors.json").read_text(encoding="utf-8")
+    )
+    return loaded
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +35,22 @@ def key_pair(vectors: dict[str, Any]) -> ServerKeyPair:
 
 
 def envelope_of(message: bytes | str) -> dict[str, Any]:
-    return json.loads(base64.b64decode(message, validate=True))
+    envelope: dict[str, Any] = json.loads(base64.b64decode(message, validate=True))
+    return envelope
 
 
 # -- key pair -------------------------------------------------------------------------------
 
 
-def test_public_key_is_base64_der_spki_of_the_test_key(vectors, key_pair):
+def test_public_key_is_base64_der_spki_of_the_test_key(
+    vectors: dict[str, Any], key_pair: ServerKeyPair
+) -> None:
     assert key_pair.public_key_b64 == vectors["rsa"]["public_key_b64"]
     assert protocol.load_public_key(key_pair.public_key_b64).key_size == 3072
     assert vectors["rsa"]["key_size"] == protocol.DEFAULT_KEY_SIZE
 
 
-def test_key_pair_refuses_small_keys():
+def test_key_pair_refuses_small_keys() -> None:
     with pytest.raises(ValueError, match="at least 2048"):
         ServerKeyPair.generate(1024)
 
@@ -51,7 +58,7 @@ def test_key_pair_refuses_small_keys():
 # -- the vector is self-consistent -------------------------------------------------------------
 
 
-def test_vector_body_and_ciphertext_are_consistent(vectors):
+def test_vector_body_and_ciphertext_are_consistent(vectors: dict[str, Any]) -> None:
     launch = vectors["launch"]
     body = json.dumps({"launch_secret": launch["launch_secret"], "conn_info": launch["conn_info"]})
     assert body == launch["body_json"]
@@ -67,13 +74,15 @@ def test_vector_body_and_ciphertext_are_consistent(vectors):
 # -- v2 sealing and opening ---------------------------------------------------------------------
 
 
-def test_associated_data(vectors):
+def test_associated_data(vectors: dict[str, Any]) -> None:
     launch = vectors["launch"]
     assert protocol.associated_data(launch["kernel_id"]) == launch["associated_data"].encode()
     assert launch["associated_data"] == f"gp-launch:v2:{launch['kernel_id']}"
 
 
-def test_seal_v2_reproduces_the_ciphertext(vectors, key_pair):
+def test_seal_v2_reproduces_the_ciphertext(
+    vectors: dict[str, Any], key_pair: ServerKeyPair
+) -> None:
     launch = vectors["launch"]
     aes_key = bytes.fromhex(launch["aes_key_hex"])
     message = protocol.seal_v2(
@@ -94,7 +103,9 @@ def test_seal_v2_reproduces_the_ciphertext(vectors, key_pair):
     assert b"\n" not in message
 
 
-def test_sample_message_opens_to_the_conn_info(vectors, key_pair):
+def test_sample_message_opens_to_the_conn_info(
+    vectors: dict[str, Any], key_pair: ServerKeyPair
+) -> None:
     launch = vectors["launch"]
     envelope = envelope_of(launch["sample_message"])
     assert envelope["conn_info"] == launch["ciphertext_b64"]
@@ -108,14 +119,14 @@ def test_sample_message_opens_to_the_conn_info(vectors, key_pair):
         assert list(opened.conn_info) == list(launch["conn_info"])
 
 
-def test_sample_message_does_not_open_with_another_key(vectors):
+def test_sample_message_does_not_open_with_another_key(vectors: dict[str, Any]) -> None:
     other = ServerKeyPair.generate(2048)
     with pytest.raises(ProtocolError) as caught:
         open_message(vectors["launch"]["sample_message"].encode(), other, allow_legacy=True)
     assert caught.value.reason == "undecryptable"
 
 
-def test_rejection_vectors(vectors, key_pair):
+def test_rejection_vectors(vectors: dict[str, Any], key_pair: ServerKeyPair) -> None:
     rejections = vectors["launch"]["rejections"]
     assert {r["reason"] for r in rejections} >= {"undecryptable", "malformed"}
     for case in rejections:
@@ -125,7 +136,9 @@ def test_rejection_vectors(vectors, key_pair):
 
 
 @pytest.mark.parametrize("version", [True, 2.0, "2", None])
-def test_version_must_be_an_integer(vectors, key_pair, version):
+def test_version_must_be_an_integer(
+    vectors: dict[str, Any], key_pair: ServerKeyPair, version: object
+) -> None:
     envelope = envelope_of(vectors["launch"]["sample_message"])
     envelope["version"] = version
     message = base64.b64encode(json.dumps(envelope).encode())
@@ -134,7 +147,9 @@ def test_version_must_be_an_integer(vectors, key_pair, version):
     assert caught.value.reason == "unsupported-version"
 
 
-def test_conn_info_naming_another_kernel_is_malformed(vectors, key_pair):
+def test_conn_info_naming_another_kernel_is_malformed(
+    vectors: dict[str, Any], key_pair: ServerKeyPair
+) -> None:
     launch = vectors["launch"]
     conn_info = dict(launch["conn_info"], kernel_id="someone-else")
     message = protocol.seal_v2(
@@ -148,7 +163,9 @@ def test_conn_info_naming_another_kernel_is_malformed(vectors, key_pair):
 # -- v1 -----------------------------------------------------------------------------------------
 
 
-def test_v1_sample_is_refused_without_legacy(vectors, key_pair):
+def test_v1_sample_is_refused_without_legacy(
+    vectors: dict[str, Any], key_pair: ServerKeyPair
+) -> None:
     legacy = vectors["legacy_v1"]
     with pytest.raises(ProtocolError) as caught:
         open_message(legacy["sample_message"].encode(), key_pair, allow_legacy=False)
@@ -156,7 +173,7 @@ def test_v1_sample_is_refused_without_legacy(vectors, key_pair):
     assert caught.value.kernel_id is None  # refused unread: nothing was decrypted
 
 
-def test_v1_sample_opens_with_legacy(vectors, key_pair):
+def test_v1_sample_opens_with_legacy(vectors: dict[str, Any], key_pair: ServerKeyPair) -> None:
     legacy = vectors["legacy_v1"]
     envelope = envelope_of(legacy["sample_message"])
     assert set(envelope) == {"version", "key", "conn_info"}
@@ -170,7 +187,7 @@ def test_v1_sample_opens_with_legacy(vectors, key_pair):
     assert opened.conn_info == legacy["conn_info"]
 
 
-def test_seal_v1_opens_only_with_legacy(vectors, key_pair):
+def test_seal_v1_opens_only_with_legacy(vectors: dict[str, Any], key_pair: ServerKeyPair) -> None:
     legacy = vectors["legacy_v1"]
     message = protocol.seal_v1(vectors["rsa"]["public_key_b64"], legacy["conn_info"])
     assert open_message(message, key_pair, allow_legacy=True).conn_info == legacy["conn_info"]
@@ -181,7 +198,7 @@ def test_seal_v1_opens_only_with_legacy(vectors, key_pair):
 # -- comm-port requests ---------------------------------------------------------------------------
 
 
-def test_comm_signing_input_and_signature(vectors):
+def test_comm_signing_input_and_signature(vectors: dict[str, Any]) -> None:
     requests = vectors["comm"]["requests"]
     assert requests
     for case in requests:
@@ -198,7 +215,7 @@ def test_comm_signing_input_and_signature(vectors):
         assert json.dumps(signed) + "\n" == case["line"]
 
 
-def test_signature_depends_on_every_field(vectors):
+def test_signature_depends_on_every_field(vectors: dict[str, Any]) -> None:
     case = vectors["comm"]["requests"][0]
     args = (case["key"], case["kernel_id"], case["request"])
     base = protocol.sign_comm_request(*args, ts_ms=case["ts"], nonce=case["nonce"])["signature"]
@@ -219,7 +236,7 @@ def test_signature_depends_on_every_field(vectors):
 
 
 @pytest.fixture
-def manager(key_pair, monkeypatch):
+def manager(key_pair: ServerKeyPair, monkeypatch: pytest.MonkeyPatch) -> Iterator[ResponseManager]:
     monkeypatch.setattr(ServerKeyPair, "generate", classmethod(lambda cls, size=0: key_pair))
     rm = ResponseManager(response_ip="127.0.0.1", response_port=0, log_rejections=False)
     rm.start()
@@ -246,7 +263,7 @@ def rejected(reason: str) -> bytes:
     return b'{"status": "rejected", "reason": "' + reason.encode() + b'"}\n'
 
 
-async def test_server_acknowledgements(vectors, manager):
+async def test_server_acknowledgements(vectors: dict[str, Any], manager: ResponseManager) -> None:
     launch, legacy = vectors["launch"], vectors["legacy_v1"]
     kernel_id, sample = launch["kernel_id"], launch["sample_message"].encode()
     assert manager.public_key == vectors["rsa"]["public_key_b64"]
@@ -276,12 +293,14 @@ async def test_server_acknowledgements(vectors, manager):
     assert message.conn_info == legacy["conn_info"]
 
 
-async def test_server_refuses_oversized_messages(manager):
+async def test_server_refuses_oversized_messages(manager: ResponseManager) -> None:
     manager.max_message_bytes = 1024
     assert await exchange(manager, b"A" * 4096 + b"\n") == rejected("too-large")
 
 
-async def test_rejection_does_not_disturb_a_pending_launch(vectors, manager):
+async def test_rejection_does_not_disturb_a_pending_launch(
+    vectors: dict[str, Any], manager: ResponseManager
+) -> None:
     launch = vectors["launch"]
     manager.register_event(launch["kernel_id"], launch["launch_secret"])
     forged = protocol.seal_v2(

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from traitlets import TraitError
+from traitlets.config import Config
 
 from gp_provisioners_core.protocol import seal_v1, seal_v2
 from gp_provisioners_core.response_manager import ResponseManager, ResponseManagerConfigError
@@ -83,7 +84,9 @@ async def send_to(
 
 
 @pytest.mark.asyncio
-async def test_v2_message_with_the_launch_secret_is_accepted(manager):
+async def test_v2_message_with_the_launch_secret_is_accepted(
+    manager: tuple[ResponseManager, Recorder],
+) -> None:
     rm, _ = manager
     rm.register_event(KERNEL_ID, "the-secret")
     reply = await send(rm, seal_v2(rm.public_key, KERNEL_ID, "the-secret", conn_info()))
@@ -94,7 +97,9 @@ async def test_v2_message_with_the_launch_secret_is_accepted(manager):
 
 
 @pytest.mark.asyncio
-async def test_wrong_secret_unknown_kernel_and_replay_are_refused(manager):
+async def test_wrong_secret_unknown_kernel_and_replay_are_refused(
+    manager: tuple[ResponseManager, Recorder],
+) -> None:
     rm, recorder = manager
     rm.register_event(KERNEL_ID, "the-secret")
     forged = await send(rm, seal_v2(rm.public_key, KERNEL_ID, "guessed", conn_info()))
@@ -113,7 +118,7 @@ async def test_wrong_secret_unknown_kernel_and_replay_are_refused(manager):
 
 
 @pytest.mark.asyncio
-async def test_v1_payload_needs_legacy_opt_in(manager):
+async def test_v1_payload_needs_legacy_opt_in(manager: tuple[ResponseManager, Recorder]) -> None:
     rm, recorder = manager
     rm.register_event(KERNEL_ID, "the-secret", allow_legacy=False)
     refused = await send(rm, seal_v1(rm.public_key, conn_info()), newline=False)
@@ -126,7 +131,9 @@ async def test_v1_payload_needs_legacy_opt_in(manager):
 
 
 @pytest.mark.asyncio
-async def test_a_message_for_another_key_is_undecryptable(manager):
+async def test_a_message_for_another_key_is_undecryptable(
+    manager: tuple[ResponseManager, Recorder],
+) -> None:
     rm, _ = manager
     rm.register_event(KERNEL_ID, "the-secret")
     stranger = ResponseManager(response_ip="127.0.0.1", response_port=0, key_size=2048)
@@ -138,7 +145,9 @@ async def test_a_message_for_another_key_is_undecryptable(manager):
 
 
 @pytest.mark.asyncio
-async def test_garbage_oversize_and_idle_clients_do_not_delay_a_launch(manager):
+async def test_garbage_oversize_and_idle_clients_do_not_delay_a_launch(
+    manager: tuple[ResponseManager, Recorder],
+) -> None:
     rm, recorder = manager
     rm.register_event(KERNEL_ID, "the-secret")
     before = rm.rejected_count
@@ -170,7 +179,9 @@ async def test_garbage_oversize_and_idle_clients_do_not_delay_a_launch(manager):
 
 
 @pytest.mark.asyncio
-async def test_rejections_are_summed_up_per_reason_and_interval(manager):
+async def test_rejections_are_summed_up_per_reason_and_interval(
+    manager: tuple[ResponseManager, Recorder],
+) -> None:
     rm, recorder = manager
     rm.rejection_log_interval = 0.5
     for _ in range(30):
@@ -191,7 +202,9 @@ async def test_rejections_are_summed_up_per_reason_and_interval(manager):
 
 
 @pytest.mark.asyncio
-async def test_a_crafted_kernel_id_cannot_forge_a_log_line(manager):
+async def test_a_crafted_kernel_id_cannot_forge_a_log_line(
+    manager: tuple[ResponseManager, Recorder],
+) -> None:
     rm, recorder = manager
     forged = "k\nWARNING root: kernel admin started" + "x" * 5000
     envelope = {"version": 2, "kernel_id": forged, "key": "", "nonce": "", "conn_info": ""}
@@ -205,7 +218,9 @@ async def test_a_crafted_kernel_id_cannot_forge_a_log_line(manager):
 
 
 @pytest.mark.asyncio
-async def test_one_peer_cannot_take_every_connection(manager):
+async def test_one_peer_cannot_take_every_connection(
+    manager: tuple[ResponseManager, Recorder],
+) -> None:
     rm, recorder = manager
     rm.max_connections_per_peer = 5
     rm.register_event(KERNEL_ID, "the-secret")
@@ -240,7 +255,9 @@ async def test_one_peer_cannot_take_every_connection(manager):
     ids=["nested", "nested-json", "not-utf8", "id-not-a-string", "version-list", "v1-types"],
 )
 @pytest.mark.asyncio
-async def test_any_input_gets_a_status_reply(manager, payload):
+async def test_any_input_gets_a_status_reply(
+    manager: tuple[ResponseManager, Recorder], payload: bytes
+) -> None:
     rm, _ = manager
     rm.register_event(KERNEL_ID, "s", allow_legacy=True)
     reply = await send(rm, payload)
@@ -248,7 +265,7 @@ async def test_any_input_gets_a_status_reply(manager, payload):
     assert reply["reason"] in ("malformed", "unsupported-version", "too-large")
 
 
-def test_bound_to_all_interfaces_advertising_a_name_receives_a_launch():
+def test_bound_to_all_interfaces_advertising_a_name_receives_a_launch() -> None:
     rm = ResponseManager(
         response_ip="localhost", response_bind_ip="*", response_port=0, key_size=2048
     )
@@ -270,7 +287,7 @@ def test_bound_to_all_interfaces_advertising_a_name_receives_a_launch():
         rm.stop_response_manager()
 
 
-def test_bind_address_differs_from_the_advertised_one():
+def test_bind_address_differs_from_the_advertised_one() -> None:
     rm = ResponseManager(
         response_ip="10.255.255.1", response_bind_ip="127.0.0.1", response_port=0, key_size=2048
     )
@@ -286,15 +303,17 @@ def test_bind_address_differs_from_the_advertised_one():
 
 
 @pytest.mark.asyncio
-async def test_start_async_makes_the_key_off_the_callers_thread(monkeypatch):
+async def test_start_async_makes_the_key_off_the_callers_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from gp_provisioners_core import protocol
 
     threads: list[str] = []
-    generate = protocol.ServerKeyPair.generate.__func__  # type: ignore[attr-defined]
+    generate = protocol.ServerKeyPair.generate  # the real one, bound before it is patched
 
-    def spy(cls, key_size):
+    def spy(cls: type[protocol.ServerKeyPair], key_size: int) -> protocol.ServerKeyPair:
         threads.append(threading.current_thread().name)
-        return generate(cls, key_size)
+        return generate(key_size)
 
     monkeypatch.setattr(protocol.ServerKeyPair, "generate", classmethod(spy))
     rm = ResponseManager(response_ip="127.0.0.1", response_port=0, key_size=2048)
@@ -316,7 +335,7 @@ async def test_start_async_makes_the_key_off_the_callers_thread(monkeypatch):
         rm.stop_response_manager()
 
 
-def test_traitlets_configuration_reaches_the_response_manager():
+def test_traitlets_configuration_reaches_the_response_manager() -> None:
     from traitlets.config import Config
 
     config = Config()
@@ -339,9 +358,7 @@ def no_shared_manager() -> Iterator[None]:
     ResponseManager.clear_instance()
 
 
-def _config(**settings: object):
-    from traitlets.config import Config
-
+def _config(**settings: object) -> Config:
     config = Config()
     for name, value in settings.items():
         setattr(config.ResponseManager, name, value)
@@ -349,7 +366,7 @@ def _config(**settings: object):
 
 
 @pytest.mark.usefixtures("no_shared_manager")
-def test_the_shared_manager_is_made_from_the_first_config_and_kept():
+def test_the_shared_manager_is_made_from_the_first_config_and_kept() -> None:
     first = ResponseManager.shared(_config(response_port=0, read_timeout=1.5))
     assert first.read_timeout == 1.5
     # the same settings again, or a config that sets nothing for it: the same manager
@@ -359,7 +376,7 @@ def test_the_shared_manager_is_made_from_the_first_config_and_kept():
 
 
 @pytest.mark.usefixtures("no_shared_manager")
-def test_a_conflicting_second_config_is_an_error_naming_setting_and_values():
+def test_a_conflicting_second_config_is_an_error_naming_setting_and_values() -> None:
     ResponseManager.shared(_config(response_port=0, read_timeout=1.5))
     with pytest.raises(ResponseManagerConfigError) as conflict:
         ResponseManager.shared(_config(response_port=0, read_timeout=9.0, max_connections=3))
@@ -371,7 +388,7 @@ def test_a_conflicting_second_config_is_an_error_naming_setting_and_values():
 
 
 @pytest.mark.usefixtures("no_shared_manager")
-def test_a_second_config_may_name_the_value_in_use():
+def test_a_second_config_may_name_the_value_in_use() -> None:
     ResponseManager.shared(_config(response_port=0))
     in_use = ResponseManager.instance().read_timeout
     assert ResponseManager.shared(_config(read_timeout=in_use)) is ResponseManager.instance()
@@ -388,14 +405,16 @@ def test_a_second_config_may_name_the_value_in_use():
         ("GP_RESPONSE_BIND_IP", "example.com"),
     ],
 )
-def test_bad_settings_name_the_variable(monkeypatch, variable, value):
+def test_bad_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises((ValueError, TraitError)) as caught:
         ResponseManager()  # at start-up, not at first use
     assert variable in str(caught.value)
 
 
-def test_port_taken_moves_to_the_next_and_says_so():
+def test_port_taken_moves_to_the_next_and_says_so() -> None:
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
@@ -422,7 +441,7 @@ def _has_ipv6_loopback() -> bool:
     return True
 
 
-def test_ipv6_loopback_is_served():
+def test_ipv6_loopback_is_served() -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6 on this machine")
     try:
@@ -440,6 +459,6 @@ def test_ipv6_loopback_is_served():
         rm.stop_response_manager()
 
 
-def test_bad_response_ip_names_the_value():
+def test_bad_response_ip_names_the_value() -> None:
     with pytest.raises(TraitError, match=r"GP_RESPONSE_IP.*'not an ip'"):
         ResponseManager(response_ip="not an ip")

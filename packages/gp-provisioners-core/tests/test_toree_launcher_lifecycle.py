@@ -102,7 +102,9 @@ def launched(
         process.wait(10)
 
 
-def test_the_jvm_exits_when_toree_returns(launched):
+def test_the_jvm_exits_when_toree_returns(
+    launched: tuple[subprocess.Popen[str], dict[str, Any], Path],
+) -> None:
     """Toree's main returning (its shutdown) ends the JVM even though a non-daemon thread is
     left: the launcher must not keep a kernel-less JVM (the provisioner would see a live
     process and the comm port would answer for a kernel that is gone)."""
@@ -117,7 +119,9 @@ def test_the_jvm_exits_when_toree_returns(launched):
     assert "Apache Toree stopped: the JVM exits" in process.stderr.read()
 
 
-def test_a_comm_port_shutdown_ends_the_jvm(launched):
+def test_a_comm_port_shutdown_ends_the_jvm(
+    launched: tuple[subprocess.Popen[str], dict[str, Any], Path],
+) -> None:
     process, conn_info, _ = launched
     request = sign_comm_request(conn_info["key"], conn_info["kernel_id"], {"shutdown": 1})
     with socket.create_connection(("127.0.0.1", conn_info["comm_port"]), timeout=10) as s:
@@ -126,7 +130,9 @@ def test_a_comm_port_shutdown_ends_the_jvm(launched):
     assert process.wait(30) is not None
 
 
-def test_the_warm_up_is_skipped_without_jeromq(launched):
+def test_the_warm_up_is_skipped_without_jeromq(
+    launched: tuple[subprocess.Popen[str], dict[str, Any], Path],
+) -> None:
     """The warm-up is best effort: without JeroMQ (no Toree assembly) the launch goes on."""
     process, conn_info, stop = launched
     assert conn_info["comm_port"] > 0

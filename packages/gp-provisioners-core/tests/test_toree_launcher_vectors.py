@@ -25,7 +25,8 @@ VECTORS = Path(__file__).resolve().parents[3] / "docs" / "protocol-vectors" / "v
 
 @pytest.fixture(scope="module")
 def vectors() -> dict[str, Any]:
-    return json.loads(VECTORS.read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads(VECTORS.read_text(encoding="utf-8"))
+    return loaded
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,9 @@ def produced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return result
 
 
-def test_sealed_body_and_ciphertext_are_the_vectors(produced, vectors):
+def test_sealed_body_and_ciphertext_are_the_vectors(
+    produced: dict[str, Any], vectors: dict[str, Any]
+) -> None:
     launch = vectors["launch"]
     assert produced["body_json"] == launch["body_json"]
     assert produced["associated_data"] == launch["associated_data"]
@@ -65,7 +68,9 @@ def test_sealed_body_and_ciphertext_are_the_vectors(produced, vectors):
 
 
 @pytest.mark.parametrize("which", ["fixed_message", "random_message"])
-def test_the_server_opens_the_java_launch_message(produced, vectors, which):
+def test_the_server_opens_the_java_launch_message(
+    produced: dict[str, Any], vectors: dict[str, Any], which: str
+) -> None:
     key_pair = ServerKeyPair.from_pem(vectors["rsa"]["private_key_pem"].encode())
     opened = open_message(produced[which].encode() + b"\n", key_pair, allow_legacy=False)
     assert opened.kernel_id == vectors["launch"]["kernel_id"]
@@ -73,14 +78,16 @@ def test_the_server_opens_the_java_launch_message(produced, vectors, which):
     assert opened.conn_info == vectors["launch"]["conn_info"]
 
 
-def test_random_messages_use_a_fresh_key_and_nonce(produced):
+def test_random_messages_use_a_fresh_key_and_nonce(produced: dict[str, Any]) -> None:
     fixed = json.loads(base64.b64decode(produced["fixed_message"]))
     fresh = json.loads(base64.b64decode(produced["random_message"]))
     assert fresh["nonce"] != fixed["nonce"]
     assert fresh["conn_info"] != fixed["conn_info"]
 
 
-def test_comm_requests_sign_and_verify_as_the_vectors(produced, vectors):
+def test_comm_requests_sign_and_verify_as_the_vectors(
+    produced: dict[str, Any], vectors: dict[str, Any]
+) -> None:
     expected = {v["name"]: v for v in vectors["comm"]["requests"]}
     assert [r["name"] for r in produced["requests"]] == list(expected)
     for result in produced["requests"]:
@@ -96,7 +103,7 @@ def test_comm_requests_sign_and_verify_as_the_vectors(produced, vectors):
         assert result["request"] == acted
 
 
-def test_comm_refusals_are_refused(produced, vectors):
+def test_comm_refusals_are_refused(produced: dict[str, Any], vectors: dict[str, Any]) -> None:
     names = [v["name"] for v in vectors["comm"]["refusals"]]
     assert [r["name"] for r in produced["refusals"]] == names
     for result in produced["refusals"]:
@@ -106,7 +113,7 @@ def test_comm_refusals_are_refused(produced, vectors):
     assert reasons["stale"] == reasons["from-the-future"] == "stale request"
 
 
-def test_hostile_lines_are_refused_with_a_fixed_reason(produced):
+def test_hostile_lines_are_refused_with_a_fixed_reason(produced: dict[str, Any]) -> None:
     # empty, not JSON, 100,000 nested arrays, a non-object request, non-ASCII garbage
     assert produced["hostile"] == [
         "not JSON",

@@ -6,7 +6,14 @@ import threading
 import time
 from collections.abc import Collection
 
-from gp_provisioners_core.watcher import BatchedStatusWatcher
+from gp_provisioners_core.watcher import BatchedStatusWatcher, Observation
+
+
+def status_of(watcher: BatchedStatusWatcher[str], item_id: str) -> str | None:
+    """The status ``watcher`` last saw of ``item_id``; fails the test if no query covered it."""
+    observation = watcher.observe(item_id)
+    assert observation is not None, f"no query covered {item_id}"
+    return observation.status
 
 
 class FakeQueue:
@@ -26,7 +33,7 @@ class FakeQueue:
             return {i: self.states[i] for i in ids if i in self.states}
 
 
-def test_one_query_covers_every_watched_id():
+def test_one_query_covers_every_watched_id() -> None:
     queue = FakeQueue()
     watcher = BatchedStatusWatcher("test-batch", queue.fetch, interval=0.05, launch_interval=0.05)
     try:
@@ -36,7 +43,7 @@ def test_one_query_covers_every_watched_id():
             watcher.watch(item)
         assert watcher.refresh()
         assert watcher.refresh()
-        assert all(watcher.observe(i).status == "RUNNING" for i in ids)
+        assert all(status_of(watcher, i) == "RUNNING" for i in ids)
         assert any(len(call) == 50 for call in queue.calls)
         queries_before = watcher.queries
         time.sleep(0.5)
@@ -46,7 +53,7 @@ def test_one_query_covers_every_watched_id():
         watcher.stop()
 
 
-def test_a_vanished_id_reads_as_none_and_errors_keep_the_last_answer():
+def test_a_vanished_id_reads_as_none_and_errors_keep_the_last_answer() -> None:
     queue = FakeQueue()
     watcher = BatchedStatusWatcher("test-vanish", queue.fetch, interval=10, launch_interval=10)
     try:
@@ -56,17 +63,17 @@ def test_a_vanished_id_reads_as_none_and_errors_keep_the_last_answer():
         assert watcher.refresh()
         del queue.states["b"]
         assert watcher.refresh()
-        assert watcher.observe("a").status == "RUNNING"
-        assert watcher.observe("b").status is None
+        assert status_of(watcher, "a") == "RUNNING"
+        assert status_of(watcher, "b") is None
         queue.fail = True
         assert watcher.refresh()
-        assert watcher.observe("a").status == "RUNNING"
+        assert status_of(watcher, "a") == "RUNNING"
         assert "backend unreachable" in watcher.last_error
     finally:
         watcher.stop()
 
 
-def test_launching_ids_are_queried_faster():
+def test_launching_ids_are_queried_faster() -> None:
     queue = FakeQueue()
     watcher = BatchedStatusWatcher("test-fast", queue.fetch, interval=5, launch_interval=0.05)
     try:
@@ -84,7 +91,7 @@ def test_launching_ids_are_queried_faster():
         watcher.stop()
 
 
-def test_refresh_waits_for_a_query_that_covers_an_id_watched_during_one():
+def test_refresh_waits_for_a_query_that_covers_an_id_watched_during_one() -> None:
     """A query under way took its snapshot of the ids before ``watch("late")``: ``refresh``
     must wait for the next one, or ``observe("late")`` is still None afterwards (seen as a
     flaky gp-yarn test under load)."""
@@ -101,7 +108,7 @@ def test_refresh_waits_for_a_query_that_covers_an_id_watched_during_one():
         return dict.fromkeys(ids, "RUNNING")
 
     watcher = BatchedStatusWatcher("test-late", fetch, interval=60, launch_interval=60)
-    observed: list[object] = []
+    observed: list[Observation[str] | None] = []
     try:
         watcher.watch("early", launching=False)
         assert started.wait(5)  # the first query holds {"early"} and is blocked
@@ -119,7 +126,7 @@ def test_refresh_waits_for_a_query_that_covers_an_id_watched_during_one():
         assert seen[0] == frozenset({"early"})
         assert len(observed) == 1
         assert observed[0] is not None
-        assert observed[0].status == "RUNNING"  # type: ignore[attr-defined]
+        assert observed[0].status == "RUNNING"
     finally:
         release.set()
         watcher.stop()
