@@ -27,7 +27,7 @@ outputs = st.lists(tokens, max_size=60).map(" ".join) | st.text(max_size=2000)
 
 
 @given(stdout=outputs)
-def test_status_parser_is_total_and_bounded(stdout):
+def test_status_parser_is_total_and_bounded(stdout: str) -> None:
     count_case("status")
     statuses = parse_status(stdout)
     for kernel_id, status in statuses.items():
@@ -47,7 +47,7 @@ def test_status_parser_is_total_and_bounded(stdout):
 
 
 @given(stdout=outputs)
-def test_launched_parser_is_total(stdout):
+def test_launched_parser_is_total(stdout: str) -> None:
     count_case("launched")
     launched = parse_launched(stdout)
     if launched is not None:

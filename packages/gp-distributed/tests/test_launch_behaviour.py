@@ -19,6 +19,7 @@ import zmq
 from jupyter_client.manager import AsyncKernelManager
 
 from gp_distributed.local_process import pid_is_running
+from gp_distributed.provisioner import DistributedProvisioner
 from gp_provisioners_core import (
     InvalidLaunchParameterError,
     KernelSpecConfigError,
@@ -96,7 +97,9 @@ def user_env(**extra: str) -> dict[str, str]:
         ("load_balancing_algorithm", "random", "round-robin"),
     ],
 )
-async def test_bad_kernelspec_config_names_key_value_and_spec(kernels_dir, key, value, expected):
+async def test_bad_kernelspec_config_names_key_value_and_spec(
+    kernels_dir: Path, key: str, value: object, expected: str
+) -> None:
     name = make_spec(kernels_dir, config={key: value})
     km = AsyncKernelManager(kernel_name=name)
     with pytest.raises(KernelSpecConfigError) as failure:
@@ -110,7 +113,7 @@ async def test_bad_kernelspec_config_names_key_value_and_spec(kernels_dir, key, 
 
 
 @pytest.mark.asyncio
-async def test_bad_kernel_launch_timeout_from_the_request_is_a_400(kernels_dir):
+async def test_bad_kernel_launch_timeout_from_the_request_is_a_400(kernels_dir: Path) -> None:
     km = AsyncKernelManager(kernel_name=make_spec(kernels_dir))
     with pytest.raises(InvalidLaunchParameterError) as failure:
         await km.start_kernel(env=user_env(KERNEL_LAUNCH_TIMEOUT="soon"))
@@ -119,7 +122,7 @@ async def test_bad_kernel_launch_timeout_from_the_request_is_a_400(kernels_dir):
 
 
 @pytest.mark.asyncio
-async def test_launcher_that_dies_fails_at_once_with_its_output(kernels_dir):
+async def test_launcher_that_dies_fails_at_once_with_its_output(kernels_dir: Path) -> None:
     name = make_spec(kernels_dir, extra_args=["--spark-context-initialization-mode", "eager"])
     km = AsyncKernelManager(kernel_name=name)
     started = time.monotonic()
@@ -133,7 +136,9 @@ async def test_launcher_that_dies_fails_at_once_with_its_output(kernels_dir):
 
 
 @pytest.mark.asyncio
-async def test_silent_launcher_times_out_naming_the_phase_and_leaves_nothing(kernels_dir):
+async def test_silent_launcher_times_out_naming_the_phase_and_leaves_nothing(
+    kernels_dir: Path,
+) -> None:
     marker = f"gp-silent-{uuid.uuid4().hex}"
     argv = [sys.executable, "-c", f"import time; time.sleep(120)  # {marker}"]
     name = make_spec(kernels_dir, argv=argv, config={"launch_timeout": 2})
@@ -147,12 +152,14 @@ async def test_silent_launcher_times_out_naming_the_phase_and_leaves_nothing(ker
 
 
 @pytest.mark.asyncio
-async def test_phases_are_logged_and_kept(kernels_dir, caplog):
+async def test_phases_are_logged_and_kept(
+    kernels_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     km = AsyncKernelManager(kernel_name=make_spec(kernels_dir))
     caplog.set_level("INFO")
     await km.start_kernel(env=user_env())
     try:
-        assert km.provisioner is not None
+        assert isinstance(km.provisioner, DistributedProvisioner)
         phases = km.provisioner.launch_phases.durations
         assert list(phases) == [
             "submitted",
@@ -170,7 +177,7 @@ async def test_phases_are_logged_and_kept(kernels_dir, caplog):
 
 
 @pytest.mark.asyncio
-async def test_curve_encryption_when_the_spec_asks(kernels_dir):
+async def test_curve_encryption_when_the_spec_asks(kernels_dir: Path) -> None:
     name = make_spec(kernels_dir, metadata={"supported_encryption": ["curve"]})
     km = AsyncKernelManager(kernel_name=name, transport_encryption="auto")
     await km.start_kernel(env=user_env())
@@ -191,11 +198,11 @@ async def test_curve_encryption_when_the_spec_asks(kernels_dir):
 
 
 @pytest.mark.asyncio
-async def test_legacy_v1_launcher_only_with_opt_in(kernels_dir):
+async def test_legacy_v1_launcher_only_with_opt_in(kernels_dir: Path) -> None:
     v1 = ["--protocol-version", "1"]
 
     def v1_spec(config: dict[str, Any], declared: bool) -> str:
-        section = {"provisioner_name": "distributed-provisioner", "config": config}
+        section: dict[str, Any] = {"provisioner_name": "distributed-provisioner", "config": config}
         if declared:
             section["launcher_protocol_version"] = 1
         return make_spec(kernels_dir, extra_args=v1, metadata={"kernel_provisioner": section})
@@ -209,7 +216,7 @@ async def test_legacy_v1_launcher_only_with_opt_in(kernels_dir):
         await client.wait_for_ready(timeout=30)
         assert (await execute(client, "print(6 * 7)")).stdout.strip() == "42"
         client.stop_channels()
-        assert km.provisioner is not None
+        assert isinstance(km.provisioner, DistributedProvisioner)
         assert km.provisioner.legacy_launcher
     finally:
         await km.shutdown_kernel()
@@ -241,7 +248,9 @@ def _processes_with(text: str) -> list[int]:
 
 
 @pytest.mark.asyncio
-async def test_a_failed_launch_is_one_error_record(kernels_dir, caplog):
+async def test_a_failed_launch_is_one_error_record(
+    kernels_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     name = make_spec(kernels_dir, extra_args=["--spark-context-initialization-mode", "eager"])
     km = AsyncKernelManager(kernel_name=name)
     with caplog.at_level(logging.ERROR), pytest.raises(LaunchFailedError):

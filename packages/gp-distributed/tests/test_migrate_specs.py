@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gp_provisioners_core.legacy_specs import find_problem
 from gp_provisioners_core.migrate import BACKUP_PREFIX, main
 
@@ -43,7 +45,9 @@ def gp_ssh_spec(root: Path) -> Path:
     return folder
 
 
-def test_migrate_rewrites_in_place_with_a_backup(tmp_path: Path, capsys) -> None:
+def test_migrate_rewrites_in_place_with_a_backup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = gp_ssh_spec(tmp_path)
     old = (folder / "kernel.json").read_text()
     assert main([str(folder)]) == 0
@@ -80,7 +84,9 @@ def test_dry_run_changes_nothing_and_unknown_names_fail(tmp_path: Path) -> None:
     assert "'no_such_spec' is neither an installed kernelspec" in missing.stderr
 
 
-def test_migrate_keeps_the_toree_assembly_the_user_put_in_lib(tmp_path: Path, capsys) -> None:
+def test_migrate_keeps_the_toree_assembly_the_user_put_in_lib(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """gateway_provisioners' ssh_scala spec shipped no Toree: its run.sh wanted the user's copy of
     the assembly in lib/.  The rewrite (this Python has no apache-toree) keeps that copy."""
     import shutil

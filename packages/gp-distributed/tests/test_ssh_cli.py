@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,13 +12,14 @@ from gp_distributed.cli import main
 from gp_provisioners_core.installer import InstallerError
 
 
-def install(tmp_path: Path, *flags: str) -> dict:
+def install(tmp_path: Path, *flags: str) -> dict[str, Any]:
     assert main(["install", "--prefix", str(tmp_path), "--kernel-name", "ssh_t", *flags]) == 0
     folder = tmp_path / "share" / "jupyter" / "kernels" / "ssh_t"
     assert (folder / "scripts" / "launch_ipykernel.py").is_file()
-    spec = json.loads((folder / "kernel.json").read_text())
+    spec: dict[str, Any] = json.loads((folder / "kernel.json").read_text())
     assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "distributed-provisioner"
-    return spec["metadata"]["kernel_provisioner"]["config"]
+    config: dict[str, Any] = spec["metadata"]["kernel_provisioner"]["config"]
+    return config
 
 
 def test_defaults_leave_everything_to_the_server(tmp_path: Path) -> None:

@@ -429,7 +429,7 @@ def test_launch_script_without_setsid_falls_back_to_nohup(tmp_path: Path) -> Non
     wait_for(exit_file(launched.log_path))
 
 
-def test_a_kernel_log_line_cannot_forge_a_status():
+def test_a_kernel_log_line_cannot_forge_a_status() -> None:
     # str.splitlines() splits at \x1c and \u2028 too: a log line could forge a GP_STATUS line.
     stdout = (
         "GP_STATUS k-1 gone\n"
@@ -443,7 +443,7 @@ def test_a_kernel_log_line_cannot_forge_a_status():
     assert "\\x1b[31mred" in statuses["k-1"].tail[2]
 
 
-def test_status_parsing_is_bounded():
+def test_status_parsing_is_bounded() -> None:
     huge = "GP_STATUS k-1 exited 3\n" + "GP_LOG k-1 " + "z" * 100_000 + "\n"
     huge += "GP_LOG k-1 more\n" * 10_000
     huge += "GP_STATUS " + "k" * 500 + " running\n"  # not a kernel id
@@ -457,7 +457,7 @@ def test_status_parsing_is_bounded():
     assert all(len(line) <= 510 for line in statuses["k-1"].tail)
 
 
-def test_launched_line_needs_ascii_numbers_and_a_path():
+def test_launched_line_needs_ascii_numbers_and_a_path() -> None:
     assert parse_launched("GP_LAUNCHED \u0661\u0662 0 /tmp/x/launcher.log\n") is None
     assert parse_launched("GP_LAUNCHED 0 0 /tmp/x/launcher.log\n") is None
     launched = parse_launched("noise\x1cGP_LAUNCHED 12 12 /tmp/x/launcher.log\r\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -145,7 +146,7 @@ async def test_paramiko_work_runs_in_ssh_worker_threads(monkeypatch: pytest.Monk
     assert ticks >= 5  # the loop kept running while the ssh work waited
 
 
-def test_connect_errors_name_the_host_and_reason(tmp_path) -> None:
+def test_connect_errors_name_the_host_and_reason(tmp_path: Path) -> None:
     """A real (refused) connection attempt through paramiko, no sshd needed."""
     import socket
 

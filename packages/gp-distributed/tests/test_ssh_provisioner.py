@@ -157,6 +157,7 @@ async def test_refused_host_fails_fast_cools_down_and_the_next_launch_goes_elsew
     manager = AsyncKernelManager(kernel_name=SPEC)
     await manager.start_kernel(env=env)
     try:
+        assert isinstance(manager.provisioner, DistributedProvisioner)
         assert manager.provisioner.assigned_host == "localhost"
         client = manager.client()
         client.start_channels()
