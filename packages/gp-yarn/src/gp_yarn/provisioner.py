@@ -6,8 +6,13 @@ launcher runs in the application master and answers the response manager as ever
 The application is found again by its name, the kernel id (and the launch's tag), in the
 process's shared applications view (``applications.py``: one RM query per interval for all
 kernels), which ``poll`` and the launch checks read without calling the RM.  Kill and the
-last-resort stop go through ``PUT /ws/v1/cluster/apps/{id}/state``.  Every yarn-api-client call
-runs in a worker thread or the watcher's thread, never on the event loop.
+last-resort stop go through ``PUT /ws/v1/cluster/apps/{id}/state``.  The submitter runs in a
+session (process group) of its own with its output relayed to the log line by line and its
+last lines kept for the error of a failed submission: the core's ``RelayedProcess``.  In cluster
+mode with ``spark.yarn.submit.waitAppCompletion=false`` it exits once YARN accepted the
+application; a run.sh that waits runs for the application's life, so the provisioner stops it
+with the kernel either way.  Every yarn-api-client call runs in a worker thread or the watcher's
+thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from gp_provisioners_core.errors import (
     KernelSpecConfigError,
     LaunchTimeoutError,
 )
+from gp_provisioners_core.relayed_process import RelayedProcess
 from gp_provisioners_core.watch import BackendWatch
 
 from .applications import YarnApp, YarnAppWatch, pick_app
@@ -35,7 +41,6 @@ from .launch_steps import AppLaunchSteps
 from .rm_client import RMRequestError, RMSettings, RMUnavailableError
 from .settings import YarnConfigMixin
 from .spark_options import OPTS_ENV, QUEUE_ENV, SparkOptions, resolve_spark_options
-from .submitter import SubmitterProcess
 
 IMPERSONATION_ENV = "GP_IMPERSONATION_ENABLED"
 APP_TAG_ENV = "GP_YARN_APP_TAG"
@@ -49,6 +54,8 @@ LAUNCH_ENV_NAMES = (
 )
 """Variables the provisioner sets for run.sh at each launch (besides GP_LAUNCH_SECRET and
 GP_TRANSPORT_ENCRYPTION, set by gp-provisioners-core)."""
+SUBMITTER_TAIL_LINES = 30
+"""Lines of the submitter's output kept for the error of a failed submission."""
 
 
 class YarnProvisioner(AppLaunchSteps, YarnConfigMixin, RemoteProvisionerBase):  # type: ignore[metaclass]
@@ -67,7 +74,7 @@ class YarnProvisioner(AppLaunchSteps, YarnConfigMixin, RemoteProvisionerBase):  
         self.app_tag = ""
         self.launch_started_ms = 0
         self._watch: YarnAppWatch | None = None
-        self._submitter: SubmitterProcess | None = None
+        self._submitter: RelayedProcess | None = None
         self._ended: YarnApp | None = None
         self._earlier_app_ids: set[str] = set()
         self._spark_options = SparkOptions()
@@ -152,7 +159,14 @@ class YarnProvisioner(AppLaunchSteps, YarnConfigMixin, RemoteProvisionerBase):  
         watch.track(str(self.kernel_id), self.launch_started_ms, launching=True)
         try:
             self._submitter = await asyncio.to_thread(
-                SubmitterProcess.start, cmd, env, kwargs.get("cwd"), self.log, str(self.kernel_id)
+                RelayedProcess.start,
+                cmd,
+                env,
+                kwargs.get("cwd"),
+                self.log,
+                log_prefix=f"Kernel {self.kernel_id} [submit]",
+                thread_name="gp-yarn-submit-{pid}",
+                tail_lines=SUBMITTER_TAIL_LINES,
             )
         except OSError as err:
             self.fail_launch(f"cannot run the kernelspec's submitter {cmd[0]!r}: {err}")
@@ -388,7 +402,8 @@ class YarnProvisioner(AppLaunchSteps, YarnConfigMixin, RemoteProvisionerBase):  
     async def _stop_submitter(self) -> None:
         submitter, self._submitter = self._submitter, None
         if submitter is not None:
-            await asyncio.to_thread(submitter.stop)
+            # its whole process group, children that outlived it included
+            await asyncio.to_thread(submitter.signal_group, signal.SIGKILL)
 
     def _reset_launch_state(self) -> None:
         if self.application_id:
