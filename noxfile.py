@@ -85,7 +85,10 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     install_packages(session, *BACKENDS, "gp-server")
-    session.install("mypy>=1.10", "types-paramiko", "types-docker", "types-PyYAML")
+    # The tests' own imports as well (the packages' [test] extras bring pytest and hypothesis).
+    session.install(
+        "mypy>=1.10", "types-paramiko", "types-docker", "types-PyYAML", *TEST_TOOLS, *E2E_CLIENTS
+    )
     session.run("mypy")
     # The launchers run inside kernel images, outside any package: checked on their own.
     session.run("mypy", "--strict", "launchers/python")
@@ -95,6 +98,25 @@ def typecheck(session: nox.Session) -> None:
         session.run(
             "mypy", "--config-file", "../pyproject.toml", "--explicit-package-bases", "backends"
         )
+        session.run(
+            "mypy",
+            "--config-file",
+            "../pyproject.toml",
+            "--explicit-package-bases",
+            *sorted(p.name for p in (ROOT / "tests-integration").glob("*.py")),
+        )
+    # Each package's unit tests, strict too, from their folder (where conftest.py and the
+    # helper modules the tests import are top-level modules).
+    for name in PACKAGES:
+        tests = ROOT / "packages" / name / "tests"
+        with session.chdir(tests):
+            session.run(
+                "mypy",
+                "--config-file",
+                "../../../pyproject.toml",
+                "--explicit-package-bases",
+                *sorted(p.name for p in tests.glob("*.py")),
+            )
 
 
 @nox.session
