@@ -18,6 +18,7 @@ from gp_distributed.ssh import (
     resolve_target,
     run_script_async,
 )
+from gp_provisioners_core.testing import loop_ticks
 
 
 class FakeTransport:
@@ -130,20 +131,11 @@ async def test_paramiko_work_runs_in_ssh_worker_threads(monkeypatch: pytest.Monk
         return ssh.RemoteResult(0, "ok\n", "")
 
     monkeypatch.setattr(ssh, "run_script", fake_run_script)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    ticking = asyncio.ensure_future(ticker())
-    results = await asyncio.gather(*(run_script_async(TARGET, "true", 5) for _ in range(10)))
-    ticking.cancel()
+    async with loop_ticks() as ticks:
+        results = await asyncio.gather(*(run_script_async(TARGET, "true", 5) for _ in range(10)))
     assert [r.stdout for r in results] == ["ok\n"] * 10
     assert all(name.startswith("gp-ssh") for name in seen)
-    assert ticks >= 5  # the loop kept running while the ssh work waited
+    assert ticks.count >= 5  # the loop kept running while the ssh work waited
 
 
 def test_connect_errors_name_the_host_and_reason(tmp_path: Path) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
 import pytest
 
 from gp_provisioners_core import blocking
+from gp_provisioners_core.testing import loop_ticks
 
 
 @pytest.fixture(autouse=True)
@@ -18,23 +18,14 @@ def no_pools(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_calls_run_on_the_named_pool_while_the_loop_keeps_running() -> None:
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0.01)
-
     def slow_call(seconds: float, *, tag: str) -> str:
         time.sleep(seconds)
         return f"{tag} on {threading.current_thread().name}"
 
-    task = asyncio.create_task(ticker())
-    result = await blocking.run_blocking("gp-test-api", slow_call, 0.3, tag="listed")
-    task.cancel()
+    async with loop_ticks() as ticks:
+        result = await blocking.run_blocking("gp-test-api", slow_call, 0.3, tag="listed")
     assert result.startswith("listed on gp-test-api")
-    assert ticks >= 5  # the loop ran while the call slept
+    assert ticks.count >= 5  # the loop ran while the call slept
 
 
 async def test_exceptions_propagate_unchanged() -> None:

@@ -19,6 +19,7 @@ from traitlets.config import Config
 
 from gp_provisioners_core.protocol import seal_v1, seal_v2
 from gp_provisioners_core.response_manager import ResponseManager, ResponseManagerConfigError
+from gp_provisioners_core.testing import loop_ticks
 
 KERNEL_ID = "0f0e0d0c-aaaa-bbbb-cccc-000000000001"
 
@@ -318,19 +319,10 @@ async def test_start_async_makes_the_key_off_the_callers_thread(
     monkeypatch.setattr(protocol.ServerKeyPair, "generate", classmethod(spy))
     rm = ResponseManager(response_ip="127.0.0.1", response_port=0, key_size=2048)
     try:
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.001)
-
-        task = asyncio.ensure_future(ticker())
-        await rm.start_async()
-        task.cancel()
+        async with loop_ticks(0.001) as ticks:
+            await rm.start_async()
         assert threads == ["gp-response-manager"]
-        assert ticks > 0
+        assert ticks.count > 0
     finally:
         rm.stop_response_manager()
 

@@ -4,7 +4,6 @@ the script goes to its stdin; errors carry Slurm's text; nothing blocks the even
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from gp_provisioners_core.testing import loop_ticks
 from gp_slurm.commands import CommandSubmitter
 from gp_slurm.jobspec import JobRequest, batch_script
 from gp_slurm.resources import JobResources
@@ -113,21 +113,12 @@ async def test_missing_command_is_named(tmp_path: Path) -> None:
 
 async def test_a_slow_sbatch_times_out_without_blocking_the_loop(bin_dir: Path) -> None:
     fake_command(bin_dir, "sbatch", stdout="1\n", sleep=5)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    running = asyncio.ensure_future(ticker())
     started = time.monotonic()
-    with pytest.raises(SlurmTimeoutError, match=r"no answer within 0\.5s"):
-        await CommandSubmitter(bin_dir=str(bin_dir), timeout=0.5).submit(request())
-    running.cancel()
+    async with loop_ticks() as ticks:
+        with pytest.raises(SlurmTimeoutError, match=r"no answer within 0\.5s"):
+            await CommandSubmitter(bin_dir=str(bin_dir), timeout=0.5).submit(request())
     assert time.monotonic() - started < 3
-    assert ticks > 10  # the loop kept running while sbatch hung
+    assert ticks.count > 10  # the loop kept running while sbatch hung
 
 
 async def test_scancel(bin_dir: Path) -> None:

@@ -1,4 +1,5 @@
-"""Reusable test kit: the conformance suite every backend runs, and kernel client helpers.
+"""Reusable test kit: the conformance suite every backend runs, kernel client helpers, and
+:func:`~gp_provisioners_core.testing.loop.loop_ticks` (the loop kept running during a call).
 
 A backend's tests subclass
 :class:`~gp_provisioners_core.testing.conformance.ProvisionerConformance` and
@@ -20,6 +21,8 @@ if TYPE_CHECKING:  # the names as the lazy imports below give them, for type che
     from .kernels import ExecutionResult as ExecutionResult
     from .kernels import execute as execute
     from .kernels import isolated_jupyter_paths as isolated_jupyter_paths
+    from .loop import LoopTicks as LoopTicks
+    from .loop import loop_ticks as loop_ticks
 
 _EXPORTS = {
     "ConformanceBackend": "conformance",
@@ -28,6 +31,8 @@ _EXPORTS = {
     "ExecutionResult": "kernels",
     "execute": "kernels",
     "isolated_jupyter_paths": "kernels",
+    "LoopTicks": "loop",
+    "loop_ticks": "loop",
 }
 
 __all__ = sorted(_EXPORTS)
