@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,16 +9,16 @@ import pytest
 
 from gp_distributed.cli import main
 from gp_provisioners_core.installer import InstallerError
+from gp_provisioners_core.testing import installed_spec, provisioner_config
 
 
 def install(tmp_path: Path, *flags: str) -> dict[str, Any]:
     assert main(["install", "--prefix", str(tmp_path), "--kernel-name", "ssh_t", *flags]) == 0
     folder = tmp_path / "share" / "jupyter" / "kernels" / "ssh_t"
     assert (folder / "scripts" / "launch_ipykernel.py").is_file()
-    spec: dict[str, Any] = json.loads((folder / "kernel.json").read_text())
+    spec = installed_spec(folder)
     assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "distributed-provisioner"
-    config: dict[str, Any] = spec["metadata"]["kernel_provisioner"]["config"]
-    return config
+    return provisioner_config(spec)
 
 
 def test_defaults_leave_everything_to_the_server(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -14,8 +13,11 @@ import pytest
 from gp_docker.cli import CONTAINER_LAUNCHER, DEFAULT_IMAGE, DEFAULT_R_IMAGE, main
 from gp_docker.docker_provisioner import DockerProvisioner
 from gp_provisioners_core.installer import InstallerError
+from gp_provisioners_core.testing import installed_spec, provisioner_config
+from gp_provisioners_core.testing.specs import PROVISIONER_FILLS
 
-FILLED = {"kernel_id", "response_address", "public_key", "port_range", "transport_encryption"}
+# The argv runs in the container, where the spec's folder ({resource_dir}) does not exist.
+FILLED = PROVISIONER_FILLS - {"resource_dir"}
 
 
 def install(tmp_path: Path, *flags: str, name: str = "docker_python") -> dict[str, Any]:
@@ -24,14 +26,7 @@ def install(tmp_path: Path, *flags: str, name: str = "docker_python") -> dict[st
 
 
 def read(folder: Path) -> dict[str, Any]:
-    spec: dict[str, Any] = json.loads((folder / "kernel.json").read_text())
-    assert set(re.findall(r"\{([A-Za-z_]+)\}", " ".join(spec["argv"]))) <= FILLED
-    return spec
-
-
-def config_of(spec: dict[str, Any]) -> dict[str, Any]:
-    config: dict[str, Any] = spec["metadata"]["kernel_provisioner"]["config"]
-    return config
+    return installed_spec(folder, fills=FILLED)
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -39,7 +34,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert spec["display_name"] == "Docker Python"
     assert spec["language"] == "python"
     assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "docker-provisioner"
-    assert config_of(spec) == {"image_name": DEFAULT_IMAGE}
+    assert provisioner_config(spec) == {"image_name": DEFAULT_IMAGE}
     argv = spec["argv"]
     assert argv[:2] == ["python", CONTAINER_LAUNCHER]  # run inside the container
     assert argv[argv.index("--kernel-id") + 1] == "{kernel_id}"
@@ -69,7 +64,7 @@ def test_swarm(tmp_path: Path) -> None:
     ],
 )
 def test_settings_flags(tmp_path: Path, flags: list[str], key: str, value: object) -> None:
-    assert config_of(install(tmp_path, *flags))[key] == value
+    assert provisioner_config(install(tmp_path, *flags))[key] == value
 
 
 def test_installed_config_is_accepted_by_the_provisioner(tmp_path: Path) -> None:
@@ -93,7 +88,7 @@ def test_installed_config_is_accepted_by_the_provisioner(tmp_path: Path) -> None
         "root",
     )
     provisioner = DockerProvisioner(
-        kernel_id="k1", kernel_spec=None, parent=None, **config_of(spec)
+        kernel_id="k1", kernel_spec=None, parent=None, **provisioner_config(spec)
     )
     assert provisioner.image_name == "gp/kernel-py:2.0"
     assert provisioner.docker_network == "gp-net"
@@ -122,7 +117,7 @@ def test_names_language_and_subclass(tmp_path: Path) -> None:
 def test_language_r_defaults_to_the_r_image(tmp_path: Path) -> None:
     default = install(tmp_path, "--language", "r", name="docker_r")
     assert default["display_name"] == "Docker R"
-    assert config_of(default)["image_name"] == DEFAULT_R_IMAGE
+    assert provisioner_config(default)["image_name"] == DEFAULT_R_IMAGE
     assert default["metadata"]["debugger"] is False
     assert "supported_encryption" not in default["metadata"]
     spec = install(
@@ -132,7 +127,7 @@ def test_language_r_defaults_to_the_r_image(tmp_path: Path) -> None:
     )
     assert spec["language"] == "R"
     assert spec["display_name"] == "Docker R"
-    assert config_of(spec)["image_name"] == "me/kernel-r:1"
+    assert provisioner_config(spec)["image_name"] == "me/kernel-r:1"
     assert spec["argv"][:2] == ["python", CONTAINER_LAUNCHER]
     assert spec["argv"][spec["argv"].index("--kernel-language") + 1] == "R"
 

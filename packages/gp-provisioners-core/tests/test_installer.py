@@ -3,8 +3,6 @@ provisioner does not fill is left behind."""
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +10,7 @@ import pytest
 
 from gp_provisioners_core.installer import InstallerError, KernelSpecInstaller
 from gp_provisioners_core.remote_provisioner import RemoteProvisionerBase
-
-FILLED = {
-    "kernel_id",
-    "response_address",
-    "public_key",
-    "port_range",
-    "resource_dir",
-    "transport_encryption",
-}
+from gp_provisioners_core.testing import installed_spec, provisioner_config
 
 
 class DemoInstaller(KernelSpecInstaller):
@@ -35,16 +25,7 @@ def install(tmp_path: Path, *flags: str) -> dict[str, Any]:
     name = flags[flags.index("--kernel-name") + 1] if "--kernel-name" in flags else "demo_python"
     folder = tmp_path / "share" / "jupyter" / "kernels" / name
     assert (folder / "scripts" / "launch_ipykernel.py").is_file()
-    spec: dict[str, Any] = json.loads((folder / "kernel.json").read_text())
-    text = json.dumps(spec)
-    assert "${" not in text
-    assert set(re.findall(r"\{([A-Za-z_]+)\}", " ".join(spec["argv"]))) <= FILLED
-    return spec
-
-
-def config_of(spec: dict[str, Any]) -> dict[str, Any]:
-    config: dict[str, Any] = spec["metadata"]["kernel_provisioner"]["config"]
-    return config
+    return installed_spec(folder)
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -52,7 +33,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert spec["display_name"] == "Demo Python"
     assert spec["language"] == "python"
     assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "demo-provisioner"
-    assert config_of(spec) == {}
+    assert provisioner_config(spec) == {}
     assert spec["argv"][spec["argv"].index("--spark-context-initialization-mode") + 1] == "none"
 
 
@@ -68,12 +49,12 @@ def test_defaults(tmp_path: Path) -> None:
 def test_settings_flags_land_in_the_provisioner_config(
     tmp_path: Path, flags: list[str], key: str, value: object
 ) -> None:
-    assert config_of(install(tmp_path, *flags))[key] == value
+    assert provisioner_config(install(tmp_path, *flags))[key] == value
 
 
 def test_installed_config_is_accepted_by_the_provisioner_settings(tmp_path: Path) -> None:
     spec = install(tmp_path, "--port-range", "40000..41000", "--launch-timeout", "75")
-    for key, value in config_of(spec).items():
+    for key, value in provisioner_config(spec).items():
         assert key in RemoteProvisionerBase.class_trait_names(config=True)
         assert value is not None
 

@@ -3,7 +3,6 @@ values are named, the spec starts our launcher, and the console script really ru
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from gp_provisioners_core.installer import InstallerError
+from gp_provisioners_core.testing import installed_spec
 from gp_slurm.cli import main
 
 KERNEL = "slurm_t"
@@ -25,7 +25,7 @@ def install(tmp_path: Path, *flags: str) -> dict[str, Any]:
 def read_spec(prefix: Path) -> dict[str, Any]:
     folder = prefix / "share" / "jupyter" / "kernels" / KERNEL
     assert (folder / "scripts" / "launch_ipykernel.py").is_file()
-    spec: dict[str, Any] = json.loads((folder / "kernel.json").read_text())
+    spec = installed_spec(folder)
     assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "slurm-provisioner"
     return spec
 

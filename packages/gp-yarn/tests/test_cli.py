@@ -14,17 +14,10 @@ from typing import Any
 import pytest
 
 from gp_provisioners_core.installer import InstallerError
+from gp_provisioners_core.testing import installed_spec, provisioner_config
 from gp_yarn.cli import main
 from gp_yarn.provisioner import LAUNCH_ENV_NAMES
 
-FILLED = {
-    "kernel_id",
-    "response_address",
-    "public_key",
-    "port_range",
-    "resource_dir",
-    "transport_encryption",
-}
 # What run.sh may read: set by the provisioner at launch (gp-yarn's and gp-provisioners-core's), by
 # kernel.json's env, or optional (documented in run.sh and the README).
 RUN_SH_VARIABLES = {
@@ -42,10 +35,7 @@ RUN_SH_VARIABLES = {
 def install(prefix: Path, *flags: str, name: str = "yarn_t") -> tuple[dict[str, Any], Path]:
     assert main(["install", "--prefix", str(prefix), "--kernel-name", name, *flags]) == 0
     folder = prefix / "share" / "jupyter" / "kernels" / name
-    spec = json.loads((folder / "kernel.json").read_text())
-    assert "${" not in json.dumps(spec)
-    placeholders = set(re.findall(r"\{([A-Za-z_]+)\}", " ".join(spec["argv"])))
-    assert placeholders <= FILLED
+    spec = installed_spec(folder)
     assert (folder / "scripts" / "launch_ipykernel.py").is_file()
     run_sh = folder / "bin" / "run.sh"
     assert os.access(run_sh, os.X_OK)
@@ -54,13 +44,9 @@ def install(prefix: Path, *flags: str, name: str = "yarn_t") -> tuple[dict[str, 
     return spec, folder
 
 
-def config(spec: dict[str, Any]) -> dict[str, Any]:
-    return dict(spec["metadata"]["kernel_provisioner"]["config"])
-
-
 def test_defaults(tmp_path: Path) -> None:
     spec, _ = install(tmp_path)
-    assert config(spec) == {}
+    assert provisioner_config(spec) == {}
     assert spec["display_name"] == "yarn_t" or spec["display_name"]
     assert spec["env"] == {
         "SPARK_HOME": "/opt/spark",
@@ -109,7 +95,7 @@ def test_every_yarn_flag(tmp_path: Path) -> None:
         "--ipykernel-subclass-name",
         "my.Kernel",
     )
-    assert config(spec) == {
+    assert provisioner_config(spec) == {
         "yarn_endpoint": "http://rm1.example.com:8088/ws/v1/cluster",
         "alt_yarn_endpoint": "rm2.example.com:8088",
         "yarn_endpoint_security_enabled": True,

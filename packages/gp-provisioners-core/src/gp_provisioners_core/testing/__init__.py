@@ -1,5 +1,6 @@
-"""Reusable test kit: the conformance suite every backend runs, kernel client helpers, and
-:func:`~gp_provisioners_core.testing.loop.loop_ticks` (the loop kept running during a call).
+"""Reusable test kit: the conformance suite every backend runs, kernel client helpers,
+:func:`~gp_provisioners_core.testing.loop.loop_ticks` (the loop kept running during a call) and
+:func:`~gp_provisioners_core.testing.specs.installed_spec` (an installed kernelspec, read back).
 
 A backend's tests subclass
 :class:`~gp_provisioners_core.testing.conformance.ProvisionerConformance` and
@@ -23,6 +24,8 @@ if TYPE_CHECKING:  # the names as the lazy imports below give them, for type che
     from .kernels import isolated_jupyter_paths as isolated_jupyter_paths
     from .loop import LoopTicks as LoopTicks
     from .loop import loop_ticks as loop_ticks
+    from .specs import installed_spec as installed_spec
+    from .specs import provisioner_config as provisioner_config
 
 _EXPORTS = {
     "ConformanceBackend": "conformance",
@@ -33,6 +36,8 @@ _EXPORTS = {
     "isolated_jupyter_paths": "kernels",
     "LoopTicks": "loop",
     "loop_ticks": "loop",
+    "installed_spec": "specs",
+    "provisioner_config": "specs",
 }
 
 __all__ = sorted(_EXPORTS)
