@@ -13,10 +13,23 @@ id, so two deployments on one backend never remove each other's kernels.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 STORE_ID_VARIABLE = "KERNEL_GP_SERVER_STORE"
+MAX_STORE_ID_CHARS = 64
+
+
+def launch_store_id(env: Mapping[str, str]) -> str:
+    """The store id a launch's environment names (:data:`STORE_ID_VARIABLE`), or '' when it
+    names none or the value is not a store id (lowercase hex digits, at most 64).  Called by
+    backends that mark what they submit with the id in a field of their own (a Slurm job
+    comment, a YARN application tag), where nothing else may be written."""
+    store = env.get(STORE_ID_VARIABLE, "")
+    if len(store) > MAX_STORE_ID_CHARS or not all(c in "0123456789abcdef" for c in store):
+        return ""
+    return store
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gp_provisioners_core.argv import travelling_env
-from gp_provisioners_core.inventory import STORE_ID_VARIABLE
+from gp_provisioners_core.inventory import launch_store_id
 
 from .resources import JobResources
 
@@ -69,10 +69,8 @@ def check_env_allowlist(names: Iterable[str]) -> None:
 def store_comment(environment: Mapping[str, str]) -> str:
     """The job comment naming the gp-server store of the launch ('' when none, or when the
     value is not a store id: hex digits only)."""
-    store = environment.get(STORE_ID_VARIABLE, "")
-    if not store or len(store) > 64 or not all(c in "0123456789abcdef" for c in store):
-        return ""
-    return STORE_COMMENT_PREFIX + store
+    store = launch_store_id(environment)
+    return STORE_COMMENT_PREFIX + store if store else ""
 
 
 def sbatch_argv(sbatch: str, request: JobRequest) -> list[str]:

@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from gp_provisioners_core.inventory import STORE_ID_VARIABLE, BackendResource
+from gp_provisioners_core.inventory import BackendResource, launch_store_id
 
 from .applications import YarnApp
 from .endpoints import candidate_endpoints
@@ -29,10 +29,8 @@ STORE_TAG_PREFIX = "gp-server-store-"
 def store_tag(env: Mapping[str, str]) -> str:
     """The application tag naming the launch's gp-server store ('' when none, or when the
     value is not a store id: hex digits only)."""
-    store = env.get(STORE_ID_VARIABLE, "")
-    if not store or len(store) > 64 or not all(c in "0123456789abcdef" for c in store):
-        return ""
-    return STORE_TAG_PREFIX + store
+    store = launch_store_id(env)
+    return STORE_TAG_PREFIX + store if store else ""
 
 
 def store_applications(apps: list[dict[str, Any]], store_id: str) -> list[BackendResource]:
