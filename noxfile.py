@@ -92,6 +92,21 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy")
     # The launchers run inside kernel images, outside any package: checked on their own.
     session.run("mypy", "--strict", "launchers/python")
+    # Each package's unit tests, strict too, from their folder (where conftest.py and the
+    # helper modules the tests import are top-level modules). The config's mypy_path is
+    # relative to the checkout's root, so the sources are named for mypy here.
+    sources = ":".join(str(ROOT / "packages" / name / "src") for name in PACKAGES)
+    for name in PACKAGES:
+        tests = ROOT / "packages" / name / "tests"
+        with session.chdir(tests):
+            session.run(
+                "mypy",
+                "--config-file",
+                "../../../pyproject.toml",
+                "--explicit-package-bases",
+                *sorted(p.name for p in tests.glob("*.py")),
+                env={"MYPYPATH": sources},
+            )
     # The integration suite's bring-ups of real backends and emulators, strict as well (run
     # from their folder, where ``backends`` is the package the suites import).
     with session.chdir("tests-integration"):
@@ -104,28 +119,8 @@ def typecheck(session: nox.Session) -> None:
             "../pyproject.toml",
             "--explicit-package-bases",
             *sorted(p.name for p in (ROOT / "tests-integration").glob("*.py")),
+            env={"MYPYPATH": sources},
         )
-    # Each package's unit tests, strict too, from their folder (where conftest.py and the
-    # helper modules the tests import are top-level modules).
-    for name in PACKAGES:
-        tests = ROOT / "packages" / name / "tests"
-        with session.chdir(tests):
-            session.run(
-                "mypy",
-                "--config-file",
-                "../../../pyproject.toml",
-                "--explicit-package-bases",
-                *sorted(p.name for p in tests.glob("*.py")),
-            )
-
-
-@nox.session
-@nox.parametrize("package", PACKAGES)
-def test(session: nox.Session, package: str) -> None:
-    """One package's tests in an environment holding only that package and gp-provisioners-core."""
-    install_packages(session, package)
-    session.install(*TEST_TOOLS)
-    session.run("pytest", f"packages/{package}/tests", *session.posargs)
 
 
 @nox.session
