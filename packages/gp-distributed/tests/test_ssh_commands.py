@@ -26,7 +26,6 @@ from gp_distributed.remote_commands import (
     launch_script,
     parse_launched,
     parse_status,
-    remote_environment,
     signal_script,
     status_script,
 )
@@ -137,45 +136,6 @@ def test_resolve_target_defaults_without_any_config(tmp_path: Path) -> None:
     assert target.user == os.environ.get("USER", target.user)
     with pytest.raises(ValueError, match="host key policy 'trust-all'"):
         resolve_target("node1", SshSettings(host_key_policy="trust-all", config_file=""))
-
-
-# -- environment -----------------------------------------------------------------------------------
-
-
-def test_remote_environment_sends_only_what_may_travel() -> None:
-    env = {
-        "KERNEL_USERNAME": "alice",
-        "KERNEL_ID": "k1",
-        "GP_LAUNCH_SECRET": "s3cret",
-        "GP_TRANSPORT_ENCRYPTION": "none",
-        "PATH": "/server/bin",
-        "HOME": "/root",
-        "GP_SSH_KEY_FILE": "/keys/gp",
-        "SPARK_HOME": "/opt/spark",
-        "LANG": "C.UTF-8",
-    }
-    chosen = remote_environment(env, allowlist={"LANG"}, spec_env={"SPARK_HOME"})
-    assert chosen == {
-        "KERNEL_USERNAME": "alice",
-        "KERNEL_ID": "k1",
-        "GP_LAUNCH_SECRET": "s3cret",
-        "GP_TRANSPORT_ENCRYPTION": "none",
-        "SPARK_HOME": "/opt/spark",
-        "LANG": "C.UTF-8",
-    }
-
-
-@pytest.mark.parametrize(
-    ("env", "reason"),
-    [
-        ({"KERNEL_X;id": "1"}, "not a valid variable name"),
-        ({"KERNEL_X Y": "1"}, "not a valid variable name"),
-        ({"KERNEL_X": "a\0b"}, "NUL byte"),
-    ],
-)
-def test_remote_environment_refuses_what_cannot_be_data(env: dict[str, str], reason: str) -> None:
-    with pytest.raises(ValueError, match=reason):
-        remote_environment(env)
 
 
 # -- the scripts, run by the local /bin/sh -s -----------------------------------------------------

@@ -160,6 +160,8 @@ def test_kernel_id_validation(kernel_id: str, valid: bool) -> None:
 
 def test_only_kernel_variables_and_the_allow_list_travel() -> None:
     env = {"KERNEL_USERNAME": "a", "KERNEL_X": "1", "PATH": "/bin", "AWS_SECRET": "s", "LANG": "C"}
+    # the server's own settings (an ssh key file, a Slurm token) stay on the server
+    env |= {"HOME": "/root", "GP_SSH_KEY_FILE": "/keys/gp", "GP_SLURM_JWT": "token"}
     assert travelling_env(env, ["LANG"]) == {"KERNEL_USERNAME": "a", "KERNEL_X": "1", "LANG": "C"}
 
 
@@ -177,6 +179,8 @@ def test_launch_variables_and_spec_names_travel_too() -> None:
     [
         ({"KERNEL_A=B": "c"}, "'KERNEL_A=B' is not a valid variable name"),
         ({"KERNEL_A;rm": "c"}, "'KERNEL_A;rm' is not a valid variable name"),
+        ({"KERNEL_A B": "c"}, "'KERNEL_A B' is not a valid variable name"),
+        ({"KERNEL_A-B": "c"}, "'KERNEL_A-B' is not a valid variable name"),
         ({"KERNEL_A": "b\0c"}, "KERNEL_A holds a NUL byte"),
     ],
 )

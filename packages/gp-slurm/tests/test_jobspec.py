@@ -11,7 +11,6 @@ from gp_slurm.jobspec import (
     JobRequest,
     batch_script,
     check_env_allowlist,
-    job_environment,
     parse_sbatch_job_id,
     rest_job_body,
     sbatch_argv,
@@ -33,41 +32,6 @@ def test_batch_script_runs_argv_literally(tmp_path: Path) -> None:
 def test_batch_script_needs_an_argv() -> None:
     with pytest.raises(ValueError, match="argv is empty"):
         batch_script([])
-
-
-def test_job_environment_takes_only_what_may_travel() -> None:
-    env = {
-        "KERNEL_ID": "k1",
-        "KERNEL_USERNAME": "alice",
-        "GP_LAUNCH_SECRET": "s3cret",
-        "GP_TRANSPORT_ENCRYPTION": "none",
-        "SPEC_VAR": "from kernel.json",
-        "LANG": "C.UTF-8",
-        "HOME": "/root",
-        "GP_SLURM_JWT": "token",
-        "PATH": "/usr/bin",
-    }
-    travelling = job_environment(env, allowlist={"LANG"}, spec_env={"SPEC_VAR"})
-    assert travelling == {
-        "KERNEL_ID": "k1",
-        "KERNEL_USERNAME": "alice",
-        "GP_LAUNCH_SECRET": "s3cret",
-        "GP_TRANSPORT_ENCRYPTION": "none",
-        "SPEC_VAR": "from kernel.json",
-        "LANG": "C.UTF-8",
-    }
-
-
-@pytest.mark.parametrize(
-    ("env", "expected"),
-    [
-        ({"KERNEL_A-B": "x"}, "not a valid variable name"),
-        ({"KERNEL_X": "a\0b"}, "NUL byte"),
-    ],
-)
-def test_job_environment_refuses_what_cannot_travel(env: dict[str, str], expected: str) -> None:
-    with pytest.raises(ValueError, match=expected):
-        job_environment(env)
 
 
 @pytest.mark.parametrize("name", ["SBATCH_PARTITION", "SLURM_CONF", "SRUN_CPUS_PER_TASK"])

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, NoReturn
 from traitlets import Bool, Float, List, Set, Unicode, default, validate
 
 from gp_provisioners_core import RemoteProvisionerBase
+from gp_provisioners_core.argv import travelling_env
 from gp_provisioners_core.channel import KernelChannelError
 from gp_provisioners_core.config import env_bool, env_float
 from gp_provisioners_core.deprecated_settings import deprecated_alias
@@ -31,7 +32,7 @@ from gp_provisioners_core.watch import BackendWatch
 
 from .load_balancing import ALGORITHMS, HostSelector
 from .local_process import LocalLauncherProcess, pid_is_running
-from .remote_commands import LauncherStatus, RemoteLauncherRef, remote_environment
+from .remote_commands import LauncherStatus, RemoteLauncherRef
 from .remote_process import LaunchWatcher, RemoteLauncher
 from .ssh import (
     SshConfigMixin,
@@ -205,7 +206,7 @@ class DistributedProvisioner(SshConfigMixin, RemoteProvisionerBase):  # type: ig
         target = await self._ssh_target(host)
         spec_env = getattr(self.kernel_spec, "env", None) or {}
         try:
-            travelling = remote_environment(env, self.env_allowlist, spec_env)
+            travelling = travelling_env(env, self.env_allowlist, spec_env)
         except ValueError as err:
             raise InvalidLaunchParameterError(
                 f"Kernel {self.kernel_id}: {err}", kernel_id=str(self.kernel_id)

@@ -18,10 +18,10 @@ import posixpath
 import re
 import shlex
 import signal
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gp_provisioners_core.argv import is_valid_kernel_id, travelling_env
+from gp_provisioners_core.argv import is_valid_kernel_id
 
 LOG_TAIL_LINES = 20
 MAX_STATUS_OUTPUT = 1024 * 1024  # characters of a status script's output that are read
@@ -32,19 +32,6 @@ _SAFE_PATH = re.compile(r"/[^\x00-\x1f\x7f]{1,4095}")
 LOG_NAME = "launcher.log"
 EXIT_NAME = "exit"
 _WRAPPER = f'"$@" >>"$0/{LOG_NAME}" 2>&1 </dev/null; echo $? >"$0/{EXIT_NAME}"'
-
-
-def remote_environment(
-    env: Mapping[str, str], allowlist: Iterable[str] = (), spec_env: Iterable[str] = ()
-) -> dict[str, str]:
-    """The variables that travel to a remote launcher: ``KERNEL_*``, the launch secret,
-    ``GP_TRANSPORT_ENCRYPTION``, the kernelspec's own ``env`` names and the operator's
-    ``allowlist``.
-
-    Raises ``ValueError`` naming the variable when a travelling name is not a shell variable
-    name or a value holds a NUL byte (neither can be passed as data).
-    """
-    return travelling_env(env, allowlist, spec_env)
 
 
 def launch_script(

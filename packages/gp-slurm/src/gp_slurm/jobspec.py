@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gp_provisioners_core.argv import travelling_env
 from gp_provisioners_core.inventory import launch_store_id
 
 from .resources import JobResources
@@ -45,15 +44,6 @@ def batch_script(argv: Sequence[str]) -> str:
     if not argv:
         raise ValueError("the kernelspec's argv is empty")
     return "#!/bin/sh\n" + "exec " + shlex.join(argv) + "\n"
-
-
-def job_environment(
-    env: Mapping[str, str], allowlist: Iterable[str] = (), spec_env: Iterable[str] = ()
-) -> dict[str, str]:
-    """The variables the job receives: ``KERNEL_*``, the launch secret,
-    ``GP_TRANSPORT_ENCRYPTION``, the kernelspec's own ``env`` names and the operator's
-    ``allowlist``.  Raises ``ValueError`` naming a variable that cannot travel."""
-    return travelling_env(env, allowlist, spec_env)
 
 
 def check_env_allowlist(names: Iterable[str]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
 from gp_provisioners_core import RemoteProvisionerBase
+from gp_provisioners_core.argv import travelling_env
 from gp_provisioners_core.errors import (
     InvalidLaunchParameterError,
     KernelSpecConfigError,
@@ -28,7 +29,7 @@ from gp_provisioners_core.watcher import BatchedStatusWatcher
 
 from .commands import CommandSubmitter
 from .config import SlurmResourceConfig, SlurmSubmissionConfig
-from .jobspec import JobRequest, batch_script, job_environment
+from .jobspec import JobRequest, batch_script
 from .launch_steps import JobLaunchSteps
 from .resources import JobResources, ResourceRequestError, check_limits, resolve_resources
 from .rest import RestSubmitter
@@ -136,7 +137,7 @@ class SlurmProvisioner(  # type: ignore[metaclass]
         kernel_id = str(self.kernel_id)
         spec_env = getattr(self.kernel_spec, "env", None) or {}
         try:
-            environment = job_environment(env, self.env_allowlist, spec_env)
+            environment = travelling_env(env, self.env_allowlist, spec_env)
         except ValueError as err:
             raise InvalidLaunchParameterError(
                 f"Kernel {kernel_id}: {err}", kernel_id=kernel_id
