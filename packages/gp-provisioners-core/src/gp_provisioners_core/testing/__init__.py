@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the names as the lazy imports below give them, for type che
     from .kernels import ExecutionResult as ExecutionResult
     from .kernels import execute as execute
     from .kernels import isolated_jupyter_paths as isolated_jupyter_paths
+    from .kernels import provisioner_of as provisioner_of
 
 _EXPORTS = {
     "ConformanceBackend": "conformance",
@@ -28,6 +29,7 @@ _EXPORTS = {
     "ExecutionResult": "kernels",
     "execute": "kernels",
     "isolated_jupyter_paths": "kernels",
+    "provisioner_of": "kernels",
 }
 
 __all__ = sorted(_EXPORTS)
