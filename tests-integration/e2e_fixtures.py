@@ -43,7 +43,7 @@ from backends.slurm_kernels import install_kernelspecs
 from backends.spark_operator_emulator import SparkOperatorEmulator
 from backends.ssh_fixtures import SshKernelspec
 from backends.system_packages import cannot_run
-from backends.yarn_harness import yarn_backend
+from backends.yarn_harness import YarnBackendSetup, yarn_backend
 from e2e_helpers import LAUNCH_TIMEOUT, E2EBackend, Leftovers, install_spec, wait_for_nothing
 from irkernel import irkernel_available
 from jupyter_server_helpers import Server, processes_with, store_server, wait_until_gone
@@ -296,6 +296,30 @@ def e2e_slurm(slurm_cluster: SlurmCluster, tmp_path_factory: pytest.TempPathFact
 # -- yarn (emulated ResourceManager) ---------------------------------------------------------------
 
 
+def yarn_e2e_backend(setup: YarnBackendSetup, kernel_name: str) -> E2EBackend:
+    """The end-to-end view of the kernelspec ``kernel_name`` that ``setup`` installed: its
+    settings, and as leftovers the applications named after a kernel that are not finished,
+    their master's process group and any process naming the kernel."""
+
+    async def leftovers(kernel_id: str) -> list[str]:
+        return await wait_for_nothing(
+            lambda: setup.leftovers(kernel_id=kernel_id) + processes_with(kernel_id)
+        )
+
+    jupyter_path = setup.jupyter_root / "share" / "jupyter"
+    return E2EBackend(
+        "yarn",
+        "yarn-provisioner",
+        kernel_name,
+        "",
+        jupyter_path,
+        {**base_env(jupyter_path), **setup.env()},
+        leftovers,
+        shares_file_system=True,
+        handle_key="application_id",
+    )
+
+
 @pytest.fixture(scope="module")
 def e2e_yarn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EBackend]:
     """A ``jupyter yarn-spec install`` kernelspec naming one emulated ResourceManager."""
@@ -308,26 +332,7 @@ def e2e_yarn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EBackend]:
             LAUNCH_TIMEOUT,
         )
 
-        def find(kernel_id: str) -> list[str]:
-            # Applications named after the kernel that are not finished, their master's
-            # process group, and any process naming the kernel.
-            return setup.leftovers(kernel_id=kernel_id) + processes_with(kernel_id)
-
-        async def leftovers(kernel_id: str) -> list[str]:
-            return await wait_for_nothing(lambda: find(kernel_id))
-
-        jupyter_path = setup.jupyter_root / "share" / "jupyter"
-        yield E2EBackend(
-            "yarn",
-            "yarn-provisioner",
-            name,
-            "",
-            jupyter_path,
-            {**base_env(jupyter_path), **setup.env()},
-            leftovers,
-            shares_file_system=True,
-            handle_key="application_id",
-        )
+        yield yarn_e2e_backend(setup, name)
 
 
 # -- k8s (real control plane, our node agent) ------------------------------------------------------

@@ -41,9 +41,9 @@ from backends.k8s_cluster import K8sCluster
 from backends.slurm import SlurmCluster
 from backends.ssh_fixtures import SshKernelspec
 from backends.yarn_harness import yarn_backend
-from e2e_fixtures import base_env, persistent_server
-from e2e_helpers import LAUNCH_TIMEOUT, E2EBackend, wait_for_nothing
-from jupyter_server_helpers import Server, kill_hard, processes_with, run, stop_server
+from e2e_fixtures import persistent_server, yarn_e2e_backend
+from e2e_helpers import LAUNCH_TIMEOUT, E2EBackend
+from jupyter_server_helpers import Server, kill_hard, run, stop_server
 
 STALL_SECONDS = 30.0
 LISTING_BOUND = 90.0  # seconds of stall within which the re-attach must list the kernel
@@ -165,23 +165,7 @@ def e2e_yarn_behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 LAUNCH_TIMEOUT,
             )
 
-            async def leftovers(kernel_id: str) -> list[str]:
-                return await wait_for_nothing(
-                    lambda: setup.leftovers(kernel_id=kernel_id) + processes_with(kernel_id)
-                )
-
-            jupyter_path = setup.jupyter_root / "share" / "jupyter"
-            backend = E2EBackend(
-                "yarn",
-                "yarn-provisioner",
-                name,
-                "",
-                jupyter_path,
-                {**base_env(jupyter_path), **setup.env()},
-                leftovers,
-                shares_file_system=True,
-                handle_key="application_id",
-            )
+            backend = yarn_e2e_backend(setup, name)
             yield Stallable(backend, proxy.stalled)
         finally:
             proxy.close()
