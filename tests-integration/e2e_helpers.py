@@ -23,8 +23,8 @@ from typing import Any
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from test_notebooks import PNG_MAGIC, build_notebook
 
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LAUNCH_TIMEOUT = "120"
 BIN = Path(sys.executable).parent
 # Where the plot goes when the kernel does not share this file system (inside a container).
@@ -43,6 +43,23 @@ OTHER_BACKENDS_SETTINGS = (
 )
 
 Leftovers = Callable[[str], Awaitable[list[str]]]
+
+
+def build_notebook(png: Path) -> nbformat.NotebookNode:
+    """The notebook every backend runs: cells, a matplotlib plot saved to ``png`` and displayed,
+    an error cell, and a cell after it."""
+    v4: Any = nbformat.v4  # nbformat.v4 has no annotations
+    nb: nbformat.NotebookNode = v4.new_notebook()
+    cells = [
+        "values = [n ** 2 for n in range(8)]\nprint(sum(values))",
+        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+        "figure, axes = plt.subplots()\naxes.plot(values)\n"
+        f"figure.savefig({str(png)!r})\nfrom IPython.display import Image\nImage({str(png)!r})",
+        "raise ValueError('this cell fails on purpose')",
+        "print('after the error', len(values))",
+    ]
+    nb.cells = [v4.new_code_cell(source) for source in cells]
+    return nb
 
 
 @dataclass

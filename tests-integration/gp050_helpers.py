@@ -53,7 +53,7 @@ GP_CRASHES: list[tuple[str, list[str]]] = [
 
 def gp050_python() -> Path:
     """The venv Python holding gateway_provisioners 0.5.0 (created once, cached)."""
-    return ensure_venv(default_cache_dir())
+    return Path(ensure_venv(default_cache_dir()))
 
 
 def clean_env() -> dict[str, str]:

@@ -74,7 +74,7 @@ def ensure_scala_image(daemon: dockerd.DockerDaemon) -> str:
     try:
         outcome = dockerd.ensure_kernel_image(daemon, dockerd.SCALA_KERNEL_IMAGE, image="scala")
     except dockerd.BackendUnavailable as err:
-        dockerd.cannot_run(f"the Scala image cannot be built: {err}")
+        cannot_run(f"the Scala image cannot be built: {err}")
     print(f"{dockerd.SCALA_KERNEL_IMAGE}: {outcome} in {time.monotonic() - started:.1f}s")
     return dockerd.SCALA_KERNEL_IMAGE
 

@@ -9,28 +9,22 @@ controller-manager and scheduler; pods run through our node agent (not a kubelet
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
-from jupyter_client.provisioning.factory import KernelProvisionerFactory
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from backends.k8s_cluster import KERNEL_IMAGE, K8sCluster, ensure_namespace, k8s_cluster, raw
+from backends.crd_fixtures import install_crd_kernelspec
+from backends.k8s_cluster import KERNEL_IMAGE, K8sCluster, ensure_namespace, raw
 from backends.spark_crd import SPARK_SCHEMA, crd, install_crd
 from backends.spark_operator_emulator import OperatorEmulator
-from crd_fixtures import install_crd_kernelspec
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning.factory import KernelProvisionerFactory
 
 from gp_crd import CustomResourceProvisioner
 from gp_provisioners_core.testing import isolated_jupyter_paths
 from gp_provisioners_core.testing.kernels import execute
-
-__all__ = ["k8s_cluster"]
 
 GROUP, VERSION, PLURAL, KIND = "gp.example.org", "v1", "kernelpods", "KernelPod"
 NAMESPACE = "gp-crd-tiny"
@@ -48,7 +42,7 @@ TINY_SCHEMA: dict[str, Any] = {
 }
 
 
-class KernelPodProvisioner(CustomResourceProvisioner):  # type: ignore[metaclass]
+class KernelPodProvisioner(CustomResourceProvisioner):
     """The whole subclass: four attributes."""
 
     group = GROUP

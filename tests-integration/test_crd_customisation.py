@@ -20,32 +20,27 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
-
-sys.path.insert(0, str(Path(__file__).parent))
-
+from backends.crd_fixtures import (
+    KERNEL_NAMESPACE,
+    install_crd_kernelspec,
+)
 from backends.customisation_objects import AFFINITY, customisation_objects
 from backends.k8s_cluster import (
     KERNEL_IMAGE,
     NODE_NAME,
     K8sCluster,
-    k8s_cluster,
     kernel_objects,
     raw,
 )
-from crd_fixtures import KERNEL_NAMESPACE, install_crd_kernelspec, nothing_left, spark_operator
+from jupyter_client.manager import AsyncKernelManager
 
 from gp_k8s.reaper import Reaper
 from gp_provisioners_core.errors import InvalidLaunchParameterError
 from gp_provisioners_core.testing import isolated_jupyter_paths
-
-__all__ = ["k8s_cluster", "nothing_left", "spark_operator"]
 
 APPS = f"/apis/sparkoperator.k8s.io/v1beta2/namespaces/{KERNEL_NAMESPACE}/sparkapplications"
 CLAIMS = f"/api/v1/namespaces/{KERNEL_NAMESPACE}/persistentvolumeclaims"
@@ -125,7 +120,7 @@ def settings(k8s_cluster: K8sCluster, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.usefixtures("settings", "nothing_left")
+@pytest.mark.usefixtures("settings", "crd_nothing_left")
 async def test_a_customised_launch_produces_the_application_as_asked(
     spec: str, k8s_cluster: K8sCluster
 ) -> None:
@@ -194,7 +189,7 @@ REFUSED = [
 
 
 @pytest.mark.asyncio
-@pytest.mark.usefixtures("settings", "nothing_left")
+@pytest.mark.usefixtures("settings", "crd_nothing_left")
 @pytest.mark.parametrize(("variable", "value"), REFUSED)
 async def test_a_refused_launch_creates_nothing(
     spec: str, k8s_cluster: K8sCluster, variable: str, value: str

@@ -6,27 +6,19 @@ conformance suite runs the provisioner as this account.)"""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
+from backends.crd_fixtures import CRD_RBAC, SPARK_GROUP
 from backends.k8s_cluster import (
     K8sCluster,
     apply_manifests,
     can,
     ensure_namespace,
-    k8s_cluster,
     load_manifests,
     raw,
     wait_until_allowed,
 )
-from crd_fixtures import CRD_RBAC, SPARK_GROUP
-
-__all__ = ["k8s_cluster"]
 
 APPS = {"resource": "sparkapplications", "group": SPARK_GROUP}
 

@@ -13,28 +13,20 @@ shows that those grants are enough; the kernelspecs come from ``jupyter k8s-spec
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from backends.k8s_cluster import K8sCluster, k8s_cluster
-from crd_fixtures import (
+from backends.crd_fixtures import (
     SparkBackend,
     install_crd_kernelspec,
-    nothing_left,
     rbac_kubeconfig,
-    spark_operator,
 )
+from backends.k8s_cluster import K8sCluster
+from jupyter_client.manager import AsyncKernelManager
 
 from gp_provisioners_core.testing import ProvisionerConformance, isolated_jupyter_paths
-
-__all__ = ["k8s_cluster", "nothing_left", "spark_operator"]
 
 FORBIDDEN_IMAGE = "gp-test/not-allowed:1"
 
@@ -69,7 +61,7 @@ def crd_env(server_kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GP_KUBECONFIG", str(server_kubeconfig))
 
 
-@pytest.mark.usefixtures("nothing_left", "crd_env")
+@pytest.mark.usefixtures("crd_nothing_left", "crd_env")
 class TestSparkOperatorConformance(ProvisionerConformance):
     @pytest.fixture
     def conformance_backend(
@@ -81,7 +73,7 @@ class TestSparkOperatorConformance(ProvisionerConformance):
 
 
 @pytest.mark.asyncio
-@pytest.mark.usefixtures("nothing_left", "crd_env")
+@pytest.mark.usefixtures("crd_nothing_left", "crd_env")
 async def test_submission_failure_ends_launch_with_operator_message(
     crd_kernelspecs: dict[str, str],
 ) -> None:

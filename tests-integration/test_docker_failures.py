@@ -11,15 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from backends import dockerd
 from backends.dockerd import DockerKernelspecs
 from jupyter_client.manager import AsyncKernelManager
 
 from gp_provisioners_core.errors import InvalidLaunchParameterError, LaunchFailedError
 from gp_provisioners_core.testing.kernels import execute
-
-docker_backend = dockerd.docker_backend  # the session's private dockerd + Swarm (fixtures)
-docker_kernelspecs = dockerd.docker_kernelspecs
 
 KINDS = ("docker", "swarm")
 FAIL_FAST_SECONDS = 5.0

@@ -12,15 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import dockerd
 from backends.dockerd import DockerKernelspecs
 from jupyter_client.manager import AsyncKernelManager
 
 from gp_provisioners_core.errors import InvalidLaunchParameterError, LaunchFailedError
 from gp_provisioners_core.testing.kernels import execute
-
-docker_backend = dockerd.docker_backend
-docker_kernelspecs = dockerd.docker_kernelspecs
 
 KINDS = ("docker", "swarm")
 ASKED = {"KERNEL_CPUS": "0.5", "KERNEL_MEMORY": "256Mi", "KERNEL_MOUNTS": "data=/data"}

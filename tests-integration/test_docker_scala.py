@@ -7,7 +7,7 @@ cached like the Python image's); the kernel is one JVM: run_toree.sh, the Java l
 from __future__ import annotations
 
 import pytest
-from backends import dockerd
+from backends.docker_fixtures import DockerContainerBackend
 from backends.dockerd import DockerBackend, DockerKernelspecs
 from scala_helpers import (
     SCALA_LAUNCH_TIMEOUT,
@@ -15,14 +15,11 @@ from scala_helpers import (
     scala_opt_in,
     spark_job_in_new_kernel,
 )
-from test_docker_conformance import DockerContainerBackend
 
 from gp_provisioners_core.testing.conformance import SCALA, ProvisionerConformance
 
 pytestmark = scala_opt_in
 
-docker_backend = dockerd.docker_backend
-docker_kernelspecs = dockerd.docker_kernelspecs
 
 EAGER = "gp_docker_scala_eager"
 LAZY = "gp_docker_scala_lazy"

@@ -14,15 +14,11 @@ import time
 from typing import Any
 
 import pytest
-from backends import dockerd
 from backends.dockerd import KERNEL_LABEL, DockerKernelspecs
 from jupyter_client.manager import AsyncKernelManager
 
 from gp_docker import measure_poll_api_calls, run_poll_bench
 from gp_provisioners_core.testing.kernels import execute
-
-docker_backend = dockerd.docker_backend  # the session's private dockerd + Swarm (fixtures)
-docker_kernelspecs = dockerd.docker_kernelspecs
 
 CONTAINER_KERNELS = 20
 SERVICE_KERNELS = 6

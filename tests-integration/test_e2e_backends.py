@@ -17,190 +17,29 @@ pieces shared with ``test_e2e_clusters.py`` (Slurm, YARN, Kubernetes, Spark oper
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import os
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
-from backends import dockerd
-from backends.dockerd import KERNEL_LABEL, DockerBackend
 from backends.system_packages import cannot_run, missing_packages_message
-from conftest import SshKernelspec
+from e2e_fixtures import R_IMAGE
 from e2e_helpers import (
-    LAUNCH_TIMEOUT,
     E2EBackend,
-    Leftovers,
-    install_spec,
     run_notebook,
     run_plot_notebook,
     use_backend,
 )
+from irkernel import irkernel_available
 from jupyter_server_helpers import (
     Server,
     drive_kernel_lifecycle,
     start_server,
     stop_server,
-    wait_until_gone,
 )
-from test_conformance_helpers import irkernel_available
 
-from gp_provisioners_core.images import DEFAULT_PREFIX, default_image
-
-docker_backend = dockerd.docker_backend  # the session's private dockerd (+ Swarm) and Python image
-
-R_IMAGE = default_image("r", DEFAULT_PREFIX)  # build.py --image r
 CONTAINER_LAUNCHER = "/usr/local/bin/launch_ipykernel.py"
-
-
-# -- ssh -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def e2e_ssh(ssh_kernelspec_install: SshKernelspec) -> E2EBackend:
-    """Python and R ssh kernelspecs (three loopback sshd hosts) in the conftest's JUPYTER_PATH."""
-    cluster = ssh_kernelspec_install.cluster
-    jupyter_path = ssh_kernelspec_install.jupyter_path
-    prefix = jupyter_path.parent.parent
-    common = ["--remote-hosts", ",".join(cluster.entries()), "--python", sys.executable]
-    common += ["--launch-timeout", LAUNCH_TIMEOUT]
-    install_spec("jupyter-ssh-spec", prefix, "--kernel-name", "e2e_ssh_python", *common)
-    r_spec = ""
-    if irkernel_available():
-        r_spec = "e2e_ssh_r"
-        install_spec(
-            "jupyter-ssh-spec", prefix, "--kernel-name", r_spec, "--language", "R", *common
-        )
-    env = {
-        "JUPYTER_PATH": str(jupyter_path),
-        "JUPYTER_DATA_DIR": str(prefix / "data"),
-        "JUPYTER_CONFIG_DIR": str(prefix / "config"),
-        "JUPYTER_RUNTIME_DIR": str(prefix / "runtime"),
-        "GP_RESPONSE_IP": "127.0.0.1",
-        "GP_RESPONSE_PORT": "0",
-        "GP_SSH_KEY_FILE": str(cluster.key_file),
-        "GP_SSH_KNOWN_HOSTS": str(cluster.known_hosts),
-        "GP_SSH_CONFIG_FILE": "",
-        "GP_SSH_USER": cluster.user,
-        "KERNEL_USERNAME": "alice",
-    }
-
-    async def leftovers(kernel_id: str) -> list[str]:
-        # The hosts are loopback aliases of this machine: their processes are ours to see.
-        return await wait_until_gone(kernel_id)
-
-    return E2EBackend(
-        "ssh",
-        "distributed-provisioner",
-        "e2e_ssh_python",
-        r_spec,
-        jupyter_path,
-        env,
-        leftovers,
-        shares_file_system=True,
-        handle_key="assigned_host",
-    )
-
-
-# -- docker ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def docker_r_image(docker_backend: DockerBackend) -> str:
-    """The R kernel image in the private daemon: present, loaded from the cached tarball, or
-    built by docker-images/build.py (skips only when a tool it needs is missing)."""
-    build = dockerd._load_build_module()
-    settings = build.BuildSettings(
-        tag=R_IMAGE,
-        image="r",
-        cache_dir=Path(os.getenv("GP_IMAGE_CACHE_DIR", str(dockerd.CACHE_DIR / "docker-images"))),
-        docker_host=docker_backend.base_url,
-    )
-    started = time.monotonic()
-    try:
-        outcome = build.ensure_image(settings)
-    except build.BuildUnavailable as err:
-        cannot_run(f"the R kernel image cannot be built here: {err}")
-    print(f"{R_IMAGE}: {outcome} in {time.monotonic() - started:.1f}s")
-    return R_IMAGE
-
-
-def _docker_leftovers(base_url: str) -> Leftovers:
-    async def leftovers(kernel_id: str) -> list[str]:
-        import docker
-
-        client = docker.DockerClient(base_url=base_url, timeout=30)
-        label = f"{KERNEL_LABEL}={kernel_id}"
-        deadline = time.monotonic() + 15
-        while True:
-            found = await asyncio.to_thread(
-                client.containers.list, all=True, filters={"label": label}
-            )
-            if not found or time.monotonic() > deadline:
-                return [f"container {c.name} ({c.status})" for c in found]
-            await asyncio.sleep(0.2)
-
-    return leftovers
-
-
-@pytest.fixture(scope="session")
-def e2e_docker(
-    docker_backend: DockerBackend, tmp_path_factory: pytest.TempPathFactory
-) -> E2EBackend:
-    """A Python docker kernelspec (gp/kernel-py) in a temporary JUPYTER_PATH."""
-    prefix = tmp_path_factory.mktemp("docker-e2e-jupyter")
-    common = ["--launch-timeout", LAUNCH_TIMEOUT]
-    install_spec(
-        "jupyter-docker-spec",
-        prefix,
-        "--kernel-name",
-        "e2e_docker_python",
-        "--image-name",
-        docker_backend.image,
-        *common,
-    )
-    env = {
-        "JUPYTER_PATH": str(prefix / "share" / "jupyter"),
-        "GP_RESPONSE_IP": "127.0.0.1",
-        "GP_RESPONSE_PORT": "0",
-        "DOCKER_HOST": docker_backend.base_url,
-        "KERNEL_USERNAME": "alice",
-    }
-    return E2EBackend(
-        "docker",
-        "docker-provisioner",
-        "e2e_docker_python",
-        "",
-        prefix / "share" / "jupyter",
-        env,
-        _docker_leftovers(docker_backend.base_url),
-        handle_key="container_id",
-    )
-
-
-@pytest.fixture(scope="session")
-def e2e_docker_r(e2e_docker: E2EBackend, docker_r_image: str) -> E2EBackend:
-    """The docker backend with an R kernelspec too: ``jupyter-docker-spec install --language R
-    --image-name <the R image>``."""
-    prefix = e2e_docker.jupyter_path.parent.parent
-    install_spec(
-        "jupyter-docker-spec",
-        prefix,
-        "--kernel-name",
-        "e2e_docker_r",
-        "--language",
-        "R",
-        "--image-name",
-        docker_r_image,
-        "--launch-timeout",
-        LAUNCH_TIMEOUT,
-    )
-    return dataclasses.replace(e2e_docker, r_spec="e2e_docker_r")
 
 
 # -- selecting a backend ---------------------------------------------------------------------------

@@ -30,33 +30,12 @@ from pathlib import Path
 
 import pytest
 from backends.k8s_cluster import (
-    KERNEL_IMAGE,
     K8sCluster,
-    apply_manifests,
-    ensure_namespace,
-    install_kernelspec,
-    k8s_cluster,
-    kernel_objects,
-    load_manifests,
     raw,
-    service_account_kubeconfig,
-    wait_until_allowed,
 )
-from backends.slurm import SlurmCluster
-from backends.slurm_kernels import install_kernelspecs
-from backends.spark_operator_emulator import SparkOperatorEmulator
-from backends.yarn_harness import yarn_backend
-from crd_fixtures import (
-    crd_leftovers,
-    install_crd_kernelspec,
-    nothing_left,
-    rbac_kubeconfig,
-    spark_operator,
-)
+from e2e_fixtures import K8S_KERNEL_NAMESPACE, K8S_MISSING_IMAGE, K8S_REFUSING, MISSING_IMAGE
 from e2e_helpers import (
-    LAUNCH_TIMEOUT,
     E2EBackend,
-    Leftovers,
     run_plot_notebook,
     use_backend,
     wait_for_nothing,
@@ -64,190 +43,9 @@ from e2e_helpers import (
 from jupyter_server_helpers import (
     Server,
     drive_kernel_lifecycle,
-    processes_with,
     start_server,
     stop_server,
 )
-
-pytest_plugins = ["backends.slurm_fixtures"]
-__all__ = ["k8s_cluster", "nothing_left", "spark_operator"]
-
-DEPLOY = Path(__file__).resolve().parents[1] / "packages" / "gp-k8s" / "deploy"
-K8S_SERVER_NAMESPACE = "gp-e2e-system"
-K8S_KERNEL_NAMESPACE = "gp-e2e-kernels"
-CRD_SERVER_NAMESPACE = "gp-e2e-crd-system"
-K8S_REFUSING = "e2e_k8s_refusing"
-K8S_MISSING_IMAGE = "e2e_k8s_missing_image"
-MISSING_IMAGE = "gp-test/no-such-image:1"  # the node agent holds only KERNEL_IMAGE
-
-
-def _base_env(jupyter_path: Path) -> dict[str, str]:
-    return {
-        "JUPYTER_PATH": str(jupyter_path),
-        "GP_RESPONSE_IP": "127.0.0.1",
-        "GP_RESPONSE_PORT": "0",
-        "KERNEL_USERNAME": "alice",
-    }
-
-
-# -- slurm -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def e2e_slurm(slurm_cluster: SlurmCluster, tmp_path_factory: pytest.TempPathFactory) -> E2EBackend:
-    """The sbatch kernelspec of ``jupyter-slurm-spec install`` on the real Slurm cluster."""
-    root = tmp_path_factory.mktemp("slurm-e2e-jupyter")
-    specs = install_kernelspecs(slurm_cluster, root)
-
-    def find(kernel_id: str) -> list[str]:
-        # A kernel's job is named after its kernel id.
-        jobs = [j for j in slurm_cluster.active_jobs() if j.split(None, 2)[-1] == kernel_id]
-        return [f"job {job}" for job in jobs] + processes_with(kernel_id)
-
-    async def leftovers(kernel_id: str) -> list[str]:
-        return await wait_for_nothing(lambda: find(kernel_id))
-
-    jupyter_path = root / "share" / "jupyter"
-    return E2EBackend(
-        "slurm",
-        "slurm-provisioner",
-        specs.cli,
-        "",
-        jupyter_path,
-        _base_env(jupyter_path),
-        leftovers,
-        shares_file_system=True,
-        handle_key="job_id",
-    )
-
-
-# -- yarn (emulated ResourceManager) ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def e2e_yarn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EBackend]:
-    """A ``jupyter yarn-spec install`` kernelspec naming one emulated ResourceManager."""
-    with yarn_backend(tmp_path_factory.mktemp("yarn-e2e"), ha=False) as setup:
-        name = setup.install(
-            "e2e_yarn_python",
-            "--yarn-endpoint",
-            setup.endpoints[0],
-            "--launch-timeout",
-            LAUNCH_TIMEOUT,
-        )
-
-        def find(kernel_id: str) -> list[str]:
-            # Applications named after the kernel that are not finished, their master's
-            # process group, and any process naming the kernel.
-            return setup.leftovers(kernel_id=kernel_id) + processes_with(kernel_id)
-
-        async def leftovers(kernel_id: str) -> list[str]:
-            return await wait_for_nothing(lambda: find(kernel_id))
-
-        jupyter_path = setup.jupyter_root / "share" / "jupyter"
-        yield E2EBackend(
-            "yarn",
-            "yarn-provisioner",
-            name,
-            "",
-            jupyter_path,
-            {**_base_env(jupyter_path), **setup.env()},
-            leftovers,
-            shares_file_system=True,
-            handle_key="application_id",
-        )
-
-
-# -- k8s (real control plane, our node agent) ------------------------------------------------------
-
-
-def _k8s_leftovers(cluster: K8sCluster) -> Leftovers:
-    api = cluster.api_client()
-
-    async def leftovers(kernel_id: str) -> list[str]:
-        return await wait_for_nothing(
-            lambda: kernel_objects(api, kernel_id) + processes_with(kernel_id)
-        )
-
-    return leftovers
-
-
-@pytest.fixture(scope="module")
-def e2e_k8s(k8s_cluster: K8sCluster, tmp_path_factory: pytest.TempPathFactory) -> E2EBackend:
-    """``jupyter k8s-spec install`` kernelspecs for one shared kernel namespace; the client
-    authenticates as the service account of the shipped ``rbac-shared-namespace.yaml``."""
-    admin = k8s_cluster.api_client()
-    ensure_namespace(admin, K8S_SERVER_NAMESPACE)
-    ensure_namespace(admin, K8S_KERNEL_NAMESPACE)
-    docs = load_manifests(
-        DEPLOY / "rbac-shared-namespace.yaml",
-        {"jupyter": K8S_SERVER_NAMESPACE, "kernels": K8S_KERNEL_NAMESPACE},
-        cluster_suffix=f"-{K8S_SERVER_NAMESPACE}",
-    )
-    apply_manifests(admin, docs)
-    account = f"system:serviceaccount:{K8S_SERVER_NAMESPACE}:gateway-provisioners"
-    wait_until_allowed(admin, account, "create", "pods", K8S_KERNEL_NAMESPACE)
-    kubeconfig = service_account_kubeconfig(
-        k8s_cluster, K8S_SERVER_NAMESPACE, "gateway-provisioners"
-    )
-
-    prefix = tmp_path_factory.mktemp("k8s-e2e-jupyter")
-    common = ("--namespace", K8S_KERNEL_NAMESPACE, "--launch-timeout", LAUNCH_TIMEOUT)
-    name = install_kernelspec(prefix, "e2e_k8s_python", *common)
-    install_kernelspec(prefix, K8S_REFUSING, *common, "--unauthorized-users", "alice")
-    install_kernelspec(prefix, K8S_MISSING_IMAGE, *common, "--image-name", MISSING_IMAGE)
-    jupyter_path = prefix / "share" / "jupyter"
-    return E2EBackend(
-        "k8s",
-        "kubernetes-provisioner",
-        name,
-        "",
-        jupyter_path,
-        {**_base_env(jupyter_path), "GP_KUBECONFIG": str(kubeconfig)},
-        _k8s_leftovers(k8s_cluster),
-        shares_file_system=True,
-        handle_key="container_name",
-    )
-
-
-# -- crd (real control plane, emulated Spark operator, our node agent) ----------------------------
-
-
-@pytest.fixture(scope="module")
-def e2e_crd(
-    k8s_cluster: K8sCluster,
-    spark_operator: SparkOperatorEmulator,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> E2EBackend:
-    """A Spark-operator kernelspec (``install_crd_kernelspec``); the client authenticates as
-    the service account of gp-crd's shipped RBAC (``deploy/rbac-spark-operator.yaml``)."""
-    prefix = tmp_path_factory.mktemp("crd-e2e-jupyter")
-    name = install_crd_kernelspec(
-        prefix, "e2e_crd_python", "--image-name", KERNEL_IMAGE, "--launch-timeout", LAUNCH_TIMEOUT
-    )
-    kubeconfig = rbac_kubeconfig(k8s_cluster, CRD_SERVER_NAMESPACE)
-    api = k8s_cluster.api_client()  # the admin's view, for the leftovers check
-
-    async def leftovers(kernel_id: str) -> list[str]:
-        # Every SparkApplication and pod of the kernel namespace, and anything labelled with
-        # or naming the kernel.
-        return await wait_for_nothing(
-            lambda: crd_leftovers(api) + kernel_objects(api, kernel_id) + processes_with(kernel_id)
-        )
-
-    jupyter_path = prefix / "share" / "jupyter"
-    return E2EBackend(
-        "crd",
-        "spark-operator-provisioner",
-        name,
-        "",
-        jupyter_path,
-        {**_base_env(jupyter_path), "GP_KUBECONFIG": str(kubeconfig)},
-        leftovers,
-        shares_file_system=True,
-        handle_key="container_name",
-    )
-
 
 # -- (a) the notebook on a Python kernel of each backend ------------------------------------------
 
@@ -256,7 +54,7 @@ def e2e_crd(
 def cluster_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> E2EBackend:
     """Each backend in turn, with this process's environment pointing at it for the test."""
     if request.param == "crd":
-        request.getfixturevalue("nothing_left")  # none before, none after, no operator error
+        request.getfixturevalue("crd_nothing_left")  # none before, none after, no operator error
     return use_backend(request.getfixturevalue(f"e2e_{request.param}"), monkeypatch)
 
 

@@ -17,14 +17,11 @@ Dask on YARN is refused by ours with a message naming --dask.
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from gp050_helpers import Unavailable, gp050_python, gp_install, kernels_in, read_spec
 
 from gp_distributed.cli import main as ssh_spec

@@ -36,23 +36,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
-from jupyter_client.provisioning import KernelProvisionerFactory
-
-sys.path.insert(0, str(Path(__file__).parent))
-from backends.dockerd import KERNEL_LABEL, DockerBackend, docker_backend  # noqa: F401 - fixture
-from backends.k8s_cluster import (  # noqa: F401 - fixture
+from backends.crd_fixtures import SPARK_APPS
+from backends.dockerd import KERNEL_LABEL, DockerBackend
+from backends.k8s_cluster import (
     NODE_NAME,
     K8sCluster,
-    k8s_cluster,
     kernel_objects,
     raw,
 )
 from backends.kernel_images import ensure_kernel_image
 from backends.spark_operator_emulator import SparkOperatorEmulator
 from backends.yarn_harness import YarnBackendSetup, make_spark_home, yarn_backend
-from crd_fixtures import SPARK_APPS, spark_operator  # noqa: F401 - fixture
 from gp050_helpers import (
     GP_CRASHES,
     WRITABLE,
@@ -62,6 +56,9 @@ from gp050_helpers import (
     kernels_in,
     read_spec,
 )
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning.factory import KernelProvisionerFactory
 from scala_helpers import (
     SCALA_LAUNCH_TIMEOUT,
     ensure_scala_image,
@@ -69,6 +66,7 @@ from scala_helpers import (
     require_scala_runtime,
 )
 
+from gp_provisioners_core import RemoteProvisionerBase
 from gp_provisioners_core.errors import KernelSpecConfigError
 from gp_provisioners_core.testing.conformance import SCALA
 from gp_provisioners_core.testing.kernels import execute, isolated_jupyter_paths
@@ -142,7 +140,7 @@ async def pre_launch(folder: Path) -> Any:
     kernel_id = str(uuid.uuid4())
     factory = KernelProvisionerFactory.instance()
     provisioner = factory.create_provisioner_instance(kernel_id, spec, manager)
-    assert type(provisioner).__module__.startswith("gp_"), type(provisioner)
+    assert isinstance(provisioner, RemoteProvisionerBase), type(provisioner)
     await provisioner.pre_launch(env={**os.environ, "KERNEL_USERNAME": USER})
     provisioner.response_manager.unregister_event(kernel_id)
     return provisioner
@@ -494,7 +492,7 @@ def docker_leftovers(backend: DockerBackend, kernel_id: str) -> list[str]:
 async def test_rewritten_container_spec_runs_on_dockerd(
     name: str,
     gp050: Path,
-    docker_backend: DockerBackend,  # noqa: F811 - the imported fixture
+    docker_backend: DockerBackend,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -539,8 +537,8 @@ def cordoned(cluster: K8sCluster, node: str) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def docker_node(
-    k8s_cluster: K8sCluster,  # noqa: F811 - the imported fixture
-    docker_backend: DockerBackend,  # noqa: F811 - the imported fixture
+    k8s_cluster: K8sCluster,
+    docker_backend: DockerBackend,
 ) -> Iterator[str]:
     """A node whose agent runs pods as containers of the private dockerd (for this module)."""
     agent = k8s_cluster.add_node_agent(
@@ -596,8 +594,8 @@ K8S_SPECS: dict[str, tuple[list[str], str | None, str]] = {
 async def test_rewritten_k8s_spec_runs_on_a_docker_node(
     name: str,
     gp050: Path,
-    k8s_cluster: K8sCluster,  # noqa: F811 - the imported fixture
-    docker_backend: DockerBackend,  # noqa: F811 - the imported fixture
+    k8s_cluster: K8sCluster,
+    docker_backend: DockerBackend,
     docker_node: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -663,7 +661,7 @@ def test_spark_operator_spec_0_5_0_writes_for_scala_is_the_python_one(
 
 
 @pytest.fixture(scope="module")
-def spark_image(docker_backend: DockerBackend) -> str:  # noqa: F811 - the imported fixture
+def spark_image(docker_backend: DockerBackend) -> str:
     """build.py's Spark-Python image in the private dockerd (present, loaded or built)."""
     started = time.monotonic()
     try:
@@ -684,10 +682,10 @@ def driver_containers(backend: DockerBackend, pod_name: str) -> list[str]:
 
 async def test_rewritten_spark_operator_spec_runs_a_spark_job(
     gp050: Path,
-    k8s_cluster: K8sCluster,  # noqa: F811 - the imported fixture
-    docker_backend: DockerBackend,  # noqa: F811 - the imported fixture
+    k8s_cluster: K8sCluster,
+    docker_backend: DockerBackend,
     docker_node: str,
-    spark_operator: SparkOperatorEmulator,  # noqa: F811 - the imported fixture
+    spark_operator: SparkOperatorEmulator,
     spark_image: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -178,4 +178,4 @@ async def test_bound_to_all_interfaces_advertising_a_name_receives_a_launch(
             await km.shutdown_kernel(now=True)
         ResponseManager.instance().stop_response_manager()
         ResponseManager.clear_instance()
-        ResponseManager._instance = saved
+        ResponseManager._instance = saved  # type: ignore[assignment]  # traitlets types it None

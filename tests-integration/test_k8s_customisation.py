@@ -13,31 +13,23 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from backends.customisation_objects import AFFINITY, customisation_objects
 from backends.k8s_cluster import (
     K8sCluster,
     ensure_namespace,
     install_kernelspec,
-    k8s_cluster,
     kernel_objects,
     raw,
 )
+from jupyter_client.manager import AsyncKernelManager
 
 from gp_k8s.reaper import Reaper
 from gp_provisioners_core.errors import InvalidLaunchParameterError
 from gp_provisioners_core.testing import isolated_jupyter_paths
-
-__all__ = ["k8s_cluster"]
 
 NAMESPACE = "gp-custom"
 PRIORITY = "gp-test-kernels"

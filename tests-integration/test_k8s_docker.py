@@ -15,7 +15,6 @@ the taint and select the node.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,15 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from backends.dockerd import DockerBackend, docker_backend
+from backends.dockerd import DockerBackend
 from backends.k8s_cluster import (
     K8sCluster,
     ensure_namespace,
     install_kernelspec,
-    k8s_cluster,
     kernel_objects,
     raw,
 )
@@ -44,8 +39,6 @@ from gp_provisioners_core.testing import (
     ProvisionerConformance,
     isolated_jupyter_paths,
 )
-
-__all__ = ["docker_backend", "k8s_cluster"]
 
 NODE = "gp-node-docker"
 NAMESPACE = "gp-docker-kernels"

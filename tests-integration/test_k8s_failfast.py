@@ -16,26 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from backends.k8s_cluster import (
     K8sCluster,
     ensure_namespace,
     install_kernelspec,
-    k8s_cluster,
     kernel_objects,
     processes_of,
     raw,
 )
+from jupyter_client.manager import AsyncKernelManager
 
 from gp_k8s.reaper import Reaper
 from gp_provisioners_core.errors import (
@@ -44,8 +39,6 @@ from gp_provisioners_core.errors import (
     LaunchTimeoutError,
 )
 from gp_provisioners_core.testing import isolated_jupyter_paths
-
-__all__ = ["k8s_cluster"]
 
 NAMESPACE = "gp-failfast"
 FAIL_FAST_SECONDS = 10.0

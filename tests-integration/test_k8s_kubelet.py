@@ -31,18 +31,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from jupyter_client.manager import AsyncKernelManager
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from backends.ci_report import report
 from backends.k8s_cluster import (
     K8sCluster,
     ensure_namespace,
     install_kernelspec,
-    k8s_cluster,
     kernel_objects,
 )
+from backends.k8s_fixtures import K8sBackend
 from backends.kubelet_node import (
     ENABLED,
     HOST_IMAGE,
@@ -53,13 +49,11 @@ from backends.kubelet_node import (
     leave,
     off_loopback,
 )
-from test_k8s_conformance import K8sBackend
+from jupyter_client.manager import AsyncKernelManager
 
 from gp_k8s.reaper import Reaper
 from gp_provisioners_core.errors import LaunchFailedError
 from gp_provisioners_core.testing import ProvisionerConformance, isolated_jupyter_paths
-
-__all__ = ["k8s_cluster"]
 
 pytestmark = pytest.mark.skipif(not ENABLED, reason="left out: GP_K8S_REAL_KUBELET=0")
 NAMESPACE = "gp-kubelet"

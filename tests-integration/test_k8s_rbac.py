@@ -7,26 +7,19 @@ the kernels' namespace only.  (The conformance suite runs the provisioner as the
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from backends.k8s_cluster import (
     K8sCluster,
     apply_manifests,
     can,
     ensure_namespace,
-    k8s_cluster,
     load_manifests,
     raw,
     wait_until_allowed,
 )
-
-__all__ = ["k8s_cluster"]
 
 DEPLOY = Path(__file__).resolve().parents[1] / "packages" / "gp-k8s" / "deploy"
 MANIFESTS = ("rbac-shared-namespace.yaml", "rbac-namespace-per-kernel.yaml")

@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from backends.k8s_bench import (
     IdleRequestRow,
     format_table,
@@ -30,17 +25,15 @@ from backends.k8s_cluster import (
     K8sCluster,
     ensure_namespace,
     install_kernelspec,
-    k8s_cluster,
     kernel_objects,
     processes_of,
     run_idle_request_bench,
 )
+from jupyter_client.manager import AsyncKernelManager
 
 from gp_k8s.client import REQUESTS
 from gp_k8s.reaper import Reaper
 from gp_provisioners_core.testing import execute, isolated_jupyter_paths
-
-__all__ = ["k8s_cluster"]
 
 NAMESPACE = "gp-scale"
 KERNELS = int(os.environ.get("GP_K8S_SCALE_KERNELS", "50"))
@@ -73,7 +66,7 @@ async def test_many_kernels_ready_executed_shut_down_and_flat_idle_requests(
     monkeypatch.setenv("GP_RESPONSE_IP", "127.0.0.1")
     monkeypatch.setenv("GP_KUBECONFIG", str(k8s_cluster.admin_kubeconfig))
     env = dict(os.environ, KERNEL_USERNAME="scale")
-    managers = []
+    managers: list[AsyncKernelManager] = []
     rows: list[IdleRequestRow] = []
     began = time.monotonic()
     try:

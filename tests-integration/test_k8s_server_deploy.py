@@ -57,27 +57,21 @@ from typing import Any
 import helm_python as helm
 import pytest
 import yaml
-from kubernetes.client.exceptions import ApiException
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from backends.k8s_cluster import (
     KERNEL_IMAGE,
     K8sCluster,
     can,
     ensure_namespace,
     install_kernelspec,
-    k8s_cluster,
     kernel_objects,
     raw,
     service_account_kubeconfig,
 )
 from jupyter_server_helpers import TOKEN, KernelSocket, Server
+from kubernetes.client.exceptions import ApiException
 
 from gp_provisioners_core import images
 from gp_provisioners_core.testing import isolated_jupyter_paths
-
-__all__ = ["k8s_cluster"]
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "deploy" / "helm" / "gp-server"

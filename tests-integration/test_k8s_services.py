@@ -22,12 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from backends.k8s_cluster import KERNEL_IMAGE, K8sCluster, ensure_namespace, k8s_cluster, raw
-
-__all__ = ["k8s_cluster"]
+from backends.k8s_cluster import KERNEL_IMAGE, K8sCluster, ensure_namespace, raw
 
 NAMESPACE = "gp-services-test"
 

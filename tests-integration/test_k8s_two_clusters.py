@@ -10,32 +10,25 @@ per kernel, not one shared by both clusters); after shutdown nothing is left in 
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from backends.k8s_cluster import (
     ClusterUnavailable,
     K8sCluster,
     ensure_namespace,
     install_kernelspec,
-    k8s_cluster,
     kernel_objects,
 )
 from backends.system_packages import cannot_run
+from jupyter_client.manager import AsyncKernelManager
 
 from gp_k8s.pod_cache import PodWatchCache
 from gp_k8s.reaper import Reaper
 from gp_provisioners_core.testing import isolated_jupyter_paths
 from gp_provisioners_core.testing.kernels import execute
-
-__all__ = ["k8s_cluster"]
 
 NAMESPACE = "gp-multi"
 

@@ -3,27 +3,19 @@ on 410 Gone, one cache for every kernel.  Pods run through OUR NODE AGENT, NOT A
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from backends.k8s_cluster import (
     K8sCluster,
     ensure_namespace,
-    k8s_cluster,
     raw,
 )
 
 from gp_k8s.client import CountingApiClient, get_api_client
 from gp_k8s.manifests import kernel_labels
 from gp_k8s.pod_cache import PodWatchCache
-
-__all__ = ["k8s_cluster"]
 
 NAMESPACE = "gp-watch"
 

@@ -8,13 +8,10 @@ executor image) is looked up in build.py's table of images.  No daemon is needed
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from backends.dockerd import _load_build_module
 
 from gp_crd.cli import main as crd_spec

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from backends import dockerd
+from backends.system_packages import cannot_run
 from jupyter_server_helpers import TOKEN, Server, start_server, stop_server, wait_until_gone
 from prometheus_client.parser import text_string_to_metric_families
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
@@ -39,7 +40,7 @@ def daemon() -> Iterator[dockerd.DockerDaemon]:
     """A private dockerd without any image: the Docker launch must fail on the missing image."""
     reason = dockerd.dockerd_available()
     if reason:
-        dockerd.cannot_run(f"the failing backend needs a private dockerd: {reason}")
+        cannot_run(f"the failing backend needs a private dockerd: {reason}")
     running = dockerd.DockerDaemon().start()
     yield running
     running.stop()
@@ -216,7 +217,8 @@ async def test_the_switches_in_the_server_configuration_turn_both_off(tmp_path: 
             assert code == 204
             # The server's own kernel events arrive; none of ours came before them.
             while True:
-                event = json.loads(await asyncio.wait_for(events.read_message(), BOUND) or "{}")
+                message = await asyncio.wait_for(events.read_message(), BOUND)
+                event = json.loads(message or "{}")
                 assert event.get("schema_id") != SCHEMA_ID, event
                 if "kernel_actions" in str(event.get("schema_id")):
                     break

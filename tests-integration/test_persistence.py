@@ -166,7 +166,7 @@ async def test_orphans_of_a_lost_store_are_listed_in_dry_run_then_removed(
     delete_store(store)
     assert processes_with(kernel_id)
 
-    sweeping = ("--PersistentKernelManager.orphan_grace_period=2",)
+    sweeping: tuple[str, ...] = ("--PersistentKernelManager.orphan_grace_period=2",)
     sweeping += ("--PersistentKernelManager.orphan_sweep_interval=0.5",)
     dry = persistent_server(
         kernelspecs,

@@ -18,75 +18,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from backends.dockerd import KERNEL_LABEL, DockerBackend
-from backends.k8s_cluster import k8s_cluster  # noqa: F401 - fixture
-from crd_fixtures import spark_operator  # noqa: F401 - fixture
-from e2e_helpers import LAUNCH_TIMEOUT, E2EBackend, install_spec, wait_for_nothing
+from e2e_fixtures import K8S_KERNEL_NAMESPACE, persistent_server
+from e2e_helpers import E2EBackend
 from jupyter_server_helpers import (
-    Server,
     kill_hard,
     listed_ids,
     processes_with,
     run,
     stop_server,
-    store_server,
     wait_for_log,
-)
-from test_e2e_backends import docker_backend, e2e_docker, e2e_ssh  # noqa: F401 - fixtures
-from test_e2e_clusters import (  # noqa: F401 - fixtures
-    K8S_KERNEL_NAMESPACE,
-    e2e_crd,
-    e2e_k8s,
-    e2e_slurm,
-    e2e_yarn,
 )
 from test_persistence import delete_store
 
-pytest_plugins = ["backends.slurm_fixtures"]
-
 BACKENDS = ["ssh", "docker", "swarm", "slurm", "yarn", "k8s", "crd"]
-
-
-@pytest.fixture(scope="session")
-def e2e_swarm(e2e_docker: E2EBackend, docker_backend: DockerBackend) -> E2EBackend:  # noqa: F811
-    """A ``jupyter docker-spec install --swarm`` kernelspec next to the docker one."""
-    prefix = e2e_docker.jupyter_path.parent.parent
-    name = "e2e_swarm_python"
-    install_spec(
-        "jupyter-docker-spec",
-        prefix,
-        "--kernel-name",
-        name,
-        "--swarm",
-        "--image-name",
-        docker_backend.image,
-        "--launch-timeout",
-        LAUNCH_TIMEOUT,
-    )
-    client = docker_backend.daemon.client()
-
-    def find(kernel_id: str) -> list[str]:
-        label = f"{KERNEL_LABEL}={kernel_id}"
-        services = client.services.list(filters={"label": label})
-        containers = client.containers.list(all=True, filters={"label": label})
-        return [f"service {s.name}" for s in services] + [f"container {c.name}" for c in containers]
-
-    async def leftovers(kernel_id: str) -> list[str]:
-        return await wait_for_nothing(lambda: find(kernel_id))
-
-    return dataclasses.replace(
-        e2e_docker,
-        name="swarm",
-        provisioner_name="docker-swarm-provisioner",
-        python_spec=name,
-        leftovers=leftovers,
-        handle_key="service_id",
-    )
-
-
-def persistent_server(backend: E2EBackend, store: Path, log: Path, *extra: str) -> Server:
-    env = {**backend.env, "GP_SERVER_ORPHAN_CLEANUP": "off"}
-    return store_server(store.parent, store, log, *extra, env=env)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -37,19 +37,13 @@ from typing import Any
 
 import pytest
 from backends.dockerd import DockerBackend
-from backends.k8s_cluster import K8sCluster, k8s_cluster  # noqa: F401 - fixture
+from backends.k8s_cluster import K8sCluster
 from backends.slurm import SlurmCluster
+from backends.ssh_fixtures import SshKernelspec
 from backends.yarn_harness import yarn_backend
-from conftest import SshKernelspec
-from crd_fixtures import nothing_left, spark_operator  # noqa: F401 - fixtures
-from e2e_helpers import LAUNCH_TIMEOUT, E2EBackend, wait_for_nothing
-from jupyter_server_helpers import Server, processes_with, stop_server
-from test_e2e_backends import docker_backend, e2e_docker, e2e_ssh  # noqa: F401 - fixtures
-from test_e2e_clusters import _base_env, e2e_crd, e2e_k8s, e2e_slurm  # noqa: F401 - fixtures
-from test_persistence import kill_hard, run
-from test_persistence_backends import e2e_swarm, persistent_server  # noqa: F401 - fixture
-
-pytest_plugins = ["backends.slurm_fixtures"]
+from e2e_fixtures import persistent_server, yarn_e2e_backend
+from e2e_helpers import LAUNCH_TIMEOUT, E2EBackend
+from jupyter_server_helpers import Server, kill_hard, run, stop_server
 
 STALL_SECONDS = 30.0
 LISTING_BOUND = 90.0  # seconds of stall within which the re-attach must list the kernel
@@ -171,23 +165,7 @@ def e2e_yarn_behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 LAUNCH_TIMEOUT,
             )
 
-            async def leftovers(kernel_id: str) -> list[str]:
-                return await wait_for_nothing(
-                    lambda: setup.leftovers(kernel_id=kernel_id) + processes_with(kernel_id)
-                )
-
-            jupyter_path = setup.jupyter_root / "share" / "jupyter"
-            backend = E2EBackend(
-                "yarn",
-                "yarn-provisioner",
-                name,
-                "",
-                jupyter_path,
-                {**_base_env(jupyter_path), **setup.env()},
-                leftovers,
-                shares_file_system=True,
-                handle_key="application_id",
-            )
+            backend = yarn_e2e_backend(setup, name)
             yield Stallable(backend, proxy.stalled)
         finally:
             proxy.close()
@@ -215,7 +193,7 @@ def stallable(request: pytest.FixtureRequest) -> Stallable:
     if name in ("k8s", "crd"):
         pids = _apiserver(get("k8s_cluster"))
         if name == "crd":
-            get("nothing_left")
+            get("crd_nothing_left")
             return Stallable(get("e2e_crd"), lambda: operator_excused(get("spark_operator"), pids))
         return Stallable(get(f"e2e_{name}"), lambda: sigstopped(pids))
     if name == "slurm":
@@ -233,7 +211,7 @@ def operator_excused(operator: Any, pids: list[int]) -> Iterator[Callable[[], No
     an apiserver whose watch cache is catching up answers a fresh watch with "too large
     resource version": that is the stall, not a bug of ours). After the stall this waits until
     each of the emulator's watch loops has listed twice more (one whole watch cycle after its
-    recovery), then drops the errors recorded since the stall began, so that ``nothing_left``
+    recovery), then drops the errors recorded since the stall began, so that ``crd_nothing_left``
     counts only errors of an emulator that has recovered."""
     before = len(operator.errors)
     try:

@@ -17,19 +17,14 @@ from typing import Any
 
 import pytest
 from backends import dockerd
-from backends.k8s_cluster import K8sCluster, k8s_cluster, kernel_objects, raw
+from backends.k8s_cluster import K8sCluster, kernel_objects, raw
 from backends.slurm_kernels import SlurmKernelspecs, job_leftovers
-from test_k8s_conformance import k8s_kernelspecs
+from jupyter_client.manager import AsyncKernelManager
 
 from gp_k8s.reaper import Reaper
 from gp_provisioners_core.pool_manager import PooledMultiKernelManager
 from gp_provisioners_core.testing.kernels import execute
 from gp_provisioners_core.testing.pool_conformance import wait_for_pool
-
-pytest_plugins = ["backends.slurm_fixtures"]
-docker_backend = dockerd.docker_backend
-docker_kernelspecs = dockerd.docker_kernelspecs
-__all__ = ["docker_backend", "docker_kernelspecs", "k8s_cluster", "k8s_kernelspecs"]
 
 
 @dataclass
@@ -63,6 +58,7 @@ async def claim() -> AsyncIterator[Any]:
         await pools.start_kernel(kernel_name=kernel_name, kernel_id=kernel_id, env=env)
         assert pools.pools.stats()["served"] == 1
         manager = pools.get_kernel(kernel_id)
+        assert isinstance(manager, AsyncKernelManager)
         client = manager.client()
         client.start_channels()
         try:

@@ -5,8 +5,7 @@ shut down, be detected dead and re-attach from another process like any kernel."
 from __future__ import annotations
 
 import pytest
-from conftest import SshKernelspec
-from test_ssh_conformance import SshBackend
+from backends.ssh_fixtures import SshBackend, SshKernelspec
 
 from gp_provisioners_core.testing.pool_conformance import PooledProvisionerConformance
 

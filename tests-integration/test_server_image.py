@@ -19,7 +19,6 @@ import pytest
 from backends import dockerd
 from backends.dockerd import DockerBackend
 
-docker_backend = dockerd.docker_backend
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -8,8 +8,6 @@ from backends.slurm_kernels import SlurmConformanceBackend, SlurmKernelspecs
 
 from gp_provisioners_core.testing import ProvisionerConformance
 
-pytest_plugins = ["backends.slurm_fixtures"]
-
 
 class TestSlurmCliConformance(ProvisionerConformance):
     @pytest.fixture

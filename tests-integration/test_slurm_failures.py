@@ -16,8 +16,6 @@ from gp_provisioners_core.errors import (
     LaunchTimeoutError,
 )
 
-pytest_plugins = ["backends.slurm_fixtures"]
-
 PATHS = ["cli", "rest"]
 FAIL_FAST_SECONDS = 5.0
 

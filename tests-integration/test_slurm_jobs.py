@@ -14,8 +14,6 @@ from traitlets.config import Config
 
 from gp_provisioners_core.testing import execute
 
-pytest_plugins = ["backends.slurm_fixtures"]
-
 GPU_CONFIG = Config(
     {"SlurmProvisioner": {"max_gpus": 1, "allowed_gpu_types": [GPU_TYPE], "max_cpus": 2}}
 )

@@ -15,8 +15,6 @@ from jupyter_events import EventLogger
 from gp_provisioners_core import launch_events
 from gp_provisioners_core.errors import LaunchFailedError
 
-pytest_plugins = ["backends.slurm_fixtures"]
-
 
 @pytest.fixture
 def events() -> Iterator[list[dict[str, Any]]]:

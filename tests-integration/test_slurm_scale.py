@@ -8,16 +8,16 @@ import time
 
 from backends.slurm_kernels import SlurmKernelspecs, job_leftovers
 from bench_slurm import count_queries, shutdown, start_kernels
+from jupyter_client.manager import AsyncKernelManager
 
-from gp_provisioners_core.testing import execute
-
-pytest_plugins = ["backends.slurm_fixtures"]
+from gp_provisioners_core.testing import execute, provisioner_of
+from gp_slurm import SlurmProvisioner
 
 KERNELS = 10
 WINDOW = 4.0
 
 
-async def _job_id_seen_by_kernel(manager) -> str:
+async def _job_id_seen_by_kernel(manager: AsyncKernelManager) -> str:
     client = manager.client()
     client.start_channels()
     try:
@@ -37,17 +37,17 @@ async def test_ten_kernels_as_jobs_with_flat_query_count(
     managers = await start_kernels(slurm_kernelspecs, slurm_kernelspecs.cli, KERNELS)
     all_ready = time.monotonic() - started
     try:
-        job_ids = [m.provisioner.job_id for m in managers]
+        job_ids = [provisioner_of(m, SlurmProvisioner).job_id for m in managers]
         assert len(set(job_ids)) == KERNELS
         seen = await asyncio.gather(*(_job_id_seen_by_kernel(m) for m in managers))
         assert list(seen) == job_ids  # each kernel runs inside its own job
         active = {line.split()[0]: line for line in cluster.active_jobs()}
         for manager, job_id in zip(managers, job_ids, strict=True):
             assert f"{job_id} RUNNING {manager.kernel_id}" == active[job_id]
-            assert manager.provisioner.assigned_host == cluster.node_name
+            assert provisioner_of(manager, SlurmProvisioner).assigned_host == cluster.node_name
 
-        watcher = managers[0].provisioner.watcher()
-        assert all(m.provisioner.watcher() is watcher for m in managers)
+        watcher = provisioner_of(managers[0], SlurmProvisioner).watcher()
+        assert all(provisioner_of(m, SlurmProvisioner).watcher() is watcher for m in managers)
         with_ten = await count_queries(watcher, WINDOW)
         await shutdown(managers[2:])
         with_two = await count_queries(watcher, WINDOW)

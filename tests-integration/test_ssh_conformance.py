@@ -4,16 +4,15 @@ kill the remote processes by pid directly."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from backends.ssh_fixtures import SshBackend, SshKernelspec
 from backends.system_packages import cannot_run, missing_packages_message
-from conftest import SshKernelspec
+from irkernel import irkernel_available
 from scala_helpers import (
     SCALA_LAUNCH_TIMEOUT,
     install_scala_spec,
@@ -21,10 +20,9 @@ from scala_helpers import (
     scala_opt_in,
     spark_job_in_new_kernel,
 )
-from test_conformance_helpers import irkernel_available
 
 from gp_distributed.local_process import pid_is_running
-from gp_provisioners_core.testing import ConformanceBackend, ProvisionerConformance
+from gp_provisioners_core.testing import ProvisionerConformance
 from gp_provisioners_core.testing.conformance import SCALA, R, RunningKernel, wait_for
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")
@@ -38,20 +36,6 @@ async def _jvm_gone(info: dict[str, Any]) -> bool:
 
 async def _not_alive(manager: Any) -> bool:
     return not await manager.is_alive()
-
-
-class SshBackend(ConformanceBackend):
-    async def kill_kernel_hard(self, provisioner_info: dict[str, Any]) -> None:
-        assert provisioner_info["assigned_host"], "the kernel must have run on a host"
-        os.kill(provisioner_info["kernel_pid"], signal.SIGKILL)
-
-    async def leftovers(self, provisioner_info: dict[str, Any]) -> list[str]:
-        pids = {
-            provisioner_info["launcher_pid"],
-            provisioner_info["kernel_pid"],
-            provisioner_info["pid"],
-        }
-        return [f"pid {pid} still runs" for pid in sorted(pids) if pid and pid_is_running(pid)]
 
 
 class TestSshConformance(ProvisionerConformance):

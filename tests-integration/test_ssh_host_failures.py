@@ -11,11 +11,16 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from backends.ssh_fixtures import SshKernelspec
 from jupyter_client.manager import AsyncKernelManager
 
+from gp_distributed import DistributedProvisioner
+from gp_distributed.load_balancing import HostSelector
 from gp_provisioners_core.errors import LaunchFailedError, LaunchTimeoutError
+from gp_provisioners_core.testing import provisioner_of
 
 
 def _closed_port(address: str) -> int:
@@ -26,7 +31,11 @@ def _closed_port(address: str) -> int:
 
 @pytest.mark.parametrize("failure", ["refused", "untrusted"])
 async def test_unreachable_host_fails_fast_and_cools_down(
-    ssh_kernelspec, ssh_host_selector, monkeypatch, tmp_path, failure
+    ssh_kernelspec: SshKernelspec,
+    ssh_host_selector: HostSelector,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    failure: str,
 ) -> None:
     good = ssh_kernelspec.entry("127.0.0.2")
     if failure == "refused":
@@ -55,41 +64,50 @@ async def test_unreachable_host_fails_fast_and_cools_down(
 
     managers = [await ssh_kernelspec.start(kernel_name) for _ in range(2)]
     try:
-        assert [m.provisioner.assigned_host for m in managers] == [good, good]
+        assert [provisioner_of(m, DistributedProvisioner).assigned_host for m in managers] == [
+            good,
+            good,
+        ]
     finally:
         await asyncio.gather(*(m.shutdown_kernel() for m in managers))
 
 
-async def test_host_down_mid_run(ssh_kernelspec, ssh_host_selector, monkeypatch) -> None:
+async def test_host_down_mid_run(
+    ssh_kernelspec: SshKernelspec, ssh_host_selector: HostSelector, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Stop one host's sshd and kill its kernels: each of them is reported dead by its first
     poll; the others live on; new kernels go to the other hosts; shutdown does not hang."""
     cluster = ssh_kernelspec.cluster
     monkeypatch.setenv("GP_LOAD_BALANCING_ALGORITHM", "round-robin")
     managers = list(await asyncio.gather(*(ssh_kernelspec.start() for _ in range(6))))
     down = ssh_kernelspec.entry("127.0.0.3")
-    on_down = [m for m in managers if m.provisioner.assigned_host == down]
+    on_down = [
+        m for m in managers if provisioner_of(m, DistributedProvisioner).assigned_host == down
+    ]
     others = [m for m in managers if m not in on_down]
     assert len(on_down) == 2
     all_ids = [m.kernel_id for m in managers]
     # Their files stay on the host that went away (nobody can reach it to remove them).
-    stranded = [os.path.dirname(m.provisioner.remote_log) for m in on_down]
+    stranded = [
+        os.path.dirname(provisioner_of(m, DistributedProvisioner).remote_log) for m in on_down
+    ]
     try:
         cluster.stop_host("127.0.0.3")
         for manager in on_down:
-            os.killpg(manager.provisioner.launcher_pgid, signal.SIGKILL)
+            os.killpg(provisioner_of(manager, DistributedProvisioner).launcher_pgid, signal.SIGKILL)
         for manager in on_down:
             polled = time.monotonic()
-            assert await manager.provisioner.poll() is not None
+            assert await provisioner_of(manager, DistributedProvisioner).poll() is not None
             assert time.monotonic() - polled < 5
             assert not await manager.is_alive()
         assert ssh_host_selector.is_cooling(down)
         for manager in others:
-            assert await manager.provisioner.poll() is None
+            assert await provisioner_of(manager, DistributedProvisioner).poll() is None
 
         more = list(await asyncio.gather(*(ssh_kernelspec.start() for _ in range(4))))
         managers += more
         all_ids += [m.kernel_id for m in more]
-        assert down not in {m.provisioner.assigned_host for m in more}
+        assert down not in {provisioner_of(m, DistributedProvisioner).assigned_host for m in more}
         outputs = await asyncio.gather(*(ssh_kernelspec.execute(m, "print('up')") for m in more))
         assert [o.strip() for o in outputs] == ["up"] * 4
     finally:
@@ -105,7 +123,9 @@ async def test_host_down_mid_run(ssh_kernelspec, ssh_host_selector, monkeypatch)
     assert [p for p in os.listdir("/tmp") if any(k in p for k in all_ids)] == []
 
 
-async def test_launch_timeout_says_what_the_remote_launcher_wrote(ssh_kernelspec) -> None:
+async def test_launch_timeout_says_what_the_remote_launcher_wrote(
+    ssh_kernelspec: SshKernelspec,
+) -> None:
     host = ssh_kernelspec.entry("127.0.0.3")
     name = "gp_ssh_silent"
     folder = ssh_kernelspec.jupyter_path / "kernels" / name

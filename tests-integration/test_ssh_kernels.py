@@ -17,11 +17,14 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+from backends.ssh_fixtures import SshKernelspec
+from backends.sshd import SshdCluster
 from jupyter_client.manager import AsyncKernelManager
 
-from gp_distributed import remote_process
+from gp_distributed import DistributedProvisioner, remote_process
 from gp_distributed.ssh import (
     SshCommandError,
     SshConnectError,
@@ -29,23 +32,25 @@ from gp_distributed.ssh import (
     SshSettings,
     resolve_target,
     run_script,
+    run_script_async,
 )
 from gp_provisioners_core.errors import InvalidLaunchParameterError, LaunchFailedError
+from gp_provisioners_core.testing import provisioner_of
 
 pytestmark = pytest.mark.usefixtures("ssh_host_selector")
 
 
 def _launcher_log(manager: object) -> str:
-    return str(manager.provisioner.remote_log)  # type: ignore[attr-defined]
+    return str(provisioner_of(manager, DistributedProvisioner).remote_log)
 
 
-async def test_start_execute_interrupt_shutdown_on_one_host(ssh_kernelspec) -> None:
+async def test_start_execute_interrupt_shutdown_on_one_host(ssh_kernelspec: SshKernelspec) -> None:
     host = ssh_kernelspec.entry("127.0.0.2")
     started = time.monotonic()
     manager = await ssh_kernelspec.start(env={"KERNEL_REMOTE_HOST": host})
     launch_seconds = time.monotonic() - started
     kernel_id = manager.kernel_id
-    provisioner = manager.provisioner
+    provisioner = provisioner_of(manager, DistributedProvisioner)
     try:
         assert provisioner.assigned_host == host
         assert manager.get_connection_info()["ip"] == "127.0.0.2"
@@ -62,18 +67,16 @@ async def test_start_execute_interrupt_shutdown_on_one_host(ssh_kernelspec) -> N
         )
         assert out.split() == ["alice", "127.0.0.2", str(provisioner.launcher_pgid), "False"]
         # While the comm port answers, poll makes no ssh round trip.
-        ssh_calls = []
-        real = remote_process.run_script_async
+        ssh_calls: list[tuple[Any, ...]] = []
+        real = run_script_async
 
-        async def counting(*args, **kwargs):
+        async def counting(*args: Any, **kwargs: Any) -> Any:
             ssh_calls.append(args)
             return await real(*args, **kwargs)
 
-        remote_process.run_script_async = counting
-        try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(remote_process, "run_script_async", counting)
             assert [await provisioner.poll() for _ in range(20)] == [None] * 20
-        finally:
-            remote_process.run_script_async = real
         assert ssh_calls == []
 
         # Interrupt a busy cell through the comm port.
@@ -94,12 +97,14 @@ async def test_start_execute_interrupt_shutdown_on_one_host(ssh_kernelspec) -> N
     print(f"launch over ssh took {launch_seconds:.2f}s")
 
 
-async def test_launch_secret_never_on_a_command_line(ssh_kernelspec) -> None:
+async def test_launch_secret_never_on_a_command_line(ssh_kernelspec: SshKernelspec) -> None:
     manager = await ssh_kernelspec.start(
         env={"KERNEL_REMOTE_HOST": ssh_kernelspec.entry("127.0.0.3")}
     )
     try:
-        launcher_pid = manager.provisioner.pid  # the launcher itself, from its connection info
+        launcher_pid = provisioner_of(
+            manager, DistributedProvisioner
+        ).pid  # the launcher itself, from its connection info
         environ = Path(f"/proc/{launcher_pid}/environ").read_bytes().split(b"\0")
         secrets = [e.split(b"=", 1)[1] for e in environ if e.startswith(b"GP_LAUNCH_SECRET=")]
         assert secrets
@@ -133,7 +138,9 @@ PAYLOADS = [
 ]
 
 
-async def test_kernel_values_reach_the_kernel_literally_and_run_nothing(ssh_kernelspec) -> None:
+async def test_kernel_values_reach_the_kernel_literally_and_run_nothing(
+    ssh_kernelspec: SshKernelspec,
+) -> None:
     marker = f"/tmp/pwned-{uuid.uuid4().hex}"
     values = {f"KERNEL_INJECT_{i}": p.format(marker=marker) for i, p in enumerate(PAYLOADS)}
     manager = await ssh_kernelspec.start(
@@ -152,7 +159,9 @@ async def test_kernel_values_reach_the_kernel_literally_and_run_nothing(ssh_kern
     assert list(Path("/tmp").glob(Path(marker).name + "*")) == []
 
 
-async def test_hostile_kernel_id_and_variable_names_are_refused(ssh_kernelspec) -> None:
+async def test_hostile_kernel_id_and_variable_names_are_refused(
+    ssh_kernelspec: SshKernelspec,
+) -> None:
     marker = f"/tmp/pwned-{uuid.uuid4().hex}"
     host = ssh_kernelspec.entry("127.0.0.2")
     for kernel_id in (f"x;touch {marker}", f"$(touch {marker})", f"a\ntouch {marker}"):
@@ -169,15 +178,18 @@ async def test_hostile_kernel_id_and_variable_names_are_refused(ssh_kernelspec) 
     assert not os.path.exists(marker)
 
 
-async def test_restart_and_kill_leave_nothing_behind(ssh_kernelspec) -> None:
+async def test_restart_and_kill_leave_nothing_behind(ssh_kernelspec: SshKernelspec) -> None:
     manager = await ssh_kernelspec.start(
         env={"KERNEL_REMOTE_HOST": ssh_kernelspec.entry("127.0.0.3")}
     )
     kernel_id = manager.kernel_id
-    first_pid, first_log = manager.provisioner.launcher_pid, _launcher_log(manager)
+    first_pid, first_log = (
+        provisioner_of(manager, DistributedProvisioner).launcher_pid,
+        _launcher_log(manager),
+    )
     try:
         await manager.restart_kernel()
-        assert manager.provisioner.launcher_pid != first_pid
+        assert provisioner_of(manager, DistributedProvisioner).launcher_pid != first_pid
         assert not os.path.exists(first_log)
         out = await ssh_kernelspec.execute(manager, "print(6 * 7)")
         assert out.strip() == "42"
@@ -204,13 +216,15 @@ asyncio.run(main())
 """
 
 
-async def test_another_process_reattaches_and_shuts_down(ssh_kernelspec) -> None:
+async def test_another_process_reattaches_and_shuts_down(ssh_kernelspec: SshKernelspec) -> None:
     from gp_provisioners_core.reattach import serializable_provisioner_info
 
     host = ssh_kernelspec.entry("127.0.0.2")
     manager = await ssh_kernelspec.start(env={"KERNEL_REMOTE_HOST": host})
     kernel_id = manager.kernel_id
-    info = serializable_provisioner_info(await manager.provisioner.get_provisioner_info())
+    info = serializable_provisioner_info(
+        await provisioner_of(manager, DistributedProvisioner).get_provisioner_info()
+    )
     for field in ("assigned_host", "launcher_pid", "launcher_pgid", "comm_port", "remote_log"):
         assert info[field], field
     result = await asyncio.to_thread(
@@ -225,18 +239,18 @@ async def test_another_process_reattaches_and_shuts_down(ssh_kernelspec) -> None
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"alive": True, "host": host}
     assert await ssh_kernelspec.wait_no_processes([kernel_id]) == []
-    assert await manager.provisioner.poll() is not None
+    assert await provisioner_of(manager, DistributedProvisioner).poll() is not None
     await manager.shutdown_kernel(now=True)
 
 
-async def test_kill_through_ssh_when_the_comm_port_is_gone(ssh_kernelspec) -> None:
+async def test_kill_through_ssh_when_the_comm_port_is_gone(ssh_kernelspec: SshKernelspec) -> None:
     """SIGSTOP the launcher: the comm port no longer answers, so poll asks the host (alive),
     and shutdown falls back to signals over ssh."""
     manager = await ssh_kernelspec.start(
         env={"KERNEL_REMOTE_HOST": ssh_kernelspec.entry("127.0.0.3")}
     )
     kernel_id = manager.kernel_id
-    provisioner = manager.provisioner
+    provisioner = provisioner_of(manager, DistributedProvisioner)
     provisioner.kernel_channel.timeout = 0.5
     os.kill(provisioner.pid, signal.SIGSTOP)
     try:
@@ -250,7 +264,7 @@ async def test_kill_through_ssh_when_the_comm_port_is_gone(ssh_kernelspec) -> No
     assert await ssh_kernelspec.wait_no_processes([kernel_id]) == []
 
 
-def test_host_alias_from_ssh_config(sshd_cluster) -> None:
+def test_host_alias_from_ssh_config(sshd_cluster: SshdCluster) -> None:
     """Nothing set but an ssh_config: HostName, Port, User, IdentityFile and
     UserKnownHostsFile come from its Host block, as with OpenSSH."""
     settings = SshSettings(config_file=str(sshd_cluster.ssh_config))
@@ -260,7 +274,7 @@ def test_host_alias_from_ssh_config(sshd_cluster) -> None:
     assert result.stdout.strip() == "127.0.0.3"
 
 
-def _shell_settings(sshd_cluster, **changes: object) -> SshSettings:
+def _shell_settings(sshd_cluster: SshdCluster, **changes: object) -> SshSettings:
     return SshSettings(
         key_file=str(sshd_cluster.key_file),
         known_hosts=str(sshd_cluster.known_hosts),
@@ -278,7 +292,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_commands_reuse_one_remote_shell_and_cannot_change_it(sshd_cluster) -> None:
+def test_commands_reuse_one_remote_shell_and_cannot_change_it(sshd_cluster: SshdCluster) -> None:
     """With ssh_reuse_shells (the default) commands to a host run one after the other in the
     same remote /bin/sh ($$ is that shell in a subshell), yet what a script changes (its
     directory, variables, options, exit) stays inside it and it reads nothing of the shell's
@@ -316,7 +330,7 @@ def test_commands_reuse_one_remote_shell_and_cannot_change_it(sshd_cluster) -> N
     assert len(pids) == 2
 
 
-def test_a_remote_shell_that_dies_is_replaced(sshd_cluster) -> None:
+def test_a_remote_shell_that_dies_is_replaced(sshd_cluster: SshdCluster) -> None:
     target = resolve_target(sshd_cluster.hosts["127.0.0.3"].entry, _shell_settings(sshd_cluster))
     shell_pid = int(run_script(target, "echo $$\n", 30).stdout)
     with pytest.raises(SshCommandError, match="remote shell ended"):
@@ -328,7 +342,7 @@ def test_a_remote_shell_that_dies_is_replaced(sshd_cluster) -> None:
 
     # The connection's sshd processes end (sshd restarted) while a shell is idle: the next
     # command connects again, whether or not paramiko noticed before it was sent.
-    listener = sshd_cluster.hosts["127.0.0.3"].process.pid
+    listener = sshd_cluster.hosts["127.0.0.3"].pid
     for pid in _children(listener):
         os.kill(pid, signal.SIGKILL)
     assert run_script(target, "echo again\n", 30).stdout == "again\n"
@@ -347,7 +361,9 @@ def _children(parent: int) -> list[int]:
     return found
 
 
-def test_unknown_host_key_is_refused_unless_configured(sshd_cluster, tmp_path) -> None:
+def test_unknown_host_key_is_refused_unless_configured(
+    sshd_cluster: SshdCluster, tmp_path: Path
+) -> None:
     empty = tmp_path / "known_hosts"
     empty.write_text("")
     settings = SshSettings(
@@ -374,7 +390,9 @@ def test_unknown_host_key_is_refused_unless_configured(sshd_cluster, tmp_path) -
     assert empty.read_text() == ""  # known_hosts files are never rewritten
 
 
-async def test_a_launcher_that_dies_fails_the_launch_with_its_remote_output(ssh_kernelspec) -> None:
+async def test_a_launcher_that_dies_fails_the_launch_with_its_remote_output(
+    ssh_kernelspec: SshKernelspec,
+) -> None:
     """The launcher exits on the host before answering: the launch fails within seconds with
     its exit code and the tail of its log file there, and nothing is left behind."""
     if importlib.util.find_spec("pyspark") is not None:

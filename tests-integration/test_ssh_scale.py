@@ -12,15 +12,22 @@ import os
 import threading
 import time
 from collections import Counter
+from typing import Any
 
 import paramiko
 import pytest
+from backends.ssh_fixtures import SshKernelspec
+from backends.sshd import SshdCluster
+
+from gp_distributed import DistributedProvisioner
+from gp_distributed.load_balancing import HostSelector
+from gp_provisioners_core.testing import provisioner_of
 
 KERNELS = 30
 ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 
 
-def _accepted_logins(cluster) -> dict[str, int]:
+def _accepted_logins(cluster: SshdCluster) -> dict[str, int]:
     return {
         address: host.log.read_text().count("Accepted publickey")
         for address, host in cluster.hosts.items()
@@ -28,16 +35,16 @@ def _accepted_logins(cluster) -> dict[str, int]:
 
 
 @pytest.fixture
-def paramiko_threads(monkeypatch):
+def paramiko_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The threads that opened ssh connections and channels during the test."""
     seen: list[str] = []
     connect, open_session = paramiko.SSHClient.connect, paramiko.Transport.open_session
 
-    def recording_connect(self, *args, **kwargs):
+    def recording_connect(self: paramiko.SSHClient, *args: Any, **kwargs: Any) -> Any:
         seen.append(threading.current_thread().name)
         return connect(self, *args, **kwargs)
 
-    def recording_open_session(self, *args, **kwargs):
+    def recording_open_session(self: paramiko.Transport, *args: Any, **kwargs: Any) -> Any:
         seen.append(threading.current_thread().name)
         return open_session(self, *args, **kwargs)
 
@@ -47,7 +54,10 @@ def paramiko_threads(monkeypatch):
 
 
 async def test_thirty_kernels_round_robin_then_least_connection(
-    ssh_kernelspec, ssh_host_selector, paramiko_threads, monkeypatch
+    ssh_kernelspec: SshKernelspec,
+    ssh_host_selector: HostSelector,
+    paramiko_threads: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cluster = ssh_kernelspec.cluster
     logins_before = _accepted_logins(cluster)
@@ -59,10 +69,12 @@ async def test_thirty_kernels_round_robin_then_least_connection(
     launch_seconds = time.monotonic() - started
     all_ids = [m.kernel_id for m in managers]
     try:
-        by_host = Counter(m.provisioner.assigned_host for m in managers)
+        by_host = Counter(provisioner_of(m, DistributedProvisioner).assigned_host for m in managers)
         assert by_host == {ssh_kernelspec.entry(a): KERNELS // 3 for a in ADDRESSES}
         for manager in managers:
-            address = manager.provisioner.assigned_host.rsplit(":", 1)[0]
+            address = provisioner_of(manager, DistributedProvisioner).assigned_host.rsplit(":", 1)[
+                0
+            ]
             assert manager.get_connection_info()["ip"] == address
 
         outputs = await asyncio.gather(
@@ -73,7 +85,11 @@ async def test_thirty_kernels_round_robin_then_least_connection(
 
         # Empty one host, then least-connection sends the next kernels there.
         emptied = ssh_kernelspec.entry("127.0.0.3")
-        on_emptied = [m for m in managers if m.provisioner.assigned_host == emptied]
+        on_emptied = [
+            m
+            for m in managers
+            if provisioner_of(m, DistributedProvisioner).assigned_host == emptied
+        ]
         await asyncio.gather(*(m.shutdown_kernel() for m in on_emptied))
         assert await ssh_kernelspec.wait_no_processes([m.kernel_id for m in on_emptied]) == []
         managers = [m for m in managers if m not in on_emptied]
@@ -81,7 +97,9 @@ async def test_thirty_kernels_round_robin_then_least_connection(
         more = await asyncio.gather(*(ssh_kernelspec.start() for _ in range(5)))
         all_ids += [m.kernel_id for m in more]
         managers += more
-        assert [m.provisioner.assigned_host for m in more] == [emptied] * 5
+        assert [provisioner_of(m, DistributedProvisioner).assigned_host for m in more] == [
+            emptied
+        ] * 5
     finally:
         stopping = time.monotonic()
         await asyncio.gather(*(m.shutdown_kernel() for m in managers), return_exceptions=True)

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from backends.ssh_fixtures import SshKernelspec
 from jupyter_server_helpers import (
     Server,
     new_kernel,
@@ -89,7 +90,7 @@ def _server_connections(server: Server, port: int) -> set[tuple[str, str]]:
 
 
 async def test_the_server_warms_each_ssh_host_before_its_first_kernel(
-    ssh_kernelspec, tmp_path: Path
+    ssh_kernelspec: SshKernelspec, tmp_path: Path
 ) -> None:
     cluster = ssh_kernelspec.cluster
     down = f"127.0.0.1:{_closed_port()}"  # an entry with a port always means ssh
@@ -110,7 +111,7 @@ async def test_the_server_warms_each_ssh_host_before_its_first_kernel(
     jupyter_path = f"{ssh_kernelspec.jupyter_path}{os.pathsep}{extra / 'share' / 'jupyter'}"
     hosts = list(cluster.hosts.values())
     accepted = {h.address: _accepted(h.log) for h in hosts}
-    shells = {h.address: _remote_shells(h.process.pid) for h in hosts}
+    shells = {h.address: _remote_shells(h.pid) for h in hosts}
 
     server = start_server(tmp_path, tmp_path / "server.log", env={"JUPYTER_PATH": jupyter_path})
     try:
@@ -129,7 +130,7 @@ async def test_the_server_warms_each_ssh_host_before_its_first_kernel(
         assert (code, kernels) == (200, [])
         for host in hosts:
             assert _accepted(host.log) == accepted[host.address] + 1, host.address
-            assert _remote_shells(host.process.pid) == shells[host.address] + 1, host.address
+            assert _remote_shells(host.pid) == shells[host.address] + 1, host.address
         warm = _server_connections(server, cluster.port)
         assert sorted(peer for _, peer in warm) == sorted(h.entry for h in hosts)
 
@@ -149,7 +150,7 @@ async def test_the_server_warms_each_ssh_host_before_its_first_kernel(
         # The warm connections drop while idle (sshd restarted its sessions): the next kernel
         # connects again on its own.
         for host in hosts:
-            for pid in _direct_children(host.process.pid):
+            for pid in _direct_children(host.pid):
                 os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while _server_connections(server, cluster.port) and time.monotonic() < deadline:
@@ -174,7 +175,9 @@ def _parent_of(pid: int) -> int:
         return 0
 
 
-async def test_warm_up_off_opens_nothing_at_start(ssh_kernelspec, tmp_path: Path) -> None:
+async def test_warm_up_off_opens_nothing_at_start(
+    ssh_kernelspec: SshKernelspec, tmp_path: Path
+) -> None:
     """``GP_SSH_WARM_AT_START=false``: the server starts without touching the hosts."""
     hosts = list(ssh_kernelspec.cluster.hosts.values())
     accepted = {h.address: _accepted(h.log) for h in hosts}

@@ -7,20 +7,16 @@ spark-submit stand-in's REST submissions are real.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
-
-sys.path.insert(0, str(Path(__file__).parent))
 from backends.yarn_harness import (
     YarnBackendSetup,
     YarnConformanceBackend,
     conformance_backend,
     yarn_backend,
 )
+from jupyter_client.manager import AsyncKernelManager
 
 from gp_provisioners_core.testing.conformance import ProvisionerConformance, RunningKernel
 from gp_provisioners_core.testing.kernels import isolated_jupyter_paths

@@ -5,7 +5,6 @@ Hadoop documentation expect (YARN itself is not available here; see backends/yar
 from __future__ import annotations
 
 import json
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -13,16 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from yarn_api_client import ResourceManager  # type: ignore[import-untyped]
-from yarn_api_client.errors import APIError  # type: ignore[import-untyped]
-
-sys.path.insert(0, str(Path(__file__).parent))
 from backends.yarn_emulator import (
     ResourceManagerPair,
     ResourceManagerServer,
     YarnCluster,
     group_members,
 )
+from yarn_api_client import ResourceManager  # type: ignore[import-untyped]
+from yarn_api_client.errors import APIError  # type: ignore[import-untyped]
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import getpass
 import importlib.util
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -18,10 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
-
-sys.path.insert(0, str(Path(__file__).parent))
 from backends.yarn_harness import YarnBackendSetup, yarn_backend
+from jupyter_client.manager import AsyncKernelManager
 
 from gp_provisioners_core.errors import (
     InvalidLaunchParameterError,

@@ -7,15 +7,12 @@ anything outside the allow-lists is refused naming the variable before anything 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
-
-sys.path.insert(0, str(Path(__file__).parent))
 from backends.yarn_harness import YarnBackendSetup, yarn_backend
+from jupyter_client.manager import AsyncKernelManager
 
 from gp_provisioners_core.errors import InvalidLaunchParameterError
 from gp_provisioners_core.testing.kernels import execute, isolated_jupyter_paths

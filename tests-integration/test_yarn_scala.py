@@ -9,13 +9,9 @@ the module; the Toree runtime comes from the shared cache (backends/scala_runtim
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from backends.yarn_harness import (
     YarnBackendSetup,
     YarnConformanceBackend,

@@ -5,12 +5,7 @@ Measured against the RM emulator (backends/yarn_emulator.py), not a real Resourc
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from backends.yarn_harness import measure_rm_requests_per_interval
 
 

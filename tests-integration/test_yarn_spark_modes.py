@@ -17,14 +17,11 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
+from backends.yarn_harness import YarnBackendSetup, yarn_backend
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-
-sys.path.insert(0, str(Path(__file__).parent))
-from backends.yarn_harness import YarnBackendSetup, yarn_backend
 
 from gp_provisioners_core.testing.kernels import execute, isolated_jupyter_paths
 

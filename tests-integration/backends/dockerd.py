@@ -45,11 +45,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
-import pytest
-
 if not __package__:  # run as a script (nox -s bench): make the ``backends`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from backends.system_packages import cannot_run, missing_packages_message
+from backends.system_packages import missing_packages_message
 from gp_provisioners_core.images import DEFAULT_PREFIX, default_image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -454,20 +452,6 @@ def stop_shared_docker_backend() -> None:
         backend.stop()
 
 
-@pytest.fixture(scope="session")
-def docker_backend() -> Iterator[DockerBackend]:
-    """A private dockerd (Swarm manager) with the kernel image; fails when that cannot be."""
-    reason = dockerd_available()
-    if reason:
-        cannot_run(f"docker suites need a private dockerd: {reason}")
-    try:
-        backend = shared_docker_backend()
-    except BackendUnavailable as err:
-        cannot_run(f"docker suites cannot run: {err}")
-    yield backend
-    stop_shared_docker_backend()
-
-
 DOCKER_KERNEL_NAME = "gp_docker_test"
 SWARM_KERNEL_NAME = "gp_swarm_test"
 LAUNCH_TIMEOUT = 90
@@ -525,15 +509,6 @@ def kernelspecs_installed(backend: DockerBackend, root: Path) -> Iterator[Docker
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-@pytest.fixture(scope="session")
-def docker_kernelspecs(
-    docker_backend: DockerBackend, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DockerKernelspecs]:
-    """The two kernelspecs and the docker suites' settings, for the session."""
-    with kernelspecs_installed(docker_backend, tmp_path_factory.mktemp("docker-jupyter")) as specs:
-        yield specs
 
 
 def bench(kernel_counts: list[int], seconds: float, interval: float) -> None:

@@ -10,7 +10,7 @@ Ready node, runs each pod's container command as a local process and reports sta
 through the real API.  See shared/notes/kubernetes.md for why a stock kubelet must not run here.
 
 ``shared_cluster()`` starts one cluster per test process (torn down at exit); the pytest
-fixtures at the end wrap it.
+fixture ``k8s_cluster`` (``backends/k8s_fixtures.py``) wraps it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from cryptography.x509.oid import NameOID
 if not __package__:  # run as a script (nox -s bench): make the ``backends`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backends.service_proxy import service_cidr
-from backends.system_packages import MissingSystemPackages, cannot_run, require
+from backends.system_packages import MissingSystemPackages, require
 
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("GP_CACHE_DIR") or Path.home() / ".cache" / "gateway-provisioners")
@@ -861,25 +860,6 @@ def shared_cluster() -> K8sCluster:
     atexit.register(cluster.stop)
     _shared = cluster
     return cluster
-
-
-# -- pytest fixtures (import them explicitly into a test module) -------------------------------
-
-try:
-    import pytest
-except ImportError:  # pragma: no cover - usable without pytest
-    pytest = None  # type: ignore[assignment]
-
-if pytest is not None:
-
-    @pytest.fixture(scope="session")
-    def k8s_cluster() -> Iterator[K8sCluster]:
-        """The shared control plane; skips the test when it cannot run on this machine."""
-        try:
-            cluster = shared_cluster()
-        except ClusterUnavailable as err:
-            cannot_run(f"no Kubernetes control plane: {err}")
-        yield cluster
 
 
 def run_idle_request_bench(counts: tuple[int, ...] = (5, 50)) -> str:

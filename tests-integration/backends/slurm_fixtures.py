@@ -1,6 +1,6 @@
 """pytest fixtures of the gp-slurm suites: a real Slurm cluster and kernelspecs using it.
 
-Load them in a test module with ``pytest_plugins = ["backends.slurm_fixtures"]``.
+Registered for every suite by ``pytest_plugins`` in ``tests-integration/conftest.py``.
 ``slurm_kernelspecs`` installs two kernelspecs with ``jupyter-slurm-spec install --prefix``
 (one submitting with sbatch, one through slurmrestd with a JWT from a token file) and sets, for
 the session, the environment the provisioner and the response manager read.

@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Self, cast
 
 from kubernetes import client as k8s
 from kubernetes import watch
@@ -86,7 +86,7 @@ class OperatorEmulator:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> OperatorEmulator:
+    def start(self) -> Self:
         for target in (self._watch_objects, self._watch_pods):
             thread = threading.Thread(target=self._loop, args=(target,), daemon=True)
             thread.start()

@@ -107,6 +107,12 @@ class SshdHost:
         return f"{self.address}:{self.port}"
 
     @property
+    def pid(self) -> int:
+        """The running sshd's pid (AssertionError when it is stopped)."""
+        assert self.process is not None, f"sshd on {self.address} is not running"
+        return self.process.pid
+
+    @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 

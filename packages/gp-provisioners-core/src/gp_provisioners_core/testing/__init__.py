@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the names as the lazy imports below give them, for type che
     from .kernels import ExecutionResult as ExecutionResult
     from .kernels import execute as execute
     from .kernels import isolated_jupyter_paths as isolated_jupyter_paths
+    from .kernels import provisioner_of as provisioner_of
     from .loop import LoopTicks as LoopTicks
     from .loop import loop_ticks as loop_ticks
     from .specs import installed_spec as installed_spec
@@ -34,6 +35,7 @@ _EXPORTS = {
     "ExecutionResult": "kernels",
     "execute": "kernels",
     "isolated_jupyter_paths": "kernels",
+    "provisioner_of": "kernels",
     "LoopTicks": "loop",
     "loop_ticks": "loop",
     "installed_spec": "specs",

@@ -9,9 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.manager import KernelManager
+from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
+
+ProvisionerT = TypeVar("ProvisionerT", bound=KernelProvisionerBase)
 
 
 @dataclass
@@ -84,3 +88,17 @@ def isolated_jupyter_paths(root: Path) -> Iterator[Path]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def provisioner_of(manager: KernelManager, kind: type[ProvisionerT]) -> ProvisionerT:
+    """The provisioner of ``manager``'s running kernel, as the backend's own class ``kind``, so
+    a test reads the backend's fields (``assigned_host``, ``job_id``...) with their types.
+
+    Raises AssertionError naming what the manager holds instead (no kernel started yet, or a
+    kernelspec of another backend)."""
+    provisioner = manager.provisioner
+    assert isinstance(provisioner, kind), (
+        f"kernel {manager.kernel_id}: expected a {kind.__name__}, the manager holds "
+        f"{type(provisioner).__name__}"
+    )
+    return provisioner

@@ -1,6 +1,8 @@
-"""Fixtures shared by the gp-crd suites: the SparkApplication CRD, our Spark-operator
-EMULATOR, kernelspecs from ``jupyter k8s-spec install --crd --spark``, the shipped RBAC of
-gp-crd, and the no-leftovers check."""
+"""pytest fixtures of the custom-resource suites (gp-crd): the SparkApplication CRD on the
+Kubernetes test cluster, our Spark-operator EMULATOR (no real operator runs here), kernelspecs
+from ``jupyter k8s-spec install --crd --spark``, gp-crd's shipped RBAC, and the no-leftovers
+check (``crd_nothing_left``).  Registered for every suite by ``pytest_plugins`` in
+``tests-integration/conftest.py``."""
 
 from __future__ import annotations
 
@@ -13,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 from backends.k8s_cluster import (
     KERNEL_IMAGE,
@@ -30,13 +30,12 @@ from backends.k8s_cluster import (
 )
 from backends.spark_crd import SPARK_CRD, install_crd
 from backends.spark_operator_emulator import SparkOperatorEmulator
-
 from gp_k8s.reaper import Reaper
 from gp_provisioners_core.testing import ConformanceBackend
 
 KERNEL_NAMESPACE = "gp-crd-kernels"
 SPARK_GROUP = "sparkoperator.k8s.io"
-CRD_RBAC = Path(__file__).resolve().parents[1] / "packages/gp-crd/deploy/rbac-spark-operator.yaml"
+CRD_RBAC = Path(__file__).resolve().parents[2] / "packages/gp-crd/deploy/rbac-spark-operator.yaml"
 SPARK_APPS = "/apis/sparkoperator.k8s.io/v1beta2/sparkapplications"
 
 
@@ -98,9 +97,8 @@ _operator: SparkOperatorEmulator | None = None
 
 @pytest.fixture(scope="session")
 def spark_operator(k8s_cluster: K8sCluster) -> Iterator[SparkOperatorEmulator]:
-    """The process's one operator emulator.  Each test module that imports this fixture gets
-    its own session-scoped instance from pytest, so the emulator is a module global: two
-    emulators would both reconcile every SparkApplication (a real operator elects a leader)."""
+    """The process's one operator emulator (two would both reconcile every SparkApplication;
+    a real operator elects a leader), started on first use and stopped at the session's end."""
     global _operator
     operator = _operator
     if operator is None:
@@ -111,7 +109,8 @@ def spark_operator(k8s_cluster: K8sCluster) -> Iterator[SparkOperatorEmulator]:
         operator.start()
         _operator = operator
     yield operator
-    operator.stop()  # at the session's end, after every module's tests; stopping is idempotent
+    operator.stop()
+    _operator = None
 
 
 def crd_leftovers(api: Any, namespace: str = KERNEL_NAMESPACE) -> list[str]:
@@ -125,7 +124,9 @@ def crd_leftovers(api: Any, namespace: str = KERNEL_NAMESPACE) -> list[str]:
 
 
 @pytest.fixture
-def nothing_left(k8s_cluster: K8sCluster, spark_operator: SparkOperatorEmulator) -> Iterator[None]:
+def crd_nothing_left(
+    k8s_cluster: K8sCluster, spark_operator: SparkOperatorEmulator
+) -> Iterator[None]:
     """After the test: zero SparkApplications and zero pods (waits briefly for deletions
     that were already requested), and no error of the operator emulator during the test.
 
