@@ -27,7 +27,7 @@ from gp_provisioners_core import (
     LaunchTimeoutError,
 )
 from gp_provisioners_core.launchers import python_launcher
-from gp_provisioners_core.testing import execute, isolated_jupyter_paths
+from gp_provisioners_core.testing import execute, isolated_jupyter_paths, provisioner_of
 
 LAUNCHER_ARGS = [
     "--kernel-id",
@@ -159,8 +159,8 @@ async def test_phases_are_logged_and_kept(
     caplog.set_level("INFO")
     await km.start_kernel(env=user_env())
     try:
-        assert isinstance(km.provisioner, DistributedProvisioner)
-        phases = km.provisioner.launch_phases.durations
+        provisioner = provisioner_of(km, DistributedProvisioner)
+        phases = provisioner.launch_phases.durations
         assert list(phases) == [
             "submitted",
             "connection-info-received",
@@ -170,7 +170,7 @@ async def test_phases_are_logged_and_kept(
         assert all(seconds >= 0 for seconds in phases.values())
         logged = [r.getMessage() for r in caplog.records if "launch phase" in r.getMessage()]
         assert len(logged) == 4
-        info = await km.provisioner.get_provisioner_info()
+        info = await provisioner.get_provisioner_info()
         assert info["launch_phases"]["current"] == "done"
     finally:
         await km.shutdown_kernel(now=True)
@@ -216,8 +216,7 @@ async def test_legacy_v1_launcher_only_with_opt_in(kernels_dir: Path) -> None:
         await client.wait_for_ready(timeout=30)
         assert (await execute(client, "print(6 * 7)")).stdout.strip() == "42"
         client.stop_channels()
-        assert isinstance(km.provisioner, DistributedProvisioner)
-        assert km.provisioner.legacy_launcher
+        assert provisioner_of(km, DistributedProvisioner).legacy_launcher
     finally:
         await km.shutdown_kernel()
     # Refused without the operator's opt-in, and without the kernelspec's declaration even

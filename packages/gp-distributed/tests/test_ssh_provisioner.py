@@ -21,7 +21,7 @@ from gp_distributed.load_balancing import HostSelector
 from gp_distributed.provisioner import DistributedProvisioner
 from gp_distributed.ssh import SshSettings
 from gp_provisioners_core import KernelSpecConfigError, LaunchFailedError
-from gp_provisioners_core.testing import execute, isolated_jupyter_paths
+from gp_provisioners_core.testing import execute, isolated_jupyter_paths, provisioner_of
 
 SPEC = "gp_ssh_unit"
 
@@ -157,8 +157,7 @@ async def test_refused_host_fails_fast_cools_down_and_the_next_launch_goes_elsew
     manager = AsyncKernelManager(kernel_name=SPEC)
     await manager.start_kernel(env=env)
     try:
-        assert isinstance(manager.provisioner, DistributedProvisioner)
-        assert manager.provisioner.assigned_host == "localhost"
+        assert provisioner_of(manager, DistributedProvisioner).assigned_host == "localhost"
         client = manager.client()
         client.start_channels()
         await client.wait_for_ready(timeout=30)
