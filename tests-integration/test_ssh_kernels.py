@@ -40,7 +40,7 @@ from gp_provisioners_core.testing import provisioner_of
 pytestmark = pytest.mark.usefixtures("ssh_host_selector")
 
 
-def _launcher_log(manager: object) -> str:
+def _launcher_log(manager: AsyncKernelManager) -> str:
     return str(provisioner_of(manager, DistributedProvisioner).remote_log)
 
 
@@ -251,7 +251,9 @@ async def test_kill_through_ssh_when_the_comm_port_is_gone(ssh_kernelspec: SshKe
     )
     kernel_id = manager.kernel_id
     provisioner = provisioner_of(manager, DistributedProvisioner)
-    provisioner.kernel_channel.timeout = 0.5
+    channel = provisioner.kernel_channel
+    assert channel is not None, "a started kernel has its comm port channel"
+    channel.timeout = 0.5
     os.kill(provisioner.pid, signal.SIGSTOP)
     try:
         assert await provisioner.poll() is None  # answered by ssh: the group still runs
