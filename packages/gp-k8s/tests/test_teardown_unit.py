@@ -51,7 +51,7 @@ def started(cls: type[KubernetesProvisioner], api: FakeApi, **config: Any) -> An
         metadata={"kernel_provisioner": {"provisioner_name": "kubernetes-provisioner"}},
     )
     p = cls(kernel_id=KERNEL_ID, kernel_spec=spec, parent=None, **config)
-    p._api = api  # what _ensure_client would have made
+    p.kernel_context.api = api  # what _ensure_client would have made
     p.kernel_namespace_name, p.container_name = "ns", "kernel-pod"
     p.launch_secret_name = "kernel-pod-launch"
 
