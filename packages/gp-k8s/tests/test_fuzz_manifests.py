@@ -49,7 +49,7 @@ def test_pod_builder_takes_any_request(request, other):
     pod = build_pod(
         PodRequest(
             kernel_id=KERNEL_ID,
-            pod_name=dns_name("kernel", KERNEL_ID, "abc123"),
+            name=dns_name("kernel", KERNEL_ID, "abc123"),
             parameters=parameters,
             command=["python3", "/opt/launch_ipykernel.py"],
             env=travelling,

@@ -50,6 +50,7 @@ from gp_k8s.parameters import KernelParameters
 from gp_k8s.pod_cache import PodState
 from gp_k8s.pod_kind import UNSEEN_GRACE, pod_stopped_in_cache
 from gp_k8s.provisioner import KubernetesProvisioner
+from gp_k8s.watch_cache import Collection
 from gp_provisioners_core.watch import BackendWatch
 
 from .manifests import (
@@ -119,6 +120,11 @@ class CustomResourceProvisioner(KubernetesProvisioner):
     def api_version(self) -> str:
         return f"{self.group}/{self.version}"
 
+    @classmethod
+    def collection(cls) -> Collection:
+        """This resource kind's API collection (what the shared watch lists)."""
+        return Collection(cls.group, cls.version, cls.plural)
+
     def object_state(self) -> ObjectState | None:
         """The kernel's resource as the shared watch last saw it (no I/O)."""
         kind = self.kernel_object
@@ -143,8 +149,8 @@ class CustomResourceKind(KernelObjectKind):
         """The process's shared watch of this resource kind, once joined."""
 
     def collection(self, namespace: str) -> str:
-        r = self.resource
-        return path("/apis/{}/{}/namespaces/{}/{}", r.group, r.version, namespace, r.plural)
+        """The URL path of this resource kind in ``namespace``."""
+        return self.resource.collection().path(namespace)
 
     # -- launch ------------------------------------------------------------------------------
 
@@ -154,9 +160,8 @@ class CustomResourceKind(KernelObjectKind):
 
     def join_watches(self, api: CountingApiClient) -> None:
         if self.objects is None:
-            r = self.resource
             self.objects = ObjectWatchCache.shared(
-                api, r.group, r.version, r.plural, r.watch_namespace
+                api, self.resource.collection(), self.resource.watch_namespace
             )
 
     def watches(self) -> Sequence[BackendWatch]:
@@ -173,16 +178,9 @@ class CustomResourceKind(KernelObjectKind):
         r = self.resource
         return r.build_resource(
             ResourceRequest(
-                kernel_id=self.context.kernel_id,
-                name=name,
+                **r.object_request(name, parameters, cmd, env),
                 api_version=r.api_version,
                 kind=r.object_kind,
-                parameters=parameters,
-                command=cmd,
-                env=r.pod_env(env),
-                username=r.kernel_username,
-                secret_env=r.launch_secret_env(),
-                template=self.context.template,
                 termination_grace_period=r.termination_grace_period,
                 executor_image=r.executor_image_name,
                 gpu_resource_name=r.gpu_resource_name,

@@ -43,19 +43,8 @@ class PodKind(KernelObjectKind):
         self, name: str, parameters: KernelParameters, cmd: list[str], env: dict[str, str]
     ) -> dict[str, Any]:
         p = self.context.provisioner
-        return build_pod(
-            PodRequest(
-                kernel_id=self.context.kernel_id,
-                pod_name=name,
-                parameters=parameters,
-                command=cmd,
-                env=p.pod_env(env),
-                username=p.kernel_username,
-                secret_env=p.launch_secret_env(),
-                template=self.context.template,
-            ),
-            gpu_resource_name=p.gpu_resource_name,
-        )
+        request = PodRequest(**p.object_request(name, parameters, cmd, env))
+        return build_pod(request, gpu_resource_name=p.gpu_resource_name)
 
     def create(self, api: CountingApiClient, body: dict[str, Any]) -> None:
         ops.create_pod(api, body)

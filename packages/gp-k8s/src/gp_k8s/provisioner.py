@@ -311,6 +311,25 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
             ),
         )
 
+    def object_request(
+        self, name: str, parameters: KernelParameters, cmd: list[str], env: dict[str, str]
+    ) -> dict[str, Any]:
+        """The fields of a :class:`~gp_k8s.manifests.PodRequest` (or of a subclass, such as
+        gp-crd's ``ResourceRequest``) for the kernel's object ``name``: the kernel's id, the
+        validated ``parameters``, the launcher's ``cmd``, what travels of ``env``
+        (:meth:`pod_env`), the user, the launch secret and the operator's template.  Called by
+        the object kind's ``build``."""
+        return {
+            "kernel_id": str(self.kernel_id),
+            "name": name,
+            "parameters": parameters,
+            "command": cmd,
+            "env": self.pod_env(env),
+            "username": self.kernel_username,
+            "secret_env": self.launch_secret_env(),
+            "template": self.kernel_context.template,
+        }
+
     def launch_secret_env(self) -> dict[str, tuple[str, str]]:
         """The launch secret as a variable read from the launch Secret (for the builders)."""
         return {LAUNCH_SECRET_ENV: (self.launch_secret_name, SECRET_KEY)}
