@@ -34,7 +34,7 @@ extra = st.dictionaries(st.from_regex(r"KERNEL_[A-Z]{1,8}", fullmatch=True), st.
 
 
 @given(request=requests, other=extra)
-def test_pod_builder_takes_any_request(request, other):
+def test_pod_builder_takes_any_request(request: dict[str, str], other: dict[str, str]) -> None:
     count_case("pod")
     env = {**other, **request, "KERNEL_USERNAME": "alice"}
     try:

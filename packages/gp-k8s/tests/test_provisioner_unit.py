@@ -146,7 +146,7 @@ async def test_poll_reads_the_cache() -> None:
 
 
 @pytest.mark.asyncio
-async def test_an_unreachable_api_is_one_clear_error_not_a_max_retry_error():
+async def test_an_unreachable_api_is_one_clear_error_not_a_max_retry_error() -> None:
     from kubernetes import client as k8s_client
 
     from gp_k8s import operations as ops
@@ -168,7 +168,9 @@ async def test_an_unreachable_api_is_one_clear_error_not_a_max_retry_error():
     ("variable", "value"),
     [("GP_MAX_MEMORY", "lots"), ("GP_KERNEL_UID", "x1"), ("GP_MAX_CPUS", "many")],
 )
-def test_a_bad_variable_is_named(monkeypatch, variable, value):
+def test_a_bad_variable_is_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
     from traitlets import TraitError
 
     from gp_k8s.settings import KubernetesSettings
