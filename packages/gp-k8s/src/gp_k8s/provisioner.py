@@ -14,6 +14,11 @@ exit code) or, for a pod that cannot start, the Warning events of the shared eve
 Stopping a kernel returns once its container stopped; the pod object, which a node may keep
 for many seconds while it tears the pod down, is seen through by the process's
 :class:`~gp_k8s.reaper.Reaper` in the background.
+
+What concerns the kernel's object itself is a :class:`~gp_k8s.kernel_object.KernelObjectKind`
+(:class:`~gp_k8s.pod_kind.PodKind` here; gp-crd's custom resources are another): the
+provisioner keeps the launch, the namespace, the launch Secret, the shared watches, signals,
+teardown order and re-attach, and asks its kind for the rest.
 """
 
 from __future__ import annotations
@@ -56,10 +61,7 @@ from .manifests import (
 )
 from .parameters import KernelParameters, resolve_parameters
 from .pod_cache import PodState, PodWatchCache
-from .pod_kind import UNSEEN_GRACE as UNSEEN_GRACE  # re-exported: its old home
 from .pod_kind import PodKind
-from .pod_kind import pod_gone_in_cache as pod_gone_in_cache
-from .pod_kind import pod_stopped_in_cache as pod_stopped_in_cache
 from .pool_relabel import relabel_pod
 from .reaper import Deletion, Reaper
 from .settings import KubernetesSettings
