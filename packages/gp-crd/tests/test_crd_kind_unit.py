@@ -18,9 +18,7 @@ from gp_crd.provisioner import (
     CustomResourceProvisioner,
     SparkOperatorProvisioner,
 )
-from gp_k8s.event_cache import PodEventWatchCache
 from gp_k8s.fake_api import FakeApiServer
-from gp_k8s.pod_cache import PodWatchCache
 from gp_k8s.reaper import Reaper
 from gp_provisioners_core.errors import LaunchFailedError
 from gp_provisioners_core.protocol import LAUNCH_SECRET_ENV
@@ -52,24 +50,13 @@ def wired(
     cls: type[CustomResourceProvisioner], api: FakeApiServer, **config: Any
 ) -> CustomResourceProvisioner:
     """A provisioner joined to ``api``, whose shared caches the fake feeds."""
-    spec = KernelSpec(argv=ARGV, display_name="crd")
-    p = cls(
-        kernel_id=KERNEL_ID,
-        kernel_spec=spec,
-        parent=None,
-        image_name="kernel:1",
-        kernel_namespace=NS,
-        max_gpus=2,
-        **config,
-    )
+    config = {"image_name": "kernel:1", "kernel_namespace": NS, "max_gpus": 2, **config}
+    p = cls(kernel_id=KERNEL_ID, kernel_spec=KernelSpec(argv=ARGV, display_name="crd"), **config)
+    api.serve(p)  # the API client, the pod and event watches
     kind = p.kernel_object
     assert isinstance(kind, CustomResourceKind)
-    ctx = p.kernel_context
-    ctx.api = api
     kind.objects = ObjectWatchCache(api, cls.group, cls.version, cls.plural, NS)
-    ctx.pods = PodWatchCache(api, NS)
-    ctx.events = PodEventWatchCache(api, NS)
-    api.watch(kind.objects, ctx.pods, ctx.events)
+    api.watch(kind.objects)
     p.kernel_username = "alice"
     return p
 

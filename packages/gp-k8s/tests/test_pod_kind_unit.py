@@ -11,9 +11,7 @@ from typing import Any
 import pytest
 from jupyter_client.kernelspec import KernelSpec
 
-from gp_k8s.event_cache import PodEventWatchCache
 from gp_k8s.fake_api import FakeApiServer
-from gp_k8s.pod_cache import PodWatchCache
 from gp_k8s.pod_kind import PodKind
 from gp_k8s.provisioner import KubernetesProvisioner
 from gp_k8s.reaper import Reaper
@@ -35,21 +33,10 @@ def api() -> Iterator[FakeApiServer]:
 def provisioner(api: FakeApiServer, **config: Any) -> KubernetesProvisioner:
     """A provisioner joined to ``api``, whose shared caches the fake feeds."""
     spec = KernelSpec(argv=ARGV, display_name="k8s")
-    p = KubernetesProvisioner(
-        kernel_id=KERNEL_ID,
-        kernel_spec=spec,
-        parent=None,
-        image_name="kernel:1",
-        kernel_namespace=NS,
-        max_gpus=2,
-        **config,
-    )
-    ctx = p.kernel_context
-    ctx.api = api
-    ctx.pods = PodWatchCache(api, NS)
-    ctx.events = PodEventWatchCache(api, NS)
-    api.watch(ctx.pods, ctx.events)
-    p.kernel_username = "alice"
+    settings: dict[str, Any] = {"image_name": "kernel:1", "kernel_namespace": NS, "max_gpus": 2}
+    p = KubernetesProvisioner(kernel_id=KERNEL_ID, kernel_spec=spec, **settings, **config)
+    api.serve(p)
+    p.kernel_username = "alice"  # what pre_launch settles
     return p
 
 

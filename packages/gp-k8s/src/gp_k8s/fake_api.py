@@ -19,13 +19,18 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from kubernetes import client as k8s
 
 from .client import CountingApiClient
+from .event_cache import PodEventWatchCache
+from .pod_cache import PodWatchCache
 from .watch_cache import WatchCache
+
+if TYPE_CHECKING:
+    from .provisioner import KubernetesProvisioner
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,16 @@ class FakeApiServer(CountingApiClient):
         self.refusals: dict[tuple[str, str], tuple[int, str]] = {}
         self.watchers: list[WatchCache[Any]] = []
         self._version = 0
+
+    def serve(self, provisioner: KubernetesProvisioner) -> None:
+        """Make ``provisioner`` use this fake as its API client, with shared pod and event
+        caches of its own (in its ``watch_namespace``) that this fake feeds.  The object
+        kind's own watches are the test's to make and hand to :meth:`watch`."""
+        ctx = provisioner.kernel_context
+        ctx.api = self
+        ctx.pods = PodWatchCache(self, provisioner.watch_namespace, provisioner.pod_selector)
+        ctx.events = PodEventWatchCache(self, provisioner.watch_namespace)
+        self.watch(ctx.pods, ctx.events)
 
     def watch(self, *caches: WatchCache[Any]) -> None:
         """Feed ``caches`` (not started: no thread, no request) every object of their
