@@ -65,7 +65,7 @@ def test_spark_application_runs_the_launcher_in_the_driver() -> None:
 
 
 def test_template_is_kept_and_overridden_where_the_kernel_decides() -> None:
-    template = {
+    template: dict[str, Any] = {
         "kind": "SparkApplication",
         "metadata": {"name": "x", "uid": "old", "labels": {"team": "a"}},
         "spec": {

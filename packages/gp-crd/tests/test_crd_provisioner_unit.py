@@ -10,9 +10,9 @@ import pytest
 from jupyter_client.kernelspec import KernelSpec
 
 from gp_crd.object_cache import ObjectWatchCache
-from gp_crd.provisioner import SparkOperatorProvisioner
+from gp_crd.provisioner import CustomResourceKind, SparkOperatorProvisioner
 from gp_k8s.event_cache import PodEventWatchCache
-from gp_k8s.pod_cache import PodWatchCache, pod_state
+from gp_k8s.pod_cache import PodWatchCache
 from gp_provisioners_core.errors import KernelSpecConfigError, LaunchFailedError, LaunchTimeoutError
 
 KERNEL_ID = "0b7c9f61-2d4e-4f7a-8a5b-5e2f6c1d9a30"
@@ -34,9 +34,11 @@ def wired() -> tuple[SparkOperatorProvisioner, ObjectWatchCache, PodWatchCache]:
     pods = PodWatchCache(object(), "ns")  # type: ignore[arg-type]
     objects.synced.set()
     pods.synced.set()
-    p._objects, p._cache = objects, pods
+    kind = p.kernel_object
+    assert isinstance(kind, CustomResourceKind)
+    kind.objects, p.kernel_context.pods = objects, pods
     p.kernel_namespace_name, p.container_name = "ns", NAME
-    p._submitted, p._created_at = True, time.monotonic()
+    p._submitted, p.kernel_context.created_at = True, time.monotonic()
     return p, objects, pods
 
 
@@ -69,7 +71,7 @@ async def test_status_follows_object_then_driver_pod() -> None:
     assert "submitted" in p.get_initial_states()
     objects.apply({"type": "MODIFIED", "object": app("RUNNING")})
     assert p.get_container_status() == "pending"  # the driver pod is not in the cache yet
-    pods._states[("ns", f"{NAME}-driver")] = pod_state(driver("Running"))
+    pods.apply({"type": "ADDED", "object": driver("Running")})
     assert p.get_container_status() == "running"
     assert await p.poll() is None
     await p.detect_launch_failure()  # nothing to report
@@ -106,7 +108,7 @@ async def test_a_re_attached_kernel_is_not_dead_before_the_watches_sync() -> Non
     server), poll answers "still running" (None), never an exit code; the first listing then
     decides."""
     p, objects, pods = wired()
-    p._created_at = 0.0
+    p.kernel_context.created_at = 0.0
     objects.synced.clear()
     pods.synced.clear()
     assert await p.poll() is None
@@ -119,10 +121,10 @@ async def test_a_driver_pod_that_cannot_start_ends_the_launch_and_a_timeout_name
     p, objects, pods = wired()
     events = PodEventWatchCache(object(), "ns")  # type: ignore[arg-type]
     events.synced.set()
-    p._events = events
+    p.kernel_context.events = events
     objects.apply({"type": "ADDED", "object": app("RUNNING")})
     creating = {"containerStatuses": [{"name": "kernel", "state": {"waiting": {}}}]}
-    pods._states[("ns", f"{NAME}-driver")] = pod_state(driver("Pending", **creating))
+    pods.apply({"type": "ADDED", "object": driver("Pending", **creating)})
     with pytest.raises(LaunchTimeoutError) as timed_out:
         await p.handle_launch_timeout()
     assert f"SparkApplication ns/{NAME}: state RUNNING; pod ns/{NAME}-driver: phase Pending" in str(

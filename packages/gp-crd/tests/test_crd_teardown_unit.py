@@ -13,6 +13,7 @@ from jupyter_client.kernelspec import KernelSpec
 
 from gp_crd.provisioner import SparkOperatorProvisioner
 from gp_k8s import operations as ops
+from gp_k8s.fake_api import FakeApiServer
 from gp_k8s.pod_cache import pod_state
 
 KERNEL_ID = "0b7c9f61-2d4e-4f7a-8a5b-5e2f6c1d9a30"
@@ -44,14 +45,14 @@ def spark_kernel(calls: list[Call], monkeypatch: pytest.MonkeyPatch) -> SparkOpe
     p = SparkOperatorProvisioner(
         kernel_id=KERNEL_ID, kernel_spec=spec, parent=None, termination_grace_period=5
     )
-    p._api = object()
+    p.kernel_context.api = FakeApiServer()  # unused: the patched operations record
     p.kernel_namespace_name, p.container_name = "ns", "kernel-app"
     p.launch_secret_name = "kernel-app-launch"
     driver = {
         "metadata": {"name": "kernel-app-driver", "namespace": "ns", "labels": {}},
         "status": {"phase": "Running"},
     }
-    monkeypatch.setattr(p, "pod_state", lambda: pod_state(driver))
+    monkeypatch.setattr(p.kernel_object, "pod_state", lambda: pod_state(driver))
 
     def delete_object(api: Any, namespace: str, name: str) -> bool:
         calls.append(("delete SparkApplication", namespace, name))
@@ -63,7 +64,7 @@ def spark_kernel(calls: list[Call], monkeypatch: pytest.MonkeyPatch) -> SparkOpe
     async def wait_kernel_stopped(what: str, **kwargs: Any) -> None:
         calls.append(("wait stopped", what, str(kwargs["grace"])))
 
-    monkeypatch.setattr(p, "_delete_object", delete_object)
+    monkeypatch.setattr(p.kernel_object, "delete_object", delete_object)
     monkeypatch.setattr(p, "track_deletion", track_deletion)
     monkeypatch.setattr(p, "wait_kernel_stopped", wait_kernel_stopped)
     return p

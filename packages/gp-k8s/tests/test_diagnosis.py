@@ -159,7 +159,7 @@ def test_kernel_stopped() -> None:
 
 
 def test_fatal_events_and_their_counts() -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {"type": "Warning", "reason": "FailedCreatePodSandBox", "message": "no sandbox"},
         {"type": "Warning", "reason": "FailedMount", "message": "no volume", "count": 1},
         {"type": "Normal", "reason": "FailedMount", "message": "not a warning", "count": 9},

@@ -34,7 +34,7 @@ extra = st.dictionaries(st.from_regex(r"KERNEL_[A-Z]{1,8}", fullmatch=True), st.
 
 
 @given(request=requests, other=extra)
-def test_pod_builder_takes_any_request(request, other):
+def test_pod_builder_takes_any_request(request: dict[str, str], other: dict[str, str]) -> None:
     count_case("pod")
     env = {**other, **request, "KERNEL_USERNAME": "alice"}
     try:
@@ -49,7 +49,7 @@ def test_pod_builder_takes_any_request(request, other):
     pod = build_pod(
         PodRequest(
             kernel_id=KERNEL_ID,
-            pod_name=dns_name("kernel", KERNEL_ID, "abc123"),
+            name=dns_name("kernel", KERNEL_ID, "abc123"),
             parameters=parameters,
             command=["python3", "/opt/launch_ipykernel.py"],
             env=travelling,

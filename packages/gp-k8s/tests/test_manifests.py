@@ -130,7 +130,7 @@ def pod_for(env: dict[str, str], limits: Limits = PERMISSIVE) -> dict[str, Any]:
     return build_pod(
         PodRequest(
             kernel_id=KERNEL_ID,
-            pod_name=dns_name("kernel", KERNEL_ID, "abc123"),
+            name=dns_name("kernel", KERNEL_ID, "abc123"),
             parameters=parameters,
             command=COMMAND,
             env=travelling_env(env),

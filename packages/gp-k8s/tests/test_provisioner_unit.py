@@ -75,14 +75,14 @@ async def test_variables_that_cannot_travel_are_refused_before_anything_is_creat
         await p.pre_launch(env={"KERNEL_USERNAME": "alice", **variable})
     assert expected in str(refused.value)
     assert KERNEL_ID in str(refused.value)
-    assert p._api is None
+    assert p.kernel_context.api is None
 
 
 async def test_refusals_come_before_anything_is_created() -> None:
     p = provisioner(image_name="kernel:1")
     with pytest.raises(InvalidLaunchParameterError, match="KERNEL_UID='00'"):
         await p.pre_launch(env={"KERNEL_UID": "00", "KERNEL_USERNAME": "alice"})
-    assert p._api is None  # no client was even built
+    assert p.kernel_context.api is None  # no client was even built
     with pytest.raises(KernelSpecConfigError, match="no image configured"):
         await provisioner().pre_launch(env={"KERNEL_USERNAME": "alice"})
 
@@ -105,8 +105,8 @@ def with_cache(cache: FakeCache, created_ago: float = 1.0) -> KubernetesProvisio
     p = provisioner(image_name="kernel:1")
     p.container_name = "kernel-x"
     p.kernel_namespace_name = "ns"
-    p._cache = cache  # type: ignore[assignment]
-    p._created_at = time.monotonic() - created_ago
+    p.kernel_context.pods = cache  # type: ignore[assignment]
+    p.kernel_context.created_at = time.monotonic() - created_ago
     return p
 
 
@@ -146,7 +146,7 @@ async def test_poll_reads_the_cache() -> None:
 
 
 @pytest.mark.asyncio
-async def test_an_unreachable_api_is_one_clear_error_not_a_max_retry_error():
+async def test_an_unreachable_api_is_one_clear_error_not_a_max_retry_error() -> None:
     from kubernetes import client as k8s_client
 
     from gp_k8s import operations as ops
@@ -168,7 +168,9 @@ async def test_an_unreachable_api_is_one_clear_error_not_a_max_retry_error():
     ("variable", "value"),
     [("GP_MAX_MEMORY", "lots"), ("GP_KERNEL_UID", "x1"), ("GP_MAX_CPUS", "many")],
 )
-def test_a_bad_variable_is_named(monkeypatch, variable, value):
+def test_a_bad_variable_is_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
     from traitlets import TraitError
 
     from gp_k8s.settings import KubernetesSettings

@@ -102,6 +102,18 @@ class SlowNode:
         return list(self.events)
 
 
+def pods_of(p: KubernetesProvisioner) -> PodWatchCache:
+    """The shared pod cache the fixture wired in."""
+    assert p.kernel_context.pods is not None
+    return p.kernel_context.pods
+
+
+def events_of(p: KubernetesProvisioner) -> PodEventWatchCache:
+    """The shared event cache the fixture wired in."""
+    assert p.kernel_context.events is not None
+    return p.kernel_context.events
+
+
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[KubernetesProvisioner, SlowNode]]:
     pods = PodWatchCache(ApiClient(), NS)
@@ -122,11 +134,11 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[KubernetesProvisi
     p = KubernetesProvisioner(
         kernel_id=KERNEL_ID, kernel_spec=spec, parent=None, image_name="kernel:1"
     )
-    p._api = object()  # type: ignore[assignment]
-    p._cache, p._events = pods, events
+    p.kernel_context.api = object()  # type: ignore[assignment]
+    p.kernel_context.pods, p.kernel_context.events = pods, events
     p.kernel_namespace_name, p.container_name = NS, POD
     p.launch_secret_name = f"{POD}-launch"
-    p._submitted, p._created_at = True, time.monotonic()
+    p._submitted, p.kernel_context.created_at = True, time.monotonic()
     yield p, node
     node.release()
     Reaper.shared().drain(5)
@@ -137,9 +149,9 @@ async def test_a_stuck_sandbox_ends_the_launch_with_the_nodes_words(
 ) -> None:
     p, _ = cluster
     creating = {"waiting": {"reason": "ContainerCreating"}}
-    p._cache.apply({"type": "ADDED", "object": pod_json("Pending", creating)})  # type: ignore[union-attr]
+    pods_of(p).apply({"type": "ADDED", "object": pod_json("Pending", creating)})
     await p.detect_launch_failure()  # pending, no warning: nothing to report yet
-    p._events.apply({"type": "ADDED", "object": warning("FailedCreatePodSandBox", SANDBOX)})  # type: ignore[union-attr]
+    events_of(p).apply({"type": "ADDED", "object": warning("FailedCreatePodSandBox", SANDBOX)})
     with pytest.raises(LaunchFailedError) as failed:
         await p.detect_launch_failure()
     message = str(failed.value)
@@ -152,11 +164,11 @@ async def test_a_volume_failure_needs_one_retry_before_it_ends_the_launch(
     cluster: tuple[KubernetesProvisioner, SlowNode],
 ) -> None:
     p, _ = cluster
-    p._cache.apply({"type": "ADDED", "object": pod_json("Pending")})  # type: ignore[union-attr]
+    pods_of(p).apply({"type": "ADDED", "object": pod_json("Pending")})
     mount = 'MountVolume.SetUp failed for volume "data" : configmap "data" not found'
-    p._events.apply({"type": "ADDED", "object": warning("FailedMount", mount)})  # type: ignore[union-attr]
+    events_of(p).apply({"type": "ADDED", "object": warning("FailedMount", mount)})
     await p.detect_launch_failure()
-    p._events.apply({"type": "MODIFIED", "object": warning("FailedMount", mount, count=2)})  # type: ignore[union-attr]
+    events_of(p).apply({"type": "MODIFIED", "object": warning("FailedMount", mount, count=2)})
     with pytest.raises(LaunchFailedError, match='configmap "data" not found'):
         await p.detect_launch_failure()
 
@@ -165,8 +177,8 @@ async def test_warnings_of_a_running_kernel_do_not_end_anything(
     cluster: tuple[KubernetesProvisioner, SlowNode],
 ) -> None:
     p, _ = cluster
-    p._cache.apply({"type": "ADDED", "object": pod_json("Running", {"running": {}})})  # type: ignore[union-attr]
-    p._events.apply({"type": "ADDED", "object": warning("FailedCreatePodSandBox", SANDBOX)})  # type: ignore[union-attr]
+    pods_of(p).apply({"type": "ADDED", "object": pod_json("Running", {"running": {}})})
+    events_of(p).apply({"type": "ADDED", "object": warning("FailedCreatePodSandBox", SANDBOX)})
     await p.detect_launch_failure()
 
 
@@ -175,7 +187,7 @@ async def test_a_timeout_names_phase_container_state_and_warnings(
 ) -> None:
     p, node = cluster
     creating = {"waiting": {"reason": "ContainerCreating"}}
-    p._cache.apply({"type": "ADDED", "object": pod_json("Pending", creating)})  # type: ignore[union-attr]
+    pods_of(p).apply({"type": "ADDED", "object": pod_json("Pending", creating)})
     node.events = [warning("NetworkNotReady", "network is not ready: cni config uninitialized")]
     with pytest.raises(LaunchTimeoutError) as timed_out:
         await p.handle_launch_timeout()
@@ -194,7 +206,7 @@ async def test_kill_returns_once_the_container_stopped_not_when_the_pod_is_gone(
     cluster: tuple[KubernetesProvisioner, SlowNode],
 ) -> None:
     p, node = cluster
-    p._cache.apply({"type": "ADDED", "object": pod_json("Running", {"running": {}})})  # type: ignore[union-attr]
+    pods_of(p).apply({"type": "ADDED", "object": pod_json("Running", {"running": {}})})
     started = time.monotonic()
     await p.kill()
     assert time.monotonic() - started < 5  # the pod object stays until release()
@@ -204,7 +216,7 @@ async def test_kill_returns_once_the_container_stopped_not_when_the_pod_is_gone(
     assert Reaper.shared().pending(KERNEL_ID) == [f"pod {NS}/{POD}"]
     node.release()
     assert Reaper.shared().drain(5) == []
-    assert not p._cache.has_seen(NS, POD)  # type: ignore[union-attr]
+    assert not pods_of(p).has_seen(NS, POD)
 
 
 async def test_cleanup_after_a_failed_launch_does_not_wait_and_is_seen_through(
@@ -212,7 +224,7 @@ async def test_cleanup_after_a_failed_launch_does_not_wait_and_is_seen_through(
 ) -> None:
     p, node = cluster
     p.namespace_created = True
-    p._cache.apply({"type": "ADDED", "object": pod_json("Pending")})  # type: ignore[union-attr]
+    pods_of(p).apply({"type": "ADDED", "object": pod_json("Pending")})
     started = time.monotonic()
     await p.kill()  # what a failed launch does: kill, then cleanup
     await p.cleanup(restart=False)
@@ -231,7 +243,7 @@ async def test_restart_keeps_the_kernels_namespace(
     # jupyter_client kills with restart=False even while restarting: only cleanup decides.
     p, node = cluster
     p.namespace_created = True
-    p._cache.apply({"type": "ADDED", "object": pod_json("Running", {"running": {}})})  # type: ignore[union-attr]
+    pods_of(p).apply({"type": "ADDED", "object": pod_json("Running", {"running": {}})})
     await p.kill(restart=False)
     await p.cleanup(restart=True)
     assert node.namespaces_deleted == []

@@ -11,6 +11,7 @@ import pytest
 from jupyter_client.kernelspec import KernelSpec
 
 from gp_k8s import operations as ops
+from gp_k8s.fake_api import FakeApiServer
 from gp_k8s.provisioner import KubernetesProvisioner
 
 KERNEL_ID = "0b7c9f61-2d4e-4f7a-8a5b-5e2f6c1d9a30"
@@ -19,13 +20,14 @@ KERNEL_ID = "0b7c9f61-2d4e-4f7a-8a5b-5e2f6c1d9a30"
 class FakeApi:
     """Records every deletion gp-k8s asks for, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[tuple[str, ...]] = []
+        self.monkeypatch = monkeypatch
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
-    api = FakeApi()
+    api = FakeApi(monkeypatch)
 
     def delete_pod(client: Any, namespace: str, name: str, grace: int) -> None:
         api.calls.append(("delete pod", namespace, name, str(grace)))
@@ -42,7 +44,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     return api
 
 
-def started(cls: type[KubernetesProvisioner], api: FakeApi, **config: Any) -> Any:
+def started(cls: type[KubernetesProvisioner], api: FakeApi, **config: Any) -> KubernetesProvisioner:
     """A provisioner as it is once its kernel runs: pod and launch Secret made, no launcher
     reachable (so every stop goes through the API)."""
     spec = KernelSpec(
@@ -51,7 +53,7 @@ def started(cls: type[KubernetesProvisioner], api: FakeApi, **config: Any) -> An
         metadata={"kernel_provisioner": {"provisioner_name": "kubernetes-provisioner"}},
     )
     p = cls(kernel_id=KERNEL_ID, kernel_spec=spec, parent=None, **config)
-    p._api = api  # what _ensure_client would have made
+    p.kernel_context.api = FakeApiServer()  # unused: the patched operations record
     p.kernel_namespace_name, p.container_name = "ns", "kernel-pod"
     p.launch_secret_name = "kernel-pod-launch"
 
@@ -61,8 +63,8 @@ def started(cls: type[KubernetesProvisioner], api: FakeApi, **config: Any) -> An
     async def wait_kernel_stopped(what: str, **kwargs: Any) -> None:
         api.calls.append(("wait stopped", what, str(kwargs["grace"])))
 
-    p.track_deletion = track_deletion
-    p.wait_kernel_stopped = wait_kernel_stopped
+    api.monkeypatch.setattr(p, "track_deletion", track_deletion)
+    api.monkeypatch.setattr(p, "wait_kernel_stopped", wait_kernel_stopped)
     return p
 
 

@@ -16,8 +16,8 @@ it as strings and numbers.  No function here does I/O.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gp_k8s.manifests import (
@@ -29,7 +29,6 @@ from gp_k8s.manifests import (
     set_kernel_metadata,
     set_run_as,
 )
-from gp_k8s.parameters import KernelParameters
 
 from .spark_options import set_driver_resources, set_spark_choices
 from .spark_options import spark_memory as spark_memory  # re-exported: its old home
@@ -42,21 +41,14 @@ DEFAULT_SPARK_VERSION = "3.5.0"
 LOCAL_SCHEME = "local://"
 
 
-@dataclass(frozen=True)
-class ResourceRequest:
-    """Everything a custom-resource builder needs, already validated."""
+@dataclass(frozen=True, kw_only=True)
+class ResourceRequest(PodRequest):
+    """Everything a custom-resource builder needs, already validated: gp-k8s's
+    :class:`~gp_k8s.manifests.PodRequest` (``name`` is the resource's, ``template`` the
+    operator's template of the resource) and what only a resource has."""
 
-    kernel_id: str
-    name: str
     api_version: str
     kind: str
-    parameters: KernelParameters
-    command: Sequence[str]
-    env: Mapping[str, str]
-    username: str = ""
-    secret_env: Mapping[str, tuple[str, str]] = field(default_factory=dict)
-    """Variables read from a Secret: name -> (secret name, key)."""
-    template: Mapping[str, Any] | None = None
     termination_grace_period: int = 10
     executor_image: str = ""
     """The Spark executors' image (``executor_image_name``); empty: the application's."""
@@ -85,18 +77,10 @@ def build_custom_object(request: ResourceRequest) -> dict[str, Any]:
     _metadata(obj, request)
     spec = obj.setdefault("spec", {})
     pod_template = spec.get("podTemplate")
+    # The pod is the request's, from the resource template's podTemplate (named as the resource).
+    template = pod_template if isinstance(pod_template, Mapping) else None
     pod = build_pod(
-        PodRequest(
-            kernel_id=request.kernel_id,
-            pod_name=request.name,
-            parameters=request.parameters,
-            command=request.command,
-            env=request.env,
-            username=request.username,
-            secret_env=request.secret_env,
-            template=pod_template if isinstance(pod_template, Mapping) else None,
-        ),
-        gpu_resource_name=request.gpu_resource_name,
+        replace(request, template=template), gpu_resource_name=request.gpu_resource_name
     )
     pod["spec"]["terminationGracePeriodSeconds"] = request.termination_grace_period
     spec["podTemplate"] = pod

@@ -21,8 +21,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from .client import path
-from .watch_cache import WatchCache
+from .watch_cache import Collection, ObjectSummary, WatchCache, summary_fields
 
 POD_WARNINGS = "involvedObject.kind=Pod,type=Warning"
 FORBIDDEN_RETRY = 300.0
@@ -30,17 +29,18 @@ FORBIDDEN_RETRY = 300.0
 
 
 @dataclass(frozen=True)
-class EventState:
+class EventState(ObjectSummary):
     """One Warning event about a pod: ``name`` is the event's name, ``pod`` the pod's."""
 
-    namespace: str
-    name: str
     pod: str = ""
     pod_uid: str = ""
+    """The uid of the pod the event is about (to tell it from an older pod of that name)."""
     type: str = ""
     reason: str = ""
+    """Why, in one word: ``FailedCreatePodSandBox``, ``FailedMount``..."""
     message: str = ""
     count: int = 1
+    """How many times the event was seen (``count`` or ``series.count``)."""
     last_seen: str = ""
 
     def as_event(self) -> dict[str, Any]:
@@ -56,12 +56,10 @@ class EventState:
 
 def event_state(event: Mapping[str, Any]) -> EventState:
     """Summarize an Event (its JSON as a dict) into an :class:`EventState`."""
-    metadata = event.get("metadata") or {}
     involved = event.get("involvedObject") or {}
     series = event.get("series") or {}
     return EventState(
-        namespace=str(metadata.get("namespace") or ""),
-        name=str(metadata.get("name") or ""),
+        **summary_fields(event),
         pod=str(involved.get("name") or ""),
         pod_uid=str(involved.get("uid") or ""),
         type=str(event.get("type") or ""),
@@ -81,6 +79,7 @@ class PodEventWatchCache(WatchCache[EventState]):
     """The shared cache of Warning events about pods in one scope; see the module docstring."""
 
     log = logging.getLogger(__name__)
+    collection = Collection("", "v1", "events")
 
     def __init__(
         self, api_client: k8s.ApiClient, namespace: str = "", selector: str = POD_WARNINGS
@@ -92,24 +91,13 @@ class PodEventWatchCache(WatchCache[EventState]):
     def shared(cls, api_client: k8s.ApiClient, namespace: str = "") -> PodEventWatchCache:
         """The process's cache for this client and scope (``namespace=""``: cluster-wide),
         started on first use."""
-        return cls._shared(api_client, namespace, POD_WARNINGS)
+        return cls.shared_instance(api_client, namespace, POD_WARNINGS)
 
     def selector_query(self) -> dict[str, str]:
         return {"fieldSelector": self.selector}
 
-    def collection_path(self) -> str:
-        if self.namespace:
-            return path("/api/v1/namespaces/{}/events", self.namespace)
-        return "/api/v1/events"
-
     def summarize(self, obj: Mapping[str, Any]) -> EventState:
         return event_state(obj)
-
-    def thread_name(self) -> str:
-        return f"gp-k8s-events-{self.namespace or 'all-namespaces'}"
-
-    def watch_label(self) -> str:
-        return f"Pod warning-event watch ({self.namespace or 'all'})"
 
     def _failed(self, error: str, backoff: float) -> None:
         if not error.startswith("HTTP 403"):

@@ -34,10 +34,12 @@ _NOT_NAME = re.compile(r"[^a-z0-9-]+")
 
 @dataclass(frozen=True)
 class PodRequest:
-    """Everything the pod builder needs, already validated."""
+    """Everything the pod builder needs, already validated; the base of the requests of
+    builders of other kernel objects (gp-crd's ``ResourceRequest``)."""
 
     kernel_id: str
-    pod_name: str
+    name: str
+    """The kernel's object's name (here the pod's)."""
     parameters: KernelParameters
     command: Sequence[str]
     env: Mapping[str, str]
@@ -216,7 +218,7 @@ def build_pod(request: PodRequest, *, gpu_resource_name: str = "nvidia.com/gpu")
         pod,
         api_version="v1",
         kind="Pod",
-        name=request.pod_name,
+        name=request.name,
         namespace=p.namespace,
         kernel_id=request.kernel_id,
         username=request.username,

@@ -21,9 +21,8 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from .client import path
-from .manifests import KERNEL_ID_LABEL, KERNEL_SELECTOR
-from .watch_cache import WatchCache
+from .manifests import KERNEL_SELECTOR
+from .watch_cache import Collection, ObjectSummary, WatchCache, summary_fields
 from .watch_cache import drop_watch_connection as drop_watch_connection
 from .watch_cache import wait_until as wait_until
 
@@ -43,18 +42,15 @@ class ContainerState:
 
 
 @dataclass(frozen=True)
-class PodState:
-    namespace: str
-    name: str
-    uid: str = ""
-    kernel_label: str = ""
+class PodState(ObjectSummary):
+    """What a provisioner reads of a kernel's pod (:func:`pod_state`)."""
+
     phase: str = ""
     reason: str = ""
     message: str = ""
     pod_ip: str = ""
     host_ip: str = ""
     node_name: str = ""
-    deleting: bool = False
     unschedulable: str = ""
     """The scheduler's message while the PodScheduled condition says Unschedulable."""
     container: ContainerState | None = None
@@ -81,7 +77,6 @@ def _container_state(status: Mapping[str, Any]) -> ContainerState:
 
 def pod_state(pod: Mapping[str, Any], container_name: str = "kernel") -> PodState:
     """Summarize a pod (its JSON as a dict) into a :class:`PodState`."""
-    metadata = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
     unschedulable = ""
@@ -97,20 +92,16 @@ def pod_state(pod: Mapping[str, Any], container_name: str = "kernel") -> PodStat
     if chosen is None and statuses:
         chosen = statuses[0]
     return PodState(
-        namespace=str(metadata.get("namespace") or ""),
-        name=str(metadata.get("name") or ""),
-        uid=str(metadata.get("uid") or ""),
-        kernel_label=str((metadata.get("labels") or {}).get(KERNEL_ID_LABEL) or ""),
+        **summary_fields(pod),
         phase=str(status.get("phase") or ""),
         reason=str(status.get("reason") or ""),
         message=str(status.get("message") or ""),
         pod_ip=str(status.get("podIP") or ""),
         host_ip=str(status.get("hostIP") or ""),
         node_name=str(spec.get("nodeName") or ""),
-        deleting=bool(metadata.get("deletionTimestamp")),
         unschedulable=unschedulable,
         container=_container_state(chosen) if chosen is not None else None,
-        resource_version=str(metadata.get("resourceVersion") or ""),
+        resource_version=str((pod.get("metadata") or {}).get("resourceVersion") or ""),
     )
 
 
@@ -118,6 +109,7 @@ class PodWatchCache(WatchCache[PodState]):
     """The shared cache of kernel pods in one scope; see the module docstring."""
 
     log = logging.getLogger(__name__)
+    collection = Collection("", "v1", "pods")
 
     @classmethod
     def shared(
@@ -125,21 +117,10 @@ class PodWatchCache(WatchCache[PodState]):
     ) -> PodWatchCache:
         """The process's cache for this client and scope (``namespace=""``: cluster-wide),
         started on first use."""
-        return cls._shared(api_client, namespace, selector)
-
-    def collection_path(self) -> str:
-        if self.namespace:
-            return path("/api/v1/namespaces/{}/pods", self.namespace)
-        return "/api/v1/pods"
+        return cls.shared_instance(api_client, namespace, selector)
 
     def summarize(self, obj: Mapping[str, Any]) -> PodState:
         return pod_state(obj)
-
-    def thread_name(self) -> str:
-        return f"gp-k8s-pods-{self.namespace or 'all-namespaces'}"
-
-    def watch_label(self) -> str:
-        return f"Kernel pod watch ({self.namespace or 'all'})"
 
     def pods(self) -> list[PodState]:
         return self.states()

@@ -14,6 +14,11 @@ exit code) or, for a pod that cannot start, the Warning events of the shared eve
 Stopping a kernel returns once its container stopped; the pod object, which a node may keep
 for many seconds while it tears the pod down, is seen through by the process's
 :class:`~gp_k8s.reaper.Reaper` in the background.
+
+What concerns the kernel's object itself is a :class:`~gp_k8s.kernel_object.KernelObjectKind`
+(:class:`~gp_k8s.pod_kind.PodKind` here; gp-crd's custom resources are another): the
+provisioner keeps the launch, the namespace, the launch Secret, the shared watches, signals,
+teardown order and re-attach, and asks its kind for the rest.
 """
 
 from __future__ import annotations
@@ -43,30 +48,20 @@ from gp_provisioners_core.watch import BackendWatch
 
 from . import operations as ops
 from .client import CountingApiClient, get_api_client
-from .diagnosis import (
-    ERROR_STATES,
-    FATAL_WARNING_EVENTS,
-    INITIAL_STATES,
-    describe,
-    exit_code,
-    fatal_events,
-    kernel_stopped,
-    pod_status,
-    status_report,
-)
+from .diagnosis import FATAL_WARNING_EVENTS, fatal_events, kernel_stopped
 from .event_cache import PodEventWatchCache
+from .kernel_object import KernelObjectContext, KernelObjectKind
 from .launch_steps import PodLaunchSteps
 from .manifests import (
     KERNEL_SELECTOR,
-    PodRequest,
     build_namespace,
-    build_pod,
     build_role_binding,
     build_secret,
     dns_name,
 )
 from .parameters import KernelParameters, resolve_parameters
 from .pod_cache import PodState, PodWatchCache
+from .pod_kind import PodKind
 from .pool_relabel import relabel_pod
 from .reaper import Deletion, Reaper
 from .settings import KubernetesSettings
@@ -74,8 +69,6 @@ from .user_volumes import ensure_user_claim
 
 SECRET_KEY = "launch-secret"  # noqa: S105 - the key name in the Secret, not a secret
 EXECUTOR_IMAGE_ENV = "KERNEL_EXECUTOR_IMAGE"
-UNSEEN_GRACE = 30.0
-"""Seconds a pod this process created may stay unseen by the watch before it counts as gone."""
 STOP_SLACK = 10.0
 """Seconds beyond the grace period that stopping a kernel waits for its container to end;
 then it returns and the reaper carries on."""
@@ -84,14 +77,14 @@ then it returns and the reaper carries on."""
 class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisionerBase):  # type: ignore[metaclass]
     """Runs each kernel's launcher as the container of a pod.
 
-    The launch and the clean-up are split into steps that gp-crd's ``CustomResourceProvisioner``
-    reuses: it overrides only what differs (the kernel's object, its template, its watches).
+    What concerns the kernel's object (its template, building, creating and deleting it, its
+    status) is delegated to a :class:`~gp_k8s.kernel_object.KernelObjectKind`, made by
+    :meth:`make_object_kind` (:class:`~gp_k8s.pod_kind.PodKind` here): gp-crd's
+    ``CustomResourceProvisioner`` supplies its custom-resource kind and reuses the rest.
     """
 
     pod_selector: ClassVar[str] = KERNEL_SELECTOR
     """Label selector of the shared watch of the kernels' pods (:meth:`start_watches`)."""
-    object_name_limit: ClassVar[int] = 63
-    """The longest name :meth:`submit_kernel` gives the kernel's object."""
     sigkill_grace: ClassVar[int] = 1
     """Grace period (seconds) of the deletion when ``send_signal(SIGKILL)`` cannot reach the
     launcher.  1 s, not 0: a grace of 0 is a force deletion (the pod object goes before the
@@ -119,11 +112,25 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         self.namespace_created = False
         self.launch_secret_name = ""
         self._parameters: KernelParameters | None = None
-        self._template: dict[str, Any] | None = None
-        self._api: CountingApiClient | None = None
-        self._cache: PodWatchCache | None = None
-        self._events: PodEventWatchCache | None = None
-        self._created_at = 0.0
+        self.kernel_context = KernelObjectContext(self)
+        """What the kernel's object kind reads (the API client, the shared caches...)."""
+        self.kernel_object = self.make_object_kind(self.kernel_context)
+        """The kind of object the kernel runs as (:meth:`make_object_kind`)."""
+
+    def make_object_kind(self, context: KernelObjectContext) -> KernelObjectKind:
+        """The kernel's :class:`~gp_k8s.kernel_object.KernelObjectKind` (a pod here).  Called
+        once by ``__init__``; an override returns its own kind made with ``context``."""
+        return PodKind(context)
+
+    @property
+    def parameters(self) -> KernelParameters | None:
+        """The validated ``KERNEL_*`` parameters (None before ``validate_launch``)."""
+        return self._parameters
+
+    @property
+    def submitted(self) -> bool:
+        """Whether the kernel's object was submitted (or re-attached) and not yet deleted."""
+        return self._submitted
 
     # -- launch ----------------------------------------------------------------------------
 
@@ -152,17 +159,13 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
             self.requested_user(request_env).name,
         )
         self.pod_env(request_env)  # refuses what cannot travel before anything is created
-        self._template = await ops.run_blocking(self._load_template)
-
-    def _load_template(self) -> dict[str, Any] | None:
-        """The operator's template of the kernel's object; called by :meth:`pre_launch` on a
-        worker thread.  An override loads its own file with :meth:`load_template`."""
-        return self.load_template(self.pod_template_file, "Pod", "pod template")
+        self.kernel_context.template = await ops.run_blocking(self.kernel_object.load_template)
 
     def load_template(self, file: str, kind: str, noun: str) -> dict[str, Any] | None:
         """Read ``file`` (relative to the kernelspec's directory) as one ``kind`` manifest;
         None when ``file`` is empty.  Errors raise ``KernelSpecConfigError`` naming the file
-        as ``noun``.  Called by :meth:`_load_template` (blocking: on a worker thread)."""
+        as ``noun``.  Called by the object kind's ``load_template`` (blocking: on a worker
+        thread)."""
         if not file:
             return None
         path = Path(file)
@@ -184,27 +187,33 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
 
     async def _ensure_client(self) -> CountingApiClient:
         """The API client, made on first use, with the shared watches started."""
-        if self._api is None:
-            self._api = await ops.run_blocking(get_api_client, self.kubeconfig, self.kube_context)
-        self.start_watches(self._api)
-        return self._api
+        ctx = self.kernel_context
+        if ctx.api is None:
+            ctx.api = await ops.run_blocking(get_api_client, self.kubeconfig, self.kube_context)
+        self.start_watches(ctx.api)
+        return ctx.api
 
     def start_watches(self, api: CountingApiClient) -> None:
         """Join the process's shared watches (the kernels' pods, with :attr:`pod_selector`,
-        and the Warning events about pods).
+        and the Warning events about pods), then the object kind's own
+        (``KernelObjectKind.join_watches``).
 
         Called by :meth:`_ensure_client` before every launch, clean-up and re-attach; cheap
-        once the caches are set.  An override joins its own watches and must call super().
+        once the caches are set.
         """
-        if self._cache is None:
-            self._cache = PodWatchCache.shared(api, self.watch_namespace, self.pod_selector)
-        if self._events is None:
-            self._events = PodEventWatchCache.shared(api, self.watch_namespace)
+        ctx = self.kernel_context
+        if ctx.pods is None:
+            ctx.pods = PodWatchCache.shared(api, self.watch_namespace, self.pod_selector)
+        if ctx.events is None:
+            ctx.events = PodEventWatchCache.shared(api, self.watch_namespace)
+        self.kernel_object.join_watches(api)
 
     def launch_watches(self) -> Sequence[BackendWatch]:
-        """The pod and Warning-event watches: a pod that fails or cannot start wakes the
-        launch check at once.  An override adds its own watch to these."""
-        return tuple(watch for watch in (self._cache, self._events) if watch is not None)
+        """The pod and Warning-event watches (a pod that fails or cannot start wakes the
+        launch check at once) and the object kind's own watches."""
+        ctx = self.kernel_context
+        shared = tuple(watch for watch in (ctx.pods, ctx.events) if watch is not None)
+        return (*shared, *self.kernel_object.watches())
 
     def pod_env(self, env: dict[str, str]) -> dict[str, str]:
         """What travels into the pod: ``KERNEL_*``, the allow-list, the kernelspec's env and
@@ -230,35 +239,36 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
     async def submit_kernel(self, cmd: list[str], env: dict[str, str], **kwargs: Any) -> None:
         """Create the kernel's namespace (when one per kernel), launch Secret and object.
 
-        Called by gp-provisioners-core's ``launch_kernel``.  The steps a subclass may replace are
-        :meth:`build_kernel_object` and :meth:`create_kernel_object` (the pod here); an
-        ``ApiException`` of any step fails the launch naming :meth:`kernel_objects_noun`, a
-        ``ValueError`` of the builder is an unusable template (:meth:`template_noun`).
+        Called by gp-provisioners-core's ``launch_kernel``.  The kernel's object is built and
+        created by the object kind (``KernelObjectKind.build`` and ``create``); an
+        ``ApiException`` of any step fails the launch naming the kind's ``noun``, a
+        ``ValueError`` of the builder is an unusable template (its ``template_noun``).
         """
         api = await self._ensure_client()
         parameters = self._parameters
         assert parameters is not None, "pre_launch validates the parameters first"
         kernel_id = str(self.kernel_id)
+        kind = self.kernel_object
         try:
             parameters = await self.ensure_kernel_namespace(api, parameters)
             await ensure_user_claim(api, parameters, self.option_limits(), self.kernel_username)
-            name = dns_name("kernel", kernel_id, secrets.token_hex(3), limit=self.object_name_limit)
+            name = dns_name("kernel", kernel_id, secrets.token_hex(3), limit=kind.name_limit)
             self.launch_secret_name = f"{name}-launch"
             self.container_name = name
             await self.create_launch_secret(api, env)
-            body = self.build_kernel_object(name, parameters, cmd, env)
+            body = kind.build(name, parameters, cmd, env)
             self._submitted = True
-            self._created_at = time.monotonic()
-            await ops.run_blocking(self.create_kernel_object, api, body)
+            self.kernel_context.created_at = time.monotonic()
+            await ops.run_blocking(kind.create, api, body)
         except ApiException as err:
             self.fail_launch(
-                f"the Kubernetes API refused the kernel's {self.kernel_objects_noun()} in "
+                f"the Kubernetes API refused the kernel's {kind.noun} in "
                 f"namespace {self.kernel_namespace_name!r}: {ops.api_message(err)} "
                 f"(HTTP {err.status})"
             )
         except ValueError as err:
             raise KernelSpecConfigError(
-                f"Kernel {kernel_id}: the {self.template_noun()} template is unusable: {err}",
+                f"Kernel {kernel_id}: the {kind.template_noun} template is unusable: {err}",
                 kernel_id=kernel_id,
             ) from err
 
@@ -303,6 +313,25 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
             ),
         )
 
+    def object_request(
+        self, name: str, parameters: KernelParameters, cmd: list[str], env: dict[str, str]
+    ) -> dict[str, Any]:
+        """The fields of a :class:`~gp_k8s.manifests.PodRequest` (or of a subclass, such as
+        gp-crd's ``ResourceRequest``) for the kernel's object ``name``: the kernel's id, the
+        validated ``parameters``, the launcher's ``cmd``, what travels of ``env``
+        (:meth:`pod_env`), the user, the launch secret and the operator's template.  Called by
+        the object kind's ``build``."""
+        return {
+            "kernel_id": str(self.kernel_id),
+            "name": name,
+            "parameters": parameters,
+            "command": cmd,
+            "env": self.pod_env(env),
+            "username": self.kernel_username,
+            "secret_env": self.launch_secret_env(),
+            "template": self.kernel_context.template,
+        }
+
     def launch_secret_env(self) -> dict[str, tuple[str, str]]:
         """The launch secret as a variable read from the launch Secret (for the builders)."""
         return {LAUNCH_SECRET_ENV: (self.launch_secret_name, SECRET_KEY)}
@@ -310,85 +339,37 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
     def build_kernel_object(
         self, name: str, parameters: KernelParameters, cmd: list[str], env: dict[str, str]
     ) -> dict[str, Any]:
-        """The manifest of the kernel's object (here its pod, named ``name``).
-
-        Called by :meth:`submit_kernel` once the namespace and the launch Secret exist.  An
-        override returns its own object as data (pure; a ``ValueError`` means the operator's
-        template is unusable) and overrides :meth:`create_kernel_object` to send it.
-        """
-        return build_pod(
-            PodRequest(
-                kernel_id=str(self.kernel_id),
-                pod_name=name,
-                parameters=parameters,
-                command=cmd,
-                env=self.pod_env(env),
-                username=self.kernel_username,
-                secret_env=self.launch_secret_env(),
-                template=self._template,
-            ),
-            gpu_resource_name=self.gpu_resource_name,
-        )
-
-    def create_kernel_object(self, api: CountingApiClient, body: dict[str, Any]) -> None:
-        """Create ``body`` (from :meth:`build_kernel_object`).  Called by :meth:`submit_kernel`
-        on a worker thread (blocking); an override creates its kind and lets ``ApiException``
-        through."""
-        ops.create_pod(api, body)
-
-    def kernel_objects_noun(self) -> str:
-        """What a refused launch calls the kernel's objects (an override: its kind)."""
-        return "objects"
-
-    def template_noun(self) -> str:
-        """What an unusable-template error calls the template (an override: its kind)."""
-        return "pod"
+        """The manifest of the kernel's object, named ``name`` (``KernelObjectKind.build``;
+        pure).  For tests and tools that want the object without a cluster."""
+        return self.kernel_object.build(name, parameters, cmd, env)
 
     def log_kernel_launch(self, cmd: list[str]) -> None:
-        parameters = self._parameters
-        self.log.info(
-            "Kernel %s: pod %s/%s submitted with image %s",
-            self.kernel_id,
-            self.kernel_namespace_name,
-            self.container_name,
-            parameters.image if parameters else self.image_name,
-        )
+        self.kernel_object.log_launch()
 
-    # -- status, read from the shared watch ------------------------------------------------
+    # -- status, read from the shared watches (through the object kind) --------------------
 
     def pod_state(self) -> PodState | None:
-        if self._cache is None or not self.container_name:
-            return None
-        return self._cache.get(self.kernel_namespace_name, self.container_name)
+        """The pod the kernel's launcher runs in (``KernelObjectKind.pod_state``; no I/O)."""
+        return self.kernel_object.pod_state()
 
     def get_initial_states(self) -> set[str]:
-        return set(INITIAL_STATES)
+        return self.kernel_object.initial_states()
 
     def get_error_states(self) -> set[str]:
-        return set(ERROR_STATES)
+        return self.kernel_object.error_states()
 
     def get_container_status(self) -> str:
-        cache = self._cache
-        if cache is None or not self.container_name:
-            return ""
-        if not cache.synced.is_set():
-            return "pending"
-        state = cache.get(self.kernel_namespace_name, self.container_name)
-        seen = cache.has_seen(self.kernel_namespace_name, self.container_name)
-        if state is None and not seen:
-            recent = self._created_at and time.monotonic() - self._created_at < UNSEEN_GRACE
-            return "pending" if recent else ""
-        return pod_status(state, seen=seen)
+        return self.kernel_object.status()
 
     def describe_failure(self) -> str:
-        state = self.pod_state()
-        return describe(state, self.cached_warnings(state))
+        return self.kernel_object.describe_failure()
 
     def cached_warnings(self, state: PodState | None) -> list[dict[str, Any]]:
         """The Warning events about the pod ``state`` in the shared event watch (no I/O)."""
-        if self._events is None or state is None:
+        events = self.kernel_context.events
+        if events is None or state is None:
             return []
-        found = self._events.warnings_for(state.namespace, state.name, state.uid)
+        found = events.warnings_for(state.namespace, state.name, state.uid)
         return [event.as_event() for event in found]
 
     def fatal_warnings(self, state: PodState | None) -> list[str]:
@@ -400,47 +381,23 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
     async def pod_events(self, namespace: str, name: str) -> list[dict[str, Any]]:
         """The pod's events, asked once of the API (a launch already failed or timed out),
         with the shared watch's Warning events when the API cannot answer."""
-        if self._api is not None and name:
+        ctx = self.kernel_context
+        if ctx.api is not None and name:
             try:
-                return await ops.run_blocking(ops.pod_events, self._api, namespace, name)
+                return await ops.run_blocking(ops.pod_events, ctx.api, namespace, name)
             except Exception as err:  # noqa: BLE001 - the events only add detail
                 self.log.debug("Kernel %s: events unavailable: %s", self.kernel_id, err)
-        if self._events is None:
+        if ctx.events is None:
             return []
-        return [event.as_event() for event in self._events.warnings_for(namespace, name)]
+        return [event.as_event() for event in ctx.events.warnings_for(namespace, name)]
 
     async def detect_launch_failure(self) -> None:
-        cache = self._cache
-        if cache is not None and not cache.synced.is_set() and cache.last_error:
-            self.fail_launch(
-                f"the shared watch of kernel pods ({cache.namespace or 'all namespaces'}) "
-                f"fails: {cache.last_error}; check the server's RBAC (list and watch pods)"
-            )
-        status = self.get_container_status()
-        state = self.pod_state()
-        fatal = self.fatal_warnings(state)
-        failed = status in ERROR_STATES or (status == "" and self._submitted)
-        if not failed and not fatal:
-            return
-        events = await self.pod_events(self.kernel_namespace_name, self.container_name)
-        where = f"pod {self.kernel_namespace_name}/{self.container_name}"
-        if failed:
-            self.fail_launch(f"{where} is {status or 'gone'}: {describe(state, events)}")
-        self.fail_launch(
-            f"{where} cannot start (phase {state.phase if state else 'unknown'}): "
-            f"{describe(state, events + self.cached_warnings(state))}"
-        )
+        await self.kernel_object.detect_launch_failure()
 
     async def launch_report(self) -> str:
-        """What the kernel's objects were doing, for a launch that timed out: the pod's
-        phase, its container's state and its recent Warning events.  An override reports
-        its own object and then the pod."""
-        if not self.container_name:
-            return "no pod was created"
-        state = self.pod_state()
-        events = await self.pod_events(self.kernel_namespace_name, self.container_name)
-        report = status_report(state, events + self.cached_warnings(state))
-        return f"pod {self.kernel_namespace_name}/{self.container_name}: {report}"
+        """What the kernel's objects were doing, for a launch that timed out
+        (``KernelObjectKind.launch_report``)."""
+        return await self.kernel_object.launch_report()
 
     async def handle_launch_timeout(self) -> NoReturn:
         """The shared timeout error, with :meth:`launch_report` (what the pod was doing)."""
@@ -453,27 +410,23 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
             ) from None
 
     def liveness_known(self) -> bool:
-        """False until the pod watch has synced (the API server has answered)."""
-        cache = self._cache
-        return cache is not None and cache.synced.is_set()
+        """False until the pod watch and the object kind's watches have synced (the API
+        server has answered)."""
+        pods = self.kernel_context.pods
+        return pods is not None and pods.synced.is_set() and self.kernel_object.watches_synced()
 
     async def poll(self) -> int | None:
-        status = self.get_container_status()
-        if status and status not in ERROR_STATES:
-            return None
-        code = exit_code(self.pod_state())
-        if code is not None:
-            return code
-        return 1 if status else 0
+        return await self.kernel_object.poll()
 
     async def relabel_backend(self, kernel_id: str) -> None:
         """A claimed pooled kernel (``gp_provisioners_core.pool``): its pod's ``kernel-id``
         label and annotation follow the new id; a failed patch is logged, the kernel runs on."""
-        if self._api is None or not self.container_name:
+        api = self.kernel_context.api
+        if api is None or not self.container_name:
             return
         try:
             await ops.run_blocking(
-                relabel_pod, self._api, self.kernel_namespace_name, self.container_name, kernel_id
+                relabel_pod, api, self.kernel_namespace_name, self.container_name, kernel_id
             )
         except ApiException as err:
             self.log.warning("Kernel %s: pod not relabelled: %s", kernel_id, ops.api_message(err))
@@ -521,20 +474,20 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
             await self.release_kernel_namespace()
 
     async def stop_kernel_objects(self, *, grace: int) -> None:
-        """Delete the launch Secret and the kernel's object (:meth:`delete_kernel_object`)
+        """Delete the launch Secret and the kernel's object (``KernelObjectKind.delete``)
         with a grace period of ``grace`` seconds (0: force deletion), returning once the kernel
         stopped.  Called by :meth:`kill` (``kill_grace``), :meth:`terminate`
         (``termination_grace_period``), :meth:`send_signal` (``sigkill_grace`` or
         ``termination_grace_period``) and :meth:`terminate_container_resources`.  Idempotent."""
-        if self._api is None and (self.container_name or self.namespace_created):
+        if self.kernel_context.api is None and (self.container_name or self.namespace_created):
             await self._ensure_client()
-        api = self._api
+        api = self.kernel_context.api
         if api is None or not self.container_name:
             return
         namespace, name = self.kernel_namespace_name, self.container_name
         if self.launch_secret_name:
             await ops.run_blocking(ops.delete_secret, api, namespace, self.launch_secret_name)
-        await self.delete_kernel_object(api, namespace, name, grace=grace)
+        await self.kernel_object.delete(api, namespace, name, grace=grace)
         self.container_name = ""
         self.launch_secret_name = ""
         self._submitted = False
@@ -542,7 +495,7 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
     async def release_kernel_namespace(self) -> None:
         """Delete the kernel's own namespace (the deletion accepted, the reaper sees it go);
         called by :meth:`terminate_container_resources` unless the kernel restarts."""
-        api = self._api or await self._ensure_client()
+        api = self.kernel_context.api or await self._ensure_client()
         namespace = self.kernel_namespace_name
         await ops.run_blocking(ops.delete_namespace, api, namespace)
         self.track_deletion(
@@ -555,35 +508,6 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         )
         self.namespace_created = False
         self.kernel_namespace_name = ""
-
-    async def delete_kernel_object(
-        self, api: CountingApiClient, namespace: str, name: str, *, grace: int
-    ) -> None:
-        """Delete the kernel's pod with a grace period of ``grace`` seconds; return once its
-        container stopped (:meth:`wait_kernel_stopped`), not once the pod object is gone (the
-        reaper sees to that).
-
-        Called by :meth:`stop_kernel_objects` after the launch Secret is deleted.  An
-        override deletes its own object with ``grace`` (0 is a force deletion), tracks it
-        (:meth:`track_deletion`) and waits for the kernel's container.
-        """
-        await ops.run_blocking(ops.delete_pod, api, namespace, name, grace)
-        cache = self._cache
-        self.track_deletion(
-            "pod",
-            f"pod {namespace}/{name}",
-            gone=partial(pod_gone_in_cache, cache, namespace, name),
-            confirm=lambda: not ops.pod_exists(api, namespace, name),
-            retry=partial(ops.delete_pod, api, namespace, name, grace),
-            timeout=self.deletion_timeout + grace,
-            on_gone=partial(cache.forget, namespace, name) if cache is not None else None,
-        )
-        await self.wait_kernel_stopped(
-            f"pod {namespace}/{name}",
-            cached=partial(pod_stopped_in_cache, cache, namespace, name),
-            confirm=partial(ops.pod_stopped, api, namespace, name),
-            grace=grace,
-        )
 
     def track_deletion(
         self,
@@ -598,7 +522,7 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
     ) -> None:
         """Hand a deleted object to the process's :class:`~gp_k8s.reaper.Reaper`: ``gone``
         reads a cache (None: cannot tell), ``confirm`` asks the API, ``retry`` deletes again
-        (both blocking, run on the reaper's thread)."""
+        (both blocking, run on the reaper's thread).  Called by the object kind's ``delete``."""
         Reaper.shared().track(
             Deletion(
                 str(self.kernel_id), kind, what, gone, confirm, retry, timeout, on_gone=on_gone
@@ -615,9 +539,10 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
     ) -> None:
         """Wait until the kernel's container stopped: ``cached`` reads the watch's cache
         (None: cannot tell, then ``confirm`` asks the API twice a second).  Gives up after
-        ``grace`` + :data:`STOP_SLACK` seconds with a warning (the reaper carries on)."""
+        ``grace`` + :data:`STOP_SLACK` seconds with a warning (the reaper carries on).  Called
+        by the object kind's ``delete``."""
         deadline = time.monotonic() + grace + STOP_SLACK
-        pods = self._cache
+        pods = self.kernel_context.pods
         while time.monotonic() < deadline:
             version = pods.changes.version if pods is not None else 0
             stopped = cached()
@@ -655,22 +580,3 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
 
 def _with_namespace(parameters: KernelParameters, namespace: str) -> KernelParameters:
     return replace(parameters, namespace=namespace)
-
-
-def pod_gone_in_cache(cache: PodWatchCache | None, namespace: str, name: str) -> bool | None:
-    """Whether the watch saw the pod go; None when it cannot tell (not synced, never seen)."""
-    if cache is None or not cache.synced.is_set():
-        return None
-    if cache.get(namespace, name) is not None:
-        return False
-    return True if cache.has_seen(namespace, name) else None
-
-
-def pod_stopped_in_cache(cache: PodWatchCache | None, namespace: str, name: str) -> bool | None:
-    """Whether the watch says the pod's kernel container stopped; None when it cannot tell."""
-    if cache is None or not cache.synced.is_set():
-        return None
-    state = cache.get(namespace, name)
-    if state is None:
-        return True if cache.has_seen(namespace, name) else None
-    return kernel_stopped(state)

@@ -8,15 +8,17 @@ get frozen summaries of the objects without an API call.
 
 A subclass names what it watches and how an object is summarized; nothing else:
 
-- :meth:`WatchCache.collection_path`: the collection's URL path (pods, a custom resource...);
+- :attr:`WatchCache.collection`: the watched :class:`Collection` (pods, events, a custom
+  resource...), from which the URL path, the thread's name and the log's label follow;
 - :meth:`WatchCache.summarize`: a pure function of the object's JSON to a frozen state that
-  has ``namespace`` and ``name``;
-- :meth:`WatchCache.thread_name` and :meth:`WatchCache.watch_label`: how the thread and the
-  log name it;
-- a public ``shared(...)`` classmethod calling :meth:`WatchCache._shared` with its scope.
+  has ``namespace`` and ``name`` (usually a subclass of :class:`ObjectSummary`, filled from
+  :func:`summary_fields`);
+- a public ``shared(...)`` classmethod calling :meth:`WatchCache.shared_instance` with its
+  scope.
 
-:class:`~gp_k8s.pod_cache.PodWatchCache` (pods) and gp-crd's ``ObjectWatchCache`` (custom
-resources) are the subclasses.  Each subclass gets its own registry of shared caches.
+:class:`~gp_k8s.pod_cache.PodWatchCache` (pods), :class:`~gp_k8s.event_cache.PodEventWatchCache`
+(Warning events) and gp-crd's ``ObjectWatchCache`` (custom resources) are the subclasses.  Each
+subclass gets its own registry of shared caches.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from kubernetes import client as k8s
@@ -38,8 +41,54 @@ from gp_provisioners_core import metrics
 from gp_provisioners_core.watch import ChangeSignal
 
 from .api_metrics import BACKEND
-from .client import request
-from .manifests import KERNEL_SELECTOR
+from .client import path, request
+from .manifests import KERNEL_ID_LABEL, KERNEL_SELECTOR
+
+
+@dataclass(frozen=True)
+class Collection:
+    """One kind of API object: its group (``""``: the core group), version and plural."""
+
+    group: str
+    version: str
+    plural: str
+
+    def path(self, namespace: str = "") -> str:
+        """The collection's URL path in ``namespace`` (``""``: every namespace)."""
+        if self.group:
+            prefix = path("/apis/{}/{}", self.group, self.version)
+        else:
+            prefix = path("/api/{}", self.version)
+        if namespace:
+            return f"{prefix}{path('/namespaces/{}/{}', namespace, self.plural)}"
+        return f"{prefix}{path('/{}', self.plural)}"
+
+
+@dataclass(frozen=True)
+class ObjectSummary:
+    """What every cached state knows of its object's metadata (the base of the pods' and
+    custom resources' states; :func:`summary_fields` fills it)."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+    kernel_label: str = ""
+    """The object's ``kernel-id`` label (the kernel's id or its digest)."""
+    deleting: bool = False
+    """Whether the object has a ``deletionTimestamp`` (it is going)."""
+
+
+def summary_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The :class:`ObjectSummary` fields of ``obj`` (an API object as a dict), as keyword
+    arguments for a summary's constructor."""
+    metadata = obj.get("metadata") or {}
+    return {
+        "namespace": str(metadata.get("namespace") or ""),
+        "name": str(metadata.get("name") or ""),
+        "uid": str(metadata.get("uid") or ""),
+        "kernel_label": str((metadata.get("labels") or {}).get(KERNEL_ID_LABEL) or ""),
+        "deleting": bool(metadata.get("deletionTimestamp")),
+    }
 
 
 class Summary(Protocol):
@@ -58,18 +107,21 @@ C = TypeVar("C", bound="WatchCache[Any]")
 
 class WatchCache(Generic[S]):
     """The shared cache of the kernel-labelled objects of one collection; see the module
-    docstring.  Subclasses implement :meth:`collection_path` and :meth:`summarize`.
+    docstring.  Subclasses set :attr:`collection` and implement :meth:`summarize`.
 
     A :class:`~gp_provisioners_core.watch.BackendWatch`: ``changes`` is notified after every
     list and event, so a provisioner awaits ``changes.wait_until(...)`` instead of polling."""
 
     _registry: ClassVar[dict[tuple[object, ...], Any]] = {}
-    """Every subclass gets its own (``__init_subclass__``): the caches :meth:`_shared` made."""
+    """Every subclass gets its own (``__init_subclass__``): the caches
+    :meth:`shared_instance` made."""
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
     watch_timeout: ClassVar[tuple[int, int]] = (240, 300)
     """Seconds the server keeps a watch open (a random value in this range)."""
     log: ClassVar[logging.Logger] = logging.getLogger(__name__)
     """Where the watch logs; subclasses set their module's logger."""
+    collection: Collection
+    """What is watched: a class attribute of the subclass, or set by its ``__init__``."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -99,7 +151,7 @@ class WatchCache(Generic[S]):
         self.last_error = ""
 
     @classmethod
-    def _shared(cls: type[C], api_client: k8s.ApiClient, *scope: str) -> C:
+    def shared_instance(cls: type[C], api_client: k8s.ApiClient, *scope: str) -> C:
         """The process's cache ``cls(api_client, *scope)``, made on first use and started.
 
         Called by the subclasses' public ``shared(...)``; ``scope`` is the rest of their
@@ -125,8 +177,8 @@ class WatchCache(Generic[S]):
 
     def collection_path(self) -> str:
         """The URL path of the watched collection in this cache's scope (``namespace=""``:
-        every namespace).  Called by the list and the watch; subclasses must implement it."""
-        raise NotImplementedError
+        every namespace).  Called by the list and the watch."""
+        return self.collection.path(self.namespace)
 
     def summarize(self, obj: Mapping[str, Any]) -> S:
         """The frozen state kept for one object (its JSON as a dict).  Called by the watch
@@ -140,12 +192,12 @@ class WatchCache(Generic[S]):
         return {"labelSelector": self.selector}
 
     def thread_name(self) -> str:
-        """The watch thread's name; called by :meth:`start`.  Overrides return a short name."""
-        return f"gp-k8s-watch-{self.namespace or 'all-namespaces'}"
+        """The watch thread's name; called by :meth:`start`."""
+        return f"gp-k8s-{self.collection.plural}-{self.namespace or 'all-namespaces'}"
 
     def watch_label(self) -> str:
         """How log lines name this watch; called when the watch fails or relists."""
-        return f"Watch of {self.collection_path()}"
+        return f"The watch of {self.collection.plural} ({self.namespace or 'all namespaces'})"
 
     # -- read side (any thread, no I/O) ----------------------------------------------------
 
@@ -187,7 +239,7 @@ class WatchCache(Generic[S]):
     # -- the watch thread ------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the watch thread unless it runs (called by :meth:`_shared`)."""
+        """Start the watch thread unless it runs (called by :meth:`shared_instance`)."""
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return
