@@ -556,7 +556,7 @@ class K8sCluster:
             while kinds:
                 kind = kinds.pop()
                 kinds += kind.__subclasses__()
-                for cache in list(kind._registry.values()):
+                for cache in kind.instances():
                     try:
                         cache.stop()
                     except Exception:

@@ -38,7 +38,7 @@ def wired() -> tuple[SparkOperatorProvisioner, ObjectWatchCache, PodWatchCache]:
     assert isinstance(kind, CustomResourceKind)
     kind.objects, p.kernel_context.pods = objects, pods
     p.kernel_namespace_name, p.container_name = "ns", NAME
-    p._submitted, p.kernel_context.created_at = True, time.monotonic()
+    p.submitted, p.kernel_context.created_at = True, time.monotonic()
     return p, objects, pods
 
 

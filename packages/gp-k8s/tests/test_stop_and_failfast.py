@@ -138,7 +138,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[KubernetesProvisi
     p.kernel_context.pods, p.kernel_context.events = pods, events
     p.kernel_namespace_name, p.container_name = NS, POD
     p.launch_secret_name = f"{POD}-launch"
-    p._submitted, p.kernel_context.created_at = True, time.monotonic()
+    p.submitted, p.kernel_context.created_at = True, time.monotonic()
     yield p, node
     node.release()
     Reaper.shared().drain(5)

@@ -61,7 +61,7 @@ class DockerProvisioner(DockerProvisionerBase):
         self.container_id = ""  # a restart reuses the provisioner
         client = await self.connect()
         self.container_name = spec.name
-        self._submitted = True
+        self.submitted = True
         try:
             self.container_id = await run_sdk(self._create, client, spec)
         except ImageNotFound:

@@ -91,7 +91,7 @@ class DockerSwarmProvisioner(DockerProvisionerBase):
         self.service_id, self._service_removed = "", False  # a restart reuses the provisioner
         client = await self.connect()
         self.service_name = self.container_name = spec.name
-        self._submitted = True
+        self.submitted = True
         try:
             created = await run_sdk(client.api.create_service, **service_create_args(spec))
         except APIError as err:

@@ -127,11 +127,6 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         """The validated ``KERNEL_*`` parameters (None before ``validate_launch``)."""
         return self._parameters
 
-    @property
-    def submitted(self) -> bool:
-        """Whether the kernel's object was submitted (or re-attached) and not yet deleted."""
-        return self._submitted
-
     # -- launch ----------------------------------------------------------------------------
 
     async def validate_launch(self, env: dict[str, str]) -> None:
@@ -257,7 +252,7 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
             self.container_name = name
             await self.create_launch_secret(api, env)
             body = kind.build(name, parameters, cmd, env)
-            self._submitted = True
+            self.submitted = True
             self.kernel_context.created_at = time.monotonic()
             await ops.run_blocking(kind.create, api, body)
         except ApiException as err:
@@ -490,7 +485,7 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
         await self.kernel_object.delete(api, namespace, name, grace=grace)
         self.container_name = ""
         self.launch_secret_name = ""
-        self._submitted = False
+        self.submitted = False
 
     async def release_kernel_namespace(self) -> None:
         """Delete the kernel's own namespace (the deletion accepted, the reaper sees it go);
@@ -574,7 +569,7 @@ class KubernetesProvisioner(PodLaunchSteps, KubernetesSettings, ContainerProvisi
     async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
         await super().load_provisioner_info(provisioner_info)
         if self.container_name:
-            self._submitted = True
+            self.submitted = True
             await self._ensure_client()
 
 

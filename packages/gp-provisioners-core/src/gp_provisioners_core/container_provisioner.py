@@ -45,11 +45,14 @@ class ContainerProvisionerBase(RemoteProvisionerBase):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.container_name = ""
-        self._submitted = False
+        self.submitted = False
+        """Whether the kernel's container (pod, service, custom resource) was submitted, or
+        re-attached, and not deleted since: a backend sets it in ``submit_kernel`` and clears it
+        once its clean-up removed the container."""
 
     @property
     def has_process(self) -> bool:
-        return self._submitted or bool(self.container_name)
+        return self.submitted or bool(self.container_name)
 
     @abstractmethod
     def get_initial_states(self) -> set[str]:
