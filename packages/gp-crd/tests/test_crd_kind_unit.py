@@ -18,8 +18,8 @@ from gp_crd.provisioner import (
     CustomResourceProvisioner,
     SparkOperatorProvisioner,
 )
-from gp_k8s.fake_api import FakeApiServer
 from gp_k8s.reaper import Reaper
+from gp_k8s.testing import FakeApiServer
 from gp_provisioners_core.errors import LaunchFailedError
 from gp_provisioners_core.protocol import LAUNCH_SECRET_ENV
 

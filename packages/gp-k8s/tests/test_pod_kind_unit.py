@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from jupyter_client.kernelspec import KernelSpec
 
-from gp_k8s.fake_api import FakeApiServer
 from gp_k8s.pod_kind import PodKind
 from gp_k8s.provisioner import KubernetesProvisioner
 from gp_k8s.reaper import Reaper
+from gp_k8s.testing import FakeApiServer
 from gp_provisioners_core.errors import LaunchFailedError
 from gp_provisioners_core.protocol import LAUNCH_SECRET_ENV
 

@@ -11,8 +11,8 @@ import pytest
 from jupyter_client.kernelspec import KernelSpec
 
 from gp_k8s import operations as ops
-from gp_k8s.fake_api import FakeApiServer
 from gp_k8s.provisioner import KubernetesProvisioner
+from gp_k8s.testing import FakeApiServer
 
 KERNEL_ID = "0b7c9f61-2d4e-4f7a-8a5b-5e2f6c1d9a30"
 

@@ -1,4 +1,5 @@
-"""An in-memory stand-in for the Kubernetes API, for unit tests without a cluster.
+"""gp-k8s's test kit (as ``gp_provisioners_core.testing`` is the core's): an in-memory stand-in
+for the Kubernetes API, for unit tests without a cluster.
 
 :class:`FakeApiServer` is a :class:`~gp_k8s.client.CountingApiClient` whose ``call_api``
 answers from a dict of objects instead of the network, so every request gp-k8s makes
