@@ -275,6 +275,10 @@ public final class ToreeLauncher {
               if (warmed >= 0) {
                 log("Warmed up Toree's reporting of exceptions in " + warmed + " ms");
               }
+              String why = InterruptReport.install(WARMUP_TIMEOUT_MS);
+              log(why == null
+                  ? "Interrupts are reported without compiling (InterruptReport installed)"
+                  : "Interrupts are reported by Toree (InterruptReport not installed: " + why + ")");
             },
             "gp-warmup");
     warmup.setDaemon(true);
@@ -613,6 +617,7 @@ public final class ToreeLauncher {
         }
         busy = true;
         if (inCellCode(entry.getValue())) {
+          InterruptReport.beforeInterrupt();
           thread.interrupt();
           interrupted.add(thread);
         }

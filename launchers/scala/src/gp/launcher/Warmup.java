@@ -36,7 +36,10 @@ import java.util.UUID;
  */
 final class Warmup {
   static final String CODE =
-      "println(); Console.flush(); throw new InterruptedException(\"gp-launcher warm-up\")";
+      "java.lang.System.getProperties.put(\""
+          + InterruptReport.KERNEL_PROPERTY
+          + "\", kernel); println(); Console.flush(); "
+          + "throw new InterruptedException(\"gp-launcher warm-up\")";
   private static final String DELIMITER = "<IDS|MSG>";
 
   private Warmup() {}
