@@ -41,8 +41,10 @@ import sun.misc.Signal;
  *   <li>writes them to a private Toree profile and starts {@code org.apache.toree.Main} in this
  *       JVM, with {@code --spark-context-initialization-mode lazy|eager};
  *   <li>once Toree's shell port accepts, deletes the profile (it holds the key), queues one
- *       silent cell that throws ({@link Warmup}: the first interrupt is then quick), and sends
- *       the sealed connection info to {@code --response-address}, retrying until acknowledged;
+ *       silent cell that throws ({@link Warmup}: Toree's reporting of a cell's exception is
+ *       then warm), and sends the sealed connection info to {@code --response-address},
+ *       retrying until acknowledged; once the warm-up cell ran, installs {@link
+ *       InterruptReport} (an interrupted cell's exception reported without compiling);
  *   <li>serves signed interrupt, signal and shutdown requests on the comm port until the JVM
  *       exits. An interrupt interrupts the thread of the running cell and cancels its Spark
  *       jobs (see {@link #interruptCellThreads}).
@@ -597,7 +599,10 @@ public final class ToreeLauncher {
    * <p>A cell thread is interrupted only while it runs the cell's code (see {@link
    * #inCellCode}), and again every 100 ms while it stays there, for at most {@link
    * #INTERRUPT_WINDOW_MS}; once seen idle in its pool it is left alone, so a cell queued after
-   * the interrupted one is not touched. Returns how many threads were interrupted.
+   * the interrupted one is not touched. Before each interrupt, {@link
+   * InterruptReport#beforeInterrupt} lets the cell's exception out of Toree's REPL unbound, so
+   * it is reported without Toree's five compiler runs (when the proxy is installed; otherwise
+   * Toree reports it as any exception). Returns how many threads were interrupted.
    */
   static int interruptCellThreads(Runnable afterFirst, long received) {
     Set<Thread> finished = new HashSet<>();

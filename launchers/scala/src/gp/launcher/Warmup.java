@@ -28,6 +28,11 @@ import java.util.UUID;
  * listening at {@code idle}, lost it). With the output path warmed that way, 0 of 11. The warm-up's
  * messages (this line, its error) carry its own session and parent, which clients ignore.
  *
+ * <p>The cell also hands Toree's {@code kernel} value (bound in its REPL) to {@link
+ * InterruptReport} through a system property: the launcher's way to Toree's actors. The
+ * warm-up still matters with that in place: a cell that throws by itself (not interrupted) is
+ * reported by Toree's compilations, and the first of them in a JVM is the slow one.
+ *
  * <p>The message is a plain Jupyter {@code execute_request} (protocol 5.3, signed with the
  * kernel's key) sent with JeroMQ, which the Toree assembly carries; it is reached through
  * reflection because the launcher compiles against the JDK only. Best effort: any failure is
