@@ -44,8 +44,10 @@ import java.util.regex.Pattern;
  * </ol>
  *
  * <p>The Toree objects are reached from the {@code kernel} value that Toree binds in its REPL:
- * the {@link Warmup} cell hands it over in a system property ({@link #KERNEL_PROPERTY}), and the
- * actor is found through Toree's actor system ({@code /user/interpreter/execute_request_task}).
+ * the {@link Warmup} cell hands it over in a system property ({@link #KERNEL_PROPERTY}) and waits
+ * (at most 5 s) until the launcher has installed the proxy and taken the property back, so the
+ * proxy is in place before any user cell; the actor is found through Toree's actor system
+ * ({@code /user/interpreter/execute_request_task}).
  * Everything goes through reflection on Toree's, Akka's and Scala's classes (the launcher
  * compiles against the JDK only), and degrades to Toree's own reporting: if any class, field or
  * method is missing, {@link #install} logs why and leaves Toree untouched; if the actor is ever
@@ -58,7 +60,8 @@ final class InterruptReport {
   /** The system property the warm-up cell puts Toree's {@code kernel} value in. */
   static final String KERNEL_PROPERTY = "gp.launcher.toree.kernel";
 
-  static final String TASK_ACTOR_PATH = "/user/interpreter/execute_request_task";
+  /** Below the actor system's {@code /user} guardian. */
+  static final String[] TASK_ACTOR_PATH = {"interpreter", "execute_request_task"};
   static final String TASK_ACTOR_FIELD =
       "org$apache$toree$kernel$protocol$v5$interpreter$tasks$ExecuteRequestTaskActor$$interpreter";
   static final String BIND_EXCEPTIONS_FIELD = "scala$tools$nsc$interpreter$IMain$$bindExceptions";
@@ -72,31 +75,56 @@ final class InterruptReport {
   private InterruptReport() {}
 
   /**
-   * Install the proxy, once Toree has run the warm-up cell (called by {@link ToreeLauncher} on
-   * the warm-up's thread). Returns why it could not, or null when installed.
+   * Wait up to {@code timeoutMs} for the warm-up cell to hand over Toree's {@code kernel}, then
+   * install the proxy while that cell waits (so no user cell runs before it is in place), and
+   * take the property back, which lets the cell go on. Called by {@link ToreeLauncher} on a
+   * thread of its own. Returns why it could not, or null when installed.
    */
-  static String install(long timeoutMs) {
-    Object kernel = System.getProperties().remove(KERNEL_PROPERTY);
+  static String awaitAndInstall(long timeoutMs) {
+    long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
+    Object kernel = System.getProperties().get(KERNEL_PROPERTY);
+    while (kernel == null && System.nanoTime() < deadline) {
+      try {
+        Thread.sleep(10);
+      } catch (InterruptedException err) {
+        return "interrupted";
+      }
+      kernel = System.getProperties().get(KERNEL_PROPERTY);
+    }
     if (kernel == null) {
       return "the warm-up cell did not hand over Toree's kernel";
     }
     try {
+      return install(kernel);
+    } finally {
+      System.getProperties().remove(KERNEL_PROPERTY);
+    }
+  }
+
+  /**
+   * Install the proxy from Toree's {@code kernel}. The actor is reached without a message to it
+   * (it is busy running the warm-up cell): the actor system's {@code /user} guardian, the path
+   * below it, the provider's synchronous lookup. Returns why it could not, or null.
+   */
+  static String install(Object kernel) {
+    try {
       Field loaderField = declaredField(kernel.getClass(), "actorLoader");
       Object loader = loaderField.get(kernel);
       Object system = loader.getClass().getMethod("actorRefFactory").invoke(loader);
-      Object selection =
-          system.getClass().getMethod("actorSelection", String.class).invoke(system, TASK_ACTOR_PATH);
-      Object stage =
-          selection
-              .getClass()
-              .getMethod("resolveOne", java.time.Duration.class)
-              .invoke(selection, java.time.Duration.ofMillis(timeoutMs));
-      Object ref =
-          ((CompletionStage<?>) stage)
-              .toCompletableFuture()
-              .get(timeoutMs, TimeUnit.MILLISECONDS);
+      Object provider = system.getClass().getMethod("provider").invoke(system);
+      Class<?> providerType = Class.forName("akka.actor.ActorRefProvider", false, system.getClass().getClassLoader());
+      Class<?> pathType = Class.forName("akka.actor.ActorPath", false, system.getClass().getClassLoader());
+      Object guardian = providerType.getMethod("guardian").invoke(provider);
+      Object path = guardian.getClass().getMethod("path").invoke(guardian);
+      for (String name : TASK_ACTOR_PATH) {
+        path = pathType.getMethod("child", String.class).invoke(path, name);
+      }
+      Object ref = providerType.getMethod("resolveActorRef", pathType).invoke(provider, path);
       Object cell = ref.getClass().getMethod("underlying").invoke(ref);
       Object actor = cell.getClass().getMethod("actor").invoke(cell);
+      if (actor == null) {
+        return "no actor at " + path;
+      }
       Field interpreterField = actor.getClass().getField(TASK_ACTOR_FIELD);
       Object real = interpreterField.get(actor);
       if (real == null || Proxy.isProxyClass(real.getClass())) {

@@ -277,13 +277,23 @@ public final class ToreeLauncher {
               if (warmed >= 0) {
                 log("Warmed up Toree's reporting of exceptions in " + warmed + " ms");
               }
-              String why = InterruptReport.install(WARMUP_TIMEOUT_MS);
+
+            },
+            "gp-warmup");
+    warmup.setDaemon(true);
+    // The warm-up cell hands over Toree's kernel and waits for this thread to install the
+    // proxy, so it is in place before any user cell.
+    Thread report =
+        new Thread(
+            () -> {
+              String why = InterruptReport.awaitAndInstall(WARMUP_TIMEOUT_MS);
               log(why == null
                   ? "Interrupts are reported without compiling (InterruptReport installed)"
                   : "Interrupts are reported by Toree (InterruptReport not installed: " + why + ")");
             },
-            "gp-warmup");
-    warmup.setDaemon(true);
+            "gp-interrupt-report");
+    report.setDaemon(true);
+    report.start();
     warmup.start();
     queued.await(10, java.util.concurrent.TimeUnit.SECONDS);
     sendConnectionInfo();

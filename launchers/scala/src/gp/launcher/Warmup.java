@@ -28,8 +28,9 @@ import java.util.UUID;
  * listening at {@code idle}, lost it). With the output path warmed that way, 0 of 11. The warm-up's
  * messages (this line, its error) carry its own session and parent, which clients ignore.
  *
- * <p>The cell also hands Toree's {@code kernel} value (bound in its REPL) to {@link
- * InterruptReport} through a system property: the launcher's way to Toree's actors. The
+ * <p>The cell first hands Toree's {@code kernel} value (bound in its REPL) to {@link
+ * InterruptReport} through a system property, the launcher's way to Toree's actors, and waits
+ * (at most 5 s) until the launcher has installed its proxy and taken the property back. The
  * warm-up still matters with that in place: a cell that throws by itself (not interrupted) is
  * reported by Toree's compilations, and the first of them in a JVM is the slow one.
  *
@@ -41,9 +42,13 @@ import java.util.UUID;
  */
 final class Warmup {
   static final String CODE =
-      "java.lang.System.getProperties.put(\""
+      "{ val gpHandedOver = java.lang.System.getProperties; gpHandedOver.put(\""
           + InterruptReport.KERNEL_PROPERTY
-          + "\", kernel); println(); Console.flush(); "
+          + "\", kernel); val gpUntil = java.lang.System.nanoTime + 5000000000L; "
+          + "while (gpHandedOver.containsKey(\""
+          + InterruptReport.KERNEL_PROPERTY
+          + "\") && java.lang.System.nanoTime < gpUntil) Thread.sleep(5) }; "
+          + "println(); Console.flush(); "
           + "throw new InterruptedException(\"gp-launcher warm-up\")";
   private static final String DELIMITER = "<IDS|MSG>";
 
