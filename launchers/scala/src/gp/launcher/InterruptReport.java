@@ -71,6 +71,8 @@ final class InterruptReport {
 
   private static final Object LOCK = new Object();
   private static volatile Hook hook;
+  /** How long the last install took (the warm-up cell waited that long), for the log. */
+  static volatile long installMs = -1;
 
   private InterruptReport() {}
 
@@ -94,10 +96,12 @@ final class InterruptReport {
     if (kernel == null) {
       return "the warm-up cell did not hand over Toree's kernel";
     }
+    long started = System.nanoTime();
     try {
       return install(kernel);
     } finally {
       System.getProperties().remove(KERNEL_PROPERTY);
+      installMs = (System.nanoTime() - started) / 1_000_000L;
     }
   }
 

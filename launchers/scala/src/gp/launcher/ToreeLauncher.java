@@ -288,7 +288,8 @@ public final class ToreeLauncher {
             () -> {
               String why = InterruptReport.awaitAndInstall(WARMUP_TIMEOUT_MS);
               log(why == null
-                  ? "Interrupts are reported without compiling (InterruptReport installed)"
+                  ? "Interrupts are reported without compiling (InterruptReport installed in "
+                      + InterruptReport.installMs + " ms)"
                   : "Interrupts are reported by Toree (InterruptReport not installed: " + why + ")");
             },
             "gp-interrupt-report");
