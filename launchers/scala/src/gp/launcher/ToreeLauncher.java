@@ -607,10 +607,11 @@ public final class ToreeLauncher {
    * context, which in lazy mode makes one while the cell runs (seconds of CPU, or no effect
    * until the cell ends), and its restart of the interpreter's threads takes seconds more.
    *
-   * <p>A cell thread is interrupted only while it runs the cell's code (see {@link
-   * #inCellCode}), and again every 100 ms while it stays there, for at most {@link
-   * #INTERRUPT_WINDOW_MS}; once seen idle in its pool it is left alone, so a cell queued after
-   * the interrupted one is not touched. Before each interrupt, {@link
+   * <p>A cell thread is interrupted only while it runs the cell's code (see {@link #cellOf}),
+   * and again every 100 ms while it stays in that same cell, for at most {@link
+   * #INTERRUPT_WINDOW_MS}; once seen idle in its pool or running another cell it is left alone,
+   * so a cell queued after the interrupted one is not touched (the pool was not always seen
+   * idle between the two when the JVM had little CPU: the next cell was interrupted too). Before each interrupt, {@link
    * InterruptReport#beforeInterrupt} lets the cell's exception out of Toree's REPL unbound, so
    * it is reported without Toree's five compiler runs (when the proxy is installed; otherwise
    * Toree reports it as any exception). Returns how many threads were interrupted.
@@ -618,6 +619,7 @@ public final class ToreeLauncher {
   static int interruptCellThreads(Runnable afterFirst, long received) {
     Set<Thread> finished = new HashSet<>();
     Set<Thread> interrupted = new HashSet<>();
+    Map<Thread, String> targets = new HashMap<>();
     boolean first = true;
     long deadline = System.currentTimeMillis() + INTERRUPT_WINDOW_MS;
     while (System.currentTimeMillis() < deadline) {
@@ -632,7 +634,14 @@ public final class ToreeLauncher {
           continue;
         }
         busy = true;
-        if (inCellCode(entry.getValue())) {
+        String cell = cellOf(entry.getValue());
+        if (cell != null) {
+          String target = targets.putIfAbsent(thread, cell);
+          if (target != null && !target.equals(cell)) {
+            // The interrupted cell ended and the next one runs on this thread: leave it.
+            finished.add(thread);
+            continue;
+          }
           InterruptReport.beforeInterrupt();
           thread.interrupt();
           interrupted.add(thread);
@@ -657,17 +666,20 @@ public final class ToreeLauncher {
   }
 
   /**
-   * Whether the thread runs the cell's own code: a frame of a class the REPL compiled from the
-   * cell ({@code $lineN.$read...}). Before that the cell is being compiled, and an interrupt
-   * there ends Toree's task without a reply, leaving the kernel busy for good.
+   * The cell the thread runs ({@code $lineN}), or null when it runs none of the cell's own code:
+   * the outermost frame of a class the REPL compiled from a cell ({@code $lineN.$read...}; inner
+   * frames may be functions defined by earlier cells). Before that the cell is being compiled,
+   * and an interrupt there ends Toree's task without a reply, leaving the kernel busy for good.
    */
-  private static boolean inCellCode(StackTraceElement[] stack) {
-    for (StackTraceElement frame : stack) {
-      if (frame.getClassName().startsWith("$line")) {
-        return true;
+  static String cellOf(StackTraceElement[] stack) {
+    for (int i = stack.length - 1; i >= 0; i--) {
+      String name = stack[i].getClassName();
+      if (name.startsWith("$line")) {
+        int dot = name.indexOf('.');
+        return dot < 0 ? name : name.substring(0, dot);
       }
     }
-    return false;
+    return null;
   }
 
   /**
