@@ -41,8 +41,10 @@ import sun.misc.Signal;
  *   <li>writes them to a private Toree profile and starts {@code org.apache.toree.Main} in this
  *       JVM, with {@code --spark-context-initialization-mode lazy|eager};
  *   <li>once Toree's shell port accepts, deletes the profile (it holds the key), queues one
- *       silent cell that throws ({@link Warmup}: the first interrupt is then quick), and sends
- *       the sealed connection info to {@code --response-address}, retrying until acknowledged;
+ *       silent cell that throws ({@link Warmup}: Toree's reporting of a cell's exception is
+ *       then warm), and sends the sealed connection info to {@code --response-address},
+ *       retrying until acknowledged; once the warm-up cell ran, installs {@link
+ *       InterruptReport} (an interrupted cell's exception reported without compiling);
  *   <li>serves signed interrupt, signal and shutdown requests on the comm port until the JVM
  *       exits. An interrupt interrupts the thread of the running cell and cancels its Spark
  *       jobs (see {@link #interruptCellThreads}).
@@ -275,9 +277,24 @@ public final class ToreeLauncher {
               if (warmed >= 0) {
                 log("Warmed up Toree's reporting of exceptions in " + warmed + " ms");
               }
+
             },
             "gp-warmup");
     warmup.setDaemon(true);
+    // The warm-up cell hands over Toree's kernel and waits for this thread to install the
+    // proxy, so it is in place before any user cell.
+    Thread report =
+        new Thread(
+            () -> {
+              String why = InterruptReport.awaitAndInstall(WARMUP_TIMEOUT_MS);
+              log(why == null
+                  ? "Interrupts are reported without compiling (InterruptReport installed in "
+                      + InterruptReport.installMs + " ms)"
+                  : "Interrupts are reported by Toree (InterruptReport not installed: " + why + ")");
+            },
+            "gp-interrupt-report");
+    report.setDaemon(true);
+    report.start();
     warmup.start();
     queued.await(10, java.util.concurrent.TimeUnit.SECONDS);
     sendConnectionInfo();
@@ -590,14 +607,19 @@ public final class ToreeLauncher {
    * context, which in lazy mode makes one while the cell runs (seconds of CPU, or no effect
    * until the cell ends), and its restart of the interpreter's threads takes seconds more.
    *
-   * <p>A cell thread is interrupted only while it runs the cell's code (see {@link
-   * #inCellCode}), and again every 100 ms while it stays there, for at most {@link
-   * #INTERRUPT_WINDOW_MS}; once seen idle in its pool it is left alone, so a cell queued after
-   * the interrupted one is not touched. Returns how many threads were interrupted.
+   * <p>A cell thread is interrupted only while it runs the cell's code (see {@link #cellOf}),
+   * and again every 100 ms while it stays in that same cell, for at most {@link
+   * #INTERRUPT_WINDOW_MS}; once seen idle in its pool or running another cell it is left alone,
+   * so a cell queued after the interrupted one is not touched (the pool was not always seen
+   * idle between the two when the JVM had little CPU: the next cell was interrupted too). Before each interrupt, {@link
+   * InterruptReport#beforeInterrupt} lets the cell's exception out of Toree's REPL unbound, so
+   * it is reported without Toree's five compiler runs (when the proxy is installed; otherwise
+   * Toree reports it as any exception). Returns how many threads were interrupted.
    */
   static int interruptCellThreads(Runnable afterFirst, long received) {
     Set<Thread> finished = new HashSet<>();
     Set<Thread> interrupted = new HashSet<>();
+    Map<Thread, String> targets = new HashMap<>();
     boolean first = true;
     long deadline = System.currentTimeMillis() + INTERRUPT_WINDOW_MS;
     while (System.currentTimeMillis() < deadline) {
@@ -612,7 +634,15 @@ public final class ToreeLauncher {
           continue;
         }
         busy = true;
-        if (inCellCode(entry.getValue())) {
+        String cell = cellOf(entry.getValue());
+        if (cell != null) {
+          String target = targets.putIfAbsent(thread, cell);
+          if (target != null && !target.equals(cell)) {
+            // The interrupted cell ended and the next one runs on this thread: leave it.
+            finished.add(thread);
+            continue;
+          }
+          InterruptReport.beforeInterrupt();
           thread.interrupt();
           interrupted.add(thread);
         }
@@ -636,17 +666,20 @@ public final class ToreeLauncher {
   }
 
   /**
-   * Whether the thread runs the cell's own code: a frame of a class the REPL compiled from the
-   * cell ({@code $lineN.$read...}). Before that the cell is being compiled, and an interrupt
-   * there ends Toree's task without a reply, leaving the kernel busy for good.
+   * The cell the thread runs ({@code $lineN}), or null when it runs none of the cell's own code:
+   * the outermost frame of a class the REPL compiled from a cell ({@code $lineN.$read...}; inner
+   * frames may be functions defined by earlier cells). Before that the cell is being compiled,
+   * and an interrupt there ends Toree's task without a reply, leaving the kernel busy for good.
    */
-  private static boolean inCellCode(StackTraceElement[] stack) {
-    for (StackTraceElement frame : stack) {
-      if (frame.getClassName().startsWith("$line")) {
-        return true;
+  static String cellOf(StackTraceElement[] stack) {
+    for (int i = stack.length - 1; i >= 0; i--) {
+      String name = stack[i].getClassName();
+      if (name.startsWith("$line")) {
+        int dot = name.indexOf('.');
+        return dot < 0 ? name : name.substring(0, dot);
       }
     }
-    return false;
+    return null;
   }
 
   /**

@@ -28,6 +28,12 @@ import java.util.UUID;
  * listening at {@code idle}, lost it). With the output path warmed that way, 0 of 11. The warm-up's
  * messages (this line, its error) carry its own session and parent, which clients ignore.
  *
+ * <p>The cell first hands Toree's {@code kernel} value (bound in its REPL) to {@link
+ * InterruptReport} through a system property, the launcher's way to Toree's actors, and waits
+ * (at most 5 s) until the launcher has installed its proxy and taken the property back. The
+ * warm-up still matters with that in place: a cell that throws by itself (not interrupted) is
+ * reported by Toree's compilations, and the first of them in a JVM is the slow one.
+ *
  * <p>The message is a plain Jupyter {@code execute_request} (protocol 5.3, signed with the
  * kernel's key) sent with JeroMQ, which the Toree assembly carries; it is reached through
  * reflection because the launcher compiles against the JDK only. Best effort: any failure is
@@ -36,7 +42,14 @@ import java.util.UUID;
  */
 final class Warmup {
   static final String CODE =
-      "println(); Console.flush(); throw new InterruptedException(\"gp-launcher warm-up\")";
+      "{ val gpHandedOver = java.lang.System.getProperties; gpHandedOver.put(\""
+          + InterruptReport.KERNEL_PROPERTY
+          + "\", kernel); val gpUntil = java.lang.System.nanoTime + 5000000000L; "
+          + "while (gpHandedOver.containsKey(\""
+          + InterruptReport.KERNEL_PROPERTY
+          + "\") && java.lang.System.nanoTime < gpUntil) Thread.sleep(5) }; "
+          + "println(); Console.flush(); "
+          + "throw new InterruptedException(\"gp-launcher warm-up\")";
   private static final String DELIMITER = "<IDS|MSG>";
 
   private Warmup() {}
