@@ -124,6 +124,15 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+@nox.parametrize("package", PACKAGES)
+def test(session: nox.Session, package: str) -> None:
+    """One package's tests in an environment holding only that package and gp-provisioners-core."""
+    install_packages(session, package)
+    session.install(*TEST_TOOLS)
+    session.run("pytest", f"packages/{package}/tests", *session.posargs)
+
+
+@nox.session
 def integration(session: nox.Session) -> None:
     """End-to-end suites against real backends (sshd) on loopback."""
     install_packages(session, *BACKENDS)
